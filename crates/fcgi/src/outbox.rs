@@ -1,0 +1,202 @@
+//! Records onto the wire (§3.3), queued for one vectored write.
+//!
+//! Small records (headers, END_REQUEST, short bodies) are copied into one contiguous buffer so
+//! that a typical response leaves in one `writev` of a few slices. Large bodies are queued as
+//! the caller's [`Bytes`] without copying, so relaying a STDOUT body from one socket to another
+//! costs an 8-byte header and no memcpy of the body. The [`Outbox`] is a [`Buf`]: write it with
+//! `write_vectored` (std) or `write_all_buf` (tokio), then advance it by what was written.
+
+use std::collections::VecDeque;
+use std::io::IoSlice;
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+
+use crate::protocol::{Header, MAX_CONTENT_LEN, RecordType};
+
+/// Bodies at least this long are queued by reference instead of copied.
+const COPY_BELOW: usize = 4096;
+const ZERO_PADDING: [u8; 8] = [0; 8];
+
+/// A queue of encoded records waiting to be written.
+#[derive(Debug, Default)]
+pub struct Outbox {
+    /// Frozen chunks, oldest first; `tail` follows them.
+    chunks: VecDeque<Bytes>,
+    /// Where small records are copied; always the newest bytes.
+    tail: BytesMut,
+    len: usize,
+}
+
+impl Outbox {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Bytes queued and not yet written.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Queues one record; `body` must fit one record (at most 65535 bytes).
+    pub fn push_record(&mut self, record_type: RecordType, request_id: u16, body: Bytes) {
+        debug_assert!(
+            body.len() <= MAX_CONTENT_LEN,
+            "one record carries at most 65535 bytes"
+        );
+        let header = Header::new(record_type, request_id, body.len() as u16);
+        self.tail.put_slice(&header.to_bytes());
+        if body.len() < COPY_BELOW {
+            self.tail.put_slice(&body);
+        } else {
+            let head = self.tail.split().freeze();
+            self.chunks.push_back(head);
+            self.chunks.push_back(body);
+        }
+        self.tail
+            .put_slice(&ZERO_PADDING[..usize::from(header.padding_length)]);
+        self.len += header.record_len();
+    }
+
+    /// Queues a record whose body is a borrowed slice (always copied).
+    pub fn push_record_slice(&mut self, record_type: RecordType, request_id: u16, body: &[u8]) {
+        debug_assert!(body.len() <= MAX_CONTENT_LEN);
+        let header = Header::new(record_type, request_id, body.len() as u16);
+        self.tail.reserve(header.record_len());
+        self.tail.put_slice(&header.to_bytes());
+        self.tail.put_slice(body);
+        self.tail
+            .put_slice(&ZERO_PADDING[..usize::from(header.padding_length)]);
+        self.len += header.record_len();
+    }
+
+    /// Queues `data` as non-empty records of a stream, split at the 65535-byte record limit.
+    /// Empty `data` queues nothing: the empty record ends a stream, see [`Self::push_stream_end`].
+    pub fn push_stream(&mut self, record_type: RecordType, request_id: u16, mut data: Bytes) {
+        while !data.is_empty() {
+            let piece = data.split_to(data.len().min(MAX_CONTENT_LEN));
+            self.push_record(record_type, request_id, piece);
+        }
+    }
+
+    /// Queues the empty record that ends a stream (§3.3).
+    pub fn push_stream_end(&mut self, record_type: RecordType, request_id: u16) {
+        self.push_record_slice(record_type, request_id, &[]);
+    }
+
+    /// Fills `dst` with slices of the queued bytes, oldest first, for one `writev`.
+    pub fn io_slices<'a>(&'a self, dst: &mut [IoSlice<'a>]) -> usize {
+        self.chunks_vectored(dst)
+    }
+}
+
+impl Buf for Outbox {
+    fn remaining(&self) -> usize {
+        self.len
+    }
+
+    fn chunk(&self) -> &[u8] {
+        match self.chunks.front() {
+            Some(front) => front,
+            None => &self.tail,
+        }
+    }
+
+    fn advance(&mut self, mut cnt: usize) {
+        assert!(cnt <= self.len, "advanced past the end of the outbox");
+        self.len -= cnt;
+        while cnt > 0 {
+            let Some(front) = self.chunks.front_mut() else {
+                self.tail.advance(cnt);
+                return;
+            };
+            if cnt < front.len() {
+                front.advance(cnt);
+                return;
+            }
+            cnt -= front.len();
+            self.chunks.pop_front();
+        }
+    }
+
+    fn chunks_vectored<'a>(&'a self, dst: &mut [IoSlice<'a>]) -> usize {
+        let mut filled = 0;
+        let pieces = self
+            .chunks
+            .iter()
+            .map(|chunk| &chunk[..])
+            .chain(std::iter::once(&self.tail[..]))
+            .filter(|piece| !piece.is_empty());
+        for (slot, piece) in dst.iter_mut().zip(pieces) {
+            *slot = IoSlice::new(piece);
+            filled += 1;
+        }
+        filled
+    }
+}
+
+/// The encoded bytes of one record, for tests and one-off writes.
+pub fn encode_record(record_type: RecordType, request_id: u16, body: &[u8]) -> Bytes {
+    let mut outbox = Outbox::new();
+    outbox.push_record_slice(record_type, request_id, body);
+    outbox.copy_to_bytes(outbox.remaining())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::decode_record;
+
+    fn drain(outbox: &mut Outbox) -> BytesMut {
+        let mut out = BytesMut::new();
+        while outbox.has_remaining() {
+            let chunk = outbox.chunk();
+            let n = chunk.len().min(3); // odd advances cross chunk boundaries
+            out.put_slice(&chunk[..n]);
+            outbox.advance(n);
+        }
+        out
+    }
+
+    #[test]
+    fn large_bodies_are_queued_without_copying() {
+        let body = Bytes::from(vec![7u8; 10_001]); // 10_001 needs 7 bytes of padding
+        let mut outbox = Outbox::new();
+        outbox.push_record(RecordType::Stdout, 1, body.clone());
+        let mut slices = [IoSlice::new(&[]); 4];
+        let n = outbox.io_slices(&mut slices);
+        assert_eq!(n, 3, "header, body, padding");
+        assert_eq!(slices[1].as_ptr(), body.as_ptr());
+    }
+
+    #[test]
+    fn streams_split_at_the_record_limit_and_decode_back() {
+        let data = Bytes::from((0..200_000u32).map(|i| i as u8).collect::<Vec<_>>());
+        let mut outbox = Outbox::new();
+        outbox.push_stream(RecordType::Stdin, 9, data.clone());
+        outbox.push_stream_end(RecordType::Stdin, 9);
+        let mut wire = drain(&mut outbox);
+        let mut got = Vec::new();
+        let mut records = 0;
+        while let Some(record) = decode_record(&mut wire).unwrap() {
+            assert!(record.body.len() <= MAX_CONTENT_LEN);
+            assert_eq!(record.request_id, 9);
+            got.extend_from_slice(&record.body);
+            records += 1;
+        }
+        assert_eq!(records, 5, "4 full records and the empty end");
+        assert_eq!(got, data);
+    }
+
+    #[test]
+    fn encode_record_pads_to_eight() {
+        let wire = encode_record(RecordType::Stdout, 1, b"abc");
+        assert_eq!(
+            &wire[..],
+            &[1, 6, 0, 1, 0, 3, 5, 0, b'a', b'b', b'c', 0, 0, 0, 0, 0]
+        );
+    }
+}

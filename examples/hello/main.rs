@@ -1,0 +1,180 @@
+//! `hello`: the FastCGI responder every plexer test and benchmark runs as its backend.
+//!
+//! Started the way spawn-fcgi and php-fpm start applications (descriptor 0 a listening socket),
+//! it serves there; otherwise `--socket ADDR` binds `unix:/path` or `tcp:HOST:PORT`. It serves
+//! one request at a time, as php-cgi does, and answers `text/plain`:
+//!
+//! ```text
+//! pid: 4242
+//! account: bob          (the PLEXER_ACCOUNT param, or -)
+//! user: bob             (the PLEXER_USER param, or -)
+//! uri: /some/path?x=1
+//! requests: 3           (served by this process, this one included)
+//! body_bytes: 5         (POST body length)
+//! body_fnv1a64: ...     (FNV-1a 64 of the POST body, in hex)
+//! ```
+//!
+//! The same pid and account also go out as `X-Hello-Pid` and `X-Hello-Account` headers.
+//! Query parameters make it misbehave on purpose:
+//! - `sleep=MS` waits before answering;
+//! - `crash=1` writes half a response and exits, mid-request;
+//! - `stderr=TEXT` writes TEXT to the FastCGI STDERR stream;
+//! - `bytes=N` answers with exactly N bytes of body (`abc…z` repeated) instead of the text;
+//! - `login=NAME` answers with `X-Plexer-User: NAME` (a login app choosing the account),
+//!   `logout=1` with `X-Plexer-Logout: 1`.
+
+use std::io::{self, Read};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use plexer_fcgi::ServerConfig;
+use plexer_fcgi::blocking::{Listener, Request, Stream, serve_connection};
+
+const USAGE: &str = "usage: hello [--socket unix:/path | tcp:HOST:PORT]\n\
+    Serves FastCGI on descriptor 0 when it is a listening socket (spawn-fcgi, php-fpm, \
+    plexer spawn), otherwise on --socket.";
+
+fn main() -> ExitCode {
+    let listener = match listener_from_args(std::env::args().skip(1)) {
+        Ok(listener) => listener,
+        Err(message) => {
+            eprintln!("hello: {message}\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut served: u64 = 0;
+    loop {
+        let stream = match listener.accept() {
+            Ok(stream) => stream,
+            Err(err) => {
+                eprintln!("hello: accept failed: {err}");
+                std::thread::sleep(Duration::from_millis(100));
+                continue;
+            }
+        };
+        let result = serve_connection(stream, &ServerConfig::default(), |request| {
+            served += 1;
+            respond(request, served)
+        });
+        if let Err(err) = result {
+            eprintln!("hello: connection ended: {err}");
+        }
+    }
+}
+
+fn listener_from_args(mut args: impl Iterator<Item = String>) -> Result<Listener, String> {
+    match (args.next().as_deref(), args.next()) {
+        (Some("--socket"), Some(addr)) => {
+            Listener::bind(&addr).map_err(|err| format!("cannot bind {addr}: {err}"))
+        }
+        (None, _) => Listener::from_fd0()
+            .map_err(|err| format!("cannot inspect descriptor 0: {err}"))?
+            .ok_or_else(|| "descriptor 0 is not a listening socket and no --socket given".into()),
+        (Some(other), _) => Err(format!("unexpected argument {other:?}")),
+    }
+}
+
+fn respond(request: &mut Request<'_, Stream>, served: u64) -> io::Result<()> {
+    let query = request.param("QUERY_STRING").unwrap_or_default().to_owned();
+    let arg = |name: &str| query_arg(&query, name);
+
+    if let Some(text) = arg("stderr") {
+        request.write_stderr(text.as_bytes())?;
+    }
+    if let Some(ms) = arg("sleep").and_then(|ms| ms.parse().ok()) {
+        std::thread::sleep(Duration::from_millis(ms));
+    }
+
+    let mut body = Vec::new();
+    request.read_to_end(&mut body)?;
+
+    let pid = std::process::id();
+    let account = request.param("PLEXER_ACCOUNT").unwrap_or("-").to_owned();
+    let user = request.param("PLEXER_USER").unwrap_or("-").to_owned();
+    let uri = request.param("REQUEST_URI").unwrap_or("-").to_owned();
+
+    let mut head = format!("Content-Type: text/plain\r\nX-Hello-Pid: {pid}\r\n");
+    head += &format!("X-Hello-Account: {account}\r\n");
+    if let Some(name) = arg("login") {
+        head += &format!("X-Plexer-User: {name}\r\n");
+    }
+    if arg("logout").is_some() {
+        head += "X-Plexer-Logout: 1\r\n";
+    }
+
+    if arg("crash").is_some() {
+        request.write_stdout(format!("{head}\r\npid: {pid}\ncrashing mid-request\n").as_bytes())?;
+        request.flush()?;
+        std::process::exit(3);
+    }
+
+    if let Some(size) = arg("bytes").and_then(|n| n.parse::<u64>().ok()) {
+        request.write_stdout(format!("{head}Content-Length: {size}\r\n\r\n").as_bytes())?;
+        return write_pattern(request, size);
+    }
+
+    let mut text =
+        format!("pid: {pid}\naccount: {account}\nuser: {user}\nuri: {uri}\nrequests: {served}\n");
+    if !body.is_empty() || request.param("REQUEST_METHOD") == Some("POST") {
+        text += &format!(
+            "body_bytes: {}\nbody_fnv1a64: {:016x}\n",
+            body.len(),
+            fnv1a64(&body)
+        );
+    }
+    request.write_stdout(format!("{head}\r\n{text}").as_bytes())
+}
+
+/// Streams `size` bytes of `abc…z` in 64 KiB pieces, so a large response costs no memory.
+fn write_pattern(request: &mut Request<'_, Stream>, size: u64) -> io::Result<()> {
+    let piece: Vec<u8> = (b'a'..=b'z').cycle().take(26 * 2521).collect(); // 65546: a multiple of 26
+    let mut left = size;
+    while left > 0 {
+        let n = left.min(piece.len() as u64) as usize;
+        request.write_stdout(&piece[..n])?;
+        left -= n as u64;
+    }
+    Ok(())
+}
+
+/// The FNV-1a 64-bit hash: a checksum anyone can recompute in a line of any language.
+fn fnv1a64(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &b| {
+        (hash ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+/// The percent-decoded value of `name` in a query string.
+fn query_arg(query: &str, name: &str) -> Option<String> {
+    query.split('&').find_map(|pair| {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        (key == name).then(|| percent_decode(value))
+    })
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(byte)) => {
+                out.push(byte);
+                i += 3;
+            }
+            (b'+', _) => {
+                out.push(b' ');
+                i += 1;
+            }
+            (byte, _) => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
