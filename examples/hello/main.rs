@@ -27,8 +27,8 @@ use std::io::{self, Read};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use plexer_fcgi::ServerConfig;
 use plexer_fcgi::blocking::{Listener, Request, Stream, serve_connection};
+use plexer_fcgi::{Address, ServerConfig};
 
 const USAGE: &str = "usage: hello [--socket unix:/path | tcp:HOST:PORT]\n\
     Serves FastCGI on descriptor 0 when it is a listening socket (spawn-fcgi, php-fpm, \
@@ -65,6 +65,7 @@ fn main() -> ExitCode {
 fn listener_from_args(mut args: impl Iterator<Item = String>) -> Result<Listener, String> {
     match (args.next().as_deref(), args.next()) {
         (Some("--socket"), Some(addr)) => {
+            let addr: Address = addr.parse().map_err(|err| format!("{err}"))?;
             Listener::bind(&addr).map_err(|err| format!("cannot bind {addr}: {err}"))
         }
         (None, _) => Listener::from_fd0()

@@ -20,6 +20,7 @@ use std::os::unix::net::{UnixListener, UnixStream};
 
 use bytes::{Buf, Bytes};
 
+use crate::address::Address;
 use crate::error::{Error, LimitExceeded, ProtocolError};
 use crate::server::{RequestHead, ServerConfig, ServerConnection, ServerEvent};
 
@@ -72,18 +73,12 @@ impl Listener {
         Ok(None)
     }
 
-    /// Binds `addr`: `unix:/path`, `tcp:host:port`, a bare path (unix) or `host:port`.
-    pub fn bind(addr: &str) -> io::Result<Self> {
-        if let Some(path) = addr.strip_prefix("unix:") {
-            return UnixListener::bind(path).map(Self::Unix);
+    /// Binds `addr`.
+    pub fn bind(addr: &Address) -> io::Result<Self> {
+        match addr {
+            Address::Unix(path) => UnixListener::bind(path).map(Self::Unix),
+            Address::Tcp(hostport) => TcpListener::bind(hostport).map(Self::Tcp),
         }
-        if let Some(hostport) = addr.strip_prefix("tcp:") {
-            return TcpListener::bind(hostport).map(Self::Tcp);
-        }
-        if addr.starts_with('/') || addr.starts_with('.') {
-            return UnixListener::bind(addr).map(Self::Unix);
-        }
-        TcpListener::bind(addr).map(Self::Tcp)
     }
 
     /// Waits for the next connection the `FCGI_WEB_SERVER_ADDRS` allow-list lets in.
@@ -98,13 +93,12 @@ impl Listener {
                 return Ok(stream);
             };
             // §3.2: a peer not in the list, including any non-TCP peer, is closed.
-            if let Stream::Tcp(tcp) = &stream {
-                if tcp
+            if let Stream::Tcp(tcp) = &stream
+                && tcp
                     .peer_addr()
                     .is_ok_and(|peer| allowed.contains(&peer.ip()))
-                {
-                    return Ok(stream);
-                }
+            {
+                return Ok(stream);
             }
         }
     }
@@ -119,6 +113,32 @@ fn web_server_addrs() -> Option<Vec<IpAddr>> {
             .filter_map(|addr| addr.trim().parse().ok())
             .collect(),
     )
+}
+
+impl Stream {
+    /// Connects to `addr`.
+    pub fn connect(addr: &Address) -> io::Result<Self> {
+        match addr {
+            Address::Unix(path) => UnixStream::connect(path).map(Self::Unix),
+            Address::Tcp(hostport) => TcpStream::connect(hostport).map(Self::Tcp),
+        }
+    }
+
+    /// A second handle to the same connection, e.g. to write on one thread and read on another.
+    pub fn try_clone(&self) -> io::Result<Self> {
+        match self {
+            Self::Unix(s) => s.try_clone().map(Self::Unix),
+            Self::Tcp(s) => s.try_clone().map(Self::Tcp),
+        }
+    }
+
+    /// Closes the writing half, so the peer reads end-of-file.
+    pub fn shutdown_write(&self) -> io::Result<()> {
+        match self {
+            Self::Unix(s) => s.shutdown(std::net::Shutdown::Write),
+            Self::Tcp(s) => s.shutdown(std::net::Shutdown::Write),
+        }
+    }
 }
 
 impl Read for Stream {

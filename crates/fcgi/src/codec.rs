@@ -4,7 +4,7 @@
 //! [`crate::server`] and [`crate::client`] do more (streams, management records, limits) and
 //! need no adapter: read into their buffer, write their [`crate::Outbox`].
 
-use bytes::BytesMut;
+use bytes::{BufMut, BytesMut};
 use tokio_util::codec::{Decoder, Encoder};
 
 use crate::error::Error;
@@ -48,11 +48,7 @@ impl Encoder<Record> for RecordCodec {
         }
         let mut outbox = crate::Outbox::new();
         outbox.push_record(record.record_type, record.request_id, record.body);
-        while let Some(chunk) = Some(bytes::Buf::chunk(&outbox)).filter(|c| !c.is_empty()) {
-            dst.extend_from_slice(chunk);
-            let n = chunk.len();
-            bytes::Buf::advance(&mut outbox, n);
-        }
+        dst.put(outbox);
         Ok(())
     }
 }

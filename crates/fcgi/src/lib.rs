@@ -6,6 +6,7 @@
 //!
 //! | module | spec | what it does |
 //! |---|---|---|
+//! | [`address`] | — | `unix:/path` and `tcp:HOST:PORT`, as users write them |
 //! | [`protocol`] | §3.3, §8 | record types, roles, statuses, the 8-byte header |
 //! | [`record`] | §3.3 | cuts a byte buffer into records, bodies shared, not copied |
 //! | [`outbox`] | §3.3 | encodes records for one vectored write, large bodies by reference |
@@ -27,6 +28,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod address;
 pub mod blocking;
 pub mod cgi;
 pub mod client;
@@ -40,6 +42,7 @@ pub mod protocol;
 pub mod record;
 pub mod server;
 
+pub use address::{Address, BadAddress};
 pub use client::{ClientConnection, ClientEvent};
 pub use error::{Error, LimitExceeded, ProtocolError, UsageError};
 pub use limits::Limits;

@@ -225,7 +225,7 @@ mod tests {
 
     #[test]
     fn all_four_length_forms_decode() {
-        let long = vec![b'x'; 200];
+        let long = [b'x'; 200];
         for (name, value) in [
             (&b"N"[..], &b"v"[..]),
             (&b"N"[..], &long[..]),

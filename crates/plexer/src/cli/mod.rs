@@ -1,0 +1,67 @@
+//! The command line (CONTRACT.md, "The binary"): one module per subcommand.
+
+mod audit_fds;
+mod request;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "plexer",
+    version,
+    about = "A FastCGI process manager that routes each request \
+    by signed cookie to its account's workers"
+)]
+pub(crate) struct Cli {
+    /// Log line format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub(crate) log_format: LogFormat,
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub(crate) enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Send one request to any FastCGI server and print its CGI response, like cgi-fcgi.
+    Request(request::RequestArgs),
+    /// Print a process's open descriptors, classified; exit 1 where one is a database handle.
+    AuditFds(audit_fds::AuditFdsArgs),
+}
+
+impl Command {
+    /// The subcommand's name, for the prefix of error lines.
+    pub(crate) fn name(&self) -> &'static str {
+        match self {
+            Self::Request(_) => "request",
+            Self::AuditFds(_) => "audit-fds",
+        }
+    }
+}
+
+pub(crate) fn run(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Request(args) => request::run(args),
+        Command::AuditFds(args) => audit_fds::run(args),
+    }
+}
+
+/// Logs go to stderr, filtered by `RUST_LOG` (default `info`).
+pub(crate) fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}

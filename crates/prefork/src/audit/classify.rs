@@ -1,0 +1,327 @@
+//! Walks `/proc/PID/fd` and classifies every descriptor.
+//!
+//! For the audit's own process, sockets are asked directly (`getsockname`, `getpeername`),
+//! which is the only way to learn a unix client's peer. Whether a socket listens, and whether
+//! it is TCP or UDP, comes from the kernel's tables in both cases: `SO_ACCEPTCONN` and
+//! `SO_PROTOCOL` need a `BorrowedFd`, which cannot be made from a number without `unsafe`, and
+//! the tables say the same thing. For another process everything comes from the tables.
+
+use std::collections::HashSet;
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::RawFd;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::sys::socket::{SockaddrLike, SockaddrStorage, UnixAddr, getpeername, getsockname};
+use nix::sys::stat::{major, minor};
+use nix::unistd::Pid;
+
+use super::descriptor::{Descriptor, DescriptorKind, Identity, UnixName};
+use super::error::AuditError;
+use super::proc_locks::{LockedFile, posix_locks_held_by};
+use super::proc_net::{
+    InetEntry, SocketTables, TCP_CLOSE, TCP_LISTEN, UNIX_ACCEPTCON, UNIX_CONNECTED, UnixEntry,
+};
+use super::sqlite::{self, Header};
+
+/// The process being audited.
+pub(crate) struct Target {
+    pub(crate) pid: Pid,
+    /// The audit's own process: its descriptors can be asked directly.
+    own: bool,
+    proc_dir: PathBuf,
+}
+
+impl Target {
+    pub(crate) fn new(pid: Option<Pid>) -> Self {
+        let me = nix::unistd::getpid();
+        match pid {
+            None => Target {
+                pid: me,
+                own: true,
+                proc_dir: PathBuf::from("/proc/self"),
+            },
+            Some(pid) => Target {
+                pid,
+                own: pid == me,
+                proc_dir: PathBuf::from(format!("/proc/{pid}")),
+            },
+        }
+    }
+}
+
+pub(crate) fn descriptors(target: &Target) -> Result<Vec<Descriptor>, AuditError> {
+    let fd_dir = target.proc_dir.join("fd");
+    let links = read_links(target, &fd_dir)?;
+
+    let tables = if links.iter().any(|(_, link)| socket_inode(link).is_some()) {
+        SocketTables::load(&target.proc_dir.join("net"))?
+    } else {
+        SocketTables::default()
+    };
+    let locked = if target.own {
+        own_posix_locks(target.pid)
+    } else {
+        // Another process's locks are its own: our open and close cannot drop them.
+        Some(HashSet::new())
+    };
+
+    let mut descriptors = Vec::with_capacity(links.len());
+    for (fd, link) in links {
+        let fd_path = fd_dir.join(fd.to_string());
+        if let Some(descriptor) = classify(target, fd, &link, &fd_path, &tables, locked.as_ref()) {
+            descriptors.push(descriptor);
+        }
+    }
+    Ok(descriptors)
+}
+
+/// Lists the descriptors and reads every link before anything else is opened, so that the
+/// directory handle of the listing, and whatever the audit opens later, never appear as the
+/// audited process's own: the listing's handle is closed by then and its link is gone.
+fn read_links(target: &Target, fd_dir: &Path) -> Result<Vec<(RawFd, String)>, AuditError> {
+    let list_failed = |source| AuditError::ListDescriptors {
+        pid: target.pid,
+        path: fd_dir.to_owned(),
+        source,
+    };
+    let mut fds: Vec<RawFd> = std::fs::read_dir(fd_dir)
+        .map_err(list_failed)?
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
+        .collect();
+    fds.sort_unstable();
+
+    let mut links = Vec::with_capacity(fds.len());
+    for fd in fds {
+        match std::fs::read_link(fd_dir.join(fd.to_string())) {
+            Ok(link) => links.push((fd, link.to_string_lossy().into_owned())),
+            // Closed while we looked: nothing left to inherit.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(list_failed(e)),
+        }
+    }
+    Ok(links)
+}
+
+fn own_posix_locks(pid: Pid) -> Option<HashSet<LockedFile>> {
+    let text = std::fs::read_to_string("/proc/locks").ok()?;
+    posix_locks_held_by(&text, pid.as_raw())
+}
+
+fn socket_inode(link: &str) -> Option<u64> {
+    link.strip_prefix("socket:[")?
+        .strip_suffix(']')?
+        .parse()
+        .ok()
+}
+
+fn classify(
+    target: &Target,
+    fd: RawFd,
+    link: &str,
+    fd_path: &Path,
+    tables: &SocketTables,
+    locked: Option<&HashSet<LockedFile>>,
+) -> Option<Descriptor> {
+    let simple = |kind| Descriptor {
+        fd,
+        kind,
+        identity: None,
+        header: Header::Unread,
+    };
+    if let Some(inode) = socket_inode(link) {
+        return Some(Descriptor {
+            fd,
+            kind: classify_socket(target, fd, inode, tables),
+            identity: Some(Identity::Socket(inode)),
+            header: Header::Unread,
+        });
+    }
+    if let Some(inode) = link
+        .strip_prefix("pipe:[")
+        .and_then(|s| s.strip_suffix(']'))
+    {
+        return Some(simple(match inode.parse() {
+            Ok(inode) => DescriptorKind::Pipe { inode },
+            Err(_) => DescriptorKind::Other {
+                target: link.to_owned(),
+            },
+        }));
+    }
+    if let Some(name) = link.strip_prefix("anon_inode:") {
+        return Some(simple(DescriptorKind::AnonInode {
+            name: name.to_owned(),
+        }));
+    }
+    if !link.starts_with('/') {
+        return Some(simple(DescriptorKind::Other {
+            target: link.to_owned(),
+        }));
+    }
+    classify_path(target, fd, link, fd_path, locked)
+}
+
+fn classify_path(
+    target: &Target,
+    fd: RawFd,
+    link: &str,
+    fd_path: &Path,
+    locked: Option<&HashSet<LockedFile>>,
+) -> Option<Descriptor> {
+    let (path, deleted) = match link.strip_suffix(" (deleted)") {
+        Some(path) => (PathBuf::from(path), true),
+        None => (PathBuf::from(link), false),
+    };
+    // stat through the fd link reaches the open file itself, deleted or not.
+    let meta = match std::fs::metadata(fd_path) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return None,
+        // Not allowed to look: keep what the link says, and let the name decide.
+        Err(_) => {
+            return Some(Descriptor {
+                fd,
+                kind: DescriptorKind::File { path, deleted },
+                identity: None,
+                header: Header::Unread,
+            });
+        }
+    };
+    let file_type = meta.file_type();
+    let kind = if file_type.is_file() {
+        DescriptorKind::File { path, deleted }
+    } else if file_type.is_dir() {
+        DescriptorKind::Directory { path }
+    } else if file_type.is_char_device() || file_type.is_block_device() {
+        DescriptorKind::Device { path }
+    } else if file_type.is_fifo() {
+        DescriptorKind::Fifo { path }
+    } else {
+        DescriptorKind::Other {
+            target: link.to_owned(),
+        }
+    };
+    let header = if file_type.is_file() {
+        let key = (major(meta.dev()), minor(meta.dev()), meta.ino());
+        let may_read = !target.own || locked.is_some_and(|held| !held.contains(&key));
+        if may_read {
+            sqlite::read_header(fd_path)
+        } else {
+            Header::Unread
+        }
+    } else {
+        Header::Unread
+    };
+    Some(Descriptor {
+        fd,
+        kind,
+        identity: Some(Identity::File {
+            dev: meta.dev(),
+            ino: meta.ino(),
+        }),
+        header,
+    })
+}
+
+fn classify_socket(
+    target: &Target,
+    fd: RawFd,
+    inode: u64,
+    tables: &SocketTables,
+) -> DescriptorKind {
+    if let Some(entry) = tables.tcp.get(&inode) {
+        return classify_tcp(target, fd, entry);
+    }
+    if let Some(entry) = tables.udp.get(&inode) {
+        let peer = match target.own {
+            true => own_inet_peer(fd).ok(),
+            false => (entry.remote.port() != 0).then_some(entry.remote),
+        };
+        return DescriptorKind::Udp {
+            local: entry.local,
+            peer,
+        };
+    }
+    if let Some(entry) = tables.unix.get(&inode) {
+        return classify_unix(target, fd, entry);
+    }
+    let family = target
+        .own
+        .then(|| getsockname::<SockaddrStorage>(fd).ok()?.family())
+        .flatten()
+        .map(|family| format!("{family:?}"));
+    DescriptorKind::OtherSocket { inode, family }
+}
+
+fn classify_tcp(target: &Target, fd: RawFd, entry: &InetEntry) -> DescriptorKind {
+    if entry.state == TCP_LISTEN {
+        return DescriptorKind::TcpListener { local: entry.local };
+    }
+    if target.own {
+        let local = own_inet_name(fd).unwrap_or(entry.local);
+        return match own_inet_peer(fd) {
+            Ok(peer) => DescriptorKind::TcpConnection { local, peer },
+            Err(_) => DescriptorKind::TcpUnconnected { local },
+        };
+    }
+    // A socket in CLOSE with no peer was never connected; every other state (including
+    // CLOSE_WAIT, a connection the server already ended) still holds one.
+    if entry.state == TCP_CLOSE && entry.remote.port() == 0 {
+        DescriptorKind::TcpUnconnected { local: entry.local }
+    } else {
+        DescriptorKind::TcpConnection {
+            local: entry.local,
+            peer: entry.remote,
+        }
+    }
+}
+
+fn classify_unix(target: &Target, fd: RawFd, entry: &UnixEntry) -> DescriptorKind {
+    let local = entry.name.clone();
+    if entry.flags & UNIX_ACCEPTCON != 0 {
+        return DescriptorKind::UnixListener { name: local };
+    }
+    if target.own {
+        return match getpeername::<UnixAddr>(fd) {
+            Ok(peer) => DescriptorKind::UnixConnection {
+                local,
+                peer: Some(unix_name(&peer)),
+            },
+            Err(Errno::ENOTCONN) => DescriptorKind::UnixUnconnected { local },
+            Err(_) => DescriptorKind::UnixConnection { local, peer: None },
+        };
+    }
+    if entry.state == UNIX_CONNECTED {
+        DescriptorKind::UnixConnection { local, peer: None }
+    } else {
+        DescriptorKind::UnixUnconnected { local }
+    }
+}
+
+fn unix_name(addr: &UnixAddr) -> UnixName {
+    if let Some(path) = addr.path() {
+        return UnixName::Path(path.to_owned());
+    }
+    match addr.as_abstract() {
+        Some(name) => UnixName::Abstract(String::from_utf8_lossy(name).into_owned()),
+        None => UnixName::Unnamed,
+    }
+}
+
+fn own_inet_peer(fd: RawFd) -> Result<SocketAddr, Errno> {
+    inet_addr(getpeername::<SockaddrStorage>(fd)?).ok_or(Errno::EAFNOSUPPORT)
+}
+
+fn own_inet_name(fd: RawFd) -> Option<SocketAddr> {
+    inet_addr(getsockname::<SockaddrStorage>(fd).ok()?)
+}
+
+fn inet_addr(addr: SockaddrStorage) -> Option<SocketAddr> {
+    let addr = if let Some(v4) = addr.as_sockaddr_in() {
+        SocketAddr::from(*v4)
+    } else {
+        SocketAddr::from(*addr.as_sockaddr_in6()?)
+    };
+    Some(SocketAddr::new(addr.ip().to_canonical(), addr.port()))
+}
