@@ -1,9 +1,9 @@
 //! Records onto the wire (§3.3), queued for one vectored write.
 //!
-//! Small records (headers, END_REQUEST, short bodies) are copied into one contiguous buffer so
-//! that a typical response leaves in one `writev` of a few slices. Large bodies are queued as
-//! the caller's [`Bytes`] without copying, so relaying a STDOUT body from one socket to another
-//! costs an 8-byte header and no memcpy of the body. The [`Outbox`] is a [`Buf`]: write it with
+//! Small records (END_REQUEST, short bodies) are copied into one contiguous buffer so that a
+//! typical response leaves in one `writev` of a few slices. Large bodies are queued as the
+//! caller's [`Bytes`] without copying, next to an inline header, so relaying a STDOUT body from
+//! one socket to another costs an 8-byte header, no memcpy of the body and no allocation. The [`Outbox`] is a [`Buf`]: write it with
 //! `write_vectored` (std) or `write_all_buf` (tokio), then advance it by what was written.
 
 use std::collections::VecDeque;
@@ -11,19 +11,42 @@ use std::io::IoSlice;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
-use crate::protocol::{Header, MAX_CONTENT_LEN, RecordType};
+use crate::protocol::{HEADER_LEN, Header, MAX_CONTENT_LEN, RecordType};
 
 /// Bodies at least this long are queued by reference instead of copied.
 const COPY_BELOW: usize = 4096;
 const ZERO_PADDING: [u8; 8] = [0; 8];
 
+/// One run of queued bytes. Nothing here allocates per record: headers are inline, padding is
+/// a static slice, large bodies are the caller's `Bytes`, and small records are ranges of one
+/// copy buffer that is reused once written.
+#[derive(Debug)]
+enum Piece {
+    /// The next `len` bytes of [`Outbox::copied`].
+    Copied(usize),
+    /// A record header, of which `at..` is still to be written.
+    Header([u8; HEADER_LEN], usize),
+    Body(Bytes),
+    /// `len` bytes of zero padding.
+    Padding(usize),
+}
+
+impl Piece {
+    fn len(&self) -> usize {
+        match self {
+            Self::Copied(len) | Self::Padding(len) => *len,
+            Self::Header(_, at) => HEADER_LEN - at,
+            Self::Body(body) => body.len(),
+        }
+    }
+}
+
 /// A queue of encoded records waiting to be written.
 #[derive(Debug, Default)]
 pub struct Outbox {
-    /// Frozen chunks, oldest first; `tail` follows them.
-    chunks: VecDeque<Bytes>,
-    /// Where small records are copied; always the newest bytes.
-    tail: BytesMut,
+    pieces: VecDeque<Piece>,
+    /// Where small records are copied; consumed from the front as it is written.
+    copied: BytesMut,
     len: usize,
 }
 
@@ -43,34 +66,35 @@ impl Outbox {
 
     /// Queues one record; `body` must fit one record (at most 65535 bytes).
     pub fn push_record(&mut self, record_type: RecordType, request_id: u16, body: Bytes) {
-        debug_assert!(
-            body.len() <= MAX_CONTENT_LEN,
-            "one record carries at most 65535 bytes"
-        );
-        let header = Header::new(record_type, request_id, body.len() as u16);
-        self.tail.put_slice(&header.to_bytes());
         if body.len() < COPY_BELOW {
-            self.tail.put_slice(&body);
-        } else {
-            let head = self.tail.split().freeze();
-            self.chunks.push_back(head);
-            self.chunks.push_back(body);
+            return self.push_record_slice(record_type, request_id, &body);
         }
-        self.tail
-            .put_slice(&ZERO_PADDING[..usize::from(header.padding_length)]);
+        debug_assert!(body.len() <= MAX_CONTENT_LEN, "one record carries at most 65535 bytes");
+        let header = Header::new(record_type, request_id, body.len() as u16);
         self.len += header.record_len();
+        self.pieces.push_back(Piece::Header(header.to_bytes(), 0));
+        self.pieces.push_back(Piece::Body(body));
+        if header.padding_length > 0 {
+            self.pieces
+                .push_back(Piece::Padding(usize::from(header.padding_length)));
+        }
     }
 
     /// Queues a record whose body is a borrowed slice (always copied).
     pub fn push_record_slice(&mut self, record_type: RecordType, request_id: u16, body: &[u8]) {
         debug_assert!(body.len() <= MAX_CONTENT_LEN);
         let header = Header::new(record_type, request_id, body.len() as u16);
-        self.tail.reserve(header.record_len());
-        self.tail.put_slice(&header.to_bytes());
-        self.tail.put_slice(body);
-        self.tail
+        let len = header.record_len();
+        self.copied.reserve(len);
+        self.copied.put_slice(&header.to_bytes());
+        self.copied.put_slice(body);
+        self.copied
             .put_slice(&ZERO_PADDING[..usize::from(header.padding_length)]);
-        self.len += header.record_len();
+        self.len += len;
+        match self.pieces.back_mut() {
+            Some(Piece::Copied(run)) => *run += len,
+            _ => self.pieces.push_back(Piece::Copied(len)),
+        }
     }
 
     /// Queues `data` as non-empty records of a stream, split at the 65535-byte record limit.
@@ -91,6 +115,21 @@ impl Outbox {
     pub fn io_slices<'a>(&'a self, dst: &mut [IoSlice<'a>]) -> usize {
         self.chunks_vectored(dst)
     }
+
+    /// The bytes of each piece, in order; `Copied` runs are consecutive in `copied`.
+    fn slices(&self) -> impl Iterator<Item = &[u8]> {
+        let mut copied_at = 0;
+        self.pieces.iter().map(move |piece| match piece {
+            Piece::Copied(len) => {
+                let run = &self.copied[copied_at..copied_at + len];
+                copied_at += len;
+                run
+            }
+            Piece::Header(bytes, at) => &bytes[*at..],
+            Piece::Body(body) => &body[..],
+            Piece::Padding(len) => &ZERO_PADDING[..*len],
+        })
+    }
 }
 
 impl Buf for Outbox {
@@ -99,38 +138,38 @@ impl Buf for Outbox {
     }
 
     fn chunk(&self) -> &[u8] {
-        match self.chunks.front() {
-            Some(front) => front,
-            None => &self.tail,
-        }
+        self.slices().next().unwrap_or_default()
     }
 
     fn advance(&mut self, mut cnt: usize) {
         assert!(cnt <= self.len, "advanced past the end of the outbox");
         self.len -= cnt;
         while cnt > 0 {
-            let Some(front) = self.chunks.front_mut() else {
-                self.tail.advance(cnt);
-                return;
-            };
-            if cnt < front.len() {
-                front.advance(cnt);
-                return;
+            let front = self.pieces.front_mut().expect("len counts the pieces");
+            let take = cnt.min(front.len());
+            cnt -= take;
+            if take == front.len() {
+                if let Piece::Copied(len) = front {
+                    self.copied.advance(*len);
+                }
+                self.pieces.pop_front();
+                continue;
             }
-            cnt -= front.len();
-            self.chunks.pop_front();
+            match front {
+                Piece::Copied(len) => {
+                    self.copied.advance(take);
+                    *len -= take;
+                }
+                Piece::Header(_, at) => *at += take,
+                Piece::Body(body) => body.advance(take),
+                Piece::Padding(len) => *len -= take,
+            }
         }
     }
 
     fn chunks_vectored<'a>(&'a self, dst: &mut [IoSlice<'a>]) -> usize {
         let mut filled = 0;
-        let pieces = self
-            .chunks
-            .iter()
-            .map(|chunk| &chunk[..])
-            .chain(std::iter::once(&self.tail[..]))
-            .filter(|piece| !piece.is_empty());
-        for (slot, piece) in dst.iter_mut().zip(pieces) {
+        for (slot, piece) in dst.iter_mut().zip(self.slices()) {
             *slot = IoSlice::new(piece);
             filled += 1;
         }
