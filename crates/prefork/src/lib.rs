@@ -4,4 +4,12 @@
 //! `plexer audit-fds`: it refuses to fork while a database handle would be inherited by every
 //! worker.
 
+//!
+//! [`spawn`] starts one worker the way FastCGI applications expect (descriptor 0 a listening
+//! socket, nothing else inherited, privileges dropped); it holds the crate's only `unsafe` code.
+
+#![deny(unsafe_code)]
+
 pub mod audit;
+#[allow(unsafe_code)] // the pre_exec hook between fork and exec; see the module docs
+pub mod spawn;

@@ -1,0 +1,421 @@
+//! Starting one worker process (fork, then exec) the way FastCGI applications expect.
+//!
+//! FastCGI §2.2: the application starts with descriptor 0 a listening socket
+//! (`FCGI_LISTENSOCK_FILENO`). spawn-fcgi and php-fpm add the rest of what an operator expects,
+//! and so does this module: stdout and stderr captured (pipes the pool logs), every other
+//! descriptor closed (a worker never inherits what it was not meant to have, least of all a
+//! database connection of the supervisor), privileges dropped to the pool's user and group with
+//! its supplementary groups, chroot, chdir, rlimits, a clean environment, its own process group
+//! (so a stop reaches the worker's own children), and `PR_SET_PDEATHSIG` so that a worker dies
+//! with its supervisor, even when the supervisor is killed with SIGKILL.
+//!
+//! This is the crate's only `unsafe` code: the [`CommandExt::pre_exec`] hook, which runs in the
+//! child between fork and exec. The process that forks here may run threads (plexer's async
+//! runtime), so the hook may only make async-signal-safe calls: everything it needs (C strings,
+//! ids, limits) is prepared in the parent, and it allocates nothing, takes no lock and logs
+//! nothing. The order matters and follows php-fpm's and std's: limits, chroot, chdir, then groups,
+//! gid and uid last, since after `setuid` the worker may no longer be allowed the others.
+
+use std::ffi::{CString, OsString};
+use std::os::fd::OwnedFd;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStderr, ChildStdout, Command, Stdio};
+
+use nix::errno::Errno;
+use nix::libc;
+use nix::sys::prctl;
+use nix::sys::resource::{Resource, rlim_t, setrlimit};
+use nix::sys::signal::{SigSet, SigmaskHow, Signal, sigprocmask};
+use nix::unistd::{Gid, Group, Pid, Uid, User, chdir, chroot, getppid, setgid, setgroups, setuid};
+
+/// Who a worker runs as.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Identity {
+    pub uid: Uid,
+    pub gid: Gid,
+    /// Supplementary groups, set with `setgroups` (std's `Command::uid` would drop them all).
+    pub groups: Vec<Gid>,
+}
+
+impl Identity {
+    /// Looks up `user` (a name or a number), its primary group unless `group` overrides it, and
+    /// the supplementary groups the user belongs to, as `initgroups` would.
+    pub fn resolve(user: &str, group: Option<&str>) -> Result<Self, SpawnError> {
+        let unknown_user = || SpawnError::UnknownUser(user.to_owned());
+        let (uid, name, primary) = match user.parse::<u32>() {
+            Ok(id) => {
+                let found = User::from_uid(Uid::from_raw(id)).map_err(|_| unknown_user())?;
+                let name = found.as_ref().map(|u| u.name.clone());
+                (Uid::from_raw(id), name, found.map(|u| u.gid))
+            }
+            Err(_) => {
+                let found = User::from_name(user)
+                    .map_err(|_| unknown_user())?
+                    .ok_or_else(unknown_user)?;
+                (found.uid, Some(found.name), Some(found.gid))
+            }
+        };
+        let gid = match group {
+            Some(group) => resolve_group(group)?,
+            None => primary.ok_or_else(|| SpawnError::NoGroup(user.to_owned()))?,
+        };
+        let mut groups = match name {
+            Some(name) => {
+                let cname = CString::new(name).map_err(|_| unknown_user())?;
+                nix::unistd::getgrouplist(&cname, gid).map_err(|_| unknown_user())?
+            }
+            None => vec![gid],
+        };
+        groups.sort_unstable_by_key(|g| g.as_raw());
+        groups.dedup();
+        Ok(Self { uid, gid, groups })
+    }
+}
+
+fn resolve_group(group: &str) -> Result<Gid, SpawnError> {
+    let unknown = || SpawnError::UnknownGroup(group.to_owned());
+    if let Ok(id) = group.parse::<u32>() {
+        return Ok(Gid::from_raw(id));
+    }
+    Ok(Group::from_name(group)
+        .map_err(|_| unknown())?
+        .ok_or_else(unknown)?
+        .gid)
+}
+
+/// Everything needed to start one worker of a pool.
+#[derive(Clone, Debug, Default)]
+pub struct WorkerCommand {
+    pub program: PathBuf,
+    pub args: Vec<OsString>,
+    /// Start from an empty environment (php-fpm's `clear_env`, its default too).
+    pub clear_env: bool,
+    pub env: Vec<(OsString, OsString)>,
+    pub identity: Option<Identity>,
+    pub chroot: Option<PathBuf>,
+    pub chdir: Option<PathBuf>,
+    pub rlimits: Vec<(Resource, rlim_t)>,
+}
+
+/// A started worker: its pid and the pipes of its stdout and stderr.
+#[derive(Debug)]
+pub struct SpawnedWorker {
+    pub pid: Pid,
+    pub stdout: ChildStdout,
+    pub stderr: ChildStderr,
+    /// Kept only so std does not reap or kill it behind the supervisor's back; the supervisor
+    /// reaps its children itself (it is their subreaper).
+    child: Child,
+}
+
+impl SpawnedWorker {
+    /// Gives up std's handle; the caller reaps the pid with `waitpid`.
+    pub fn into_parts(self) -> (Pid, ChildStdout, ChildStderr) {
+        let SpawnedWorker {
+            pid,
+            stdout,
+            stderr,
+            child,
+        } = self;
+        drop(child); // dropping a std Child neither kills nor waits for it
+        (pid, stdout, stderr)
+    }
+}
+
+/// Why a worker could not be started.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SpawnError {
+    #[error("user {0:?} does not exist: create it or fix `user:` in the pool")]
+    UnknownUser(String),
+    #[error("group {0:?} does not exist: create it or fix `group:` in the pool")]
+    UnknownGroup(String),
+    #[error("user id {0} has no entry to take a primary group from: set `group:` in the pool")]
+    NoGroup(String),
+    #[error(
+        "the pool sets user/group but plexer runs as uid {0}: only root can switch users; \
+         run plexer as root or drop `user:`/`group:`"
+    )]
+    NotRoot(u32),
+    #[error("{what} {path:?} contains a NUL byte")]
+    NulInPath { what: &'static str, path: PathBuf },
+    #[error("cannot start {program:?}: {source}")]
+    Exec {
+        program: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// Starts `command` with `listener` as its descriptor 0. The listener must be a blocking
+/// socket: `O_NONBLOCK` lives on the open file description the worker shares, and a C FastCGI
+/// app that finds its accept() returning EAGAIN spins or dies.
+pub fn spawn_worker(
+    command: &WorkerCommand,
+    listener: OwnedFd,
+) -> Result<SpawnedWorker, SpawnError> {
+    let setup = ChildSetup::prepare(command)?;
+    let mut cmd = Command::new(&command.program);
+    cmd.args(&command.args)
+        .stdin(Stdio::from(listener))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    if command.clear_env {
+        cmd.env_clear();
+    }
+    cmd.envs(command.env.iter().map(|(k, v)| (k, v)));
+    // SAFETY: `ChildSetup::apply` runs in the forked child before exec. It only calls
+    // async-signal-safe functions (prctl, getppid, sigprocmask, setrlimit, chroot, chdir,
+    // setgroups, setgid, setuid, close_range/fcntl, _exit) on data prepared in the parent
+    // (`setup` is moved in, fully built), and it allocates nothing and takes no lock, so it is
+    // sound even though the parent may be multi-threaded.
+    unsafe {
+        cmd.pre_exec(move || setup.apply());
+    }
+    let mut child = cmd.spawn().map_err(|source| SpawnError::Exec {
+        program: command.program.clone(),
+        source,
+    })?;
+    let stdout = child.stdout.take().expect("stdout was piped");
+    let stderr = child.stderr.take().expect("stderr was piped");
+    Ok(SpawnedWorker {
+        pid: Pid::from_raw(child.id() as i32),
+        stdout,
+        stderr,
+        child,
+    })
+}
+
+/// What the child does between fork and exec, prepared in the parent.
+struct ChildSetup {
+    parent: Pid,
+    rlimits: Vec<(Resource, rlim_t)>,
+    chroot: Option<CString>,
+    chdir: Option<CString>,
+    identity: Option<Identity>,
+}
+
+impl ChildSetup {
+    fn prepare(command: &WorkerCommand) -> Result<Self, SpawnError> {
+        let c_path = |what, path: &Path| {
+            CString::new(path.as_os_str().as_bytes()).map_err(|_| SpawnError::NulInPath {
+                what,
+                path: path.to_owned(),
+            })
+        };
+        let identity = match &command.identity {
+            // Running as the target user already: nothing to switch (and no right to).
+            Some(id) if id.uid == Uid::effective() && id.gid == Gid::effective() => None,
+            Some(_) if !Uid::effective().is_root() => {
+                return Err(SpawnError::NotRoot(Uid::effective().as_raw()));
+            }
+            other => other.clone(),
+        };
+        // Inside a chroot the working directory must be re-entered; `/` when none was given.
+        let chdir = match (&command.chroot, &command.chdir) {
+            (_, Some(dir)) => Some(c_path("chdir", dir)?),
+            (Some(_), None) => Some(CString::from(c"/")),
+            (None, None) => None,
+        };
+        Ok(Self {
+            parent: nix::unistd::getpid(),
+            rlimits: command.rlimits.clone(),
+            chroot: command
+                .chroot
+                .as_deref()
+                .map(|dir| c_path("chroot", dir))
+                .transpose()?,
+            chdir,
+            identity,
+        })
+    }
+
+    /// Runs in the child. Async-signal-safe calls only; see the SAFETY comment at the call.
+    fn apply(&self) -> std::io::Result<()> {
+        // Die with the supervisor. If it died between fork and here, the signal will never
+        // come, so check the parent is still the one that forked us.
+        prctl::set_pdeathsig(Signal::SIGKILL)?;
+        if getppid() != self.parent {
+            // SAFETY: _exit is async-signal-safe and ends the child without running anything
+            // of the parent's (no atexit handlers, no destructors).
+            unsafe { libc::_exit(1) };
+        }
+        // A supervisor that blocks signals for its own handling must not pass that mask on.
+        sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)?;
+        for &(resource, limit) in &self.rlimits {
+            setrlimit(resource, limit, limit)?;
+        }
+        if let Some(dir) = &self.chroot {
+            chroot(dir.as_c_str())?;
+        }
+        if let Some(dir) = &self.chdir {
+            chdir(dir.as_c_str())?;
+        }
+        if let Some(id) = &self.identity {
+            setgroups(&id.groups)?;
+            setgid(id.gid)?;
+            setuid(id.uid)?;
+        }
+        close_other_descriptors_at_exec()
+    }
+}
+
+/// Marks every descriptor from 3 up close-on-exec, so the worker starts with 0, 1 and 2 only.
+/// Marking rather than closing keeps std's own exec-error pipe working until exec.
+fn close_other_descriptors_at_exec() -> std::io::Result<()> {
+    // SAFETY: close_range(2) is a plain syscall; it touches only the descriptor table.
+    let done = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            3 as libc::c_uint,
+            libc::c_uint::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    };
+    if done == 0 {
+        return Ok(());
+    }
+    // Kernels before 5.11 lack CLOSE_RANGE_CLOEXEC: mark each descriptor up to the limit.
+    let limit = nix::sys::resource::getrlimit(Resource::RLIMIT_NOFILE)
+        .map(|(soft, _)| soft.min(1 << 20))
+        .unwrap_or(1024) as libc::c_int;
+    for fd in 3..limit {
+        // SAFETY: fcntl(F_SETFD) on a descriptor number is async-signal-safe; a number that is
+        // not open fails with EBADF, which is ignored.
+        let result = unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+        if result == -1 && Errno::last() != Errno::EBADF {
+            return Err(Errno::last().into());
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+    use std::os::unix::net::UnixListener;
+
+    fn listener(dir: &Path) -> OwnedFd {
+        OwnedFd::from(UnixListener::bind(dir.join("w.sock")).unwrap())
+    }
+
+    fn run(command: WorkerCommand) -> (String, String) {
+        let dir = tempfile::tempdir().unwrap();
+        let worker = spawn_worker(&command, listener(dir.path())).unwrap();
+        let (pid, mut stdout, mut stderr) = worker.into_parts();
+        let mut out = String::new();
+        let mut err = String::new();
+        stdout.read_to_string(&mut out).unwrap();
+        stderr.read_to_string(&mut err).unwrap();
+        nix::sys::wait::waitpid(pid, None).unwrap();
+        (out, err)
+    }
+
+    fn sh(script: &str) -> WorkerCommand {
+        WorkerCommand {
+            program: "/bin/sh".into(),
+            args: vec!["-c".into(), script.into()],
+            ..WorkerCommand::default()
+        }
+    }
+
+    #[test]
+    fn the_worker_gets_the_listener_on_fd0_and_nothing_above_2() {
+        // A descriptor the parent holds without CLOEXEC must still not reach the worker.
+        let leaked = nix::fcntl::open(
+            "/dev/null",
+            nix::fcntl::OFlag::O_RDONLY,
+            nix::sys::stat::Mode::empty(),
+        )
+        .unwrap();
+        let (out, _) = run(sh("ls /proc/self/fd; readlink /proc/self/fd/0"));
+        drop(leaked);
+        let fds: Vec<&str> = out
+            .lines()
+            .take_while(|l| l.parse::<u32>().is_ok())
+            .collect();
+        // `ls` itself opens the directory it lists, as fd 3.
+        assert_eq!(fds, ["0", "1", "2", "3"], "{out}");
+        assert!(out.contains("socket:["), "fd 0 is a socket: {out}");
+    }
+
+    #[test]
+    fn clear_env_keeps_only_the_pool_env() {
+        let mut command = sh("env");
+        command.clear_env = true;
+        command.env = vec![("APP_ACCOUNT".into(), "bob".into())];
+        let (out, _) = run(command);
+        let vars: Vec<&str> = out.lines().filter(|l| !l.starts_with("PWD=")).collect();
+        assert_eq!(vars, ["APP_ACCOUNT=bob"]);
+    }
+
+    #[test]
+    fn chdir_rlimits_and_process_group_apply() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut command = sh("pwd; ulimit -n; ps -o pgid= -p $$; echo $$");
+        command.chdir = Some(dir.path().to_owned());
+        command.rlimits = vec![(Resource::RLIMIT_NOFILE, 123)];
+        let (out, _) = run(command);
+        let lines: Vec<&str> = out.lines().map(str::trim).collect();
+        assert_eq!(
+            lines[0],
+            dir.path().canonicalize().unwrap().to_str().unwrap()
+        );
+        assert_eq!(lines[1], "123");
+        assert_eq!(lines[2], lines[3], "the worker leads its own process group");
+    }
+
+    #[test]
+    fn a_missing_program_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let command = WorkerCommand {
+            program: "/nonexistent/app.fcgi".into(),
+            ..WorkerCommand::default()
+        };
+        let err = spawn_worker(&command, listener(dir.path())).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("cannot start \"/nonexistent/app.fcgi\": No such file"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn identities_resolve_with_supplementary_groups() {
+        let root = Identity::resolve("root", None).unwrap();
+        assert_eq!((root.uid.as_raw(), root.gid.as_raw()), (0, 0));
+        assert!(root.groups.contains(&Gid::from_raw(0)));
+        let by_number = Identity::resolve("0", Some("0")).unwrap();
+        assert_eq!(by_number.uid, root.uid);
+        assert!(matches!(
+            Identity::resolve("no-such-user-here", None),
+            Err(SpawnError::UnknownUser(_))
+        ));
+        assert!(matches!(
+            Identity::resolve("root", Some("no-such-group-here")),
+            Err(SpawnError::UnknownGroup(_))
+        ));
+    }
+
+    #[test]
+    fn workers_run_as_the_pool_user_when_the_supervisor_is_root() {
+        if !Uid::effective().is_root() {
+            return; // only root can switch users; the CI machine runs as root
+        }
+        let mut command = sh("id -u; id -g; id -G");
+        command.identity = Some(Identity::resolve("nobody", Some("nogroup")).unwrap());
+        let (out, _) = run(command);
+        let nobody = User::from_name("nobody").unwrap().unwrap();
+        let nogroup = Group::from_name("nogroup").unwrap().unwrap();
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines[0], nobody.uid.to_string());
+        assert_eq!(lines[1], nogroup.gid.to_string());
+        assert!(
+            !lines[2].split(' ').any(|g| g == "0"),
+            "root's groups dropped: {out}"
+        );
+    }
+}
