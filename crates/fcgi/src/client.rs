@@ -183,13 +183,17 @@ impl ClientConnection {
     }
 
     /// Asks the application for the named values (§4.1), e.g. [`crate::protocol::MPXS_CONNS`].
+    /// GET_VALUES is one discrete record, so the names must fit in 65535 bytes.
     pub fn get_values(&mut self, names: &[&str]) -> Result<(), UsageError> {
         let mut body = BytesMut::new();
         for name in names {
             encode_pair(&mut body, name.as_bytes(), b"")?;
         }
+        if body.len() > crate::protocol::MAX_CONTENT_LEN {
+            return Err(UsageError::RecordTooLong(body.len()));
+        }
         self.outbox
-            .push_stream(RecordType::GetValues, NULL_REQUEST_ID, body.freeze());
+            .push_record_slice(RecordType::GetValues, NULL_REQUEST_ID, &body);
         Ok(())
     }
 
@@ -390,6 +394,22 @@ mod tests {
         assert_eq!(
             client.begin_request(Role::Responder, true, &Params::new()),
             Ok(2)
+        );
+    }
+
+    #[test]
+    fn get_values_is_always_one_record_even_when_empty() {
+        let mut client = ClientConnection::new(Limits::default());
+        client.get_values(&[]).unwrap();
+        let out = client.outbox();
+        assert_eq!(
+            &out.copy_to_bytes(out.remaining())[..],
+            &[1, 9, 0, 0, 0, 0, 0, 0]
+        );
+        let too_many = vec!["FCGI_MPXS_CONNS"; 4000];
+        assert_eq!(
+            client.get_values(&too_many),
+            Err(UsageError::RecordTooLong(68_000))
         );
     }
 

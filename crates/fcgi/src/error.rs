@@ -75,6 +75,8 @@ pub enum UsageError {
     NoFreeRequestId,
     #[error("a name or value of {0} bytes cannot be encoded: the limit is 2^31 - 1")]
     NameValueTooLong(usize),
+    #[error("a discrete record of {0} bytes: one record carries at most 65535")]
+    RecordTooLong(usize),
     #[error("the {0} stream of this request was already closed")]
     StreamClosed(RecordType),
 }

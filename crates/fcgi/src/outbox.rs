@@ -69,7 +69,10 @@ impl Outbox {
         if body.len() < COPY_BELOW {
             return self.push_record_slice(record_type, request_id, &body);
         }
-        debug_assert!(body.len() <= MAX_CONTENT_LEN, "one record carries at most 65535 bytes");
+        debug_assert!(
+            body.len() <= MAX_CONTENT_LEN,
+            "one record carries at most 65535 bytes"
+        );
         let header = Header::new(record_type, request_id, body.len() as u16);
         self.len += header.record_len();
         self.pieces.push_back(Piece::Header(header.to_bytes(), 0));

@@ -280,7 +280,9 @@ impl ServerConnection {
     fn reject(&mut self, id: u16, status: ProtocolStatus, keep_conn: bool) {
         self.outbox
             .push_record_slice(RecordType::EndRequest, id, &end_body(0, status));
-        if !keep_conn {
+        // Without KEEP_CONN the connection closes after this answer, but never under another
+        // request that is still active.
+        if !keep_conn && self.active.is_empty() {
             self.closing = true;
         }
     }
@@ -295,17 +297,20 @@ impl ServerConnection {
         }
         let asked = Params::decode(record.body, RecordType::GetValues, &self.config.limits)?;
         let mut answer = BytesMut::new();
-        for (name, _) in asked.iter() {
-            let value = match name {
-                b"FCGI_MAX_CONNS" => self.config.max_conns.to_string(),
-                b"FCGI_MAX_REQS" => self.config.max_reqs.to_string(),
-                b"FCGI_MPXS_CONNS" => u8::from(self.config.multiplex).to_string(),
-                _ => continue, // §4.1: unknown names are left out
-            };
-            encode_pair(&mut answer, name, value.as_bytes())?;
+        // Each known name is answered once, however often it is asked for, so the answer is
+        // three pairs at most and always fits one record. Unknown names are left out (§4.1).
+        for (name, value) in [
+            (protocol::MAX_CONNS, self.config.max_conns.to_string()),
+            (protocol::MAX_REQS, self.config.max_reqs.to_string()),
+            (
+                protocol::MPXS_CONNS,
+                u8::from(self.config.multiplex).to_string(),
+            ),
+        ] {
+            if asked.iter().any(|(asked, _)| asked == name.as_bytes()) {
+                encode_pair(&mut answer, name.as_bytes(), value.as_bytes())?;
+            }
         }
-        // Three known names cannot outgrow one record, however often they are asked for.
-        answer.truncate(protocol::MAX_CONTENT_LEN);
         self.outbox.push_record(
             RecordType::GetValuesResult,
             NULL_REQUEST_ID,
@@ -330,10 +335,11 @@ impl ServerConnection {
 
     /// Queues error-log bytes for request `id`.
     pub fn stderr(&mut self, id: u16, data: Bytes) -> Result<(), UsageError> {
+        let request = self.active_mut(id)?;
         if data.is_empty() {
             return Ok(());
         }
-        self.active_mut(id)?.stderr_used = true;
+        request.stderr_used = true;
         self.outbox.push_stream(RecordType::Stderr, id, data);
         Ok(())
     }
@@ -515,6 +521,16 @@ mod tests {
         assert_eq!((records[0].request_id, records[0].body[4]), (1, 3)); // UNKNOWN_ROLE
         assert_eq!((records[1].request_id, records[1].body[4]), (3, 1)); // CANT_MPX_CONN
         assert_eq!(conn.active_requests(), 1);
+    }
+
+    #[test]
+    fn a_refused_request_without_keep_conn_does_not_close_under_the_active_one() {
+        let mut conn = ServerConnection::new(ServerConfig::default());
+        conn.receive(&begin(1, 1, KEEP_CONN));
+        conn.receive(&begin(2, 1, 0));
+        assert_eq!(conn.poll_event().unwrap(), None);
+        assert!(!conn.is_closing());
+        assert_eq!(conn.stderr(2, Bytes::new()), Err(UsageError::NotActive(2)));
     }
 
     #[test]
