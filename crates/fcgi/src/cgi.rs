@@ -20,11 +20,17 @@ use crate::limits::Limits;
 #[non_exhaustive]
 pub enum CgiError {
     #[error("CGI response header block too long: {0}")]
-    TooLong(#[from] LimitExceeded),
+    TooLong(LimitExceeded),
     #[error("CGI response header line is not `Name: value`: {0:?}")]
     BadLine(String),
     #[error("CGI `Status:` header is not a 3-digit code and reason: {0:?}")]
     BadStatus(String),
+}
+
+impl From<LimitExceeded> for CgiError {
+    fn from(error: LimitExceeded) -> Self {
+        Self::TooLong(error)
+    }
 }
 
 /// The parsed header block of a CGI response.

@@ -86,13 +86,33 @@ pub enum UsageError {
 #[non_exhaustive]
 pub enum Error {
     #[error("FastCGI protocol violation by the peer: {0}")]
-    Protocol(#[from] ProtocolError),
+    Protocol(ProtocolError),
     #[error("FastCGI peer exceeded a limit: {0}")]
-    Limit(#[from] LimitExceeded),
+    Limit(LimitExceeded),
     #[error(transparent)]
     Usage(#[from] UsageError),
     #[error("FastCGI connection I/O failed: {0}")]
-    Io(#[from] std::io::Error),
+    Io(std::io::Error),
+}
+
+// Plain `From` impls rather than `#[from]`: the inner error is already part of the message, and
+// as a `source` too it would be printed twice by anyone who prints the whole chain.
+impl From<ProtocolError> for Error {
+    fn from(error: ProtocolError) -> Self {
+        Self::Protocol(error)
+    }
+}
+
+impl From<LimitExceeded> for Error {
+    fn from(error: LimitExceeded) -> Self {
+        Self::Limit(error)
+    }
+}
+
+impl From<std::io::Error> for Error {
+    fn from(error: std::io::Error) -> Self {
+        Self::Io(error)
+    }
 }
 
 impl Error {

@@ -5,11 +5,14 @@
 //! worker.
 
 //!
+//! [`pool`] decides, without I/O, how many workers a pool runs and which one gets a request.
+//!
 //! [`spawn`] starts one worker the way FastCGI applications expect (descriptor 0 a listening
 //! socket, nothing else inherited, privileges dropped); it holds the crate's only `unsafe` code.
 
 #![deny(unsafe_code)]
 
 pub mod audit;
+pub mod pool;
 #[allow(unsafe_code)] // the pre_exec hook between fork and exec; see the module docs
 pub mod spawn;

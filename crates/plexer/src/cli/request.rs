@@ -222,7 +222,7 @@ fn read_response(
             Err(err) => return Err(err).context("reading the response"),
         };
         if n == 0 {
-            conn.on_eof()?;
+            conn.on_eof().map_err(plexer_fcgi::Error::from)?;
             bail!("the application closed the connection before END_REQUEST");
         }
         conn.receive(&chunk[..n]);

@@ -1,0 +1,78 @@
+# plexer: every target works on a fresh Debian machine with a Rust toolchain.
+#   make test   install the real peers the tests run, build once, run every test
+#   make run    build, and start the quickstart
+#   make lint   rustfmt and clippy, warnings as errors
+#   make bench  benchmarks (none yet)
+#   make clean  remove build output
+
+SHELL := /bin/bash
+CARGO ?= cargo
+TARGET_DIR := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
+PLEXER := $(TARGET_DIR)/debug/plexer
+HELLO := $(TARGET_DIR)/debug/examples/hello
+
+# The real peers the end-to-end tests talk to, from Debian's packages: a program missing from
+# the first list installs all of the second (nginx where a release has no nginx-light).
+DEB_PROGRAMS := cgi-fcgi php-cgi nginx lighttpd
+DEB_PACKAGES := libfcgi-bin php-cgi nginx-light lighttpd
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+
+.PHONY: test deps build run lint bench clean
+
+# Install what the tests need, build once, then run all tests and the doctests.
+test: deps build
+	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
+		$(CARGO) nextest run --workspace; \
+	else \
+		echo "cargo-nextest is not installed: running cargo test instead"; \
+		$(CARGO) test --workspace; \
+	fi
+	$(CARGO) test --workspace --doc
+
+# Install the Debian packages of the test peers when any of their programs is missing.
+deps:
+	@missing=$$(for p in $(DEB_PROGRAMS); do \
+		PATH="$$PATH:/usr/local/sbin:/usr/sbin:/sbin" command -v $$p >/dev/null || echo $$p; \
+	done); \
+	if [ -n "$$missing" ]; then \
+		echo "missing:" $$missing "- installing $(DEB_PACKAGES)"; \
+		$(SUDO) apt-get update && \
+		packages="$(DEB_PACKAGES)" && \
+		if ! apt-cache show nginx-light >/dev/null 2>&1; then packages="$${packages/nginx-light/nginx}"; fi && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y $$packages; \
+	fi
+# Hook for the Python peers (Django with flup): when the first test uses them, add here
+#	[ -x .venv/bin/python ] || python3 -m venv .venv
+#	.venv/bin/pip install -q -r tests/requirements.txt
+
+# Build every crate and target once, and the two binaries the end-to-end tests run.
+build:
+	$(CARGO) build --workspace --all-targets
+	$(CARGO) build -p plexer-fcgi --example hello
+	$(CARGO) build -p plexer --bin plexer
+
+# Quickstart: hello on a unix socket under a temporary directory, with commands to talk to it.
+# Issue 6 replaces this with `plexer serve` on examples/quickstart/.
+run:
+	$(CARGO) build -p plexer-fcgi --example hello
+	$(CARGO) build -p plexer --bin plexer
+	@dir="$${RUN_DIR:-$$(mktemp -d "$${TMPDIR:-/tmp}/plexer-run.XXXXXX")}"; \
+	sock="$$dir/hello.sock"; rm -f "$$sock"; \
+	trap 'rm -f "$$sock"; [ -n "$$RUN_DIR" ] || rm -rf "$$dir"' EXIT; \
+	echo "hello serves FastCGI on unix:$$sock until Ctrl-C. From another shell:"; \
+	echo "  $(PLEXER) request --connect unix:$$sock '/hello?name=you'"; \
+	echo "  REQUEST_METHOD=GET REQUEST_URI=/hello cgi-fcgi -bind -connect $$sock"; \
+	$(HELLO) --socket "unix:$$sock"
+
+# Formatting and clippy, as CI would judge them.
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+# Benchmarks beside the peers, written to docs/benchmarks.md (not yet).
+bench:
+	@echo "No benchmarks exist yet: make bench will run them and write docs/benchmarks.md."
+
+# Remove build output.
+clean:
+	$(CARGO) clean

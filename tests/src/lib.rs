@@ -1,0 +1,70 @@
+//! Shared support for the end-to-end tests in `tests/tests/`: the one place that knows how to
+//! build the binaries under test, start real peers, and stop them again.
+//!
+//! Every test follows the same shape:
+//!
+//! ```no_run
+//! use plexer_tests::{Hello, PlexerRequest, Scratch};
+//!
+//! let scratch = Scratch::new(); // sockets and files live here, removed at the end
+//! let hello = Hello::start(&scratch); // hello with fd 0 = a listening unix socket
+//! let out = PlexerRequest::new(hello.addr(), "/x").run();
+//! out.assert_success();
+//! // `hello` is killed and reaped when dropped, also when the test panics.
+//! ```
+//!
+//! The rules every helper keeps, so that tests can run in parallel and leave nothing behind:
+//! - sockets and files live under a [`Scratch`] directory; TCP only ever binds `127.0.0.1`;
+//! - every process a test starts is a [`Running`] guard in its own process group, killed with
+//!   its children and reaped on drop; its output goes to a log file that is printed when the
+//!   test fails;
+//! - every wait has a deadline ([`wait_for`], [`run`]), so a hung peer fails a test instead of
+//!   hanging the run.
+//!
+//! | module | what it holds |
+//! |---|---|
+//! | [`build`] | the target directory, and the fallback build of `plexer` and `hello` |
+//! | [`scratch`] | the per-test temporary directory |
+//! | [`process`] | [`Running`] (a started server) and [`run`] (a command run to completion) |
+//! | [`wait`] | polling with a deadline |
+//! | [`addr`] | `unix:`/`tcp:` addresses as the CLI writes them, and connections to them |
+//! | [`wire`] | FastCGI records written and read by hand, independent of `plexer-fcgi` |
+//! | [`hello`] | the `hello` example as a backend, and its answers parsed |
+//! | [`cgi`] | a CGI response (headers, blank line, body) parsed |
+//! | [`plexer`] | `plexer request` as a command |
+//! | [`php`] | Debian's `php-cgi -b` as a FastCGI peer |
+//! | [`fake`] | a scripted FastCGI server that misbehaves on purpose |
+//! | [`tools`] | finding the system programs the tests need (`make test` installs them) |
+//! | [`data`] | test bodies and the FNV-1a checksum `hello` reports |
+
+pub mod addr;
+pub mod build;
+pub mod cgi;
+pub mod data;
+pub mod fake;
+pub mod hello;
+pub mod php;
+pub mod plexer;
+pub mod process;
+pub mod scratch;
+pub mod tools;
+pub mod wait;
+pub mod wire;
+
+pub use addr::{Addr, Conn};
+pub use cgi::CgiResponse;
+pub use data::{fnv1a64, pattern_bytes};
+pub use hello::{Hello, HelloAnswer, HelloBuilder};
+pub use php::PhpCgi;
+pub use plexer::PlexerRequest;
+pub use process::{Finished, Running, run};
+pub use scratch::Scratch;
+pub use wait::{wait_for, wait_for_value, wait_until};
+
+use std::time::Duration;
+
+/// How long a test waits for a server it started to accept connections.
+pub const START_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long one command run by a test ([`run`]) may take before it is killed.
+pub const RUN_TIMEOUT: Duration = Duration::from_secs(20);
