@@ -2,7 +2,7 @@
 #   make test   install the real peers the tests run, build once, run every test
 #   make run    build, and start the quickstart
 #   make lint   rustfmt and clippy, warnings as errors
-#   make bench  benchmarks (none yet)
+#   make bench  benchmarks beside the peer crates, printed as a table (docs/benchmarks.md)
 #   make clean  remove build output
 
 SHELL := /bin/bash
@@ -69,9 +69,15 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
-# Benchmarks beside the peers, written to docs/benchmarks.md (not yet).
+# Benchmarks beside the peers, printed as markdown tables for docs/benchmarks.md: once as
+# installed, once with glibc's rep-movsb copy path off (docs/benchmarks.md says why).
+NO_REP_MOVSB := GLIBC_TUNABLES=glibc.cpu.x86_rep_movsb_threshold=4294967295
 bench:
-	@echo "No benchmarks exist yet: make bench will run them and write docs/benchmarks.md."
+	$(CARGO) bench -p plexer-bench --bench codec_round_trip
+	$(CARGO) run -q -p plexer-bench --bin plexer-bench-table
+	CRITERION_HOME=$(TARGET_DIR)/criterion-no-rep-movsb $(NO_REP_MOVSB) \
+		$(CARGO) bench -p plexer-bench --bench codec_round_trip
+	$(CARGO) run -q -p plexer-bench --bin plexer-bench-table $(TARGET_DIR)/criterion-no-rep-movsb
 
 # Remove build output.
 clean:

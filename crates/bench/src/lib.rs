@@ -1,1 +1,22 @@
-//! Shared helpers for the benchmarks.
+//! Drivers for the benchmarks in `benches/`, kept here so each bench file reads as a list of
+//! comparisons.
+//!
+//! Every comparison runs one side under test against one canned peer, over the same
+//! in-memory [`pipe`], on one `current_thread` tokio runtime:
+//!
+//! | module | what it holds |
+//! |---|---|
+//! | [`workload`] | the request (about 30 nginx params, empty stdin) and the responses, as prebuilt wire bytes |
+//! | [`pipe`] | the in-memory connection: two `tokio::io::duplex` streams, one per direction |
+//! | [`canned`] | the peers that do no FastCGI work of their own: an application that replays a response, a web server that replays a request |
+//! | [`ours`] | plexer-fcgi's `ClientConnection` and `ServerConnection`, each in a minimal tokio loop |
+//! | [`peers`] | `fastcgi-client` 0.12 (web-server side) and `tokio-fastcgi` 1.3 (application side), used as their docs show |
+//!
+//! Each round trip returns the STDOUT bytes it received, and the benches check that figure on
+//! every iteration, so no side can win by skipping work.
+
+pub mod canned;
+pub mod ours;
+pub mod peers;
+pub mod pipe;
+pub mod workload;

@@ -18,7 +18,9 @@ use crate::error::{Error, ProtocolError, UsageError};
 use crate::limits::Limits;
 use crate::outbox::Outbox;
 use crate::params::{Params, encode_pair};
-use crate::protocol::{KEEP_CONN, NULL_REQUEST_ID, ProtocolStatus, RecordType, Role};
+use crate::protocol::{
+    KEEP_CONN, MAX_CONTENT_LEN, NULL_REQUEST_ID, ProtocolStatus, RecordType, Role,
+};
 use crate::record::{Record, check_clean_eof, decode_record};
 
 /// What the application sent.
@@ -108,8 +110,7 @@ impl ClientConnection {
         let id = (1..=u16::MAX)
             .find(|id| self.in_flight.iter().all(|r| r.id != *id))
             .ok_or(UsageError::NoFreeRequestId)?;
-        let mut encoded = BytesMut::new();
-        params.encode(&mut encoded)?;
+        let len = params.encoded_len()?; // checked before anything is queued
         let [r0, r1] = role.code().to_be_bytes();
         let flags = if keep_conn { KEEP_CONN } else { 0 };
         self.outbox.push_record_slice(
@@ -117,8 +118,18 @@ impl ClientConnection {
             id,
             &[r0, r1, flags, 0, 0, 0, 0, 0],
         );
-        self.outbox
-            .push_stream(RecordType::Params, id, encoded.freeze());
+        if len <= MAX_CONTENT_LEN {
+            // One record, which is all nginx ever sends: encoded in place, no buffer of its own.
+            if len > 0 {
+                self.outbox
+                    .push_record_with(RecordType::Params, id, len, |dst| params.encode(dst))?;
+            }
+        } else {
+            let mut encoded = BytesMut::with_capacity(len);
+            params.encode(&mut encoded)?;
+            self.outbox
+                .push_stream(RecordType::Params, id, encoded.freeze());
+        }
         self.outbox.push_stream_end(RecordType::Params, id);
         self.in_flight.push(InFlight {
             id,
@@ -189,7 +200,7 @@ impl ClientConnection {
         for name in names {
             encode_pair(&mut body, name.as_bytes(), b"")?;
         }
-        if body.len() > crate::protocol::MAX_CONTENT_LEN {
+        if body.len() > MAX_CONTENT_LEN {
             return Err(UsageError::RecordTooLong(body.len()));
         }
         self.outbox

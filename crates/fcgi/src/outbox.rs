@@ -100,6 +100,49 @@ impl Outbox {
         }
     }
 
+    /// Queues one record of `len` bytes that `fill` appends to the copy buffer in place, so a
+    /// body built from parts (a params stream) needs no buffer of its own.
+    ///
+    /// # Errors
+    /// Whatever `fill` returns; the outbox is left as it was.
+    ///
+    /// # Panics
+    /// If `fill` appends other than `len` bytes: the header is already written.
+    pub fn push_record_with<E>(
+        &mut self,
+        record_type: RecordType,
+        request_id: u16,
+        len: usize,
+        fill: impl FnOnce(&mut BytesMut) -> Result<(), E>,
+    ) -> Result<(), E> {
+        assert!(
+            len <= MAX_CONTENT_LEN,
+            "one record carries at most 65535 bytes"
+        );
+        let header = Header::new(record_type, request_id, len as u16);
+        let record_len = header.record_len();
+        let start = self.copied.len();
+        self.copied.reserve(record_len);
+        self.copied.put_slice(&header.to_bytes());
+        if let Err(err) = fill(&mut self.copied) {
+            self.copied.truncate(start);
+            return Err(err);
+        }
+        assert_eq!(
+            self.copied.len() - start,
+            HEADER_LEN + len,
+            "fill wrote the announced length"
+        );
+        self.copied
+            .put_slice(&ZERO_PADDING[..usize::from(header.padding_length)]);
+        self.len += record_len;
+        match self.pieces.back_mut() {
+            Some(Piece::Copied(run)) => *run += record_len,
+            _ => self.pieces.push_back(Piece::Copied(record_len)),
+        }
+        Ok(())
+    }
+
     /// Queues `data` as non-empty records of a stream, split at the 65535-byte record limit.
     /// Empty `data` queues nothing: the empty record ends a stream, see [`Self::push_stream_end`].
     pub fn push_stream(&mut self, record_type: RecordType, request_id: u16, mut data: Bytes) {

@@ -60,7 +60,8 @@ impl Params {
 
     /// Parses a complete name-value stream; `stream` names it in errors.
     pub fn decode(body: Bytes, stream: RecordType, limits: &Limits) -> Result<Self, crate::Error> {
-        let mut pairs = Vec::new();
+        // Sized for a typical web server's request (nginx sends some 30 params) in one go.
+        let mut pairs = Vec::with_capacity(48);
         let mut at = 0;
         while at < body.len() {
             let name_len = read_length(&body, &mut at, stream)?;
@@ -92,10 +93,25 @@ impl Params {
 
     /// Appends the canonical encoding of every pair to `dst`.
     pub fn encode(&self, dst: &mut BytesMut) -> Result<(), UsageError> {
+        dst.reserve(self.encoded_len()?);
         for (name, value) in &self.pairs {
             encode_pair(dst, name, value)?;
         }
         Ok(())
+    }
+
+    /// The length of [`Params::encode`]'s output, so a caller can size or frame it first;
+    /// fails, as `encode` would, on a name or value too long for the 31-bit form.
+    pub fn encoded_len(&self) -> Result<usize, UsageError> {
+        let length = |len: usize| match len {
+            0..=127 => Ok(1 + len),
+            128..=MAX_NAME_VALUE_LEN => Ok(4 + len),
+            _ => Err(UsageError::NameValueTooLong(len)),
+        };
+        self.pairs
+            .iter()
+            .map(|(n, v)| Ok(length(n.len())? + length(v.len())?))
+            .sum()
     }
 
     /// Adds a pair at the end.
