@@ -16,3 +16,5 @@ pub mod audit;
 pub mod pool;
 #[allow(unsafe_code)] // the pre_exec hook between fork and exec; see the module docs
 pub mod spawn;
+#[cfg(feature = "tokio")]
+pub mod supervisor;

@@ -92,6 +92,9 @@ impl fmt::Display for Exit {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Outcome {
     Done,
+    /// The worker was handed over but never used (the request went away first): it is idle
+    /// again and nothing counts.
+    Unused,
     /// The connection failed or the worker broke the protocol: it is not trusted again.
     Broken,
     /// The request passed `request_timeout`: the worker is stuck and is killed.
@@ -316,6 +319,11 @@ impl Pool {
                     w.state = WorkerState::Idle;
                     w.since = now;
                 }
+            }
+            Outcome::Unused if draining => Self::stop(&mut self.actions, w, now),
+            Outcome::Unused => {
+                w.state = WorkerState::Idle;
+                w.since = now;
             }
             Outcome::Broken | Outcome::TimedOut => Self::kill(&mut self.actions, w, now),
         }

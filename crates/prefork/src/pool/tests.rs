@@ -258,6 +258,20 @@ fn max_requests_with_jitter_recycles_workers_at_different_counts() {
 }
 
 #[test]
+fn an_unused_worker_goes_back_to_idle_without_counting() {
+    let mut s = settings(Pm::Static, 1);
+    s.max_requests = 1;
+    let mut sim = Sim::new(s);
+    let Acquire::Worker(w) = sim.acquire(1) else {
+        panic!()
+    };
+    sim.release(w, Outcome::Unused);
+    assert_eq!(sim.pool.worker(w).unwrap().state, WorkerState::Idle);
+    assert_eq!(sim.pool.worker(w).unwrap().served, 0);
+    assert!(sim.log.is_empty(), "not recycled: {:?}", sim.log);
+}
+
+#[test]
 fn a_timed_out_request_kills_only_its_worker() {
     let mut sim = Sim::new(settings(Pm::Static, 2));
     let Acquire::Worker(stuck) = sim.acquire(1) else {

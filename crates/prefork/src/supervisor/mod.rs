@@ -1,0 +1,467 @@
+//! The supervisor (feature `tokio`): runs [`Pool`]s of real worker processes inside an async
+//! process such as `plexer serve`.
+//!
+//! Which processes fork here, and how: workers are started with fork **and exec**
+//! ([`crate::spawn`], through `std::process::Command`), so the multi-threaded runtime around
+//! this module is never copied into a child that goes on running Rust code. Fork without exec
+//! happens only in the prefork library's single-threaded parent, never here.
+//!
+//! - Each worker gets its own listening socket, bound by the supervisor under the pool's socket
+//!   directory before the worker starts (mode 0600: only the supervisor's user connects; the
+//!   worker holds the descriptor). A request that [`PoolHandle::acquire`]s a worker connects to
+//!   that socket, so the pool knows exactly which worker is busy with what.
+//! - Exits are reaped on SIGCHLD with `waitpid(-1)`, and the supervisor is a subreaper
+//!   (`PR_SET_CHILD_SUBREAPER`), so a worker's orphaned children are reaped too rather than
+//!   left to init. Do not mix this with `tokio::process` in the same process: its reaper and
+//!   this one would take each other's exit statuses.
+//! - Worker stdout and stderr are read line by line and logged with the pool, the pid and the
+//!   stream; a line is never cut below [`MAX_LOG_LINE`] bytes.
+//! - Stopping a worker signals its process group, so its own children stop with it.
+
+mod output;
+mod reaper;
+
+use std::collections::HashMap;
+use std::io;
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixListener;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+use tokio::sync::{Notify, oneshot, watch};
+
+use crate::pool::{
+    Acquire, Action, Exit, Outcome, Pool, PoolSettings, PoolState, PoolStats, Refusal,
+    SettingsError, WaiterId, Worker, WorkerId,
+};
+use crate::spawn::{WorkerCommand, spawn_worker};
+
+pub use output::MAX_LOG_LINE;
+
+/// Owns the reaper and knows which pool each worker pid belongs to.
+#[derive(Clone)]
+pub struct Supervisor {
+    inner: Arc<SupervisorInner>,
+}
+
+struct SupervisorInner {
+    by_pid: Mutex<HashMap<Pid, Weak<PoolShared>>>,
+}
+
+/// Why the supervisor could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SupervisorError {
+    #[error("cannot become the subreaper of the workers' children: {0}")]
+    Subreaper(nix::Error),
+    #[error("cannot watch SIGCHLD to reap workers: {0}")]
+    Signal(io::Error),
+    #[error("bad pool settings for {pool}: {source}")]
+    Settings { pool: String, source: SettingsError },
+    #[error("cannot create the socket directory {path:?} of pool {pool}: {source}")]
+    SocketDir {
+        pool: String,
+        path: PathBuf,
+        source: io::Error,
+    },
+}
+
+impl Supervisor {
+    /// Starts reaping. Must be called inside a tokio runtime with signal and time enabled.
+    pub fn start() -> Result<Self, SupervisorError> {
+        nix::sys::prctl::set_child_subreaper(true).map_err(SupervisorError::Subreaper)?;
+        let inner = Arc::new(SupervisorInner {
+            by_pid: Mutex::new(HashMap::new()),
+        });
+        reaper::spawn(Arc::downgrade(&inner)).map_err(SupervisorError::Signal)?;
+        Ok(Self { inner })
+    }
+
+    /// Starts a pool: its workers run `command`, their sockets live in `socket_dir`.
+    pub fn add_pool(
+        &self,
+        name: &str,
+        settings: PoolSettings,
+        command: WorkerCommand,
+        socket_dir: &Path,
+    ) -> Result<PoolHandle, SupervisorError> {
+        std::fs::create_dir_all(socket_dir).map_err(|source| SupervisorError::SocketDir {
+            pool: name.to_owned(),
+            path: socket_dir.to_owned(),
+            source,
+        })?;
+        let seed = u64::from(std::process::id()) ^ name.len() as u64 ^ now_nanos();
+        let pool = Pool::new(settings, Instant::now(), seed).map_err(|source| {
+            SupervisorError::Settings {
+                pool: name.to_owned(),
+                source,
+            }
+        })?;
+        let (stopped_tx, _) = watch::channel(false);
+        let shared = Arc::new(PoolShared {
+            name: name.to_owned(),
+            command,
+            socket_dir: socket_dir.to_owned(),
+            supervisor: Arc::downgrade(&self.inner),
+            core: Mutex::new(Core {
+                pool,
+                waiters: HashMap::new(),
+                next_waiter: 1,
+                sockets: HashMap::new(),
+            }),
+            wake: Notify::new(),
+            stopped: stopped_tx,
+        });
+        tokio::spawn(drive(Arc::clone(&shared)));
+        Ok(PoolHandle { shared })
+    }
+}
+
+impl SupervisorInner {
+    fn dispatch_exit(&self, pid: Pid, exit: Exit) {
+        let pool = lock(&self.by_pid).remove(&pid).and_then(|p| p.upgrade());
+        let Some(pool) = pool else {
+            tracing::debug!(%pid, %exit, "reaped a process of no pool (an orphan we adopted)");
+            return;
+        };
+        pool.on_exit(pid, exit);
+    }
+}
+
+/// What a queued request receives.
+type Grant = Result<WorkerId, Refusal>;
+
+struct Core {
+    pool: Pool,
+    waiters: HashMap<WaiterId, oneshot::Sender<Grant>>,
+    next_waiter: WaiterId,
+    sockets: HashMap<WorkerId, PathBuf>,
+}
+
+struct PoolShared {
+    name: String,
+    command: WorkerCommand,
+    socket_dir: PathBuf,
+    supervisor: Weak<SupervisorInner>,
+    core: Mutex<Core>,
+    /// Wakes the driver when the pool has new actions.
+    wake: Notify,
+    stopped: watch::Sender<bool>,
+}
+
+/// A pool as the rest of the program uses it; cheap to clone.
+#[derive(Clone)]
+pub struct PoolHandle {
+    shared: Arc<PoolShared>,
+}
+
+/// A worker held for one request. Release it with the request's [`Outcome`]; dropping it
+/// unreleased counts as [`Outcome::Broken`], since nobody can say the worker is fine.
+pub struct Lease {
+    shared: Arc<PoolShared>,
+    worker: WorkerId,
+    pid: Option<Pid>,
+    socket: PathBuf,
+    released: bool,
+}
+
+/// A snapshot of a pool for the status page.
+#[derive(Clone, Debug)]
+pub struct PoolStatus {
+    pub name: String,
+    pub state: PoolState,
+    pub settings: PoolSettings,
+    pub workers: Vec<Worker>,
+    pub queue_len: usize,
+    pub stats: PoolStats,
+}
+
+impl PoolHandle {
+    pub fn name(&self) -> &str {
+        &self.shared.name
+    }
+
+    /// Waits for a worker, for at most the pool's `queue_timeout`.
+    pub async fn acquire(&self) -> Result<Lease, Refusal> {
+        let (waiter, rx) = {
+            let mut core = lock(&self.shared.core);
+            let waiter = core.next_waiter;
+            core.next_waiter += 1;
+            match core.pool.acquire(waiter, Instant::now()) {
+                Acquire::Worker(worker) => {
+                    drop(core);
+                    self.shared.wake.notify_one();
+                    return Ok(self.lease(worker));
+                }
+                Acquire::Refused(refusal) => return Err(refusal),
+                Acquire::Queued => {
+                    let (tx, rx) = oneshot::channel();
+                    core.waiters.insert(waiter, tx);
+                    (waiter, rx)
+                }
+            }
+        };
+        self.shared.wake.notify_one();
+        // If this future is dropped while waiting, the guard takes the request off the queue.
+        let mut guard = CancelOnDrop {
+            shared: &self.shared,
+            waiter,
+            armed: true,
+        };
+        let grant = rx.await;
+        guard.armed = false;
+        match grant {
+            Ok(Ok(worker)) => Ok(self.lease(worker)),
+            Ok(Err(refusal)) => Err(refusal),
+            // The driver dropped the sender: the pool stopped.
+            Err(_) => Err(Refusal::Draining),
+        }
+    }
+
+    fn lease(&self, worker: WorkerId) -> Lease {
+        let core = lock(&self.shared.core);
+        let socket = core.sockets.get(&worker).cloned().unwrap_or_default();
+        let pid = core.pool.worker(worker).and_then(|w| w.pid);
+        Lease {
+            shared: Arc::clone(&self.shared),
+            worker,
+            pid,
+            socket,
+            released: false,
+        }
+    }
+
+    pub fn status(&self) -> PoolStatus {
+        let core = lock(&self.shared.core);
+        PoolStatus {
+            name: self.shared.name.clone(),
+            state: core.pool.state().clone(),
+            settings: core.pool.settings().clone(),
+            workers: core.pool.workers().to_vec(),
+            queue_len: core.pool.queue_len(),
+            stats: core.pool.stats().clone(),
+        }
+    }
+
+    /// The operator's override after a crash loop.
+    pub fn reset(&self) {
+        lock(&self.shared.core).pool.reset(Instant::now());
+        self.shared.wake.notify_one();
+    }
+
+    /// Stops the pool: requests in flight finish within `timeout`, then every worker is gone.
+    /// Returns once the last worker exited.
+    pub async fn drain(&self, timeout: Duration) {
+        let mut stopped = self.shared.stopped.subscribe();
+        lock(&self.shared.core).pool.drain(Instant::now(), timeout);
+        self.shared.wake.notify_one();
+        // The driver flags `stopped` once the pool reached PoolState::Stopped.
+        let _ = stopped.wait_for(|stopped| *stopped).await;
+    }
+}
+
+struct CancelOnDrop<'a> {
+    shared: &'a PoolShared,
+    waiter: WaiterId,
+    armed: bool,
+}
+
+impl Drop for CancelOnDrop<'_> {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let mut core = lock(&self.shared.core);
+        core.waiters.remove(&self.waiter);
+        // When it was assigned meanwhile, the Assign finds no receiver and hands the worker
+        // back as unused; either way nothing more is needed here.
+        core.pool.cancel(self.waiter);
+    }
+}
+
+impl Lease {
+    pub fn worker(&self) -> WorkerId {
+        self.worker
+    }
+
+    pub fn pid(&self) -> Option<Pid> {
+        self.pid
+    }
+
+    /// The worker's private socket.
+    pub fn socket(&self) -> &Path {
+        &self.socket
+    }
+
+    pub fn release(mut self, outcome: Outcome) {
+        self.finish(outcome);
+    }
+
+    fn finish(&mut self, outcome: Outcome) {
+        if std::mem::replace(&mut self.released, true) {
+            return;
+        }
+        lock(&self.shared.core)
+            .pool
+            .release(self.worker, outcome, Instant::now());
+        self.shared.wake.notify_one();
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        self.finish(Outcome::Broken);
+    }
+}
+
+impl PoolShared {
+    fn on_exit(&self, pid: Pid, exit: Exit) {
+        let mut core = lock(&self.core);
+        let worker = core
+            .pool
+            .workers()
+            .iter()
+            .find(|w| w.pid == Some(pid))
+            .map(|w| w.id);
+        if let Some(path) = worker.and_then(|w| core.sockets.remove(&w)) {
+            let _ = std::fs::remove_file(path);
+        }
+        tracing::info!(pool = %self.name, %pid, "worker {exit}");
+        core.pool.exited(pid, exit, Instant::now());
+        drop(core);
+        self.wake.notify_one();
+    }
+
+    /// Carries out one action; the pool may decide more, which the driver picks up next turn.
+    fn execute(self: &Arc<Self>, action: Action) {
+        match action {
+            Action::Spawn(worker) => self.spawn(worker),
+            Action::Terminate { pid, .. } => signal_group(&self.name, pid, Signal::SIGTERM),
+            Action::Kill { pid, .. } => signal_group(&self.name, pid, Signal::SIGKILL),
+            Action::Assign { waiter, worker } => {
+                let sender = lock(&self.core).waiters.remove(&waiter);
+                let delivered = sender.is_some_and(|tx| tx.send(Ok(worker)).is_ok());
+                if !delivered {
+                    lock(&self.core)
+                        .pool
+                        .release(worker, Outcome::Unused, Instant::now());
+                }
+            }
+            Action::Expire { waiter } => {
+                let mut core = lock(&self.core);
+                let refusal = match core.pool.state() {
+                    PoolState::Running => Refusal::QueueFull {
+                        limit: core.pool.settings().max_queue,
+                    },
+                    PoolState::Failed { reason } => Refusal::Failed(reason.clone()),
+                    _ => Refusal::Draining,
+                };
+                if let Some(tx) = core.waiters.remove(&waiter) {
+                    let _ = tx.send(Err(refusal));
+                }
+            }
+        }
+    }
+
+    fn spawn(self: &Arc<Self>, worker: WorkerId) {
+        let path = self.socket_dir.join(format!("{}-{worker}.sock", self.name));
+        let started = bind_private(&path).and_then(|listener| {
+            spawn_worker(&self.command, OwnedFd::from(listener))
+                .map_err(|err| io::Error::other(err.to_string()))
+        });
+        let now = Instant::now();
+        match started {
+            Ok(spawned) => {
+                let (pid, stdout, stderr) = spawned.into_parts();
+                if let Some(supervisor) = self.supervisor.upgrade() {
+                    lock(&supervisor.by_pid).insert(pid, Arc::downgrade(self));
+                }
+                output::forward(&self.name, pid, "stdout", stdout);
+                output::forward(&self.name, pid, "stderr", stderr);
+                tracing::info!(pool = %self.name, %pid, socket = %path.display(), "worker started");
+                let mut core = lock(&self.core);
+                core.sockets.insert(worker, path);
+                core.pool.spawned(worker, pid, now);
+                // The reaper may have seen it exit already (a command that dies at once).
+            }
+            Err(err) => {
+                let _ = std::fs::remove_file(&path);
+                tracing::error!(pool = %self.name, error = %err, "cannot start a worker");
+                lock(&self.core)
+                    .pool
+                    .spawn_failed(worker, err.to_string(), now);
+            }
+        }
+    }
+}
+
+/// Binds a worker's private socket, readable and writable by the supervisor's user only.
+fn bind_private(path: &Path) -> io::Result<UnixListener> {
+    match std::fs::remove_file(path) {
+        Ok(()) => {}
+        Err(err) if err.kind() == io::ErrorKind::NotFound => {}
+        Err(err) => return Err(err),
+    }
+    let listener = UnixListener::bind(path)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    Ok(listener)
+}
+
+fn signal_group(pool: &str, pid: Pid, signal: Signal) {
+    // The worker leads its own process group (spawn.rs), so this reaches its children too.
+    if let Err(err) = killpg(pid, signal) {
+        tracing::debug!(pool, %pid, ?signal, error = %err, "signal not delivered (already gone?)");
+    }
+}
+
+/// The driver of one pool: carries out its actions and wakes it at its deadlines.
+async fn drive(shared: Arc<PoolShared>) {
+    loop {
+        let (actions, deadline, state) = {
+            let mut core = lock(&shared.core);
+            core.pool.tick(Instant::now());
+            let actions: Vec<Action> = core.pool.take_actions().collect();
+            (
+                actions,
+                core.pool.next_deadline(),
+                core.pool.state().clone(),
+            )
+        };
+        if !actions.is_empty() {
+            for action in actions {
+                shared.execute(action);
+            }
+            continue;
+        }
+        if state == PoolState::Stopped {
+            let _ = shared.stopped.send(true);
+            // Whoever still waits learns the pool is gone.
+            lock(&shared.core).waiters.clear();
+            return;
+        }
+        let sleep = deadline.map_or(Duration::from_secs(3600), |at| {
+            at.saturating_duration_since(Instant::now())
+        });
+        tokio::select! {
+            () = shared.wake.notified() => {}
+            () = tokio::time::sleep(sleep) => {}
+        }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding the lock leaves plain data behind, still consistent enough to stop.
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn now_nanos() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos().into())
+}
