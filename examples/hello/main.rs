@@ -22,6 +22,9 @@
 //! - `bytes=N` answers with exactly N bytes of body (`abc…z` repeated) instead of the text;
 //! - `login=NAME` answers with `X-Plexer-User: NAME` (a login app choosing the account),
 //!   `logout=1` with `X-Plexer-Logout: 1`.
+//!
+//! Like php-cgi, it exits with status 0 once it has served `PHP_FCGI_MAX_REQUESTS` requests
+//! (checked when a connection ends), so that a supervisor recycles it.
 
 use std::io::{self, Read};
 use std::process::ExitCode;
@@ -42,8 +45,15 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let max_requests: Option<u64> = std::env::var("PHP_FCGI_MAX_REQUESTS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .filter(|&n| n > 0);
     let mut served: u64 = 0;
     loop {
+        if max_requests.is_some_and(|max| served >= max) {
+            return ExitCode::SUCCESS;
+        }
         let stream = match listener.accept() {
             Ok(stream) => stream,
             Err(err) => {

@@ -17,7 +17,7 @@ use fastcgi_client::{Client, Params, Request, io};
 use plexer_prefork::audit::{AuditPolicy, TcpEndpoint, audit_process};
 use plexer_prefork::pool::{Outcome, Pm, PoolSettings, PoolState, WorkerState};
 use plexer_prefork::spawn::WorkerCommand;
-use plexer_prefork::supervisor::{PoolHandle, Supervisor};
+use plexer_prefork::supervisor::{PoolHandle, Sockets, Supervisor};
 use plexer_tests::{CgiResponse, HelloAnswer, Scratch, build};
 use tokio::net::UnixStream;
 
@@ -40,7 +40,12 @@ fn start_pool(scratch: &Scratch, settings: PoolSettings) -> (Supervisor, PoolHan
         ..WorkerCommand::default()
     };
     let pool = supervisor
-        .add_pool("test", settings, command, &scratch.path().join("workers"))
+        .add_pool(
+            "test",
+            settings,
+            command,
+            Sockets::PerWorker(scratch.path().join("workers")),
+        )
         .expect("the pool starts");
     (supervisor, pool)
 }

@@ -19,14 +19,17 @@ pub(crate) struct AuditFdsArgs {
     databases: Vec<TcpEndpoint>,
 }
 
+/// The default policy plus the database endpoints the operator declared with `--database`.
+pub(crate) fn policy_declaring(databases: &[TcpEndpoint]) -> AuditPolicy {
+    databases
+        .iter()
+        .fold(AuditPolicy::new(), |policy, &endpoint| {
+            policy.database_endpoint(endpoint, format!("declared database {endpoint}"))
+        })
+}
+
 pub(crate) fn run(args: AuditFdsArgs) -> anyhow::Result<ExitCode> {
-    let policy = args
-        .databases
-        .into_iter()
-        .fold(AuditPolicy::new(), |policy, endpoint| {
-            let name = format!("declared database {endpoint}");
-            policy.database_endpoint(endpoint, name)
-        });
+    let policy = policy_declaring(&args.databases);
     let report = audit_process(args.pid.map(Pid::from_raw), &policy)?;
     write!(std::io::stdout().lock(), "{report}")?;
     Ok(if report.is_clean() {

@@ -2,6 +2,7 @@
 
 mod audit_fds;
 mod request;
+mod spawn;
 
 use std::process::ExitCode;
 
@@ -34,6 +35,8 @@ pub(crate) enum Command {
     Request(request::RequestArgs),
     /// Print a process's open descriptors, classified; exit 1 where one is a database handle.
     AuditFds(audit_fds::AuditFdsArgs),
+    /// Bind a socket and keep N workers of an app on it, like spawn-fcgi with supervision.
+    Spawn(spawn::SpawnArgs),
 }
 
 impl Command {
@@ -42,6 +45,7 @@ impl Command {
         match self {
             Self::Request(_) => "request",
             Self::AuditFds(_) => "audit-fds",
+            Self::Spawn(_) => "spawn",
         }
     }
 }
@@ -50,6 +54,7 @@ pub(crate) fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Request(args) => request::run(args),
         Command::AuditFds(args) => audit_fds::run(args),
+        Command::Spawn(args) => spawn::run(args),
     }
 }
 
@@ -59,6 +64,7 @@ pub(crate) fn init_logging(format: LogFormat) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),

@@ -6,10 +6,12 @@
 //! this module is never copied into a child that goes on running Rust code. Fork without exec
 //! happens only in the prefork library's single-threaded parent, never here.
 //!
-//! - Each worker gets its own listening socket, bound by the supervisor under the pool's socket
-//!   directory before the worker starts (mode 0600: only the supervisor's user connects; the
-//!   worker holds the descriptor). A request that [`PoolHandle::acquire`]s a worker connects to
-//!   that socket, so the pool knows exactly which worker is busy with what.
+//! - For the pools the plexer serves, each worker gets its own listening socket, bound by the
+//!   supervisor under the pool's socket directory before the worker starts (mode 0600: only the
+//!   supervisor's user connects; the worker holds the descriptor). A request that
+//!   [`PoolHandle::acquire`]s a worker connects to that socket, so the pool knows exactly which
+//!   worker is busy with what. `plexer spawn` instead gives every worker the one shared socket
+//!   the web server connects to ([`Sockets::Shared`]), as spawn-fcgi does.
 //! - Exits are reaped on SIGCHLD with `waitpid(-1)`, and the supervisor is a subreaper
 //!   (`PR_SET_CHILD_SUBREAPER`), so a worker's orphaned children are reaped too rather than
 //!   left to init. Do not mix this with `tokio::process` in the same process: its reaper and
@@ -41,6 +43,16 @@ use crate::pool::{
 use crate::spawn::{WorkerCommand, spawn_worker};
 
 pub use output::MAX_LOG_LINE;
+
+/// Where a pool's workers listen.
+pub enum Sockets {
+    /// One private socket per worker in this directory: the plexer hands each request to a
+    /// chosen worker, so the pool knows every worker's state.
+    PerWorker(PathBuf),
+    /// One socket the web server connects to, shared by every worker (spawn-fcgi's model): the
+    /// workers accept in turn, and the pool only keeps them running.
+    Shared(Arc<OwnedFd>),
+}
 
 /// Owns the reaper and knows which pool each worker pid belongs to.
 #[derive(Clone)]
@@ -81,19 +93,21 @@ impl Supervisor {
         Ok(Self { inner })
     }
 
-    /// Starts a pool: its workers run `command`, their sockets live in `socket_dir`.
+    /// Starts a pool whose workers run `command` and listen on `sockets`.
     pub fn add_pool(
         &self,
         name: &str,
         settings: PoolSettings,
         command: WorkerCommand,
-        socket_dir: &Path,
+        sockets: Sockets,
     ) -> Result<PoolHandle, SupervisorError> {
-        std::fs::create_dir_all(socket_dir).map_err(|source| SupervisorError::SocketDir {
-            pool: name.to_owned(),
-            path: socket_dir.to_owned(),
-            source,
-        })?;
+        if let Sockets::PerWorker(dir) = &sockets {
+            std::fs::create_dir_all(dir).map_err(|source| SupervisorError::SocketDir {
+                pool: name.to_owned(),
+                path: dir.clone(),
+                source,
+            })?;
+        }
         let seed = u64::from(std::process::id()) ^ name.len() as u64 ^ now_nanos();
         let pool = Pool::new(settings, Instant::now(), seed).map_err(|source| {
             SupervisorError::Settings {
@@ -105,7 +119,7 @@ impl Supervisor {
         let shared = Arc::new(PoolShared {
             name: name.to_owned(),
             command,
-            socket_dir: socket_dir.to_owned(),
+            sockets,
             supervisor: Arc::downgrade(&self.inner),
             core: Mutex::new(Core {
                 pool,
@@ -145,7 +159,7 @@ struct Core {
 struct PoolShared {
     name: String,
     command: WorkerCommand,
-    socket_dir: PathBuf,
+    sockets: Sockets,
     supervisor: Weak<SupervisorInner>,
     core: Mutex<Core>,
     /// Wakes the driver when the pool has new actions.
@@ -368,10 +382,15 @@ impl PoolShared {
     }
 
     fn spawn(self: &Arc<Self>, worker: WorkerId) {
-        let path = self.socket_dir.join(format!("{}-{worker}.sock", self.name));
-        let started = bind_private(&path).and_then(|listener| {
-            spawn_worker(&self.command, OwnedFd::from(listener))
-                .map_err(|err| io::Error::other(err.to_string()))
+        let (listener, path) = match &self.sockets {
+            Sockets::PerWorker(dir) => {
+                let path = dir.join(format!("{}-{worker}.sock", self.name));
+                (bind_private(&path).map(OwnedFd::from), Some(path))
+            }
+            Sockets::Shared(fd) => (fd.try_clone(), None),
+        };
+        let started = listener.and_then(|fd| {
+            spawn_worker(&self.command, fd).map_err(|err| io::Error::other(err.to_string()))
         });
         let now = Instant::now();
         match started {
@@ -382,14 +401,18 @@ impl PoolShared {
                 }
                 output::forward(&self.name, pid, "stdout", stdout);
                 output::forward(&self.name, pid, "stderr", stderr);
-                tracing::info!(pool = %self.name, %pid, socket = %path.display(), "worker started");
+                tracing::info!(pool = %self.name, %pid, "worker started");
                 let mut core = lock(&self.core);
-                core.sockets.insert(worker, path);
+                if let Some(path) = path {
+                    core.sockets.insert(worker, path);
+                }
                 core.pool.spawned(worker, pid, now);
                 // The reaper may have seen it exit already (a command that dies at once).
             }
             Err(err) => {
-                let _ = std::fs::remove_file(&path);
+                if let Some(path) = path {
+                    let _ = std::fs::remove_file(path);
+                }
                 tracing::error!(pool = %self.name, error = %err, "cannot start a worker");
                 lock(&self.core)
                     .pool

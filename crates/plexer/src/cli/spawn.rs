@@ -1,0 +1,334 @@
+//! `plexer spawn`: spawn-fcgi's command line and model, with supervision.
+//!
+//! Like spawn-fcgi it binds the socket the web server connects to (`-s PATH` or `-a ADDR -p
+//! PORT`), sets its owner and mode (`-U -G -M`), and starts `-F N` copies of the application
+//! with that socket as descriptor 0, dropped to `-u/-g`, in `-c` chroot and `-d` directory.
+//! Unlike spawn-fcgi it stays in the foreground and keeps them running: a worker that dies is
+//! replaced (with backoff, and a crash loop stops the command with the reason), `--max-requests`
+//! recycles workers, and the fork-safety audit watches for one database connection shared by
+//! several of the application's processes (an app that connects and then forks, as flup's
+//! prefork server did). spawn-fcgi + multiwatch users swap the command and gain all that.
+//!
+//! Deliberate differences from spawn-fcgi, for safety: `-a` defaults to 127.0.0.1, not every
+//! address; a unix socket gets mode 0660 unless `-M` says otherwise; `-P` holds plexer's own pid
+//! (the process to signal), not the workers'.
+
+use std::collections::BTreeSet;
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::{Args, ValueEnum};
+use nix::unistd::{Gid, Group, Pid, Uid, User, chown};
+use plexer_prefork::audit::{AuditPolicy, TcpEndpoint, shared_db_handles};
+use plexer_prefork::pool::{Pm, PoolSettings, PoolState};
+use plexer_prefork::spawn::{Identity, WorkerCommand};
+use plexer_prefork::supervisor::{PoolHandle, Sockets, Supervisor};
+use tokio::signal::unix::{SignalKind, signal};
+
+/// How long a graceful stop (SIGTERM, SIGINT) lets requests in flight finish.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+/// How often the audit looks at the application's processes (a few /proc reads per process).
+const AUDIT_EVERY: Duration = Duration::from_secs(2);
+
+#[derive(Debug, Args)]
+pub(crate) struct SpawnArgs {
+    /// Unix socket to bind (spawn-fcgi -s).
+    #[arg(short = 's', value_name = "PATH", conflicts_with_all = ["addr", "port"])]
+    socket: Option<PathBuf>,
+    /// Address to bind with -p (default 127.0.0.1; spawn-fcgi binds every address).
+    #[arg(short = 'a', value_name = "ADDR", requires = "port")]
+    addr: Option<String>,
+    /// TCP port to bind.
+    #[arg(short = 'p', value_name = "PORT")]
+    port: Option<u16>,
+    /// Number of workers.
+    #[arg(short = 'F', value_name = "N", default_value_t = 1)]
+    children: usize,
+    /// User the workers run as.
+    #[arg(short = 'u', value_name = "USER")]
+    user: Option<String>,
+    /// Group the workers run as (default: the user's primary group).
+    #[arg(short = 'g', value_name = "GROUP")]
+    group: Option<String>,
+    /// Owner of the unix socket.
+    #[arg(short = 'U', value_name = "USER")]
+    socket_user: Option<String>,
+    /// Group of the unix socket.
+    #[arg(short = 'G', value_name = "GROUP")]
+    socket_group: Option<String>,
+    /// Mode of the unix socket, in octal (default 0660).
+    #[arg(short = 'M', value_name = "MODE")]
+    socket_mode: Option<String>,
+    /// Chroot the workers into DIR.
+    #[arg(short = 'c', value_name = "DIR")]
+    chroot: Option<PathBuf>,
+    /// Change the workers' directory to DIR.
+    #[arg(short = 'd', value_name = "DIR")]
+    chdir: Option<PathBuf>,
+    /// Write plexer's pid to PIDFILE.
+    #[arg(short = 'P', value_name = "PIDFILE")]
+    pidfile: Option<PathBuf>,
+    /// Recycle each worker after N requests (sets PHP_FCGI_MAX_REQUESTS, which the
+    /// application honours by exiting; plexer starts a fresh one).
+    #[arg(long, value_name = "N")]
+    max_requests: Option<u64>,
+    /// What to do when the application's processes share a database connection.
+    #[arg(long, value_enum, default_value_t = AuditMode::Strict)]
+    audit: AuditMode,
+    /// Also counts connections to this endpoint as database handles (repeatable): a port
+    /// (6432) or an address (10.0.0.5:6432).
+    #[arg(long = "database", value_name = "ENDPOINT")]
+    databases: Vec<TcpEndpoint>,
+    /// The application and its arguments.
+    #[arg(last = true, required = true, value_name = "CMD")]
+    command: Vec<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum AuditMode {
+    /// Stop the workers and exit with the reason.
+    Strict,
+    /// Log the finding and go on.
+    Warn,
+    /// Do not look.
+    Off,
+}
+
+pub(crate) fn run(args: SpawnArgs) -> anyhow::Result<ExitCode> {
+    if args.children == 0 {
+        bail!("-F 0 starts no worker: give at least 1");
+    }
+    let listener = bind(&args)?;
+    let command = worker_command(&args)?;
+    if let Some(pidfile) = &args.pidfile {
+        std::fs::write(pidfile, format!("{}\n", std::process::id()))
+            .with_context(|| format!("cannot write the pid file {}", pidfile.display()))?;
+    }
+    let settings = PoolSettings {
+        pm: Pm::Static,
+        max_children: args.children,
+        // The application counts its own requests on a shared socket (PHP_FCGI_MAX_REQUESTS).
+        max_requests: 0,
+        max_requests_jitter: 0,
+        ..PoolSettings::default()
+    };
+    // The thread that forks must outlive the workers (PR_SET_PDEATHSIG follows the thread), so
+    // the pool runs on this one.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let policy = super::audit_fds::policy_declaring(&args.databases);
+    let audit = (args.audit != AuditMode::Off).then_some((args.audit, policy));
+    let code = runtime.block_on(supervise(settings, command, listener, audit));
+    if let Some(pidfile) = &args.pidfile {
+        let _ = std::fs::remove_file(pidfile);
+    }
+    if let Some(path) = &args.socket {
+        let _ = std::fs::remove_file(path);
+    }
+    code
+}
+
+async fn supervise(
+    settings: PoolSettings,
+    command: WorkerCommand,
+    listener: OwnedFd,
+    audit: Option<(AuditMode, AuditPolicy)>,
+) -> anyhow::Result<ExitCode> {
+    let supervisor = Supervisor::start()?;
+    let name = command
+        .program
+        .file_name()
+        .map_or("app".into(), |n| n.to_string_lossy().into_owned());
+    let pool = supervisor.add_pool(
+        &name,
+        settings,
+        command,
+        Sockets::Shared(Arc::new(listener)),
+    )?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut quit = signal(SignalKind::quit())?;
+    let mut audit_tick = tokio::time::interval(AUDIT_EVERY);
+    let mut warned = BTreeSet::new();
+    loop {
+        tokio::select! {
+            _ = terminate.recv() => return stop(&pool, DRAIN_TIMEOUT, "SIGTERM").await,
+            _ = interrupt.recv() => return stop(&pool, DRAIN_TIMEOUT, "SIGINT").await,
+            _ = quit.recv() => return stop(&pool, Duration::ZERO, "SIGQUIT").await,
+            _ = audit_tick.tick() => {
+                if let PoolState::Failed { reason } = pool.status().state {
+                    stop(&pool, Duration::ZERO, "a crash loop").await?;
+                    bail!("the workers keep failing: {reason}");
+                }
+                let finding = audit
+                    .as_ref()
+                    .and_then(|(mode, policy)| Some((*mode, audit_pool(&pool, policy, &mut warned)?)));
+                if let Some((mode, finding)) = finding {
+                    if mode == AuditMode::Strict {
+                        stop(&pool, Duration::ZERO, "the fork-safety audit").await?;
+                        bail!("{finding} (audit: strict stopped the workers)");
+                    }
+                    tracing::warn!(pool = pool.name(), "{finding}");
+                }
+            }
+        }
+    }
+}
+
+async fn stop(pool: &PoolHandle, timeout: Duration, why: &str) -> anyhow::Result<ExitCode> {
+    tracing::info!(pool = pool.name(), ?timeout, "stopping on {why}");
+    pool.drain(timeout).await;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A new finding of one database connection shared by the application's processes: the
+/// workers and whatever they forked (their process groups).
+fn audit_pool(
+    pool: &PoolHandle,
+    policy: &AuditPolicy,
+    reported: &mut BTreeSet<String>,
+) -> Option<String> {
+    let groups: Vec<Pid> = pool.status().workers.iter().filter_map(|w| w.pid).collect();
+    let pids = processes_in_groups(&groups);
+    let shared = match shared_db_handles(&pids, policy) {
+        Ok(shared) => shared,
+        Err(err) => {
+            tracing::debug!(error = %err, "audit skipped this round");
+            return None;
+        }
+    };
+    shared
+        .into_iter()
+        .map(|handle| handle.to_string())
+        .find(|message| reported.insert(message.clone()))
+}
+
+/// Every process whose process group is one of `groups`, from /proc.
+fn processes_in_groups(groups: &[Pid]) -> Vec<Pid> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return groups.to_vec();
+    };
+    entries
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|&pid| {
+            // /proc/PID/stat: "pid (comm) state ppid pgrp ..."; comm may hold spaces or ')'.
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                return false;
+            };
+            let fields = stat.rsplit_once(')').map(|(_, rest)| rest);
+            let pgrp = fields.and_then(|rest| rest.split_whitespace().nth(2));
+            pgrp.and_then(|g| g.parse::<i32>().ok())
+                .is_some_and(|g| groups.iter().any(|p| p.as_raw() == g))
+        })
+        .map(Pid::from_raw)
+        .collect()
+}
+
+/// Binds the socket the web server connects to, as spawn-fcgi does: a live unix socket is
+/// refused, a stale one replaced; owner and mode applied before any worker starts.
+fn bind(args: &SpawnArgs) -> anyhow::Result<OwnedFd> {
+    if let Some(path) = &args.socket {
+        return bind_unix(path, args).map(OwnedFd::from);
+    }
+    let Some(port) = args.port else {
+        bail!("say where to listen: -s PATH, or -p PORT (with -a ADDR)");
+    };
+    let addr = args.addr.as_deref().unwrap_or("127.0.0.1");
+    let listener = std::net::TcpListener::bind((addr, port))
+        .with_context(|| format!("cannot bind {addr}:{port}"))?;
+    Ok(OwnedFd::from(listener))
+}
+
+fn bind_unix(path: &Path, args: &SpawnArgs) -> anyhow::Result<UnixListener> {
+    if path.exists() {
+        if UnixStream::connect(path).is_ok() {
+            bail!(
+                "{} is in use by a running server (a connection to it succeeded): stop it or \
+                 choose another -s",
+                path.display()
+            );
+        }
+        std::fs::remove_file(path)
+            .with_context(|| format!("cannot remove the stale socket {}", path.display()))?;
+    }
+    let listener =
+        UnixListener::bind(path).with_context(|| format!("cannot bind {}", path.display()))?;
+    let mode = match &args.socket_mode {
+        Some(mode) => u32::from_str_radix(mode.trim_start_matches("0o"), 8)
+            .ok()
+            .filter(|m| *m <= 0o7777)
+            .with_context(|| format!("-M {mode:?} is not an octal mode like 0660"))?,
+        None => 0o660,
+    };
+    let owner = args.socket_user.as_deref().map(resolve_user).transpose()?;
+    let group = args
+        .socket_group
+        .as_deref()
+        .map(resolve_group)
+        .transpose()?;
+    if owner.is_some() || group.is_some() {
+        chown(path, owner, group)
+            .with_context(|| format!("cannot change the owner of {}", path.display()))?;
+    }
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .with_context(|| format!("cannot set mode {mode:o} on {}", path.display()))?;
+    Ok(listener)
+}
+
+fn resolve_user(name: &str) -> anyhow::Result<Uid> {
+    if let Ok(id) = name.parse() {
+        return Ok(Uid::from_raw(id));
+    }
+    Ok(User::from_name(name)?
+        .with_context(|| format!("user {name:?} does not exist"))?
+        .uid)
+}
+
+fn resolve_group(name: &str) -> anyhow::Result<Gid> {
+    if let Ok(id) = name.parse() {
+        return Ok(Gid::from_raw(id));
+    }
+    Ok(Group::from_name(name)?
+        .with_context(|| format!("group {name:?} does not exist"))?
+        .gid)
+}
+
+fn worker_command(args: &SpawnArgs) -> anyhow::Result<WorkerCommand> {
+    let (program, rest) = args
+        .command
+        .split_first()
+        .context("give the application after --: plexer spawn -s SOCK -- /usr/bin/php-cgi")?;
+    let identity = match &args.user {
+        Some(user) => {
+            let identity = Identity::resolve(user, args.group.as_deref())?;
+            if identity.uid.is_root() || identity.gid.as_raw() == 0 {
+                // spawn-fcgi refuses this too: a FastCGI app faces the network.
+                bail!("-u/-g would run the workers as root: choose an unprivileged user");
+            }
+            Some(identity)
+        }
+        None if args.group.is_some() => bail!("-g needs -u: give the user the workers run as"),
+        None => None,
+    };
+    let mut env = Vec::new();
+    if let Some(n) = args.max_requests {
+        env.push(("PHP_FCGI_MAX_REQUESTS".into(), n.to_string().into()));
+    }
+    Ok(WorkerCommand {
+        program: program.into(),
+        args: rest.iter().map(Into::into).collect(),
+        clear_env: false,
+        env,
+        identity,
+        chroot: args.chroot.clone(),
+        chdir: args.chdir.clone(),
+        rlimits: Vec::new(),
+    })
+}

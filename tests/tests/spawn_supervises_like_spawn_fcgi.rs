@@ -1,0 +1,237 @@
+//! `plexer spawn` does what spawn-fcgi does (bind, socket owner and mode, N workers on one
+//! socket) and what it cannot: replace dead workers, recycle them, take the workers down with
+//! it even when killed with SIGKILL, and stop an application whose processes share a database
+//! connection.
+
+use std::net::TcpListener;
+use std::os::unix::fs::MetadataExt;
+use std::os::unix::net::UnixListener;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::{Group, Pid, User};
+use plexer_tests::wait::wait_until;
+use plexer_tests::{CgiResponse, HelloAnswer, PlexerRequest, Running, Scratch, build};
+
+const DEADLINE: Duration = Duration::from_secs(10);
+
+/// `plexer spawn -s SOCK ARGS -- APP` on a new socket path, running until dropped.
+fn spawn(scratch: &Scratch, args: &[&str], app: &[&str]) -> (Running, PathBuf) {
+    spawn_at(scratch, scratch.socket_path("app"), args, app)
+}
+
+fn spawn_at(scratch: &Scratch, socket: PathBuf, args: &[&str], app: &[&str]) -> (Running, PathBuf) {
+    let mut command = Command::new(build::plexer());
+    command
+        .arg("spawn")
+        .arg("-s")
+        .arg(&socket)
+        .args(args)
+        .arg("--")
+        .args(app);
+    let running = Running::spawn(
+        "plexer spawn",
+        &mut command,
+        &scratch.unique("spawn", "log"),
+    );
+    (running, socket)
+}
+
+fn hello() -> String {
+    build::hello().to_string_lossy().into_owned()
+}
+
+fn get(socket: &Path) -> HelloAnswer {
+    let finished = PlexerRequest::new(format!("unix:{}", socket.display()), "/").run();
+    finished.assert_success();
+    HelloAnswer::parse(&CgiResponse::parse(&finished.stdout).body)
+}
+
+/// The pids whose parent is `parent`, from /proc.
+fn children_of(parent: u32) -> Vec<u32> {
+    let mut children = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let ppid = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+            .and_then(|p| p.parse::<u32>().ok());
+        if ppid == Some(parent) {
+            children.push(pid);
+        }
+    }
+    children
+}
+
+/// Gone, or a zombie no one has reaped yet: either way not running.
+fn running(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        let state = stat
+            .rsplit_once(')')
+            .and_then(|(_, r)| r.split_whitespace().next());
+        state != Some("Z")
+    })
+}
+
+fn wait_for_workers(spawned: &Running, count: usize) -> Vec<u32> {
+    wait_until(
+        &format!("{count} workers run"),
+        || children_of(spawned.pid()).len() == count,
+        DEADLINE,
+    );
+    children_of(spawned.pid())
+}
+
+#[test]
+fn workers_share_one_socket_and_a_killed_one_is_replaced() {
+    let scratch = Scratch::new();
+    let (spawned, socket) = spawn(&scratch, &["-F", "2"], &[&hello()]);
+    let workers = wait_for_workers(&spawned, 2);
+    let mut served: Vec<u32> = (0..6).map(|_| get(&socket).pid()).collect();
+    served.sort_unstable();
+    served.dedup();
+    assert!(
+        served.iter().all(|pid| workers.contains(pid)),
+        "{served:?} vs {workers:?}"
+    );
+
+    kill(Pid::from_raw(workers[0] as i32), Signal::SIGKILL).unwrap();
+    wait_until(
+        "the killed worker is replaced",
+        || {
+            let now = children_of(spawned.pid());
+            now.len() == 2 && !now.contains(&workers[0])
+        },
+        DEADLINE,
+    );
+    assert_ne!(get(&socket).pid(), workers[0]);
+}
+
+#[test]
+fn the_socket_gets_the_owner_group_and_mode_asked_for() {
+    if !nix::unistd::Uid::effective().is_root() {
+        return; // chown needs root; CI runs as root
+    }
+    let scratch = Scratch::new();
+    let (spawned, socket) = spawn(
+        &scratch,
+        &["-U", "nobody", "-G", "nogroup", "-M", "0640"],
+        &[&hello()],
+    );
+    wait_for_workers(&spawned, 1);
+    let meta = std::fs::metadata(&socket).unwrap();
+    assert_eq!(meta.mode() & 0o7777, 0o640);
+    assert_eq!(
+        meta.uid(),
+        User::from_name("nobody").unwrap().unwrap().uid.as_raw()
+    );
+    assert_eq!(
+        meta.gid(),
+        Group::from_name("nogroup").unwrap().unwrap().gid.as_raw()
+    );
+}
+
+#[test]
+fn a_live_socket_is_refused_and_a_stale_one_replaced() {
+    let scratch = Scratch::new();
+    let stale = scratch.socket_path("app");
+    drop(UnixListener::bind(&stale).unwrap()); // leaves the socket file behind
+    let (spawned, socket) = spawn_at(&scratch, stale, &[], &[&hello()]);
+    wait_for_workers(&spawned, 1);
+    get(&socket);
+
+    let second = Command::new(build::plexer())
+        .arg("spawn")
+        .arg("-s")
+        .arg(&socket)
+        .arg("--")
+        .arg(hello())
+        .output()
+        .unwrap();
+    assert!(!second.status.success());
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(stderr.contains("is in use by a running server"), "{stderr}");
+    get(&socket); // the first one still serves
+}
+
+#[test]
+fn no_worker_outlives_a_spawn_killed_with_sigkill() {
+    let scratch = Scratch::new();
+    let (mut spawned, _socket) = spawn(&scratch, &["-F", "3"], &[&hello()]);
+    let workers = wait_for_workers(&spawned, 3);
+    spawned.kill(); // SIGKILL: plexer gets no chance to stop them itself
+    wait_until(
+        "every worker died with plexer",
+        || workers.iter().all(|&pid| !running(pid)),
+        DEADLINE,
+    );
+}
+
+#[test]
+fn max_requests_recycles_each_worker() {
+    let scratch = Scratch::new();
+    let (spawned, socket) = spawn(&scratch, &["--max-requests", "2"], &[&hello()]);
+    wait_for_workers(&spawned, 1);
+    let pids: Vec<u32> = (0..5).map(|_| get(&socket).pid()).collect();
+    assert_eq!(pids[0], pids[1]);
+    assert_ne!(pids[1], pids[2]);
+    assert_eq!(pids[2], pids[3]);
+    assert_ne!(pids[3], pids[4]);
+}
+
+/// A stand-in for an application that imports, connects to its database and then forks, as
+/// Django under flup's prefork server did: two processes of the pool share one connection.
+fn connect_then_fork(port: u16) -> Vec<String> {
+    let script = format!(
+        "import os, socket, time\n\
+         db = socket.create_connection(('127.0.0.1', {port}))\n\
+         os.fork()\n\
+         time.sleep(60)\n"
+    );
+    vec!["python3".into(), "-c".into(), script]
+}
+
+#[test]
+fn the_audit_stops_an_app_whose_processes_share_a_database_connection() {
+    let scratch = Scratch::new();
+    let database = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = database.local_addr().unwrap().port().to_string();
+    let app = connect_then_fork(database.local_addr().unwrap().port());
+    let app: Vec<&str> = app.iter().map(String::as_str).collect();
+    let (mut spawned, _socket) = spawn(&scratch, &["--database", &port], &app);
+    let status = spawned
+        .wait_exit(DEADLINE)
+        .expect("audit: strict stops plexer spawn");
+    assert_eq!(status.code(), Some(1), "{}", spawned.log());
+    let log = spawned.log();
+    assert!(log.contains("is shared by pids"), "{log}");
+    assert!(log.contains(&format!("127.0.0.1:{port}")), "{log}");
+    assert!(log.contains("audit: strict stopped the workers"), "{log}");
+}
+
+#[test]
+fn audit_warn_logs_the_shared_connection_and_keeps_running() {
+    let scratch = Scratch::new();
+    let database = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = database.local_addr().unwrap().port();
+    let app = connect_then_fork(port);
+    let app: Vec<&str> = app.iter().map(String::as_str).collect();
+    let (mut spawned, _socket) = spawn(
+        &scratch,
+        &["--database", &port.to_string(), "--audit", "warn"],
+        &app,
+    );
+    wait_until(
+        "the audit warns",
+        || spawned.log().contains("is shared by pids"),
+        DEADLINE,
+    );
+    spawned.assert_running();
+}
