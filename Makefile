@@ -13,8 +13,8 @@ HELLO := $(TARGET_DIR)/debug/examples/hello
 
 # The real peers the end-to-end tests talk to, from Debian's packages: a program missing from
 # the first list installs all of the second (nginx where a release has no nginx-light).
-DEB_PROGRAMS := cgi-fcgi php-cgi nginx lighttpd
-DEB_PACKAGES := libfcgi-bin php-cgi nginx-light lighttpd
+DEB_PROGRAMS := cgi-fcgi php-cgi nginx lighttpd psql sqlite3
+DEB_PACKAGES := libfcgi-bin php-cgi nginx-light lighttpd postgresql sqlite3
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
 .PHONY: test deps build run lint bench clean
@@ -33,7 +33,7 @@ test: deps build
 deps:
 	@missing=$$(for p in $(DEB_PROGRAMS); do \
 		PATH="$$PATH:/usr/local/sbin:/usr/sbin:/sbin" command -v $$p >/dev/null || echo $$p; \
-	done); \
+	done; ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || echo initdb); \
 	if [ -n "$$missing" ]; then \
 		echo "missing:" $$missing "- installing $(DEB_PACKAGES)"; \
 		$(SUDO) apt-get update && \

@@ -38,6 +38,18 @@ pub const HELLO: Artifact = Artifact {
     cargo_args: &["-p", "plexer-fcgi", "--example", "hello"],
 };
 
+/// The prefork server example with a database (crates/prefork/examples/prefork_app.rs).
+pub const PREFORK_APP: Artifact = Artifact {
+    path: "examples/prefork_app",
+    cargo_args: &["-p", "plexer-prefork", "--example", "prefork_app"],
+};
+
+/// The path of the `prefork_app` example, built first if missing or stale.
+pub fn prefork_app() -> &'static Path {
+    static PATH: OnceLock<PathBuf> = OnceLock::new();
+    PATH.get_or_init(|| ensure_built(PREFORK_APP))
+}
+
 /// The path of the `plexer` binary, built first if missing or stale.
 pub fn plexer() -> &'static Path {
     static PATH: OnceLock<PathBuf> = OnceLock::new();

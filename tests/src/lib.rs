@@ -33,6 +33,7 @@
 //! | [`cgi`] | a CGI response (headers, blank line, body) parsed |
 //! | [`plexer`] | `plexer request` as a command |
 //! | [`php`] | Debian's `php-cgi -b` as a FastCGI peer |
+//! | [`postgres`] | a private PostgreSQL server on a unix socket in the scratch directory |
 //! | [`fake`] | a scripted FastCGI server that misbehaves on purpose |
 //! | [`tools`] | finding the system programs the tests need (`make test` installs them) |
 //! | [`data`] | test bodies and the FNV-1a checksum `hello` reports |
@@ -45,6 +46,7 @@ pub mod fake;
 pub mod hello;
 pub mod php;
 pub mod plexer;
+pub mod postgres;
 pub mod process;
 pub mod scratch;
 pub mod tools;
@@ -57,6 +59,7 @@ pub use data::{fnv1a64, pattern_bytes};
 pub use hello::{Hello, HelloAnswer, HelloBuilder};
 pub use php::PhpCgi;
 pub use plexer::PlexerRequest;
+pub use postgres::Postgres;
 pub use process::{Finished, Running, run};
 pub use scratch::Scratch;
 pub use wait::{wait_for, wait_for_value, wait_until};

@@ -5,6 +5,9 @@
 //! worker.
 
 //!
+//! [`prefork`] is flup's prefork server done right, for Rust FastCGI apps: preload once,
+//! audit before every fork, open connections in each worker.
+//!
 //! [`pool`] decides, without I/O, how many workers a pool runs and which one gets a request.
 //!
 //! [`spawn`] starts one worker the way FastCGI applications expect (descriptor 0 a listening
@@ -14,6 +17,7 @@
 
 pub mod audit;
 pub mod pool;
+pub mod prefork;
 #[allow(unsafe_code)] // the pre_exec hook between fork and exec; see the module docs
 pub mod spawn;
 #[cfg(feature = "tokio")]

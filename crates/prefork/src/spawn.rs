@@ -188,6 +188,37 @@ pub fn spawn_worker(
     })
 }
 
+/// Forks without exec: the child runs `child` and exits with what it returns.
+///
+/// This is how [`crate::prefork`] starts workers that share a preloaded application. It is
+/// sound only in a single-threaded process, since the child gets a copy of this thread alone
+/// and any lock another thread held stays locked forever; so it checks `/proc/self/task` first
+/// and refuses otherwise. The caller runs the fork-safety audit before, for the descriptors.
+pub fn fork_without_exec(child: impl FnOnce() -> i32) -> Result<Pid, ForkError> {
+    crate::audit::check_single_threaded(Path::new("/proc/self/task"))
+        .map_err(ForkError::Threaded)?;
+    // SAFETY: the process has one thread (checked just above, and nothing in between starts
+    // one), so the child's copy of the address space has no lock held by a thread that no
+    // longer exists, and it may run ordinary Rust code, allocation included.
+    match unsafe { nix::unistd::fork() }.map_err(ForkError::Fork)? {
+        nix::unistd::ForkResult::Parent { child } => Ok(child),
+        nix::unistd::ForkResult::Child => {
+            let code = child();
+            std::process::exit(code);
+        }
+    }
+}
+
+/// Why [`fork_without_exec`] did not fork.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ForkError {
+    #[error(transparent)]
+    Threaded(crate::audit::ForkRefused),
+    #[error("fork failed: {0}")]
+    Fork(nix::Error),
+}
+
 /// What the child does between fork and exec, prepared in the parent.
 struct ChildSetup {
     parent: Pid,

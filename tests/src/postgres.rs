@@ -1,0 +1,106 @@
+//! A real PostgreSQL server (Debian's package), private to one test: a fresh cluster in the
+//! scratch directory, listening only on a unix socket there (`DIR/.s.PGSQL.5432`), with trust
+//! authentication for the `postgres` user. It is killed with the guard.
+//!
+//! initdb and postgres refuse to run as root, so as root (CI) they run as the `postgres` user
+//! the package creates, and the directory is handed to it.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use crate::{Running, Scratch, run, wait};
+
+/// Where Debian installs the server programs.
+fn pg_bin(program: &str) -> PathBuf {
+    let versions = std::fs::read_dir("/usr/lib/postgresql")
+        .expect("PostgreSQL is installed (make test installs Debian's postgresql)");
+    let mut dirs: Vec<PathBuf> = versions.flatten().map(|e| e.path()).collect();
+    dirs.sort();
+    dirs.last()
+        .expect("a PostgreSQL version under /usr/lib/postgresql")
+        .join("bin")
+        .join(program)
+}
+
+/// A running PostgreSQL server.
+pub struct Postgres {
+    dir: PathBuf,
+    _server: Running,
+}
+
+fn as_postgres(program: &Path) -> Command {
+    if nix::unistd::Uid::effective().is_root() {
+        let mut command = Command::new("runuser");
+        command.args(["-u", "postgres", "--"]).arg(program);
+        command
+    } else {
+        Command::new(program)
+    }
+}
+
+impl Postgres {
+    pub fn start(scratch: &Scratch) -> Self {
+        let dir = scratch.join("postgres");
+        std::fs::create_dir_all(&dir).expect("create the cluster directory");
+        if nix::unistd::Uid::effective().is_root() {
+            let user = nix::unistd::User::from_name("postgres")
+                .expect("read the user database")
+                .expect("the postgres user exists (Debian's postgresql package)");
+            for path in [scratch.path(), dir.as_path()] {
+                nix::unistd::chown(path, Some(user.uid), Some(user.gid))
+                    .expect("chown for postgres");
+            }
+        }
+        let data = dir.join("data");
+        let mut initdb = as_postgres(&pg_bin("initdb"));
+        initdb
+            .arg("-D")
+            .arg(&data)
+            .args(["-A", "trust", "-U", "postgres", "--no-sync"]);
+        run(&mut initdb, b"", Duration::from_secs(60)).assert_success();
+        let mut postgres = as_postgres(&pg_bin("postgres"));
+        postgres.arg("-D").arg(&data).arg("-k").arg(&dir).args([
+            "-c",
+            "listen_addresses=",
+            "-c",
+            "fsync=off",
+        ]);
+        let server = Running::spawn(
+            "postgres",
+            &mut postgres,
+            &scratch.unique("postgres", "log"),
+        );
+        let socket = dir.join(".s.PGSQL.5432");
+        wait::wait_until(
+            "PostgreSQL listens",
+            || socket.exists(),
+            Duration::from_secs(30),
+        );
+        Self {
+            dir,
+            _server: server,
+        }
+    }
+
+    /// The socket directory (`host` for libpq, `-h` for psql).
+    pub fn socket_dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The socket itself.
+    pub fn socket(&self) -> PathBuf {
+        self.dir.join(".s.PGSQL.5432")
+    }
+
+    /// Runs one SQL statement with psql and returns its unaligned output.
+    pub fn query(&self, sql: &str) -> String {
+        let mut psql = Command::new("psql");
+        psql.arg("-h")
+            .arg(&self.dir)
+            .args(["-U", "postgres", "-d", "postgres", "-At", "-c", sql]);
+        let finished = run(&mut psql, b"", Duration::from_secs(30));
+        finished.assert_success();
+        String::from_utf8_lossy(&finished.stdout).trim().to_owned()
+    }
+}
