@@ -175,6 +175,32 @@ fn no_worker_outlives_a_spawn_killed_with_sigkill() {
 }
 
 #[test]
+fn sigterm_lets_the_requests_in_flight_finish() {
+    let scratch = Scratch::new();
+    let (mut spawned, socket) = spawn(&scratch, &["-F", "2"], &[&hello()]);
+    let workers = wait_for_workers(&spawned, 2);
+    let addr = format!("unix:{}", socket.display());
+    let slow: Vec<_> = (0..2)
+        .map(|_| {
+            let addr = addr.clone();
+            std::thread::spawn(move || PlexerRequest::new(addr, "/?sleep=1500").run())
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(400)); // both are being served now
+    spawned.signal(Signal::SIGTERM);
+    for request in slow {
+        let finished = request.join().unwrap();
+        finished.assert_success();
+        let answer = HelloAnswer::parse(&CgiResponse::parse(&finished.stdout).body);
+        assert!(workers.contains(&answer.pid()));
+    }
+    let status = spawned.wait_exit(DEADLINE).expect("plexer spawn stops");
+    assert!(status.success(), "{}", spawned.log());
+    assert!(workers.iter().all(|&pid| !running(pid)));
+    assert!(!socket.exists(), "the socket is gone");
+}
+
+#[test]
 fn max_requests_recycles_each_worker() {
     let scratch = Scratch::new();
     let (spawned, socket) = spawn(&scratch, &["--max-requests", "2"], &[&hello()]);

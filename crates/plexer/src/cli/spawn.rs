@@ -25,7 +25,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
 use nix::unistd::{Gid, Group, Pid, Uid, User, chown};
-use plexer_prefork::audit::{AuditPolicy, TcpEndpoint, shared_db_handles};
+use plexer_prefork::audit::{AuditPolicy, TcpEndpoint, processes_in_groups, shared_db_handles};
 use plexer_prefork::pool::{Pm, PoolSettings, PoolState};
 use plexer_prefork::spawn::{Identity, WorkerCommand};
 use plexer_prefork::supervisor::{PoolHandle, Sockets, Supervisor};
@@ -116,6 +116,8 @@ pub(crate) fn run(args: SpawnArgs) -> anyhow::Result<ExitCode> {
         // The application counts its own requests on a shared socket (PHP_FCGI_MAX_REQUESTS).
         max_requests: 0,
         max_requests_jitter: 0,
+        // A worker finishing its request may use the whole drain time.
+        stop_timeout: DRAIN_TIMEOUT,
         ..PoolSettings::default()
     };
     // The thread that forks must outlive the workers (PR_SET_PDEATHSIG follows the thread), so
@@ -125,7 +127,13 @@ pub(crate) fn run(args: SpawnArgs) -> anyhow::Result<ExitCode> {
         .build()?;
     let policy = super::audit_fds::policy_declaring(&args.databases);
     let audit = (args.audit != AuditMode::Off).then_some((args.audit, policy));
-    let code = runtime.block_on(supervise(settings, command, listener, audit));
+    let code = runtime.block_on(supervise(
+        settings,
+        command,
+        listener,
+        args.socket.as_deref(),
+        audit,
+    ));
     if let Some(pidfile) = &args.pidfile {
         let _ = std::fs::remove_file(pidfile);
     }
@@ -139,6 +147,7 @@ async fn supervise(
     settings: PoolSettings,
     command: WorkerCommand,
     listener: OwnedFd,
+    socket_path: Option<&Path>,
     audit: Option<(AuditMode, AuditPolicy)>,
 ) -> anyhow::Result<ExitCode> {
     let supervisor = Supervisor::start()?;
@@ -157,10 +166,22 @@ async fn supervise(
     let mut quit = signal(SignalKind::quit())?;
     let mut audit_tick = tokio::time::interval(AUDIT_EVERY);
     let mut warned = BTreeSet::new();
+    // New clients are turned away at once (no socket file) while the workers finish.
+    let unlink = || {
+        if let Some(path) = socket_path {
+            let _ = std::fs::remove_file(path);
+        }
+    };
     loop {
         tokio::select! {
-            _ = terminate.recv() => return stop(&pool, DRAIN_TIMEOUT, "SIGTERM").await,
-            _ = interrupt.recv() => return stop(&pool, DRAIN_TIMEOUT, "SIGINT").await,
+            _ = terminate.recv() => {
+                unlink();
+                return stop(&pool, DRAIN_TIMEOUT, "SIGTERM").await;
+            }
+            _ = interrupt.recv() => {
+                unlink();
+                return stop(&pool, DRAIN_TIMEOUT, "SIGINT").await;
+            }
             _ = quit.recv() => return stop(&pool, Duration::ZERO, "SIGQUIT").await,
             _ = audit_tick.tick() => {
                 if let PoolState::Failed { reason } = pool.status().state {
@@ -208,27 +229,6 @@ fn audit_pool(
         .into_iter()
         .map(|handle| handle.to_string())
         .find(|message| reported.insert(message.clone()))
-}
-
-/// Every process whose process group is one of `groups`, from /proc.
-fn processes_in_groups(groups: &[Pid]) -> Vec<Pid> {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return groups.to_vec();
-    };
-    entries
-        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|&pid| {
-            // /proc/PID/stat: "pid (comm) state ppid pgrp ..."; comm may hold spaces or ')'.
-            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-                return false;
-            };
-            let fields = stat.rsplit_once(')').map(|(_, rest)| rest);
-            let pgrp = fields.and_then(|rest| rest.split_whitespace().nth(2));
-            pgrp.and_then(|g| g.parse::<i32>().ok())
-                .is_some_and(|g| groups.iter().any(|p| p.as_raw() == g))
-        })
-        .map(Pid::from_raw)
-        .collect()
 }
 
 /// Binds the socket the web server connects to, as spawn-fcgi does: a live unix socket is

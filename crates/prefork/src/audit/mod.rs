@@ -88,3 +88,24 @@ pub fn assert_fork_safe(policy: &AuditPolicy) -> Result<(), ForkRefused> {
         })
     }
 }
+
+/// Every process whose process group is one of `groups`, from /proc.
+pub fn processes_in_groups(groups: &[Pid]) -> Vec<Pid> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return groups.to_vec();
+    };
+    entries
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|&pid| {
+            // /proc/PID/stat: "pid (comm) state ppid pgrp ..."; comm may hold spaces or ')'.
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                return false;
+            };
+            let fields = stat.rsplit_once(')').map(|(_, rest)| rest);
+            let pgrp = fields.and_then(|rest| rest.split_whitespace().nth(2));
+            pgrp.and_then(|g| g.parse::<i32>().ok())
+                .is_some_and(|g| groups.iter().any(|p| p.as_raw() == g))
+        })
+        .map(Pid::from_raw)
+        .collect()
+}

@@ -18,10 +18,13 @@
 //!   this one would take each other's exit statuses.
 //! - Worker stdout and stderr are read line by line and logged with the pool, the pid and the
 //!   stream; a line is never cut below [`MAX_LOG_LINE`] bytes.
-//! - Stopping a worker signals its process group, so its own children stop with it.
+//! - Stopping a worker signals its process group, so its own children stop with it. On a shared
+//!   socket, where the pool cannot see which worker serves a request, a worker is stopped only
+//!   once it holds no connection (see `shared_stop`), so a graceful stop loses no request.
 
 mod output;
 mod reaper;
+mod shared_stop;
 
 use std::collections::HashMap;
 use std::io;
@@ -354,6 +357,11 @@ impl PoolShared {
     fn execute(self: &Arc<Self>, action: Action) {
         match action {
             Action::Spawn(worker) => self.spawn(worker),
+            // On a shared socket the pool cannot know which worker is mid-request, so each is
+            // stopped only once it is seen holding no connection (shared_stop.rs).
+            Action::Terminate { pid, .. } if matches!(self.sockets, Sockets::Shared(_)) => {
+                shared_stop::terminate_when_idle(self.name.clone(), pid);
+            }
             Action::Terminate { pid, .. } => signal_group(&self.name, pid, Signal::SIGTERM),
             Action::Kill { pid, .. } => signal_group(&self.name, pid, Signal::SIGKILL),
             Action::Assign { waiter, worker } => {

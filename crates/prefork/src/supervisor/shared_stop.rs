@@ -1,0 +1,139 @@
+//! Stopping a worker of a shared socket without cutting a request short.
+//!
+//! Workers that share one listening socket accept in turn, so the supervisor cannot know which
+//! one is serving. It finds out without a race: it stops the worker's process group with
+//! SIGSTOP (a stopped process cannot accept), looks in /proc for a connection accepted on the
+//! worker's listening socket, and then either sends SIGTERM (no connection: the worker is idle
+//! and stays so until it dies) or lets it go on (SIGCONT) and looks again shortly. A worker that
+//! never gets idle is killed by the pool's `stop_timeout` like any other.
+//!
+//! php-fpm instead sends SIGQUIT and, with its default `process_control_timeout = 0`, SIGTERM in
+//! the same millisecond, which resets requests in flight (research/php-fpm.md §1.3).
+
+use std::time::Duration;
+
+use nix::errno::Errno;
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+
+use crate::audit::{AuditPolicy, DescriptorKind, UnixName, audit_process};
+
+/// How often a busy worker is looked at again.
+const RECHECK: Duration = Duration::from_millis(20);
+
+pub(super) fn terminate_when_idle(pool: String, pid: Pid) {
+    tokio::spawn(async move {
+        loop {
+            match killpg(pid, Signal::SIGSTOP) {
+                Ok(()) => {}
+                Err(Errno::ESRCH) => return, // already gone
+                Err(err) => {
+                    tracing::warn!(pool, %pid, error = %err, "cannot pause the worker; stopping it now");
+                    let _ = killpg(pid, Signal::SIGTERM);
+                    return;
+                }
+            }
+            let serving = group_serving(pid);
+            if !serving {
+                // Delivered on SIGCONT, before the worker can run anything else.
+                let _ = killpg(pid, Signal::SIGTERM);
+            }
+            let _ = killpg(pid, Signal::SIGCONT);
+            if !serving {
+                return;
+            }
+            tracing::debug!(pool, %pid, "worker still serving a request; stopping it later");
+            tokio::time::sleep(RECHECK).await;
+        }
+    });
+}
+
+/// Whether any process of the worker's group holds a connection accepted on the listening
+/// socket it serves.
+fn group_serving(group: Pid) -> bool {
+    crate::audit::processes_in_groups(&[group])
+        .into_iter()
+        .any(|pid| match audit_process(Some(pid), &AuditPolicy::new()) {
+            Ok(report) => serves_its_listener(report.descriptors().iter().map(|d| d.kind())),
+            // A process that vanished serves nothing; one we cannot read is assumed busy.
+            Err(_) => std::path::Path::new(&format!("/proc/{pid}")).exists(),
+        })
+}
+
+/// A process serves a request when it holds a connection whose own address is that of one
+/// of its listening sockets: an accepted connection (a unix one carries the listener's path).
+pub(crate) fn serves_its_listener<'a>(
+    kinds: impl Iterator<Item = &'a DescriptorKind> + Clone,
+) -> bool {
+    let listening = kinds.clone().filter_map(|kind| match kind {
+        DescriptorKind::TcpListener { local } => Some(Listening::Tcp(*local)),
+        DescriptorKind::UnixListener { name } if *name != UnixName::Unnamed => {
+            Some(Listening::Unix(name.clone()))
+        }
+        _ => None,
+    });
+    let listening: Vec<Listening> = listening.collect();
+    kinds.into_iter().any(|kind| match kind {
+        DescriptorKind::TcpConnection { local, .. } => listening.contains(&Listening::Tcp(*local)),
+        DescriptorKind::UnixConnection { local, .. } => {
+            listening.contains(&Listening::Unix(local.clone()))
+        }
+        _ => false,
+    })
+}
+
+#[derive(PartialEq)]
+enum Listening {
+    Tcp(std::net::SocketAddr),
+    Unix(UnixName),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    fn unix(path: &str) -> UnixName {
+        UnixName::Path(PathBuf::from(path))
+    }
+
+    #[test]
+    fn only_a_connection_on_the_listeners_own_address_counts_as_serving() {
+        let listener = DescriptorKind::UnixListener {
+            name: unix("/run/app.sock"),
+        };
+        let accepted = DescriptorKind::UnixConnection {
+            local: unix("/run/app.sock"),
+            peer: None,
+        };
+        let database = DescriptorKind::UnixConnection {
+            local: UnixName::Unnamed,
+            peer: Some(unix("/run/postgresql/.s.PGSQL.5432")),
+        };
+        let idle = [listener.clone(), database.clone()];
+        assert!(
+            !serves_its_listener(idle.iter()),
+            "a database connection is not a request"
+        );
+        let busy = [listener, database, accepted];
+        assert!(serves_its_listener(busy.iter()));
+
+        let tcp_listener = DescriptorKind::TcpListener {
+            local: "127.0.0.1:9000".parse().unwrap(),
+        };
+        let tcp_accepted = DescriptorKind::TcpConnection {
+            local: "127.0.0.1:9000".parse().unwrap(),
+            peer: "127.0.0.1:50000".parse().unwrap(),
+        };
+        let tcp_outgoing = DescriptorKind::TcpConnection {
+            local: "127.0.0.1:50001".parse().unwrap(),
+            peer: "127.0.0.1:5432".parse().unwrap(),
+        };
+        assert!(!serves_its_listener(
+            [tcp_listener.clone(), tcp_outgoing.clone()].iter()
+        ));
+        assert!(serves_its_listener(
+            [tcp_listener, tcp_outgoing, tcp_accepted].iter()
+        ));
+    }
+}
