@@ -93,6 +93,33 @@ impl Postgres {
         self.dir.join(".s.PGSQL.5432")
     }
 
+    /// Opens a session as `postgres` the way any client library does: a StartupMessage
+    /// (protocol 3.0) on the unix socket, then the server's first answer, which must be an
+    /// authentication message ('R'). The session lives as long as the stream.
+    pub fn session(&self) -> std::os::unix::net::UnixStream {
+        use std::io::{Read, Write};
+        let mut stream =
+            std::os::unix::net::UnixStream::connect(self.socket()).expect("connect to PostgreSQL");
+        let mut body = 196_608u32.to_be_bytes().to_vec();
+        for part in ["user", "postgres", "database", "postgres"] {
+            body.extend_from_slice(part.as_bytes());
+            body.push(0);
+        }
+        body.push(0);
+        let mut message = u32::try_from(body.len() + 4)
+            .unwrap()
+            .to_be_bytes()
+            .to_vec();
+        message.extend_from_slice(&body);
+        stream
+            .write_all(&message)
+            .expect("send the startup message");
+        let mut tag = [0u8; 1];
+        stream.read_exact(&mut tag).expect("PostgreSQL answers");
+        assert_eq!(tag[0], b'R', "PostgreSQL asks for authentication first");
+        stream
+    }
+
     /// Runs one SQL statement with psql and returns its unaligned output.
     pub fn query(&self, sql: &str) -> String {
         let mut psql = Command::new("psql");

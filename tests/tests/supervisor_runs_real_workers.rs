@@ -14,11 +14,11 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use fastcgi_client::{Client, Params, Request, io};
-use plexer_prefork::audit::{AuditPolicy, TcpEndpoint, audit_process};
+use plexer_prefork::audit::{AuditPolicy, TcpEndpoint, audit_process, shared_db_handles};
 use plexer_prefork::pool::{Outcome, Pm, PoolSettings, PoolState, WorkerState};
 use plexer_prefork::spawn::WorkerCommand;
 use plexer_prefork::supervisor::{PoolHandle, Sockets, Supervisor};
-use plexer_tests::{CgiResponse, HelloAnswer, Scratch, build};
+use plexer_tests::{CgiResponse, HelloAnswer, Postgres, Scratch, build};
 use tokio::net::UnixStream;
 
 const DEADLINE: Duration = Duration::from_secs(10);
@@ -296,4 +296,51 @@ async fn the_supervisors_database_connection_never_reaches_a_worker() {
         );
     }
     drop(held);
+}
+
+#[tokio::test]
+async fn a_real_postgres_session_of_the_supervisor_never_reaches_a_worker() {
+    let scratch = Scratch::new();
+    let postgres = Postgres::start(&scratch);
+    let session = postgres.session();
+    let own = nix::unistd::getpid();
+    let policy = AuditPolicy::new();
+    let report = audit_process(None, &policy).unwrap();
+    assert!(
+        report
+            .findings()
+            .iter()
+            .any(|f| f.to_string().contains(".s.PGSQL.5432")),
+        "the supervisor holds a PostgreSQL session:\n{report}"
+    );
+
+    let (_supervisor, pool) = start_pool(&scratch, settings(Pm::Static, 3));
+    wait_until("three workers run", || worker_pids(&pool).len() == 3).await;
+    serve(&pool, "/").await;
+    let mut pids = vec![own];
+    pids.extend(
+        worker_pids(&pool)
+            .into_iter()
+            .map(|p| nix::unistd::Pid::from_raw(p as i32)),
+    );
+    let shared = shared_db_handles(&pids, &policy).unwrap();
+    assert!(
+        shared.is_empty(),
+        "a worker holds the supervisor's session: {shared:?}"
+    );
+
+    // The control: a child handed the session on purpose is caught, so the check above can fail.
+    let mut leaked = std::process::Command::new("sleep")
+        .arg("10")
+        .stdin(std::process::Stdio::from(std::os::fd::OwnedFd::from(
+            session.try_clone().unwrap(),
+        )))
+        .spawn()
+        .unwrap();
+    let child = nix::unistd::Pid::from_raw(leaked.id() as i32);
+    let caught = shared_db_handles(&[own, child], &policy).unwrap();
+    let _ = leaked.kill();
+    let _ = leaked.wait();
+    assert_eq!(caught.len(), 1, "the deliberately shared session is found");
+    drop(session);
 }

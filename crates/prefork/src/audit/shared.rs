@@ -117,37 +117,41 @@ pub fn shared_db_handles(
     pids: &[Pid],
     policy: &AuditPolicy,
 ) -> Result<Vec<SharedHandle>, AuditError> {
-    let mut order: Vec<Identity> = Vec::new();
-    let mut by_identity: HashMap<Identity, (Finding, Vec<(Pid, RawFd)>)> = HashMap::new();
+    // Every descriptor is indexed by what it refers to, not only the findings: a process can
+    // recognise a database handle that another holder of the same socket cannot (only a
+    // socket's own holder learns a unix peer, by getpeername), and the handle is shared all
+    // the same.
+    let mut holders: HashMap<Identity, Vec<(Pid, RawFd)>> = HashMap::new();
+    let mut findings: Vec<(Identity, Finding)> = Vec::new();
     for &pid in pids {
         let report = match audit_process(Some(pid), policy) {
             Ok(report) => report,
             Err(e) if e.is_gone_process() => continue,
             Err(e) => return Err(e),
         };
+        for descriptor in report.descriptors() {
+            if let Some(identity) = descriptor.identity {
+                holders
+                    .entry(identity)
+                    .or_default()
+                    .push((pid, descriptor.fd));
+            }
+        }
         for finding in report.into_findings() {
-            let Some(identity) = finding.identity else {
-                continue;
-            };
-            let fd = finding.fd;
-            by_identity
-                .entry(identity)
-                .or_insert_with(|| {
-                    order.push(identity);
-                    (finding, Vec::new())
-                })
-                .1
-                .push((pid, fd));
+            if let Some(identity) = finding.identity
+                && !findings.iter().any(|(known, _)| *known == identity)
+            {
+                findings.push((identity, finding));
+            }
         }
     }
-    Ok(order
+    Ok(findings
         .into_iter()
-        .filter_map(|identity| {
-            let (finding, holders) = by_identity.remove(&identity)?;
+        .filter_map(|(identity, finding)| {
             let shared = SharedHandle {
                 handle: finding.handle,
                 database: finding.database,
-                holders,
+                holders: holders.remove(&identity)?,
             };
             (shared.pids().len() >= 2).then_some(shared)
         })
