@@ -1,0 +1,9 @@
+//! plexer-server: the plexer itself, which nginx or lighttpd point `fastcgi_pass` at.
+//!
+//! | module | what it does |
+//! |---|---|
+//! | [`account`] | account names: what is allowed, so that no path is ever built from client text |
+//! | [`cookie`] | the signed routing cookie of CONTRACT.md: sign, verify, rotate keys |
+
+pub mod account;
+pub mod cookie;
