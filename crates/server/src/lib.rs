@@ -3,7 +3,9 @@
 //! | module | what it does |
 //! |---|---|
 //! | [`account`] | account names: what is allowed, so that no path is ever built from client text |
+//! | [`config`] | the config file and the account files, every key checked |
 //! | [`cookie`] | the signed routing cookie of CONTRACT.md: sign, verify, rotate keys |
 
 pub mod account;
+pub mod config;
 pub mod cookie;

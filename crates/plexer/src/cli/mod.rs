@@ -1,6 +1,7 @@
 //! The command line (CONTRACT.md, "The binary"): one module per subcommand.
 
 mod audit_fds;
+mod cookie;
 mod request;
 mod spawn;
 
@@ -37,6 +38,8 @@ pub(crate) enum Command {
     AuditFds(audit_fds::AuditFdsArgs),
     /// Bind a socket and keep N workers of an app on it, like spawn-fcgi with supervision.
     Spawn(spawn::SpawnArgs),
+    /// Make or check a routing cookie value with the configured keys.
+    Cookie(cookie::CookieArgs),
 }
 
 impl Command {
@@ -46,6 +49,7 @@ impl Command {
             Self::Request(_) => "request",
             Self::AuditFds(_) => "audit-fds",
             Self::Spawn(_) => "spawn",
+            Self::Cookie(_) => "cookie",
         }
     }
 }
@@ -55,6 +59,7 @@ pub(crate) fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Request(args) => request::run(args),
         Command::AuditFds(args) => audit_fds::run(args),
         Command::Spawn(args) => spawn::run(args),
+        Command::Cookie(args) => cookie::run(args),
     }
 }
 

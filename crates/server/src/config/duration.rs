@@ -1,0 +1,88 @@
+//! Durations as operators write them: `500ms`, `30s`, `10m`, `12h`, `1d`, or a bare number of
+//! seconds (php-fpm's `10s`, nginx's `30s`).
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+
+/// A duration read from the config.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Span(pub Duration);
+
+impl Span {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let text = text.trim();
+        let split = text
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len());
+        let (number, unit) = text.split_at(split);
+        let bad = || {
+            format!(
+                "bad duration {text:?}: write a number and a unit, like 500ms, 30s, 10m, 12h or 1d"
+            )
+        };
+        let number: u64 = number.parse().map_err(|_| bad())?;
+        let millis = match unit {
+            "ms" => Some(number),
+            "" | "s" => number.checked_mul(1000),
+            "m" => number.checked_mul(60_000),
+            "h" => number.checked_mul(3_600_000),
+            "d" => number.checked_mul(86_400_000),
+            _ => return Err(bad()),
+        };
+        millis
+            .map(|ms| Span(Duration::from_millis(ms)))
+            .ok_or_else(bad)
+    }
+}
+
+impl fmt::Display for Span {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Span {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Seconds(u64),
+            Text(String),
+        }
+        match Raw::deserialize(deserializer)? {
+            Raw::Seconds(s) => Ok(Span(Duration::from_secs(s))),
+            Raw::Text(text) => Span::parse(&text).map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn units_as_operators_write_them() {
+        for (text, ms) in [
+            ("500ms", 500),
+            ("30s", 30_000),
+            ("30", 30_000),
+            ("10m", 600_000),
+            ("12h", 43_200_000),
+            ("1d", 86_400_000),
+        ] {
+            assert_eq!(
+                Span::parse(text),
+                Ok(Span(Duration::from_millis(ms))),
+                "{text}"
+            );
+        }
+        for bad in ["", "s", "10 y", "1.5s", "-1s", "99999999999999999999d"] {
+            assert!(
+                Span::parse(bad).unwrap_err().starts_with("bad duration"),
+                "{bad}"
+            );
+        }
+    }
+}

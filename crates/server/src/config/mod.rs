@@ -1,0 +1,313 @@
+//! The config file and the account files (CONTRACT.md, "The config file").
+//!
+//! Every key is known: an unknown key is an error naming the file, the line and the key, so a
+//! typo never silently falls back to a default. Every check that can be made without starting
+//! anything is made here, so that `plexer serve --check` and a reload refuse a bad file whole
+//! and leave the running state alone.
+
+mod duration;
+mod pool_keys;
+mod yaml;
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use plexer_fcgi::Address;
+use serde::Deserialize;
+
+use crate::account::AccountName;
+
+pub use duration::Span;
+pub use pool_keys::{AuditMode, PmKind, PoolKeys, PoolPlan};
+
+/// What went wrong with a config or account file.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    #[error("cannot read {}: {source}", file.display())]
+    Read {
+        file: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}:{line}:{column}: {message}", file.display())]
+    Parse {
+        file: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error("{}: {message}", file.display())]
+    Invalid { file: PathBuf, message: String },
+}
+
+impl ConfigError {
+    pub(crate) fn invalid(file: &Path, message: impl Into<String>) -> Self {
+        Self::Invalid {
+            file: file.to_owned(),
+            message: message.into(),
+        }
+    }
+}
+
+/// How a request is matched to its account (`route.by`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RouteBy {
+    /// The signed routing cookie.
+    #[default]
+    Cookie,
+    /// `REMOTE_USER`, set by the web server's own authentication, looked up in `users`.
+    RemoteUser,
+    /// The request's host: one subdomain per account (`bob.example.com` → `bob`).
+    Host,
+    /// The first path segment: `/bob/…` → `bob`.
+    PathPrefix,
+}
+
+/// `route:`.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Route {
+    pub by: RouteBy,
+    pub cookie: String,
+    pub max_age: Span,
+}
+
+impl Default for Route {
+    fn default() -> Self {
+        Self {
+            by: RouteBy::Cookie,
+            cookie: "plexer_account".into(),
+            max_age: Span(std::time::Duration::from_secs(12 * 3600)),
+        }
+    }
+}
+
+/// `login:`: where a request without a valid cookie goes.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Login {
+    pub account: Option<String>,
+    pub redirect: Option<String>,
+}
+
+/// The main config file.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(deserialize_with = "address")]
+    pub listen: Address,
+    #[serde(default)]
+    pub listen_mode: Option<String>,
+    #[serde(default)]
+    pub listen_owner: Option<String>,
+    #[serde(default)]
+    pub listen_group: Option<String>,
+    #[serde(default, deserialize_with = "optional_address")]
+    pub control: Option<Address>,
+    pub accounts_dir: PathBuf,
+    pub runtime_dir: PathBuf,
+    pub secret_file: PathBuf,
+    #[serde(default = "default_drain_timeout")]
+    pub drain_timeout: Span,
+    #[serde(default)]
+    pub route: Route,
+    #[serde(default)]
+    pub login: Login,
+    #[serde(default = "default_status_path")]
+    pub status_path: String,
+    #[serde(default = "default_ping_path")]
+    pub ping_path: String,
+    /// Clients that may see the status page (CONTRACT: loopback by default).
+    #[serde(default = "default_status_allow")]
+    pub status_allow: Vec<IpAddr>,
+    #[serde(default)]
+    pub audit: AuditMode,
+    #[serde(default)]
+    pub pool: PoolKeys,
+}
+
+fn default_drain_timeout() -> Span {
+    Span(std::time::Duration::from_secs(30))
+}
+
+fn default_status_path() -> String {
+    "/plexer-status".into()
+}
+
+fn default_ping_path() -> String {
+    "/plexer-ping".into()
+}
+
+fn default_status_allow() -> Vec<IpAddr> {
+    vec![
+        IpAddr::from([127, 0, 0, 1]),
+        IpAddr::from([0u16, 0, 0, 0, 0, 0, 0, 1]),
+    ]
+}
+
+fn address<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Address, D::Error> {
+    String::deserialize(d)?
+        .parse()
+        .map_err(serde::de::Error::custom)
+}
+
+fn optional_address<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Address>, D::Error> {
+    Option::<String>::deserialize(d)?
+        .map(|text| text.parse().map_err(serde::de::Error::custom))
+        .transpose()
+}
+
+impl Config {
+    /// Reads, parses and checks the config file. Relative paths in it are taken relative to
+    /// the file's own directory, so a config and its files move together.
+    pub fn load(file: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(file).map_err(|source| ConfigError::Read {
+            file: file.to_owned(),
+            source,
+        })?;
+        let mut config = Self::parse(&text, file)?;
+        let base = file.parent().unwrap_or(Path::new("."));
+        for path in [
+            &mut config.accounts_dir,
+            &mut config.runtime_dir,
+            &mut config.secret_file,
+        ] {
+            if path.is_relative() {
+                *path = base.join(&*path);
+            }
+        }
+        if let Address::Unix(path) = &mut config.listen
+            && path.is_relative()
+        {
+            *path = base.join(&*path);
+        }
+        Ok(config)
+    }
+
+    /// Parses and checks config text; `file` names it in errors.
+    pub fn parse(text: &str, file: &Path) -> Result<Self, ConfigError> {
+        let config: Self = yaml::parse(text, file)?;
+        config.check(file)?;
+        Ok(config)
+    }
+
+    /// The control socket: `control:`, or `control.sock` in the runtime directory.
+    pub fn control_socket(&self) -> Address {
+        self.control
+            .clone()
+            .unwrap_or_else(|| Address::Unix(self.runtime_dir.join("control.sock")))
+    }
+
+    fn check(&self, file: &Path) -> Result<(), ConfigError> {
+        let invalid = |message: String| Err(ConfigError::invalid(file, message));
+        if let Some(Address::Tcp(addr)) = &self.control {
+            return invalid(format!(
+                "control: tcp:{addr} would let anyone who reaches the port change the accounts; \
+                 the control socket must be unix:/path (mode 0600, peers checked)"
+            ));
+        }
+        if let Some(mode) = &self.listen_mode
+            && parse_mode(mode).is_none()
+        {
+            return invalid(format!(
+                "listen_mode {mode:?} is not an octal mode like \"0660\""
+            ));
+        }
+        if let Some(account) = &self.login.account
+            && let Err(err) = AccountName::new(account)
+        {
+            return invalid(format!("login.account: {err}"));
+        }
+        if self.login.account.is_some() && self.login.redirect.is_some() {
+            return invalid(
+                "login: give account (a login app) or redirect (a 302), not both".into(),
+            );
+        }
+        for (key, path) in [
+            ("status_path", &self.status_path),
+            ("ping_path", &self.ping_path),
+        ] {
+            if !path.starts_with('/') {
+                return invalid(format!("{key} {path:?} must start with '/'"));
+            }
+        }
+        if self.route.cookie.is_empty()
+            || !self
+                .route
+                .cookie
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        {
+            return invalid(format!(
+                "route.cookie {:?} is not a cookie name: use letters, digits, '_' and '-'",
+                self.route.cookie
+            ));
+        }
+        if self.route.max_age.0.is_zero() {
+            return invalid("route.max_age is 0: every cookie would be expired".into());
+        }
+        // Without a command every account names its own (or a socket): checked per account.
+        if self.pool.command.is_some() {
+            self.pool
+                .plan(&PoolKeys::default(), "template")
+                .map_err(|message| ConfigError::invalid(file, format!("pool: {message}")))?;
+        }
+        Ok(())
+    }
+}
+
+/// `"0660"` as a mode.
+pub fn parse_mode(text: &str) -> Option<u32> {
+    u32::from_str_radix(text.trim_start_matches("0o"), 8)
+        .ok()
+        .filter(|mode| *mode <= 0o7777)
+}
+
+/// An account file, `accounts.d/NAME.yaml`; every key may be left out.
+#[derive(Clone, Debug, Default)]
+pub struct AccountFile {
+    /// Usernames that map to this account (many to one).
+    pub users: Vec<String>,
+    /// An app someone else runs: plexer routes to it and manages nothing.
+    pub socket: Option<Address>,
+    /// Pool keys that override the template; `env` is merged over the template's.
+    pub pool: PoolKeys,
+}
+
+impl AccountFile {
+    /// Parses an account file; `file` names it in errors.
+    pub fn parse(text: &str, file: &Path) -> Result<Self, ConfigError> {
+        // An empty file is an account with every default.
+        if text.trim().is_empty() {
+            return Ok(Self::default());
+        }
+        let raw: pool_keys::AccountKeys = yaml::parse(text, file)?;
+        let (users, socket, pool) = raw.into_parts();
+        let socket = socket
+            .map(|text| {
+                text.parse()
+                    .map_err(|err| ConfigError::invalid(file, format!("socket: {err}")))
+            })
+            .transpose()?;
+        if socket.is_some() && pool.command.is_some() {
+            return Err(ConfigError::invalid(
+                file,
+                "socket: and command: together: an account either runs its own workers \
+                 (command) or routes to an app someone else runs (socket)",
+            ));
+        }
+        Ok(Self {
+            users: users.unwrap_or_default(),
+            socket,
+            pool,
+        })
+    }
+}
+
+/// Environment maps as they appear in YAML.
+pub type Env = BTreeMap<String, String>;
+
+#[cfg(test)]
+mod tests;

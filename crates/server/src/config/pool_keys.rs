@@ -1,0 +1,274 @@
+//! The pool keys: the config's `pool:` template, which an account file may override key by key.
+//!
+//! The keys are declared once, in [`pool_keys!`], for both places: serde cannot combine
+//! `flatten` with `deny_unknown_fields`, and two hand-kept copies would drift.
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use plexer_prefork::pool::{Pm, PoolSettings};
+use plexer_prefork::spawn::{Identity, WorkerCommand};
+use serde::Deserialize;
+
+use super::Span;
+
+/// `pm:` (php-fpm's meaning, research/php-fpm.md §1.1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PmKind {
+    Static,
+    Dynamic,
+    Ondemand,
+}
+
+/// `audit:` (the fork-safety audit of the workers).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditMode {
+    /// Stop the pool and say why.
+    #[default]
+    Strict,
+    /// Log and go on.
+    Warn,
+    /// Do not look.
+    Off,
+}
+
+macro_rules! pool_keys {
+    ($(#[$attr:meta])* $vis:vis struct $name:ident { $($(#[$extra_attr:meta])* $extra:ident: $extra_ty:ty,)* }) => {
+        $(#[$attr])*
+        #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        $vis struct $name {
+            $($(#[$extra_attr])* $extra: $extra_ty,)*
+            /// The worker's program and arguments.
+            pub command: Option<Vec<String>>,
+            pub pm: Option<PmKind>,
+            pub max_children: Option<usize>,
+            /// pm dynamic: idle workers kept at least and at most, and started at first.
+            pub min_spare: Option<usize>,
+            pub max_spare: Option<usize>,
+            pub start: Option<usize>,
+            /// pm ondemand: a worker idle this long stops.
+            pub idle_timeout: Option<Span>,
+            pub max_requests: Option<u64>,
+            pub max_requests_jitter: Option<u64>,
+            pub request_timeout: Option<Span>,
+            pub queue_timeout: Option<Span>,
+            pub max_queue: Option<usize>,
+            pub user: Option<String>,
+            pub group: Option<String>,
+            /// `{account}` in a value becomes the account's name.
+            pub env: Option<BTreeMap<String, String>>,
+            pub clear_env: Option<bool>,
+            pub chroot: Option<PathBuf>,
+            pub chdir: Option<PathBuf>,
+            pub rlimit_files: Option<u64>,
+            pub rlimit_core: Option<u64>,
+            pub audit: Option<AuditMode>,
+        }
+    };
+}
+
+pool_keys! {
+    /// The `pool:` template; also the pool part of an account file.
+    pub struct PoolKeys {}
+}
+
+pool_keys! {
+    /// An account file as written: the pool keys plus the account's own.
+    pub(crate) struct AccountKeys {
+        users: Option<Vec<String>>,
+        socket: Option<String>,
+    }
+}
+
+impl AccountKeys {
+    pub(crate) fn into_parts(self) -> (Option<Vec<String>>, Option<String>, PoolKeys) {
+        let AccountKeys {
+            users,
+            socket,
+            command,
+            pm,
+            max_children,
+            min_spare,
+            max_spare,
+            start,
+            idle_timeout,
+            max_requests,
+            max_requests_jitter,
+            request_timeout,
+            queue_timeout,
+            max_queue,
+            user,
+            group,
+            env,
+            clear_env,
+            chroot,
+            chdir,
+            rlimit_files,
+            rlimit_core,
+            audit,
+        } = self;
+        let pool = PoolKeys {
+            command,
+            pm,
+            max_children,
+            min_spare,
+            max_spare,
+            start,
+            idle_timeout,
+            max_requests,
+            max_requests_jitter,
+            request_timeout,
+            queue_timeout,
+            max_queue,
+            user,
+            group,
+            env,
+            clear_env,
+            chroot,
+            chdir,
+            rlimit_files,
+            rlimit_core,
+            audit,
+        };
+        (users, socket, pool)
+    }
+}
+
+/// Everything needed to run one account's pool, with defaults and overrides applied.
+#[derive(Clone, Debug)]
+pub struct PoolPlan {
+    pub settings: PoolSettings,
+    pub command: WorkerCommand,
+    /// The plexer's own timer for one request; 504 when it passes.
+    pub request_timeout: Duration,
+    pub audit: AuditMode,
+}
+
+impl PoolKeys {
+    /// The keys of `self` (an account file), falling back to `template` key by key; `env` is
+    /// merged, the account's values winning.
+    pub fn over(&self, template: &PoolKeys) -> PoolKeys {
+        let mut env = template.env.clone().unwrap_or_default();
+        env.extend(self.env.clone().unwrap_or_default());
+        macro_rules! pick {
+            ($($key:ident),*) => {
+                PoolKeys {
+                    $($key: self.$key.clone().or_else(|| template.$key.clone()),)*
+                    env: Some(env),
+                }
+            };
+        }
+        pick!(
+            command,
+            pm,
+            max_children,
+            min_spare,
+            max_spare,
+            start,
+            idle_timeout,
+            max_requests,
+            max_requests_jitter,
+            request_timeout,
+            queue_timeout,
+            max_queue,
+            user,
+            group,
+            clear_env,
+            chroot,
+            chdir,
+            rlimit_files,
+            rlimit_core,
+            audit
+        )
+    }
+
+    /// The pool of `account` from these keys over `template`, checked. The message names the
+    /// key to fix.
+    pub fn plan(&self, template: &PoolKeys, account: &str) -> Result<PoolPlan, String> {
+        let keys = self.over(template);
+        let command = keys
+            .command
+            .clone()
+            .filter(|c| !c.is_empty())
+            .ok_or("command: is missing: give the worker's program, e.g. [/usr/bin/php-cgi]")?;
+        let defaults = PoolSettings::default();
+        let max_children = keys.max_children.unwrap_or(defaults.max_children);
+        let pm = match keys.pm.unwrap_or(PmKind::Ondemand) {
+            PmKind::Static => Pm::Static,
+            PmKind::Ondemand => Pm::Ondemand {
+                idle_timeout: keys.idle_timeout.map_or(Duration::from_secs(10), |s| s.0),
+            },
+            PmKind::Dynamic => {
+                let min_spare = keys.min_spare.unwrap_or(1);
+                let max_spare = keys.max_spare.unwrap_or(max_children.min(3)).max(min_spare);
+                Pm::Dynamic {
+                    start: keys.start.unwrap_or((min_spare + max_spare) / 2),
+                    min_spare,
+                    max_spare,
+                }
+            }
+        };
+        let settings = PoolSettings {
+            pm,
+            max_children,
+            max_requests: keys.max_requests.unwrap_or(defaults.max_requests),
+            max_requests_jitter: keys
+                .max_requests_jitter
+                .unwrap_or(defaults.max_requests_jitter),
+            queue_timeout: keys.queue_timeout.map_or(defaults.queue_timeout, |s| s.0),
+            max_queue: keys.max_queue.unwrap_or(defaults.max_queue),
+            ..defaults
+        };
+        settings.validate().map_err(|err| err.to_string())?;
+        let identity = match &keys.user {
+            Some(user) => Some(
+                Identity::resolve(user, keys.group.as_deref()).map_err(|err| err.to_string())?,
+            ),
+            None if keys.group.is_some() => {
+                return Err("group: needs user: too (the user the workers run as)".into());
+            }
+            None => None,
+        };
+        let env = keys
+            .env
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(k, v)| {
+                (
+                    OsString::from(k),
+                    OsString::from(v.replace("{account}", account)),
+                )
+            })
+            .collect();
+        let mut rlimits = Vec::new();
+        if let Some(files) = keys.rlimit_files {
+            rlimits.push((nix::sys::resource::Resource::RLIMIT_NOFILE, files));
+        }
+        if let Some(core) = keys.rlimit_core {
+            rlimits.push((nix::sys::resource::Resource::RLIMIT_CORE, core));
+        }
+        let (program, args) = command.split_first().expect("checked non-empty");
+        Ok(PoolPlan {
+            settings,
+            command: WorkerCommand {
+                program: program.into(),
+                args: args.iter().map(Into::into).collect(),
+                clear_env: keys.clear_env.unwrap_or(true),
+                env,
+                identity,
+                chroot: keys.chroot,
+                chdir: keys.chdir,
+                rlimits,
+            },
+            request_timeout: keys
+                .request_timeout
+                .map_or(Duration::from_secs(60), |s| s.0),
+            audit: keys.audit.unwrap_or_default(),
+        })
+    }
+}

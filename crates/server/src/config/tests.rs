@@ -1,0 +1,168 @@
+use super::*;
+
+const CONTRACT_EXAMPLE: &str = r#"
+listen: unix:/run/plexer/plexer.sock   # where nginx/lighttpd connect (or tcp:127.0.0.1:9000)
+listen_mode: "0660"                   # listen_owner, listen_group too
+control: unix:/run/plexer/control.sock # mode 0600; peers checked with SO_PEERCRED
+accounts_dir: /etc/plexer/accounts.d   # one NAME.yaml per account: the registry, live
+runtime_dir: /run/plexer               # worker sockets live under here, never named by client input
+secret_file: /etc/plexer/secret        # one key per line: the first signs, all verify
+drain_timeout: 30s
+route:
+  by: cookie            # cookie | remote_user | host | path_prefix
+  cookie: plexer_account
+  max_age: 12h
+login:
+  account: login        # requests without a valid cookie go to this account's app …
+  # redirect: /login    # … or get a 302 to this URL instead
+status_path: /plexer-status
+ping_path: /plexer-ping
+audit: strict           # strict | warn | off
+pool:                   # the template every managed account's pool starts from
+  command: [/usr/bin/php-cgi]
+  pm: ondemand          # static | dynamic | ondemand
+  max_children: 4
+  min_spare: 1          # dynamic
+  max_spare: 3          # dynamic
+  idle_timeout: 10s     # ondemand
+  max_requests: 500
+  max_requests_jitter: 50
+  request_timeout: 60s
+  queue_timeout: 5s     # how long a request waits for a free worker before a 503
+  user: root
+  group: root
+  env: { APP_ACCOUNT: "{account}" }    # "{account}" expands to the account's name
+"#;
+
+fn parse(text: &str) -> Result<Config, ConfigError> {
+    Config::parse(text, Path::new("/etc/plexer/plexer.yaml"))
+}
+
+#[test]
+fn the_contracts_example_parses() {
+    let config = parse(CONTRACT_EXAMPLE).unwrap();
+    assert_eq!(
+        config.listen,
+        "unix:/run/plexer/plexer.sock".parse().unwrap()
+    );
+    assert_eq!(config.route.by, RouteBy::Cookie);
+    assert_eq!(config.route.max_age.0.as_secs(), 12 * 3600);
+    assert_eq!(config.login.account.as_deref(), Some("login"));
+    assert_eq!(config.audit, AuditMode::Strict);
+    let plan = PoolKeys::default().plan(&config.pool, "bob").unwrap();
+    assert_eq!(plan.settings.max_children, 4);
+    assert_eq!(plan.request_timeout.as_secs(), 60);
+    assert_eq!(
+        plan.command.env,
+        [("APP_ACCOUNT".into(), "bob".into())],
+        "{{account}} expands"
+    );
+    assert!(plan.command.clear_env, "php-fpm's default: clear_env yes");
+}
+
+#[test]
+fn an_unknown_key_is_named_with_its_line() {
+    let text = CONTRACT_EXAMPLE.replace("  max_children: 4", "  max_childs: 4");
+    let err = parse(&text).unwrap_err().to_string();
+    assert!(err.starts_with("/etc/plexer/plexer.yaml:2"), "{err}");
+    assert!(err.contains("unknown field `max_childs`"), "{err}");
+}
+
+#[test]
+fn checks_name_the_key_to_fix() {
+    let cases = [
+        (
+            (
+                "control: unix:/run/plexer/control.sock",
+                "control: tcp:127.0.0.1:9999",
+            ),
+            "control: tcp:127.0.0.1:9999 would let anyone",
+        ),
+        (
+            ("listen_mode: \"0660\"", "listen_mode: \"rw\""),
+            "listen_mode \"rw\" is not an octal",
+        ),
+        (
+            ("  account: login", "  account: ../etc"),
+            "login.account: bad account name",
+        ),
+        (("  max_age: 12h", "  max_age: 0s"), "route.max_age is 0"),
+        (
+            ("  max_age: 12h", "  max_age: soon"),
+            "bad duration \"soon\"",
+        ),
+        (
+            ("  pm: ondemand", "  pm: dynamic\n  start: 9"),
+            "pool: pm dynamic needs",
+        ),
+        (
+            ("  user: root", "  user: no-such-user-here"),
+            "pool: user \"no-such-user-here\" does not exist",
+        ),
+        (
+            (
+                "listen: unix:/run/plexer/plexer.sock",
+                "listen: plexer.sock",
+            ),
+            "bad socket address",
+        ),
+    ];
+    for ((from, to), expected) in cases {
+        let text = CONTRACT_EXAMPLE.replace(from, to);
+        assert_ne!(text, CONTRACT_EXAMPLE, "{from}");
+        let err = parse(&text).unwrap_err().to_string();
+        assert!(err.contains(expected), "{err} !~ {expected}");
+        assert!(err.starts_with("/etc/plexer/plexer.yaml"), "{err}");
+    }
+}
+
+#[test]
+fn account_files_override_the_template_and_merge_env() {
+    let config = parse(CONTRACT_EXAMPLE).unwrap();
+    let bob = AccountFile::parse(
+        "users: [bob, bob@example.com]\nenv: { DATABASE_NAME: bob }\nmax_children: 8\n",
+        Path::new("accounts.d/bob.yaml"),
+    )
+    .unwrap();
+    assert_eq!(bob.users, ["bob", "bob@example.com"]);
+    let plan = bob.pool.plan(&config.pool, "bob").unwrap();
+    assert_eq!(plan.settings.max_children, 8);
+    let mut env = plan.command.env;
+    env.sort();
+    assert_eq!(
+        env,
+        [
+            ("APP_ACCOUNT".into(), "bob".into()),
+            ("DATABASE_NAME".into(), "bob".into())
+        ]
+    );
+    let empty = AccountFile::parse("", Path::new("accounts.d/sue.yaml")).unwrap();
+    assert!(empty.users.is_empty() && empty.socket.is_none());
+}
+
+#[test]
+fn bad_account_files_are_refused_whole_with_file_and_line() {
+    let file = Path::new("/etc/plexer/accounts.d/bob.yaml");
+    let err = AccountFile::parse("users: [bob]\nmax_childern: 3\n", file)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("/etc/plexer/accounts.d/bob.yaml:2"),
+        "{err}"
+    );
+    let err = AccountFile::parse("users: bob: sue\n", file)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("/etc/plexer/accounts.d/bob.yaml:1"),
+        "{err}"
+    );
+    let err = AccountFile::parse("socket: unix:/run/x.sock\ncommand: [/bin/app]\n", file)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("socket: and command: together"), "{err}");
+    let err = AccountFile::parse("socket: relative.sock\n", file)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("socket: bad socket address"), "{err}");
+}
