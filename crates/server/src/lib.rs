@@ -5,7 +5,11 @@
 //! | [`account`] | account names: what is allowed, so that no path is ever built from client text |
 //! | [`config`] | the config file and the account files, every key checked |
 //! | [`cookie`] | the signed routing cookie of CONTRACT.md: sign, verify, rotate keys |
+//! | [`router`] | which account a request goes to, with client claims stripped first |
+//! | [`registry`] | the accounts of `accounts_dir`, by name and by user, loaded all or nothing |
 
 pub mod account;
 pub mod config;
 pub mod cookie;
+pub mod registry;
+pub mod router;

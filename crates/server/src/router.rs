@@ -1,0 +1,179 @@
+//! Which account a request goes to (CONTRACT.md, "Routing, on the wire"). Pure: params and
+//! config in, a [`Decision`] out, so every rule is tested without a socket.
+//!
+//! The order is fixed and matters:
+//! 1. Every param named `PLEXER_*` or `HTTP_X_PLEXER_*` is dropped, whatever its case: nginx
+//!    turns each client header into an `HTTP_*` param, so a client could otherwise claim an
+//!    account or a user. plexer then sets `PLEXER_ACCOUNT` (and `PLEXER_USER` when known)
+//!    itself, after routing.
+//! 2. `status_path` and `ping_path` are answered by plexer itself (the status page only for
+//!    `status_allow` clients), even when every worker is busy.
+//! 3. The account comes from the configured key (`route.by`) and must be in the registry:
+//!    there is no default account, and no path is ever built from client text.
+//! 4. Without one: the login account, or the configured redirect, or 403.
+
+use std::net::IpAddr;
+
+use plexer_fcgi::Params;
+
+use crate::account::AccountName;
+use crate::config::{Config, RouteBy};
+use crate::cookie::{Keys, find_cookie};
+use crate::registry::Registry;
+
+/// Where a request goes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// `ping_path`: plexer answers `pong`.
+    Ping,
+    /// `status_path`, for an allowed client.
+    Status { format: StatusFormat, full: bool },
+    /// `status_path`, for anyone else.
+    StatusForbidden,
+    /// The account's workers; `user` when the route knows it.
+    Account {
+        account: AccountName,
+        user: Option<String>,
+    },
+    /// No account: the login app, which may choose one for the client.
+    Login { account: AccountName },
+    /// No account and no login app: a 302 to `login.redirect`.
+    Redirect(String),
+    /// No account, no login app, no redirect.
+    Forbidden,
+}
+
+/// The status page's formats (php-fpm's `?json`, `?openmetrics`, `?html`; text by default).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StatusFormat {
+    Text,
+    Json,
+    OpenMetrics,
+    Html,
+}
+
+/// Drops every param a client could use to claim an account: `PLEXER_*` and `HTTP_X_PLEXER_*`,
+/// compared without case. Returns how many were dropped, for the log.
+pub fn strip_claims(params: &mut Params) -> usize {
+    let before = params.len();
+    params.retain(|name, _| {
+        let upper = name.to_ascii_uppercase();
+        !(upper.starts_with(b"PLEXER_") || upper.starts_with(b"HTTP_X_PLEXER_"))
+    });
+    before - params.len()
+}
+
+/// The path of the request, without its query string.
+fn request_path(params: &Params) -> &str {
+    let uri = params
+        .get_str("DOCUMENT_URI")
+        .or_else(|| params.get_str("REQUEST_URI"))
+        .or_else(|| params.get_str("SCRIPT_NAME"))
+        .unwrap_or("/");
+    uri.split('?').next().unwrap_or("/")
+}
+
+/// Decides where a request goes. `params` must have been through [`strip_claims`].
+pub fn route(
+    config: &Config,
+    keys: &Keys,
+    registry: &Registry,
+    params: &Params,
+    now: u64,
+) -> Decision {
+    let path = request_path(params);
+    if path == config.ping_path {
+        return Decision::Ping;
+    }
+    if path == config.status_path {
+        let allowed = params
+            .get_str("REMOTE_ADDR")
+            .and_then(|addr| addr.parse::<IpAddr>().ok())
+            .is_some_and(|addr| config.status_allow.contains(&addr));
+        if !allowed {
+            return Decision::StatusForbidden;
+        }
+        let query = params
+            .get_str("QUERY_STRING")
+            .or_else(|| {
+                params
+                    .get_str("REQUEST_URI")?
+                    .split_once('?')
+                    .map(|(_, q)| q)
+            })
+            .unwrap_or_default();
+        let has = |word: &str| {
+            query
+                .split('&')
+                .any(|part| part == word || part.starts_with(&format!("{word}=")))
+        };
+        let format = if has("json") {
+            StatusFormat::Json
+        } else if has("openmetrics") {
+            StatusFormat::OpenMetrics
+        } else if has("html") {
+            StatusFormat::Html
+        } else {
+            StatusFormat::Text
+        };
+        return Decision::Status {
+            format,
+            full: has("full"),
+        };
+    }
+    let known = |name: &str| {
+        AccountName::new(name)
+            .ok()
+            .filter(|name| registry.get(name).is_some())
+    };
+    let found = match config.route.by {
+        RouteBy::Cookie => params
+            .get_str("HTTP_COOKIE")
+            .and_then(|header| find_cookie(header, &config.route.cookie))
+            .and_then(|value| keys.verify(value, now).ok())
+            .filter(|account| registry.get(account).is_some())
+            .map(|account| (account, None)),
+        RouteBy::RemoteUser => params
+            .get_str("REMOTE_USER")
+            .filter(|user| !user.is_empty())
+            .and_then(|user| {
+                Some((
+                    registry.account_of_user(user)?.name.clone(),
+                    Some(user.to_owned()),
+                ))
+            }),
+        RouteBy::Host => params
+            .get_str("HTTP_HOST")
+            .or_else(|| params.get_str("SERVER_NAME"))
+            .and_then(|host| {
+                let host = host.rsplit_once(':').map_or(host, |(h, port)| {
+                    if port.bytes().all(|b| b.is_ascii_digit()) {
+                        h
+                    } else {
+                        host
+                    }
+                });
+                let label = host.split('.').next()?.to_ascii_lowercase();
+                known(&label)
+            })
+            .map(|account| (account, None)),
+        RouteBy::PathPrefix => path
+            .strip_prefix('/')
+            .and_then(|rest| rest.split('/').next())
+            .and_then(known)
+            .map(|account| (account, None)),
+    };
+    if let Some((account, user)) = found {
+        return Decision::Account { account, user };
+    }
+    if let Some(login) = config.login.account.as_deref().and_then(known) {
+        return Decision::Login { account: login };
+    }
+    match &config.login.redirect {
+        Some(url) => Decision::Redirect(url.clone()),
+        None => Decision::Forbidden,
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,229 @@
+use std::path::Path;
+
+use super::*;
+use crate::config::PoolKeys;
+use crate::registry::Registry;
+
+const KEY: &str = "0123456789abcdef0123456789abcdef-router-key";
+const NOW: u64 = 1_000_000;
+
+fn config(extra: &str) -> Config {
+    let text = format!(
+        "listen: unix:/run/p.sock\naccounts_dir: /a\nruntime_dir: /r\nsecret_file: /s\n{extra}"
+    );
+    Config::parse(&text, Path::new("plexer.yaml")).unwrap()
+}
+
+fn registry() -> Registry {
+    let template = PoolKeys {
+        command: Some(vec!["/bin/true".into()]),
+        ..PoolKeys::default()
+    };
+    let mut registry = Registry::default();
+    for (name, text) in [
+        ("bob", "users: [bob, b@example.com]"),
+        ("sue", "users: [sue]"),
+        ("login", ""),
+    ] {
+        let file = format!("/a/{name}.yaml");
+        registry
+            .insert(Registry::account(Path::new(&file), text, &template).unwrap())
+            .unwrap();
+    }
+    registry
+}
+
+fn keys() -> Keys {
+    Keys::parse(KEY, "secret").unwrap()
+}
+
+fn params(pairs: &[(&str, &str)]) -> Params {
+    pairs
+        .iter()
+        .map(|(n, v)| (n.to_string(), v.to_string()))
+        .collect()
+}
+
+fn decide(config: &Config, pairs: &[(&str, &str)]) -> Decision {
+    let mut params = params(pairs);
+    strip_claims(&mut params);
+    route(config, &keys(), &registry(), &params, NOW)
+}
+
+fn account(name: &str) -> Decision {
+    Decision::Account {
+        account: AccountName::new(name).unwrap(),
+        user: None,
+    }
+}
+
+fn login() -> Decision {
+    Decision::Login {
+        account: AccountName::new("login").unwrap(),
+    }
+}
+
+fn cookie(name: &str, expiry: u64) -> String {
+    format!(
+        "plexer_account={}",
+        keys().sign(&AccountName::new(name).unwrap(), expiry)
+    )
+}
+
+#[test]
+fn claims_in_params_are_dropped_whatever_their_case() {
+    let mut params = params(&[
+        ("PLEXER_ACCOUNT", "bob"),
+        ("plexer_user", "bob"),
+        ("HTTP_X_PLEXER_ACCOUNT", "bob"),
+        ("Http_X_Plexer_User", "bob"),
+        ("HTTP_X_PLEXERATOR", "kept"),
+        ("REQUEST_URI", "/"),
+    ]);
+    assert_eq!(strip_claims(&mut params), 4);
+    let names: Vec<&[u8]> = params.iter().map(|(n, _)| n).collect();
+    assert_eq!(names, [&b"HTTP_X_PLEXERATOR"[..], b"REQUEST_URI"]);
+}
+
+#[test]
+fn a_valid_cookie_routes_to_its_account() {
+    let config = config("login: { account: login }");
+    let cookie = cookie("bob", NOW + 60);
+    assert_eq!(
+        decide(&config, &[("HTTP_COOKIE", &cookie), ("REQUEST_URI", "/x")]),
+        account("bob")
+    );
+}
+
+#[test]
+fn no_bad_cookie_ever_reaches_an_account() {
+    let config = config("login: { account: login }");
+    let good = keys().sign(&AccountName::new("bob").unwrap(), NOW + 60);
+    let signature = good.rsplit('.').next().unwrap();
+    let other_key = Keys::parse(&"z".repeat(40), "other")
+        .unwrap()
+        .sign(&AccountName::new("bob").unwrap(), NOW + 60);
+    for header in [
+        String::new(),
+        "plexer_account=bob".into(),
+        format!("plexer_account=sue.{}.{signature}", NOW + 60),
+        format!("plexer_account={other_key}"),
+        cookie("bob", NOW),
+        cookie("ghost", NOW + 60),
+        format!("plexer_account={good}; plexer_account={good}"),
+        format!("other_cookie={good}"),
+    ] {
+        assert_eq!(
+            decide(&config, &[("HTTP_COOKIE", &header)]),
+            login(),
+            "{header}"
+        );
+    }
+    // A header or a param claiming an account changes nothing.
+    assert_eq!(
+        decide(
+            &config,
+            &[("HTTP_X_PLEXER_ACCOUNT", "bob"), ("PLEXER_ACCOUNT", "bob")]
+        ),
+        login()
+    );
+}
+
+#[test]
+fn without_a_login_app_a_redirect_or_a_403() {
+    assert_eq!(
+        decide(&config("login: { redirect: /signin }"), &[]),
+        Decision::Redirect("/signin".into())
+    );
+    assert_eq!(decide(&config(""), &[]), Decision::Forbidden);
+}
+
+#[test]
+fn remote_user_host_and_path_prefix_route_only_to_known_accounts() {
+    let by_user = config("route: { by: remote_user }");
+    assert_eq!(
+        decide(&by_user, &[("REMOTE_USER", "b@example.com")]),
+        Decision::Account {
+            account: AccountName::new("bob").unwrap(),
+            user: Some("b@example.com".into())
+        }
+    );
+    assert_eq!(
+        decide(&by_user, &[("REMOTE_USER", "mallory")]),
+        Decision::Forbidden
+    );
+
+    let by_host = config("route: { by: host }");
+    assert_eq!(
+        decide(&by_host, &[("HTTP_HOST", "Sue.example.com:8080")]),
+        account("sue")
+    );
+    assert_eq!(
+        decide(&by_host, &[("HTTP_HOST", "ghost.example.com")]),
+        Decision::Forbidden
+    );
+
+    let by_path = config("route: { by: path_prefix }");
+    assert_eq!(
+        decide(&by_path, &[("DOCUMENT_URI", "/bob/page")]),
+        account("bob")
+    );
+    assert_eq!(
+        decide(&by_path, &[("DOCUMENT_URI", "/../etc/passwd")]),
+        Decision::Forbidden
+    );
+    assert_eq!(
+        decide(&by_path, &[("DOCUMENT_URI", "/ghost/x")]),
+        Decision::Forbidden
+    );
+}
+
+#[test]
+fn status_and_ping_are_answered_by_plexer_and_status_only_for_allowed_clients() {
+    let config = config("login: { account: login }");
+    assert_eq!(
+        decide(&config, &[("DOCUMENT_URI", "/plexer-ping")]),
+        Decision::Ping
+    );
+    assert_eq!(
+        decide(
+            &config,
+            &[
+                ("DOCUMENT_URI", "/plexer-status"),
+                ("QUERY_STRING", "json&full"),
+                ("REMOTE_ADDR", "127.0.0.1")
+            ]
+        ),
+        Decision::Status {
+            format: StatusFormat::Json,
+            full: true
+        }
+    );
+    assert_eq!(
+        decide(
+            &config,
+            &[
+                ("REQUEST_URI", "/plexer-status?html"),
+                ("REMOTE_ADDR", "::1")
+            ]
+        ),
+        Decision::Status {
+            format: StatusFormat::Html,
+            full: false
+        }
+    );
+    assert_eq!(
+        decide(
+            &config,
+            &[
+                ("DOCUMENT_URI", "/plexer-status"),
+                ("REMOTE_ADDR", "10.1.2.3")
+            ]
+        ),
+        Decision::StatusForbidden
+    );
+    assert_eq!(
+        decide(&config, &[("DOCUMENT_URI", "/plexer-status")]),
+        Decision::StatusForbidden
+    );
+}
