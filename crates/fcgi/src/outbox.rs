@@ -157,6 +157,22 @@ impl Outbox {
         self.push_record_slice(record_type, request_id, &[]);
     }
 
+    /// Moves everything queued in `other` to the end of this outbox, without copying: its copy
+    /// buffer's runs become shared slices. Lets a connection's state machine keep queueing
+    /// while an earlier batch is still being written.
+    pub fn append(&mut self, other: &mut Outbox) {
+        self.len += std::mem::take(&mut other.len);
+        for piece in other.pieces.drain(..) {
+            match piece {
+                Piece::Copied(len) => {
+                    let run = other.copied.split_to(len).freeze();
+                    self.pieces.push_back(Piece::Body(run));
+                }
+                other_piece => self.pieces.push_back(other_piece),
+            }
+        }
+    }
+
     /// Fills `dst` with slices of the queued bytes, oldest first, for one `writev`.
     pub fn io_slices<'a>(&'a self, dst: &mut [IoSlice<'a>]) -> usize {
         self.chunks_vectored(dst)
@@ -274,6 +290,26 @@ mod tests {
         }
         assert_eq!(records, 5, "4 full records and the empty end");
         assert_eq!(got, data);
+    }
+
+    #[test]
+    fn append_moves_records_in_order_without_copying_large_bodies() {
+        let body = Bytes::from(vec![9u8; 5000]);
+        let mut first = Outbox::new();
+        first.push_record_slice(RecordType::Stdout, 1, b"head");
+        let mut second = Outbox::new();
+        second.push_record(RecordType::Stdout, 1, body.clone());
+        second.push_stream_end(RecordType::Stdout, 1);
+        first.append(&mut second);
+        assert!(second.is_empty());
+        let mut slices = [IoSlice::new(&[]); 8];
+        let n = first.io_slices(&mut slices);
+        assert!(slices[..n].iter().any(|s| s.as_ptr() == body.as_ptr()));
+        let mut wire = drain(&mut first);
+        let bodies: Vec<usize> = std::iter::from_fn(|| decode_record(&mut wire).unwrap())
+            .map(|r| r.body.len())
+            .collect();
+        assert_eq!(bodies, [4, 5000, 0]);
     }
 
     #[test]

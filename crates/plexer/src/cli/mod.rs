@@ -3,6 +3,7 @@
 mod audit_fds;
 mod cookie;
 mod request;
+mod serve;
 mod spawn;
 
 use std::process::ExitCode;
@@ -32,6 +33,8 @@ pub(crate) enum LogFormat {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
+    /// Run the plexer: route each request by signed cookie to its account's workers.
+    Serve(serve::ServeArgs),
     /// Send one request to any FastCGI server and print its CGI response, like cgi-fcgi.
     Request(request::RequestArgs),
     /// Print a process's open descriptors, classified; exit 1 where one is a database handle.
@@ -46,6 +49,7 @@ impl Command {
     /// The subcommand's name, for the prefix of error lines.
     pub(crate) fn name(&self) -> &'static str {
         match self {
+            Self::Serve(_) => "serve",
             Self::Request(_) => "request",
             Self::AuditFds(_) => "audit-fds",
             Self::Spawn(_) => "spawn",
@@ -56,6 +60,7 @@ impl Command {
 
 pub(crate) fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
+        Command::Serve(args) => serve::run(args),
         Command::Request(args) => request::run(args),
         Command::AuditFds(args) => audit_fds::run(args),
         Command::Spawn(args) => spawn::run(args),

@@ -1,0 +1,213 @@
+//! One request relayed between the web server and a backend, with backpressure both ways.
+//!
+//! The web server's STDIN records go to the backend as the same `Bytes` (no copy of the body),
+//! and the backend's STDOUT comes back the same way, after its CGI head has been parsed and
+//! rewritten (see [`crate::responses::rewrite_head`]). Neither side is read while the other's
+//! pending writes exceed [`HIGH_WATER`], so a 1 GiB upload or download passes in constant memory.
+//!
+//! How it ends, and what the caller does with the worker:
+//! - [`Ended::Completed`]: END_REQUEST went to the web server; the worker is fine.
+//! - [`Ended::ClientGone`]: the web server closed (its client left); the worker may still be
+//!   busy with a request nobody wants, and is not trusted.
+//! - [`Ended::TimedOut`]: `request_timeout` passed: 504 if the head was not sent yet.
+//! - [`Ended::BackendFailed`]: the backend died or broke the protocol: 502 if the head was not
+//!   sent yet; after it, the web server's connection is closed so the client sees the response
+//!   cut short rather than complete.
+
+use std::io::IoSlice;
+use std::time::Instant;
+
+use bytes::Buf;
+use plexer_fcgi::cgi::{HeadParser, ResponseHead};
+use plexer_fcgi::{
+    ClientConnection, ClientEvent, Limits, Outbox, Params, Role, ServerConnection, ServerEvent,
+};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+/// Pending bytes for one side above which the other side is not read.
+pub const HIGH_WATER: usize = 256 * 1024;
+const READ_CHUNK: usize = 64 * 1024;
+
+/// The web server's connection: its protocol state, its socket halves, and what waits to be
+/// written to it.
+pub struct Front<R, W> {
+    pub conn: ServerConnection,
+    pub rd: R,
+    pub wr: W,
+    pub pending: Outbox,
+}
+
+/// How a relayed request ended.
+#[derive(Debug)]
+pub enum Ended {
+    Completed { app_status: u32 },
+    ClientGone,
+    TimedOut { head_sent: bool },
+    BackendFailed { head_sent: bool, why: String },
+}
+
+/// What the relay needs to rewrite the response head; `rewrite` is called once with the head.
+pub struct Relay<'a> {
+    pub front_id: u16,
+    pub params: &'a Params,
+    pub limits: &'a Limits,
+    pub deadline: Instant,
+    pub rewrite: &'a mut (dyn FnMut(&mut ResponseHead) + Send),
+}
+
+/// Writes some of `outbox` with one vectored write.
+pub async fn write_some<W: AsyncWrite + Unpin>(
+    wr: &mut W,
+    outbox: &mut Outbox,
+) -> std::io::Result<()> {
+    let mut slices = [IoSlice::new(&[]); 64];
+    let count = outbox.io_slices(&mut slices);
+    let n = wr.write_vectored(&slices[..count]).await?;
+    if n == 0 {
+        return Err(std::io::ErrorKind::WriteZero.into());
+    }
+    outbox.advance(n);
+    Ok(())
+}
+
+/// Writes all of `outbox`.
+pub async fn flush<W: AsyncWrite + Unpin>(wr: &mut W, outbox: &mut Outbox) -> std::io::Result<()> {
+    while !outbox.is_empty() {
+        write_some(wr, outbox).await?;
+    }
+    wr.flush().await
+}
+
+/// Relays one request to `backend` until it ends.
+pub async fn relay<R, W, B>(front: &mut Front<R, W>, backend: B, relay: Relay<'_>) -> Ended
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+    B: AsyncRead + AsyncWrite,
+{
+    let (mut brd, mut bwr) = tokio::io::split(backend);
+    let fid = relay.front_id;
+    let mut bconn = ClientConnection::new(relay.limits.clone());
+    // One request per backend connection: a worker that serves one connection at a time
+    // (php-cgi, hello) is free again as soon as the request ends.
+    let bid = match bconn.begin_request(Role::Responder, false, relay.params) {
+        Ok(id) => id,
+        Err(err) => {
+            return Ended::BackendFailed {
+                head_sent: false,
+                why: err.to_string(),
+            };
+        }
+    };
+    let mut bpending = Outbox::new();
+    let mut head = Some(HeadParser::new(relay.limits));
+    let mut backend_writable = true;
+    let rewrite = relay.rewrite;
+    let sleep = tokio::time::sleep_until(relay.deadline.into());
+    tokio::pin!(sleep);
+    let failed = |head: &Option<HeadParser>, why: String| Ended::BackendFailed {
+        head_sent: head.is_none(),
+        why,
+    };
+    loop {
+        // What the web server sent for this request goes to the backend.
+        loop {
+            match front.conn.poll_event() {
+                Ok(Some(ServerEvent::Stdin { id, data })) if id == fid => {
+                    let _ = bconn.stdin(bid, data);
+                }
+                Ok(Some(ServerEvent::StdinEnd { id })) if id == fid => {
+                    let _ = bconn.stdin_end(bid);
+                }
+                Ok(Some(ServerEvent::Abort { id })) if id == fid => return Ended::ClientGone,
+                Ok(Some(_)) => {} // DATA of a FILTER request: a responder backend takes none
+                Ok(None) => break,
+                Err(err) => {
+                    tracing::warn!(error = %err, "the web server broke the protocol");
+                    return Ended::ClientGone;
+                }
+            }
+        }
+        if backend_writable {
+            bpending.append(bconn.outbox());
+        } else {
+            // The backend stopped reading: what the web server still sends is dropped, not kept.
+            *bconn.outbox() = Outbox::new();
+        }
+        // What the backend sent goes to the web server.
+        loop {
+            match bconn.poll_event() {
+                Ok(Some(ClientEvent::Stdout { data, .. })) => match head.as_mut() {
+                    None => {
+                        let _ = front.conn.stdout(fid, data);
+                    }
+                    Some(parser) => match parser.push(&data) {
+                        Ok(None) => {}
+                        Ok(Some((mut parsed, rest))) => {
+                            rewrite(&mut parsed);
+                            let _ = front.conn.stdout(fid, parsed.encode());
+                            let _ = front.conn.stdout(fid, rest);
+                            head = None;
+                        }
+                        Err(err) => return failed(&head, format!("its response head: {err}")),
+                    },
+                },
+                Ok(Some(ClientEvent::Stderr { data, .. })) => {
+                    let _ = front.conn.stderr(fid, data);
+                }
+                Ok(Some(ClientEvent::End { app_status, .. })) => {
+                    if head.is_some() {
+                        return failed(
+                            &head,
+                            "it ended the request without a response head".into(),
+                        );
+                    }
+                    let _ = front.conn.end_request(fid, app_status);
+                    front.pending.append(front.conn.outbox());
+                    return Ended::Completed { app_status };
+                }
+                Ok(Some(_)) => {}
+                Ok(None) => break,
+                Err(err) => return failed(&head, err.to_string()),
+            }
+        }
+        front.pending.append(front.conn.outbox());
+
+        front.conn.read_buf().reserve(READ_CHUNK);
+        bconn.read_buf().reserve(READ_CHUNK);
+        tokio::select! {
+            read = front.rd.read_buf(front.conn.read_buf()), if bpending.len() < HIGH_WATER => {
+                if !matches!(read, Ok(n) if n > 0) {
+                    return Ended::ClientGone;
+                }
+            }
+            read = brd.read_buf(bconn.read_buf()), if front.pending.len() < HIGH_WATER => {
+                match read {
+                    Ok(0) => {
+                        let why = match bconn.on_eof() {
+                            Err(err) => err.to_string(),
+                            Ok(()) => "it closed the connection".into(),
+                        };
+                        return failed(&head, why);
+                    }
+                    Ok(_) => {}
+                    Err(err) => return failed(&head, format!("reading from it: {err}")),
+                }
+            }
+            written = write_some(&mut front.wr, &mut front.pending), if !front.pending.is_empty() => {
+                if written.is_err() {
+                    return Ended::ClientGone;
+                }
+            }
+            written = write_some(&mut bwr, &mut bpending), if !bpending.is_empty() => {
+                // An app may stop reading its input once it has answered (§6.2): stop sending
+                // and keep reading its response.
+                if written.is_err() {
+                    backend_writable = false;
+                    bpending = Outbox::new();
+                }
+            }
+            () = &mut sleep => return Ended::TimedOut { head_sent: head.is_none() },
+        }
+    }
+}

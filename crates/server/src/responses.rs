@@ -1,0 +1,235 @@
+//! Responses plexer writes itself, and what it does to an app's response head.
+//!
+//! Errors (CONTRACT.md): 502 when the app failed or died, 503 with `Retry-After` when no worker
+//! freed up within `queue_timeout` or the account is draining, 504 when `request_timeout`
+//! passed, 403 when a request has no account and no login is configured.
+//!
+//! The login flow: the login account's app picks the account with `X-Plexer-User: NAME` (a
+//! user in some account's `users`) or `X-Plexer-Account: NAME`, or clears it with
+//! `X-Plexer-Logout: 1`. plexer removes those headers and sets or clears the signed cookie.
+//! The same headers from any other account's app are removed and ignored: only the login app
+//! may choose an account.
+
+use bytes::Bytes;
+use plexer_fcgi::cgi::ResponseHead;
+
+use crate::account::AccountName;
+use crate::config::Config;
+use crate::cookie::Keys;
+use crate::registry::Registry;
+
+/// A complete CGI response with a plain-text body.
+pub fn plain(status: u16, reason: &str, extra: &[(&str, &str)], body: &str) -> Bytes {
+    let mut head = ResponseHead::new(status);
+    head.reason = reason.to_owned();
+    head.push("Content-Type", "text/plain; charset=utf-8");
+    head.push("Cache-Control", "no-store");
+    for (name, value) in extra {
+        head.push(name, value.to_string());
+    }
+    let mut out = head.encode().to_vec();
+    out.extend_from_slice(body.as_bytes());
+    out.push(b'\n');
+    Bytes::from(out)
+}
+
+pub fn bad_gateway(why: &str) -> Bytes {
+    plain(502, "Bad Gateway", &[], &format!("502 Bad Gateway: {why}"))
+}
+
+pub fn unavailable(why: &str) -> Bytes {
+    plain(
+        503,
+        "Service Unavailable",
+        &[("Retry-After", "5")],
+        &format!("503 Service Unavailable: {why}"),
+    )
+}
+
+pub fn timeout() -> Bytes {
+    plain(
+        504,
+        "Gateway Timeout",
+        &[],
+        "504 Gateway Timeout: the application did not answer within request_timeout",
+    )
+}
+
+pub fn forbidden() -> Bytes {
+    plain(403, "Forbidden", &[], "403 Forbidden")
+}
+
+pub fn redirect(location: &str) -> Bytes {
+    plain(302, "Found", &[("Location", location)], "302 Found")
+}
+
+/// Whose response head is being rewritten.
+pub struct HeadContext<'a> {
+    pub config: &'a Config,
+    pub keys: &'a Keys,
+    pub registry: &'a Registry,
+    /// True only for the login account's app.
+    pub from_login_app: bool,
+    /// The request came over HTTPS (`HTTPS=on`): the cookie gets `Secure`.
+    pub https: bool,
+    pub now: u64,
+    pub account: &'a str,
+}
+
+/// Removes the `X-Plexer-*` headers from an app's response head and, for the login app only,
+/// turns them into the routing cookie. Returns what happened, for the log.
+pub fn rewrite_head(head: &mut ResponseHead, cx: &HeadContext<'_>) -> Option<String> {
+    let user = head.remove("X-Plexer-User");
+    let account = head.remove("X-Plexer-Account");
+    let logout = head.remove("X-Plexer-Logout");
+    if user.is_empty() && account.is_empty() && logout.is_empty() {
+        return None;
+    }
+    if !cx.from_login_app {
+        return Some(format!(
+            "ignored X-Plexer-* headers from account {}: only the login app may choose an account",
+            cx.account
+        ));
+    }
+    let cookie_name = &cx.config.route.cookie;
+    let secure = if cx.https { "; Secure" } else { "" };
+    if logout.iter().any(|v| v.as_ref() == b"1") {
+        head.push(
+            "Set-Cookie",
+            format!("{cookie_name}=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax{secure}"),
+        );
+        return Some("login app logged the client out".into());
+    }
+    let text = |v: &Bytes| String::from_utf8_lossy(v).trim().to_owned();
+    let chosen = if let Some(user) = user.last().map(text) {
+        match cx.registry.account_of_user(&user) {
+            Some(account) => account.name.clone(),
+            None => {
+                return Some(format!(
+                    "login app named user {user:?}, who is in no account"
+                ));
+            }
+        }
+    } else {
+        let name = account.last().map(text).unwrap_or_default();
+        match AccountName::new(&name) {
+            Ok(name) if cx.registry.get(&name).is_some() => name,
+            _ => {
+                return Some(format!(
+                    "login app named account {name:?}, which does not exist"
+                ));
+            }
+        }
+    };
+    let max_age = cx.config.route.max_age.0.as_secs();
+    let value = cx.keys.sign(&chosen, cx.now + max_age);
+    head.push(
+        "Set-Cookie",
+        format!("{cookie_name}={value}; Path=/; Max-Age={max_age}; HttpOnly; SameSite=Lax{secure}"),
+    );
+    Some(format!("login app chose account {chosen}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::config::PoolKeys;
+
+    fn setup() -> (Config, Keys, Registry) {
+        let config = Config::parse(
+            "listen: unix:/p.sock\naccounts_dir: /a\nruntime_dir: /r\nsecret_file: /s\n\
+             login: { account: login }\n",
+            Path::new("plexer.yaml"),
+        )
+        .unwrap();
+        let keys = Keys::parse(&"k".repeat(40), "secret").unwrap();
+        let template = PoolKeys {
+            command: Some(vec!["/bin/true".into()]),
+            ..PoolKeys::default()
+        };
+        let mut registry = Registry::default();
+        for (name, text) in [("bob", "users: [bob]"), ("login", "")] {
+            let file = format!("/a/{name}.yaml");
+            registry
+                .insert(Registry::account(Path::new(&file), text, &template).unwrap())
+                .unwrap();
+        }
+        (config, keys, registry)
+    }
+
+    fn rewrite(head: &str, from_login_app: bool, https: bool) -> (ResponseHead, Option<String>) {
+        let (config, keys, registry) = setup();
+        let mut head = ResponseHead::parse(head.as_bytes()).unwrap();
+        let cx = HeadContext {
+            config: &config,
+            keys: &keys,
+            registry: &registry,
+            from_login_app,
+            https,
+            now: 1000,
+            account: if from_login_app { "login" } else { "bob" },
+        };
+        let note = rewrite_head(&mut head, &cx);
+        (head, note)
+    }
+
+    #[test]
+    fn the_login_app_chooses_the_account_by_user_and_plexer_sets_the_cookie() {
+        let (head, note) = rewrite("Status: 303\nLocation: /\nX-Plexer-User: bob\n", true, true);
+        assert!(head.get("X-Plexer-User").is_none());
+        let cookie = String::from_utf8(head.get("Set-Cookie").unwrap().to_vec()).unwrap();
+        let (_, keys, _) = setup();
+        let value = cookie
+            .strip_prefix("plexer_account=")
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap();
+        assert_eq!(keys.verify(value, 1001).unwrap().as_str(), "bob");
+        assert!(
+            cookie.ends_with("; Path=/; Max-Age=43200; HttpOnly; SameSite=Lax; Secure"),
+            "{cookie}"
+        );
+        assert_eq!(note.as_deref(), Some("login app chose account bob"));
+    }
+
+    #[test]
+    fn other_apps_cannot_choose_an_account() {
+        let (head, note) = rewrite(
+            "X-Plexer-Account: login\nX-Plexer-User: bob\n",
+            false,
+            false,
+        );
+        assert!(head.get("X-Plexer-Account").is_none() && head.get("X-Plexer-User").is_none());
+        assert!(head.get("Set-Cookie").is_none());
+        assert!(
+            note.unwrap()
+                .starts_with("ignored X-Plexer-* headers from account bob")
+        );
+    }
+
+    #[test]
+    fn unknown_users_and_accounts_get_no_cookie_and_logout_clears_it() {
+        let (head, note) = rewrite("X-Plexer-User: mallory\n", true, false);
+        assert!(head.get("Set-Cookie").is_none());
+        assert!(note.unwrap().contains("in no account"));
+        let (head, _) = rewrite("X-Plexer-Account: ../etc\n", true, false);
+        assert!(head.get("Set-Cookie").is_none());
+        let (head, _) = rewrite("X-Plexer-Logout: 1\n", true, false);
+        assert_eq!(
+            head.get("Set-Cookie"),
+            Some(&b"plexer_account=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax"[..])
+        );
+    }
+
+    #[test]
+    fn plexers_own_responses_are_cgi() {
+        let response = unavailable("queue_timeout passed");
+        let text = String::from_utf8(response.to_vec()).unwrap();
+        assert!(text.starts_with("Status: 503 Service Unavailable\r\n"));
+        assert!(text.contains("Retry-After: 5\r\n"));
+        assert!(text.ends_with("\r\n\r\n503 Service Unavailable: queue_timeout passed\n"));
+    }
+}

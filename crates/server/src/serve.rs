@@ -1,0 +1,544 @@
+//! `plexer serve`: the plexer's process. Loads the config, the keys and the accounts, starts a
+//! pool per managed account, listens where the web server connects, and serves each
+//! connection in its own task.
+//!
+//! Per request, not per connection: with `fastcgi_keep_conn on`, one nginx connection carries
+//! requests of different users one after another, so each request is routed on its own, and a
+//! worker is held only for the life of one request. A kept-alive connection that idles holds
+//! no worker, which is what starves php-fpm and spawn-fcgi behind nginx's upstream keepalive.
+
+use std::collections::HashMap;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use plexer_fcgi::cgi::ResponseHead;
+use plexer_fcgi::{
+    Address, Limits, Outbox, RequestHead, ServerConfig, ServerConnection, ServerEvent,
+};
+use plexer_prefork::pool::{Outcome, Refusal};
+use plexer_prefork::supervisor::{PoolHandle, Sockets, Supervisor};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
+use tokio::net::{TcpListener, UnixListener, UnixStream};
+
+use crate::account::AccountName;
+use crate::config::Config;
+use crate::cookie::Keys;
+use crate::registry::{Backend, Registry};
+use crate::relay::{self, Ended, Front, Relay};
+use crate::responses::{self, HeadContext};
+use crate::router::{self, Decision};
+use crate::status;
+
+/// Why `plexer serve` could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServeError {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error(transparent)]
+    Keys(#[from] crate::cookie::KeyError),
+    #[error(transparent)]
+    Supervisor(#[from] plexer_prefork::supervisor::SupervisorError),
+    #[error("cannot listen on {address}: {source}")]
+    Listen {
+        address: String,
+        source: std::io::Error,
+    },
+    #[error(
+        "{0} is in use by a running server (a connection to it succeeded): stop it or set \
+         another listen:"
+    )]
+    InUse(String),
+}
+
+/// Counters of one account, for the status page.
+#[derive(Default)]
+pub struct AccountCounters {
+    pub requests: AtomicU64,
+    pub errors: AtomicU64,
+}
+
+/// Where an account's requests go, once started.
+pub enum Target {
+    Pool(PoolHandle),
+    External(Address),
+}
+
+/// Everything a connection needs, shared by all of them.
+pub struct State {
+    pub config: Config,
+    pub keys: Keys,
+    pub registry: Registry,
+    pub targets: HashMap<AccountName, Target>,
+    pub counters: HashMap<AccountName, AccountCounters>,
+    pub started: Instant,
+    pub limits: Limits,
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Loads everything and checks it, starting nothing: `plexer serve --check`.
+pub fn check(config_file: &Path) -> Result<(Config, Keys, Registry), ServeError> {
+    let config = Config::load(config_file)?;
+    let keys = Keys::load(&config.secret_file)?;
+    let registry = Registry::load(&config.accounts_dir, &config.pool)?;
+    Ok((config, keys, registry))
+}
+
+/// Starts the pools and serves until SIGTERM/SIGINT (drain) or SIGQUIT (at once).
+pub async fn run(config_file: &Path) -> Result<(), ServeError> {
+    let (config, keys, registry) = check(config_file)?;
+    let supervisor = Supervisor::start()?;
+    let workers_dir = config.runtime_dir.join("workers");
+    let mut targets = HashMap::new();
+    let mut counters = HashMap::new();
+    for account in registry.accounts() {
+        let target = match &account.backend {
+            Backend::Managed(plan) => Target::Pool(supervisor.add_pool(
+                account.name.as_str(),
+                plan.settings.clone(),
+                plan.command.clone(),
+                Sockets::PerWorker(workers_dir.join(account.name.as_str())),
+            )?),
+            Backend::External(address) => Target::External(address.clone()),
+        };
+        targets.insert(account.name.clone(), target);
+        counters.insert(account.name.clone(), AccountCounters::default());
+    }
+    tracing::info!(accounts = registry.len(), "accounts loaded");
+    let listener = bind(&config).await?;
+    let drain_timeout = config.drain_timeout.0;
+    let state = Arc::new(State {
+        config,
+        keys,
+        registry,
+        targets,
+        counters,
+        started: Instant::now(),
+        limits: Limits::default(),
+    });
+    let mut terminate = signal(tokio::signal::unix::SignalKind::terminate());
+    let mut interrupt = signal(tokio::signal::unix::SignalKind::interrupt());
+    let mut quit = signal(tokio::signal::unix::SignalKind::quit());
+    let timeout = loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(stream) => {
+                    let state = Arc::clone(&state);
+                    tokio::spawn(async move { serve_connection(stream, state).await });
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            _ = terminate.recv() => break drain_timeout,
+            _ = interrupt.recv() => break drain_timeout,
+            _ = quit.recv() => break Duration::ZERO,
+        }
+    };
+    tracing::info!(
+        ?timeout,
+        "stopping: requests in flight finish within the timeout"
+    );
+    drop(listener);
+    let pools: Vec<PoolHandle> = state
+        .targets
+        .values()
+        .filter_map(|t| match t {
+            Target::Pool(pool) => Some(pool.clone()),
+            Target::External(_) => None,
+        })
+        .collect();
+    for pool in &pools {
+        pool.drain(timeout).await;
+    }
+    Ok(())
+}
+
+fn signal(kind: tokio::signal::unix::SignalKind) -> tokio::signal::unix::Signal {
+    tokio::signal::unix::signal(kind).expect("signal handlers can be installed at start-up")
+}
+
+/// The listening socket the web server connects to.
+enum Listener {
+    Unix(UnixListener, std::path::PathBuf),
+    Tcp(TcpListener),
+}
+
+/// An accepted connection of either family.
+enum Stream {
+    Unix(UnixStream),
+    Tcp(tokio::net::TcpStream),
+}
+
+impl Listener {
+    async fn accept(&self) -> std::io::Result<Stream> {
+        Ok(match self {
+            Self::Unix(l, _) => Stream::Unix(l.accept().await?.0),
+            Self::Tcp(l) => Stream::Tcp(l.accept().await?.0),
+        })
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        if let Self::Unix(_, path) = self {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+async fn bind(config: &Config) -> Result<Listener, ServeError> {
+    let listen_error = |source| ServeError::Listen {
+        address: config.listen.to_string(),
+        source,
+    };
+    match &config.listen {
+        Address::Unix(path) => {
+            if path.exists() {
+                if UnixStream::connect(path).await.is_ok() {
+                    return Err(ServeError::InUse(path.display().to_string()));
+                }
+                std::fs::remove_file(path).map_err(listen_error)?;
+            }
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir).map_err(listen_error)?;
+            }
+            let listener = UnixListener::bind(path).map_err(listen_error)?;
+            let mode = config
+                .listen_mode
+                .as_deref()
+                .and_then(crate::config::parse_mode)
+                .unwrap_or(0o660);
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+                .map_err(listen_error)?;
+            tracing::info!(listen = %config.listen, "listening");
+            Ok(Listener::Unix(listener, path.clone()))
+        }
+        Address::Tcp(hostport) => {
+            let listener = TcpListener::bind(hostport).await.map_err(listen_error)?;
+            tracing::info!(listen = %config.listen, "listening");
+            Ok(Listener::Tcp(listener))
+        }
+    }
+}
+
+async fn serve_connection(stream: Stream, state: Arc<State>) {
+    match stream {
+        Stream::Unix(s) => {
+            let (rd, wr) = s.into_split();
+            serve_front(rd, wr, state).await;
+        }
+        Stream::Tcp(s) => {
+            let _ = s.set_nodelay(true);
+            let (rd, wr) = s.into_split();
+            serve_front(rd, wr, state).await;
+        }
+    }
+}
+
+/// Serves one web-server connection: its requests one after another, each routed on its own.
+async fn serve_front<R, W>(rd: R, wr: W, state: Arc<State>)
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let config = ServerConfig {
+        limits: state.limits.clone(),
+        // One request per connection at a time, as every web server sends them; plexer takes
+        // any number of connections.
+        multiplex: false,
+        max_conns: 65_535,
+        max_reqs: 65_535,
+    };
+    let mut front = Front {
+        conn: ServerConnection::new(config),
+        rd,
+        wr,
+        pending: Outbox::new(),
+    };
+    loop {
+        let head = loop {
+            match front.conn.poll_event() {
+                Ok(Some(ServerEvent::Request(head))) => break head,
+                Ok(Some(_)) => continue,
+                Ok(None) => {}
+                Err(err) => {
+                    tracing::warn!(error = %err, "closing a web-server connection");
+                    return;
+                }
+            }
+            front.pending.append(front.conn.outbox());
+            if front.conn.is_closing() && front.pending.is_empty() {
+                return;
+            }
+            front.conn.read_buf().reserve(16 * 1024);
+            tokio::select! {
+                read = front.rd.read_buf(front.conn.read_buf()) => {
+                    if !matches!(read, Ok(n) if n > 0) {
+                        let _ = relay::flush(&mut front.wr, &mut front.pending).await;
+                        return;
+                    }
+                }
+                written = relay::write_some(&mut front.wr, &mut front.pending), if !front.pending.is_empty() => {
+                    if written.is_err() {
+                        return;
+                    }
+                }
+            }
+        };
+        if !handle_request(&mut front, head, &state).await {
+            return;
+        }
+    }
+}
+
+/// Answers one request; false when the web-server connection must close.
+async fn handle_request<R, W>(front: &mut Front<R, W>, head: RequestHead, state: &State) -> bool
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let started = Instant::now();
+    let id = head.id;
+    let mut params = head.params;
+    let stripped = router::strip_claims(&mut params);
+    if stripped > 0 {
+        tracing::info!(stripped, "dropped client-supplied PLEXER_* params");
+    }
+    let now = unix_now();
+    let decision = router::route(&state.config, &state.keys, &state.registry, &params, now);
+    let (account, user) = match decision {
+        Decision::Ping => return answer(front, id, responses::plain(200, "OK", &[], "pong")).await,
+        Decision::Status { format, full } => {
+            let body = status::render(state, format, full);
+            return answer(front, id, body).await;
+        }
+        Decision::StatusForbidden | Decision::Forbidden => {
+            return answer(front, id, responses::forbidden()).await;
+        }
+        Decision::Redirect(url) => return answer(front, id, responses::redirect(&url)).await,
+        Decision::Login { account } => (account, None),
+        Decision::Account { account, user } => (account, user),
+    };
+    let login = state.config.login.account.as_deref() == Some(account.as_str());
+    params.push("PLEXER_ACCOUNT", account.as_str().to_owned());
+    if let Some(user) = &user {
+        params.push("PLEXER_USER", user.clone());
+    }
+    if let Some(counters) = state.counters.get(&account) {
+        counters.requests.fetch_add(1, Ordering::Relaxed);
+    }
+    let Some(target) = state.targets.get(&account) else {
+        return answer(
+            front,
+            id,
+            responses::unavailable("the account is not running"),
+        )
+        .await;
+    };
+    let https = params
+        .get_str("HTTPS")
+        .is_some_and(|v| v.eq_ignore_ascii_case("on"));
+    let mut rewrite = |head: &mut ResponseHead| {
+        let cx = HeadContext {
+            config: &state.config,
+            keys: &state.keys,
+            registry: &state.registry,
+            from_login_app: login,
+            https,
+            now,
+            account: account.as_str(),
+        };
+        if let Some(note) = responses::rewrite_head(head, &cx) {
+            tracing::info!(account = %account, "{note}");
+        }
+    };
+    let request_timeout = match state.registry.get(&account).map(|a| &a.backend) {
+        Some(Backend::Managed(plan)) => plan.request_timeout,
+        _ => Duration::from_secs(60),
+    };
+    let relay_args = |rewrite| Relay {
+        front_id: id,
+        params: &params,
+        limits: &state.limits,
+        deadline: Instant::now() + request_timeout,
+        rewrite,
+    };
+    let (ended, pid) = match target {
+        Target::Pool(pool) => {
+            let lease = match pool.acquire().await {
+                Ok(lease) => lease,
+                Err(refusal) => {
+                    let why = match refusal {
+                        Refusal::QueueFull { .. } => {
+                            "no worker freed up within queue_timeout".to_owned()
+                        }
+                        Refusal::Draining => "the account is draining".to_owned(),
+                        Refusal::Failed(reason) => {
+                            format!("the account's workers keep failing ({reason})")
+                        }
+                    };
+                    count_error(state, &account);
+                    return answer(front, id, responses::unavailable(&why)).await;
+                }
+            };
+            let pid = lease.pid();
+            let ended = match UnixStream::connect(lease.socket()).await {
+                Ok(backend) => relay::relay(front, backend, relay_args(&mut rewrite)).await,
+                Err(err) => Ended::BackendFailed {
+                    head_sent: false,
+                    why: format!("cannot connect to worker {pid:?}: {err}"),
+                },
+            };
+            let outcome = match &ended {
+                Ended::Completed { .. } => Outcome::Done,
+                Ended::TimedOut { .. } => Outcome::TimedOut,
+                Ended::ClientGone | Ended::BackendFailed { .. } => Outcome::Broken,
+            };
+            lease.release(outcome);
+            (ended, pid.map(|p| p.as_raw()))
+        }
+        Target::External(address) => {
+            let ended = match connect(address).await {
+                Ok(backend) => relay::relay(front, backend, relay_args(&mut rewrite)).await,
+                Err(err) => Ended::BackendFailed {
+                    head_sent: false,
+                    why: format!("cannot connect to {address}: {err}"),
+                },
+            };
+            (ended, None)
+        }
+    };
+    let uri = params.get_str("REQUEST_URI").unwrap_or("-").to_owned();
+    let took = started.elapsed();
+    match ended {
+        Ended::Completed { app_status } => {
+            tracing::info!(account = %account, worker = pid, uri, app_status, ?took, "request");
+            true
+        }
+        Ended::ClientGone => {
+            tracing::info!(account = %account, worker = pid, uri, ?took, "the client went away; the worker is stopped");
+            false
+        }
+        Ended::TimedOut { head_sent } => {
+            count_error(state, &account);
+            tracing::warn!(account = %account, worker = pid, uri, ?took, "request_timeout passed: 504, worker killed");
+            !head_sent && answer(front, id, responses::timeout()).await
+        }
+        Ended::BackendFailed { head_sent, why } => {
+            count_error(state, &account);
+            tracing::warn!(account = %account, worker = pid, uri, ?took, "the application failed: {why}");
+            !head_sent && answer(front, id, responses::bad_gateway(&why)).await
+        }
+    }
+}
+
+fn count_error(state: &State, account: &AccountName) {
+    if let Some(counters) = state.counters.get(account) {
+        counters.errors.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Sends a whole response that plexer made itself; false when the connection must close.
+async fn answer<R, W>(front: &mut Front<R, W>, id: u16, response: bytes::Bytes) -> bool
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let sent = front.conn.stdout(id, response).is_ok() && front.conn.end_request(id, 0).is_ok();
+    front.pending.append(front.conn.outbox());
+    sent && relay::flush(&mut front.wr, &mut front.pending)
+        .await
+        .is_ok()
+}
+
+/// A connection to an app someone else runs.
+async fn connect(address: &Address) -> std::io::Result<EitherStream> {
+    let connecting = async {
+        Ok(match address {
+            Address::Unix(path) => EitherStream::Unix(UnixStream::connect(path).await?),
+            Address::Tcp(hostport) => {
+                EitherStream::Tcp(tokio::net::TcpStream::connect(hostport).await?)
+            }
+        })
+    };
+    tokio::time::timeout(Duration::from_secs(5), connecting)
+        .await
+        .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into()))
+}
+
+/// A backend stream of either family, for `socket:` accounts.
+enum EitherStream {
+    Unix(UnixStream),
+    Tcp(tokio::net::TcpStream),
+}
+
+impl AsyncRead for EitherStream {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Self::Unix(s) => std::pin::Pin::new(s).poll_read(cx, buf),
+            Self::Tcp(s) => std::pin::Pin::new(s).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for EitherStream {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            Self::Unix(s) => std::pin::Pin::new(s).poll_write(cx, buf),
+            Self::Tcp(s) => std::pin::Pin::new(s).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            Self::Unix(s) => std::pin::Pin::new(s).poll_write_vectored(cx, bufs),
+            Self::Tcp(s) => std::pin::Pin::new(s).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Self::Unix(s) => std::pin::Pin::new(s).poll_flush(cx),
+            Self::Tcp(s) => std::pin::Pin::new(s).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Self::Unix(s) => std::pin::Pin::new(s).poll_shutdown(cx),
+            Self::Tcp(s) => std::pin::Pin::new(s).poll_shutdown(cx),
+        }
+    }
+}

@@ -1,0 +1,158 @@
+//! The status page (`status_path`), answered by plexer itself, so it works while every worker
+//! of every account is busy (php-fpm's is served by a worker, and counts itself as active).
+//!
+//! Per account: its state, workers starting/idle/busy, requests routed to it, errors plexer
+//! answered for it, the queue now and at most, how often max_children was reached, failures,
+//! and seconds since the last spawn and failure; with `full`, every worker: pid, state, for how
+//! long, requests served, and its limit.
+//!
+//! Formats this version writes: text (default) and `?json`. `?openmetrics` and `?html` are
+//! answered as text until they are written.
+
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use bytes::Bytes;
+use plexer_prefork::pool::{PoolState, WorkerState};
+use serde_json::{Value, json};
+
+use crate::responses::plain;
+use crate::router::StatusFormat;
+use crate::serve::{State, Target};
+
+/// The whole CGI response for the status page.
+pub fn render(state: &State, format: StatusFormat, full: bool) -> Bytes {
+    let report = report(state, full);
+    match format {
+        StatusFormat::Json => {
+            let mut head = plexer_fcgi::cgi::ResponseHead::new(200);
+            head.push("Content-Type", "application/json");
+            head.push("Cache-Control", "no-store");
+            let mut out = head.encode().to_vec();
+            out.extend_from_slice(report.to_string().as_bytes());
+            out.push(b'\n');
+            Bytes::from(out)
+        }
+        StatusFormat::Text | StatusFormat::OpenMetrics | StatusFormat::Html => {
+            plain(200, "OK", &[], &text(&report))
+        }
+    }
+}
+
+fn seconds_since(at: Option<Instant>) -> Value {
+    at.map_or(Value::Null, |at| json!(at.elapsed().as_secs()))
+}
+
+/// The page's data, one object per account.
+pub fn report(state: &State, full: bool) -> Value {
+    let mut accounts = Vec::new();
+    for account in state.registry.accounts() {
+        let counters = &state.counters[&account.name];
+        let mut entry = json!({
+            "account": account.name.as_str(),
+            "requests": counters.requests.load(Ordering::Relaxed),
+            "errors": counters.errors.load(Ordering::Relaxed),
+        });
+        match state.targets.get(&account.name) {
+            Some(Target::Pool(pool)) => {
+                let status = pool.status();
+                let count = |s: WorkerState| status.workers.iter().filter(|w| w.state == s).count();
+                let pool_state = match &status.state {
+                    PoolState::Running => "running".to_owned(),
+                    PoolState::Failed { reason } => format!("failed: {reason}"),
+                    PoolState::Draining { .. } => "draining".to_owned(),
+                    PoolState::Stopped => "stopped".to_owned(),
+                };
+                let fields = json!({
+                    "state": pool_state,
+                    "max_children": status.settings.max_children,
+                    "starting": count(WorkerState::Starting),
+                    "idle": count(WorkerState::Idle),
+                    "busy": count(WorkerState::Busy),
+                    "stopping": count(WorkerState::Stopping),
+                    "accepted": status.stats.accepted,
+                    "queue": status.queue_len,
+                    "max_queue": status.stats.max_queue,
+                    "max_children_reached": status.stats.max_children_reached,
+                    "failures": status.stats.failures,
+                    "last_spawn_seconds_ago": seconds_since(status.stats.last_spawn),
+                    "last_failure_seconds_ago": seconds_since(status.stats.last_failure.as_ref().map(|(at, _)| *at)),
+                    "last_failure": status.stats.last_failure.as_ref().map(|(_, why)| why.clone()),
+                });
+                merge(&mut entry, fields);
+                if full {
+                    let workers: Vec<Value> = status
+                        .workers
+                        .iter()
+                        .map(|w| {
+                            json!({
+                                "pid": w.pid.map(|p| p.as_raw()),
+                                "state": format!("{:?}", w.state).to_lowercase(),
+                                "seconds_in_state": w.since.elapsed().as_secs_f64(),
+                                "requests": w.served,
+                                "max_requests": w.limit,
+                            })
+                        })
+                        .collect();
+                    merge(&mut entry, json!({ "workers": workers }));
+                }
+            }
+            Some(Target::External(address)) => {
+                merge(
+                    &mut entry,
+                    json!({ "state": "external", "socket": address.to_string() }),
+                );
+            }
+            None => merge(&mut entry, json!({ "state": "not running" })),
+        }
+        accounts.push(entry);
+    }
+    json!({
+        "uptime_seconds": state.started.elapsed().as_secs(),
+        "accounts": accounts,
+    })
+}
+
+fn merge(into: &mut Value, from: Value) {
+    if let (Value::Object(into), Value::Object(from)) = (into, from) {
+        into.extend(from);
+    }
+}
+
+/// One `key: value` line per field, a blank line between accounts, workers indented.
+fn text(report: &Value) -> String {
+    let mut out = format!("uptime: {}s\n", report["uptime_seconds"]);
+    for account in report["accounts"].as_array().into_iter().flatten() {
+        out.push('\n');
+        let Value::Object(fields) = account else {
+            continue;
+        };
+        for (key, value) in fields {
+            if key == "workers" {
+                continue;
+            }
+            let shown = match value {
+                Value::String(s) => s.clone(),
+                Value::Null => "-".into(),
+                other => other.to_string(),
+            };
+            out.push_str(&format!("{}: {shown}\n", key.replace('_', " ")));
+        }
+        for worker in fields
+            .get("workers")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            out.push_str(&format!(
+                "  worker pid {} {} for {:.1}s, {} requests (limit {})\n",
+                worker["pid"],
+                worker["state"].as_str().unwrap_or("-"),
+                worker["seconds_in_state"].as_f64().unwrap_or(0.0),
+                worker["requests"],
+                worker["max_requests"]
+            ));
+        }
+    }
+    out
+}
