@@ -33,6 +33,9 @@
 //! | [`cgi`] | a CGI response (headers, blank line, body) parsed |
 //! | [`plexer`] | `plexer request` as a command |
 //! | [`php`] | Debian's `php-cgi -b` as a FastCGI peer |
+//! | [`serve`] | `plexer serve` with hello accounts, its config and cookies |
+//! | [`nginx`] | Debian's nginx in front, with fastcgi_keep_conn and upstream keepalive |
+//! | [`http`] | a small HTTP/1.0 client for nginx |
 //! | [`postgres`] | a private PostgreSQL server on a unix socket in the scratch directory |
 //! | [`fake`] | a scripted FastCGI server that misbehaves on purpose |
 //! | [`tools`] | finding the system programs the tests need (`make test` installs them) |
@@ -44,11 +47,14 @@ pub mod cgi;
 pub mod data;
 pub mod fake;
 pub mod hello;
+pub mod http;
+pub mod nginx;
 pub mod php;
 pub mod plexer;
 pub mod postgres;
 pub mod process;
 pub mod scratch;
+pub mod serve;
 pub mod tools;
 pub mod wait;
 pub mod wire;
@@ -57,11 +63,13 @@ pub use addr::{Addr, Conn};
 pub use cgi::CgiResponse;
 pub use data::{fnv1a64, pattern_bytes};
 pub use hello::{Hello, HelloAnswer, HelloBuilder};
+pub use nginx::Nginx;
 pub use php::PhpCgi;
 pub use plexer::PlexerRequest;
 pub use postgres::Postgres;
 pub use process::{Finished, Running, run};
 pub use scratch::Scratch;
+pub use serve::{PlexerServe, ServeSetup};
 pub use wait::{wait_for, wait_for_value, wait_until};
 
 use std::time::Duration;

@@ -1,0 +1,117 @@
+//! `plexer serve` as a test runs it: a config, a secret and account files in the scratch
+//! directory, the plexer listening on a unix socket there, stopped with the guard.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use crate::{Running, Scratch, build, wait};
+
+/// A running `plexer serve`.
+pub struct PlexerServe {
+    pub dir: PathBuf,
+    pub config: PathBuf,
+    pub socket: PathBuf,
+    pub process: Running,
+}
+
+/// What a test's plexer runs: accounts as (name, account file text), and extra config lines.
+pub struct ServeSetup<'a> {
+    pub accounts: &'a [(&'a str, &'a str)],
+    pub config_extra: &'a str,
+    pub pool_extra: &'a str,
+}
+
+impl Default for ServeSetup<'_> {
+    fn default() -> Self {
+        Self {
+            accounts: &[
+                ("login", ""),
+                ("bob", "users: [bob]"),
+                ("sue", "users: [sue]"),
+            ],
+            config_extra: "login: { account: login }\n",
+            pool_extra: "",
+        }
+    }
+}
+
+impl PlexerServe {
+    /// Starts plexer with `hello` as every account's app.
+    pub fn start(scratch: &Scratch, setup: ServeSetup<'_>) -> Self {
+        let dir = scratch.join("plexer");
+        let accounts = dir.join("accounts.d");
+        std::fs::create_dir_all(&accounts).expect("create accounts.d");
+        std::fs::write(dir.join("secret"), format!("{}\n", "s3cret-".repeat(8)))
+            .expect("write the secret");
+        for (name, text) in setup.accounts {
+            std::fs::write(accounts.join(format!("{name}.yaml")), text)
+                .expect("write an account file");
+        }
+        let socket = dir.join("plexer.sock");
+        let config = dir.join("plexer.yaml");
+        let text = format!(
+            "listen: unix:{}\nlisten_mode: \"0666\"\naccounts_dir: accounts.d\nruntime_dir: run\n\
+             secret_file: secret\ndrain_timeout: 5s\n{}pool:\n  command: [{}]\n  pm: ondemand\n  \
+             max_children: 4\n  queue_timeout: 3s\n{}",
+            socket.display(),
+            setup.config_extra,
+            build::hello().display(),
+            setup.pool_extra
+        );
+        std::fs::write(&config, text).expect("write the config");
+        let mut command = Command::new(build::plexer());
+        command.arg("serve").arg("-c").arg(&config);
+        let process = Running::spawn(
+            "plexer serve",
+            &mut command,
+            &scratch.unique("plexer", "log"),
+        );
+        wait::wait_until(
+            "plexer listens",
+            || socket.exists(),
+            Duration::from_secs(10),
+        );
+        Self {
+            dir,
+            config,
+            socket,
+            process,
+        }
+    }
+
+    /// `unix:SOCKET`, as `plexer request --connect` takes it.
+    pub fn addr(&self) -> String {
+        format!("unix:{}", self.socket.display())
+    }
+
+    /// A valid routing cookie header value for `account`.
+    pub fn cookie(&self, account: &str) -> String {
+        let mut command = Command::new(build::plexer());
+        command
+            .args(["cookie", "sign", account, "-c"])
+            .arg(&self.config);
+        let finished = crate::run(&mut command, b"", Duration::from_secs(10));
+        finished.assert_success();
+        format!(
+            "plexer_account={}",
+            String::from_utf8_lossy(&finished.stdout).trim()
+        )
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.process.pid()
+    }
+
+    pub fn log(&self) -> String {
+        self.process.log()
+    }
+
+    pub fn config_path(&self) -> &Path {
+        &self.config
+    }
+}
