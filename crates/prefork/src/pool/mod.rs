@@ -24,6 +24,11 @@ use nix::unistd::Pid;
 
 pub use settings::{Pm, PoolSettings, SettingsError};
 
+/// A worker that exits with status 0 sooner than this after it started counts as failed: an
+/// intentional exit (a request limit reached) takes longer, and a command that exits at once
+/// must back off rather than respawn in a loop.
+pub const MIN_LIFETIME: Duration = Duration::from_secs(1);
+
 /// A worker's identity within its pool, never reused.
 pub type WorkerId = u64;
 /// A request waiting for a worker, named by the caller.
@@ -331,16 +336,22 @@ impl Pool {
     }
 
     /// The driver started the process of worker `id`. Its socket was bound before the spawn, so
-    /// it can take a request at once.
-    pub fn spawned(&mut self, id: WorkerId, pid: Pid, now: Instant) {
-        if let Some(w) = self.workers.iter_mut().find(|w| w.id == id) {
-            w.pid = Some(pid);
-            if w.state == WorkerState::Starting {
-                w.state = WorkerState::Idle;
-                w.since = now;
+    /// it can take a request at once. False when the pool no longer wants that worker (it
+    /// stopped serving before the spawn happened): the driver must stop the process.
+    pub fn spawned(&mut self, id: WorkerId, pid: Pid, now: Instant) -> bool {
+        let wanted = match self.workers.iter_mut().find(|w| w.id == id) {
+            Some(w) => {
+                w.pid = Some(pid);
+                if w.state == WorkerState::Starting {
+                    w.state = WorkerState::Idle;
+                    w.since = now;
+                }
+                true
             }
-        }
+            None => false,
+        };
         self.maintain(now);
+        wanted
     }
 
     /// The driver could not start worker `id`: a failure like a crash.
@@ -351,15 +362,17 @@ impl Pool {
     }
 
     /// A worker process ended. Expected after [`Action::Terminate`] or [`Action::Kill`], and
-    /// after an intentional exit with status 0 (FastCGI §7, e.g. php-cgi's own request limit);
-    /// any other end is a failure that delays the next spawn.
+    /// after an intentional exit with status 0 (FastCGI §7, e.g. php-cgi's own request limit)
+    /// by a worker that lived at least [`MIN_LIFETIME`]; any other end is a failure that delays
+    /// the next spawn, so that a command that exits at once cannot spin.
     pub fn exited(&mut self, pid: Pid, exit: Exit, now: Instant) {
         let Some(index) = self.workers.iter().position(|w| w.pid == Some(pid)) else {
             return;
         };
         let worker = self.workers.swap_remove(index);
+        let lived = now.saturating_duration_since(worker.started) >= MIN_LIFETIME;
         let expected = worker.state == WorkerState::Stopping
-            || (exit == Exit::Code(0) && worker.state == WorkerState::Idle);
+            || (exit == Exit::Code(0) && worker.state == WorkerState::Idle && lived);
         if !expected {
             let during = if worker.state == WorkerState::Busy {
                 " during a request"

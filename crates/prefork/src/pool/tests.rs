@@ -352,6 +352,7 @@ fn a_crash_loop_fails_the_pool_with_a_reason_until_reset() {
 #[test]
 fn an_intentional_exit_of_an_idle_worker_is_no_failure() {
     let mut sim = Sim::new(settings(Pm::Static, 1));
+    sim.advance(MIN_LIFETIME);
     let pid = sim.pool.workers()[0].pid.unwrap();
     sim.exit(pid, Exit::Code(0));
     assert_eq!(sim.pool.stats().failures, 0);
@@ -360,6 +361,34 @@ fn an_intentional_exit_of_an_idle_worker_is_no_failure() {
         1,
         "replaced at once, no backoff"
     );
+}
+
+#[test]
+fn a_command_that_exits_0_at_once_backs_off_instead_of_spinning() {
+    let mut sim = Sim::new(settings(Pm::Static, 1));
+    let pid = sim.pool.workers()[0].pid.unwrap();
+    sim.exit(pid, Exit::Code(0));
+    assert_eq!(sim.pool.stats().failures, 1);
+    assert!(
+        sim.pool.workers().is_empty(),
+        "no respawn before the backoff"
+    );
+}
+
+#[test]
+fn a_spawn_that_comes_after_the_pool_stopped_wanting_it_is_refused() {
+    let now = Instant::now();
+    let mut pool = Pool::new(settings(Pm::Static, 1), now, 1).unwrap();
+    let actions: Vec<Action> = pool.take_actions().collect();
+    let [Action::Spawn(id)] = actions[..] else {
+        panic!("{actions:?}")
+    };
+    pool.drain(now, Duration::from_secs(1));
+    assert!(
+        !pool.spawned(id, Pid::from_raw(4242), now),
+        "the driver must stop it"
+    );
+    assert_eq!(pool.state(), &PoolState::Stopped);
 }
 
 #[test]

@@ -140,12 +140,14 @@ impl Supervisor {
 
 impl SupervisorInner {
     fn dispatch_exit(&self, pid: Pid, exit: Exit) {
-        let pool = lock(&self.by_pid).remove(&pid).and_then(|p| p.upgrade());
-        let Some(pool) = pool else {
+        // Held while the pool learns of the exit: see `PoolShared::spawn`.
+        let mut by_pid = lock(&self.by_pid);
+        let Some(pool) = by_pid.remove(&pid).and_then(|p| p.upgrade()) else {
             tracing::debug!(%pid, %exit, "reaped a process of no pool (an orphan we adopted)");
             return;
         };
         pool.on_exit(pid, exit);
+        drop(by_pid);
     }
 }
 
@@ -397,27 +399,19 @@ impl PoolShared {
             }
             Sockets::Shared(fd) => (fd.try_clone(), None),
         };
+        // The pid map stays locked from the fork until the pool knows the pid: the reaper takes
+        // the same lock before it hands an exit to a pool, so a worker that dies at once is
+        // reaped, then looked up, and never lost in between.
+        let supervisor = self.supervisor.upgrade();
+        let mut by_pid = supervisor.as_ref().map(|s| lock(&s.by_pid));
         let started = listener.and_then(|fd| {
             spawn_worker(&self.command, fd).map_err(|err| io::Error::other(err.to_string()))
         });
         let now = Instant::now();
-        match started {
-            Ok(spawned) => {
-                let (pid, stdout, stderr) = spawned.into_parts();
-                if let Some(supervisor) = self.supervisor.upgrade() {
-                    lock(&supervisor.by_pid).insert(pid, Arc::downgrade(self));
-                }
-                output::forward(&self.name, pid, "stdout", stdout);
-                output::forward(&self.name, pid, "stderr", stderr);
-                tracing::info!(pool = %self.name, %pid, "worker started");
-                let mut core = lock(&self.core);
-                if let Some(path) = path {
-                    core.sockets.insert(worker, path);
-                }
-                core.pool.spawned(worker, pid, now);
-                // The reaper may have seen it exit already (a command that dies at once).
-            }
+        let (pid, stdout, stderr) = match started {
+            Ok(spawned) => spawned.into_parts(),
             Err(err) => {
+                drop(by_pid);
                 if let Some(path) = path {
                     let _ = std::fs::remove_file(path);
                 }
@@ -425,6 +419,29 @@ impl PoolShared {
                 lock(&self.core)
                     .pool
                     .spawn_failed(worker, err.to_string(), now);
+                return;
+            }
+        };
+        if let Some(by_pid) = by_pid.as_mut() {
+            by_pid.insert(pid, Arc::downgrade(self));
+        }
+        let mut core = lock(&self.core);
+        let wanted = core.pool.spawned(worker, pid, now);
+        if wanted && let Some(path) = &path {
+            core.sockets.insert(worker, path.clone());
+        }
+        drop(core);
+        drop(by_pid);
+        output::forward(&self.name, pid, "stdout", stdout);
+        output::forward(&self.name, pid, "stderr", stderr);
+        if wanted {
+            tracing::info!(pool = %self.name, %pid, "worker started");
+        } else {
+            // The pool stopped serving while this spawn was on its way.
+            tracing::info!(pool = %self.name, %pid, "worker no longer wanted; stopping it");
+            signal_group(&self.name, pid, Signal::SIGTERM);
+            if let Some(path) = path {
+                let _ = std::fs::remove_file(path);
             }
         }
     }

@@ -1,7 +1,7 @@
 //! The pool keys: the config's `pool:` template, which an account file may override key by key.
 //!
-//! The keys are declared once, in [`pool_keys!`], for both places: serde cannot combine
-//! `flatten` with `deny_unknown_fields`, and two hand-kept copies would drift.
+//! The keys are declared once, in `pool_keys!`, for both places: serde cannot combine
+//! `flatten` with `deny_unknown_fields`, and hand-kept copies would drift.
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -36,107 +36,77 @@ pub enum AuditMode {
     Off,
 }
 
+/// Declares the pool keys once and makes from them: [`PoolKeys`] (the `pool:` template, and the
+/// pool part of an account file), `AccountKeys` (an account file as written: the pool keys plus
+/// the account's own), the split of the one into the other, and the key-by-key fallback.
 macro_rules! pool_keys {
-    ($(#[$attr:meta])* $vis:vis struct $name:ident { $($(#[$extra_attr:meta])* $extra:ident: $extra_ty:ty,)* }) => {
-        $(#[$attr])*
+    ($($(#[$doc:meta])* $key:ident: $ty:ty,)*) => {
+        /// The `pool:` template; also the pool part of an account file.
         #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
         #[serde(deny_unknown_fields)]
-        $vis struct $name {
-            $($(#[$extra_attr])* $extra: $extra_ty,)*
-            /// The worker's program and arguments.
-            pub command: Option<Vec<String>>,
-            pub pm: Option<PmKind>,
-            pub max_children: Option<usize>,
-            /// pm dynamic: idle workers kept at least and at most, and started at first.
-            pub min_spare: Option<usize>,
-            pub max_spare: Option<usize>,
-            pub start: Option<usize>,
-            /// pm ondemand: a worker idle this long stops.
-            pub idle_timeout: Option<Span>,
-            pub max_requests: Option<u64>,
-            pub max_requests_jitter: Option<u64>,
-            pub request_timeout: Option<Span>,
-            pub queue_timeout: Option<Span>,
-            pub max_queue: Option<usize>,
-            pub user: Option<String>,
-            pub group: Option<String>,
-            /// `{account}` in a value becomes the account's name.
+        pub struct PoolKeys {
+            $($(#[$doc])* pub $key: Option<$ty>,)*
+            /// `{account}` in a value becomes the account's name; merged, not replaced.
             pub env: Option<BTreeMap<String, String>>,
-            pub clear_env: Option<bool>,
-            pub chroot: Option<PathBuf>,
-            pub chdir: Option<PathBuf>,
-            pub rlimit_files: Option<u64>,
-            pub rlimit_core: Option<u64>,
-            pub audit: Option<AuditMode>,
+        }
+
+        /// An account file as written: the pool keys plus the account's own.
+        #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub(crate) struct AccountKeys {
+            users: Option<Vec<String>>,
+            socket: Option<String>,
+            $($key: Option<$ty>,)*
+            env: Option<BTreeMap<String, String>>,
+        }
+
+        impl AccountKeys {
+            /// The account's own keys, and its pool keys.
+            pub(crate) fn into_parts(self) -> (Option<Vec<String>>, Option<String>, PoolKeys) {
+                let pool = PoolKeys { $($key: self.$key,)* env: self.env };
+                (self.users, self.socket, pool)
+            }
+        }
+
+        impl PoolKeys {
+            /// The keys of `self` (an account file), falling back to `template` key by key;
+            /// `env` is merged, the account's values winning.
+            pub fn over(&self, template: &PoolKeys) -> PoolKeys {
+                let mut env = template.env.clone().unwrap_or_default();
+                env.extend(self.env.clone().unwrap_or_default());
+                PoolKeys {
+                    $($key: self.$key.clone().or_else(|| template.$key.clone()),)*
+                    env: Some(env),
+                }
+            }
         }
     };
 }
 
 pool_keys! {
-    /// The `pool:` template; also the pool part of an account file.
-    pub struct PoolKeys {}
-}
-
-pool_keys! {
-    /// An account file as written: the pool keys plus the account's own.
-    pub(crate) struct AccountKeys {
-        users: Option<Vec<String>>,
-        socket: Option<String>,
-    }
-}
-
-impl AccountKeys {
-    pub(crate) fn into_parts(self) -> (Option<Vec<String>>, Option<String>, PoolKeys) {
-        let AccountKeys {
-            users,
-            socket,
-            command,
-            pm,
-            max_children,
-            min_spare,
-            max_spare,
-            start,
-            idle_timeout,
-            max_requests,
-            max_requests_jitter,
-            request_timeout,
-            queue_timeout,
-            max_queue,
-            user,
-            group,
-            env,
-            clear_env,
-            chroot,
-            chdir,
-            rlimit_files,
-            rlimit_core,
-            audit,
-        } = self;
-        let pool = PoolKeys {
-            command,
-            pm,
-            max_children,
-            min_spare,
-            max_spare,
-            start,
-            idle_timeout,
-            max_requests,
-            max_requests_jitter,
-            request_timeout,
-            queue_timeout,
-            max_queue,
-            user,
-            group,
-            env,
-            clear_env,
-            chroot,
-            chdir,
-            rlimit_files,
-            rlimit_core,
-            audit,
-        };
-        (users, socket, pool)
-    }
+    /// The worker's program and arguments.
+    command: Vec<String>,
+    pm: PmKind,
+    max_children: usize,
+    /// pm dynamic: idle workers kept at least and at most, and started at first.
+    min_spare: usize,
+    max_spare: usize,
+    start: usize,
+    /// pm ondemand: a worker idle this long stops.
+    idle_timeout: Span,
+    max_requests: u64,
+    max_requests_jitter: u64,
+    request_timeout: Span,
+    queue_timeout: Span,
+    max_queue: usize,
+    user: String,
+    group: String,
+    clear_env: bool,
+    chroot: PathBuf,
+    chdir: PathBuf,
+    rlimit_files: u64,
+    rlimit_core: u64,
+    audit: AuditMode,
 }
 
 /// Everything needed to run one account's pool, with defaults and overrides applied.
@@ -150,43 +120,6 @@ pub struct PoolPlan {
 }
 
 impl PoolKeys {
-    /// The keys of `self` (an account file), falling back to `template` key by key; `env` is
-    /// merged, the account's values winning.
-    pub fn over(&self, template: &PoolKeys) -> PoolKeys {
-        let mut env = template.env.clone().unwrap_or_default();
-        env.extend(self.env.clone().unwrap_or_default());
-        macro_rules! pick {
-            ($($key:ident),*) => {
-                PoolKeys {
-                    $($key: self.$key.clone().or_else(|| template.$key.clone()),)*
-                    env: Some(env),
-                }
-            };
-        }
-        pick!(
-            command,
-            pm,
-            max_children,
-            min_spare,
-            max_spare,
-            start,
-            idle_timeout,
-            max_requests,
-            max_requests_jitter,
-            request_timeout,
-            queue_timeout,
-            max_queue,
-            user,
-            group,
-            clear_env,
-            chroot,
-            chdir,
-            rlimit_files,
-            rlimit_core,
-            audit
-        )
-    }
-
     /// The pool of `account` from these keys over `template`, checked. The message names the
     /// key to fix.
     pub fn plan(&self, template: &PoolKeys, account: &str) -> Result<PoolPlan, String> {
