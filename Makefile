@@ -78,6 +78,15 @@ bench:
 	CRITERION_HOME=$(TARGET_DIR)/criterion-no-rep-movsb $(NO_REP_MOVSB) \
 		$(CARGO) bench -p plexer-bench --bench codec_round_trip
 	$(CARGO) run -q -p plexer-bench --bin plexer-bench-table $(TARGET_DIR)/criterion-no-rep-movsb
+	@# The supervisor beside php-fpm (issue 3): Debian's php-fpm, installed when missing.
+	@PATH="$$PATH:/usr/local/sbin:/usr/sbin:/sbin" command -v php-fpm8.2 >/dev/null || \
+		ls /usr/sbin/php-fpm* >/dev/null 2>&1 || { \
+		echo "missing: php-fpm - installing php-fpm"; \
+		$(SUDO) apt-get update && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y php-fpm; }
+	$(CARGO) build --release -q -p plexer-fcgi --example hello
+	$(CARGO) run --release -q -p plexer-bench --bin plexer-bench-pool -- \
+		--hello $(TARGET_DIR)/release/examples/hello
 
 # Remove build output.
 clean:

@@ -16,7 +16,12 @@
 //! every iteration, so no side can win by skipping work.
 
 pub mod canned;
+pub mod fcgi_get;
 pub mod ours;
 pub mod peers;
+pub mod php_fpm;
 pub mod pipe;
+pub mod procs;
+pub mod supervised;
+pub mod timing;
 pub mod workload;
