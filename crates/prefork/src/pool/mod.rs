@@ -236,8 +236,11 @@ impl Pool {
         self.actions.drain(..)
     }
 
-    /// The next time [`Pool::tick`] has something to do, if any.
-    pub fn next_deadline(&self) -> Option<Instant> {
+    /// The next time after `now` at which [`Pool::tick`] may have something to do. Timers at
+    /// or before `now` are left out: `tick` has seen them, and one it did not act on (an idle
+    /// worker past `spare_grace` but within `max_spare`, a backoff of a failed pool) would
+    /// otherwise wake the driver again at once, for ever.
+    pub fn next_deadline(&self, now: Instant) -> Option<Instant> {
         let settings = &self.settings;
         let queue = self
             .waiters
@@ -261,6 +264,7 @@ impl Pool {
             .chain(workers)
             .chain(drain)
             .chain(self.respawn_at)
+            .filter(|&at| at > now)
             .min()
     }
 

@@ -469,7 +469,7 @@ fn settings_that_cannot_work_are_named() {
 fn next_deadline_names_the_earliest_timer() {
     let mut sim = Sim::new(settings(ondemand(), 1));
     assert_eq!(
-        sim.pool.next_deadline(),
+        sim.pool.next_deadline(sim.now),
         None,
         "an empty ondemand pool sleeps"
     );
@@ -479,7 +479,35 @@ fn next_deadline_names_the_earliest_timer() {
     };
     sim.release(w, Outcome::Done);
     assert_eq!(
-        sim.pool.next_deadline(),
+        sim.pool.next_deadline(sim.now),
         Some(sim.now + Duration::from_secs(10))
     );
+}
+
+#[test]
+fn timers_tick_has_seen_do_not_wake_the_driver_again() {
+    // Idle workers within max_spare stay past their spare_grace: no timer is due any more.
+    let pm = Pm::Dynamic {
+        start: 2,
+        min_spare: 1,
+        max_spare: 2,
+    };
+    let mut sim = Sim::new(settings(pm, 4));
+    sim.advance(Duration::from_secs(5));
+    assert_eq!(sim.count(WorkerState::Idle), 2);
+    assert_eq!(sim.pool.next_deadline(sim.now), None);
+
+    // A failed pool's pending backoff is not a timer either: the first of two workers that
+    // die together schedules a respawn, the second fails the pool, and the respawn never comes.
+    let mut s = settings(Pm::Static, 2);
+    s.crash_loop_failures = 2;
+    let mut sim = Sim::new(s);
+    let pids: Vec<Pid> = sim.pool.workers().iter().filter_map(|w| w.pid).collect();
+    for pid in pids {
+        sim.exit(pid, Exit::Code(1));
+    }
+    assert!(matches!(sim.pool.state(), PoolState::Failed { .. }));
+    assert!(sim.pool.next_deadline(sim.now).is_some(), "the backoff is still ahead");
+    sim.advance(Duration::from_secs(1));
+    assert_eq!(sim.pool.next_deadline(sim.now), None);
 }

@@ -471,11 +471,12 @@ async fn drive(shared: Arc<PoolShared>) {
     loop {
         let (actions, deadline, state) = {
             let mut core = lock(&shared.core);
-            core.pool.tick(Instant::now());
+            let now = Instant::now();
+            core.pool.tick(now);
             let actions: Vec<Action> = core.pool.take_actions().collect();
             (
                 actions,
-                core.pool.next_deadline(),
+                core.pool.next_deadline(now),
                 core.pool.state().clone(),
             )
         };
