@@ -174,19 +174,20 @@ impl Write for Stream {
 struct Connection<S> {
     stream: S,
     protocol: ServerConnection,
+    /// Where socket reads land before the protocol takes them; one per connection, not per read.
+    chunk: Box<[u8]>,
 }
 
 impl<S: Read + Write> Connection<S> {
     /// The next event, reading from the socket as needed; `None` when the peer closed cleanly.
     fn next_event(&mut self) -> Result<Option<ServerEvent>, Error> {
-        let mut chunk = [0u8; 16 * 1024];
         loop {
             if let Some(event) = self.protocol.poll_event()? {
                 return Ok(Some(event));
             }
             // Management answers (GET_VALUES_RESULT, ...) go out before we block on reading.
             self.flush()?;
-            let n = match self.stream.read(&mut chunk) {
+            let n = match self.stream.read(&mut self.chunk) {
                 Ok(n) => n,
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
                 Err(err) => return Err(err.into()),
@@ -195,7 +196,7 @@ impl<S: Read + Write> Connection<S> {
                 self.protocol.on_eof()?;
                 return Ok(None);
             }
-            self.protocol.receive(&chunk[..n]);
+            self.protocol.receive(&self.chunk[..n]);
         }
     }
 
@@ -437,6 +438,7 @@ where
     let mut conn = Connection {
         stream,
         protocol: ServerConnection::new(config),
+        chunk: vec![0; 16 * 1024].into_boxed_slice(),
     };
     while let Some(event) = conn.next_event()? {
         let ServerEvent::Request(head) = event else {

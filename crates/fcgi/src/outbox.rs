@@ -65,13 +65,18 @@ impl Outbox {
     }
 
     /// Queues one record; `body` must fit one record (at most 65535 bytes).
+    ///
+    /// # Panics
+    /// If `body` is longer: the length would not fit the header, and a silently truncated
+    /// length would corrupt the stream. Use [`Outbox::push_stream`] for stream data.
     pub fn push_record(&mut self, record_type: RecordType, request_id: u16, body: Bytes) {
         if body.len() < COPY_BELOW {
             return self.push_record_slice(record_type, request_id, &body);
         }
-        debug_assert!(
+        assert!(
             body.len() <= MAX_CONTENT_LEN,
-            "one record carries at most 65535 bytes"
+            "one record carries at most 65535 bytes, not {}",
+            body.len()
         );
         let header = Header::new(record_type, request_id, body.len() as u16);
         self.len += header.record_len();
@@ -84,8 +89,15 @@ impl Outbox {
     }
 
     /// Queues a record whose body is a borrowed slice (always copied).
+    ///
+    /// # Panics
+    /// If `body` is longer than one record, as [`Outbox::push_record`].
     pub fn push_record_slice(&mut self, record_type: RecordType, request_id: u16, body: &[u8]) {
-        debug_assert!(body.len() <= MAX_CONTENT_LEN);
+        assert!(
+            body.len() <= MAX_CONTENT_LEN,
+            "one record carries at most 65535 bytes, not {}",
+            body.len()
+        );
         let header = Header::new(record_type, request_id, body.len() as u16);
         let len = header.record_len();
         self.copied.reserve(len);

@@ -18,7 +18,7 @@ use plexer_fcgi::cgi::ResponseHead;
 use plexer_fcgi::{
     Address, Limits, Outbox, RequestHead, ServerConfig, ServerConnection, ServerEvent,
 };
-use plexer_prefork::pool::{Outcome, Refusal};
+use plexer_prefork::pool::Outcome;
 use plexer_prefork::supervisor::{PoolHandle, Sockets, Supervisor};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::net::{TcpListener, UnixListener, UnixStream};
@@ -378,15 +378,7 @@ where
             let lease = match pool.acquire().await {
                 Ok(lease) => lease,
                 Err(refusal) => {
-                    let why = match refusal {
-                        Refusal::QueueFull { .. } => {
-                            "no worker freed up within queue_timeout".to_owned()
-                        }
-                        Refusal::Draining => "the account is draining".to_owned(),
-                        Refusal::Failed(reason) => {
-                            format!("the account's workers keep failing ({reason})")
-                        }
-                    };
+                    let why = refusal.to_string();
                     count_error(state, &account);
                     return answer(front, id, responses::unavailable(&why)).await;
                 }

@@ -12,6 +12,7 @@ use std::net::SocketAddr;
 use std::os::fd::RawFd;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 use nix::errno::Errno;
 use nix::sys::socket::{SockaddrLike, SockaddrStorage, UnixAddr, getpeername, getsockname};
@@ -22,7 +23,8 @@ use super::descriptor::{Descriptor, DescriptorKind, Identity, UnixName};
 use super::error::AuditError;
 use super::proc_locks::{LockedFile, posix_locks_held_by};
 use super::proc_net::{
-    InetEntry, SocketTables, TCP_CLOSE, TCP_LISTEN, UNIX_ACCEPTCON, UNIX_CONNECTED, UnixEntry,
+    InetEntry, SocketTables, TCP_CLOSE, TCP_LISTEN, TableCache, UNIX_ACCEPTCON, UNIX_CONNECTED,
+    UnixEntry,
 };
 use super::sqlite::{self, Header};
 
@@ -52,14 +54,21 @@ impl Target {
     }
 }
 
-pub(crate) fn descriptors(target: &Target) -> Result<Vec<Descriptor>, AuditError> {
+pub(crate) fn descriptors(
+    target: &Target,
+    cache: &mut TableCache,
+) -> Result<Vec<Descriptor>, AuditError> {
     let fd_dir = target.proc_dir.join("fd");
     let links = read_links(target, &fd_dir)?;
 
-    let tables = if links.iter().any(|(_, link)| socket_inode(link).is_some()) {
-        SocketTables::load(&target.proc_dir.join("net"))?
+    let inodes: Vec<u64> = links
+        .iter()
+        .filter_map(|(_, link)| socket_inode(link))
+        .collect();
+    let tables = if inodes.is_empty() {
+        Rc::new(SocketTables::default())
     } else {
-        SocketTables::default()
+        cache.tables(&target.proc_dir, &inodes)?
     };
     let locked = if target.own {
         own_posix_locks(target.pid)

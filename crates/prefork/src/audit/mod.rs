@@ -60,9 +60,18 @@ pub use threads::check_single_threaded;
 /// Lists and classifies every open descriptor of `pid` (this process when `None`) and picks
 /// out the database handles.
 pub fn audit_process(pid: Option<Pid>, policy: &AuditPolicy) -> Result<AuditReport, AuditError> {
+    audit_with(pid, policy, &mut proc_net::TableCache::default())
+}
+
+/// [`audit_process`] with socket tables kept across the processes of one audit.
+pub(crate) fn audit_with(
+    pid: Option<Pid>,
+    policy: &AuditPolicy,
+    cache: &mut proc_net::TableCache,
+) -> Result<AuditReport, AuditError> {
     let target = classify::Target::new(pid);
     let _span = tracing::debug_span!("audit_fds", pid = target.pid.as_raw()).entered();
-    let descriptors = classify::descriptors(&target)?;
+    let descriptors = classify::descriptors(&target, cache)?;
     let findings = finding::findings(&descriptors, policy);
     for finding in &findings {
         tracing::debug!(fd = finding.fd(), "{finding}");

@@ -15,7 +15,8 @@ use super::error::AuditError;
 use super::finding::{DbHandle, Finding};
 use super::known::Database;
 use super::policy::AuditPolicy;
-use super::{audit_process, sqlite::SqlitePart};
+use super::proc_net::TableCache;
+use super::{audit_with, sqlite::SqlitePart};
 
 /// One database handle found in two or more processes.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -123,8 +124,10 @@ pub fn shared_db_handles(
     // the same.
     let mut holders: HashMap<Identity, Vec<(Pid, RawFd)>> = HashMap::new();
     let mut findings: Vec<(Identity, Finding)> = Vec::new();
+    // The processes of a pool share a network namespace: its socket tables are read once.
+    let mut tables = TableCache::default();
     for &pid in pids {
-        let report = match audit_process(Some(pid), policy) {
+        let report = match audit_with(Some(pid), policy, &mut tables) {
             Ok(report) => report,
             Err(e) if e.is_gone_process() => continue,
             Err(e) => return Err(e),

@@ -116,11 +116,16 @@ pub enum Acquire {
 }
 
 /// Why a request gets no worker: each becomes a 503.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum Refusal {
+    #[error("the account's workers keep failing ({0})")]
     Failed(String),
+    #[error("the account is draining")]
     Draining,
+    #[error("{limit} requests already wait for a worker (max_queue)")]
     QueueFull { limit: usize },
+    #[error("no worker freed up within queue_timeout ({timeout:?})")]
+    QueueTimeout { timeout: Duration },
 }
 
 /// What the pool asks its driver to do.
@@ -135,7 +140,7 @@ pub enum Action {
     /// A waiting request gets this worker.
     Assign { waiter: WaiterId, worker: WorkerId },
     /// A waiting request waited `queue_timeout`, or the pool stopped serving: answer 503.
-    Expire { waiter: WaiterId },
+    Expire { waiter: WaiterId, why: Refusal },
 }
 
 /// Counters for the status page.
@@ -549,12 +554,20 @@ impl Pool {
 
     fn expire_waiters(&mut self, now: Instant) {
         let timeout = self.settings.queue_timeout;
+        let why = match &self.state {
+            PoolState::Running => Refusal::QueueTimeout { timeout },
+            PoolState::Failed { reason } => Refusal::Failed(reason.clone()),
+            PoolState::Draining { .. } | PoolState::Stopped => Refusal::Draining,
+        };
         let serving = self.state == PoolState::Running;
         while let Some(waiter) = self.waiters.front() {
             if serving && now.duration_since(waiter.since) < timeout {
                 break;
             }
-            self.actions.push_back(Action::Expire { waiter: waiter.id });
+            self.actions.push_back(Action::Expire {
+                waiter: waiter.id,
+                why: why.clone(),
+            });
             self.waiters.pop_front();
         }
     }

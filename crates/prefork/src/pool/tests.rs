@@ -310,7 +310,12 @@ fn a_full_pool_queues_then_expires_requests_and_refuses_past_max_queue() {
     sim.advance(Duration::from_secs(5));
     assert_eq!(
         sim.log,
-        [Action::Expire { waiter: 2 }, Action::Expire { waiter: 3 }]
+        [2, 3].map(|waiter| Action::Expire {
+            waiter,
+            why: Refusal::QueueTimeout {
+                timeout: Duration::from_secs(5)
+            }
+        })
     );
     assert!(!sim.pool.cancel(2), "an expired waiter is gone");
     sim.release(w, Outcome::Done);
@@ -507,7 +512,10 @@ fn timers_tick_has_seen_do_not_wake_the_driver_again() {
         sim.exit(pid, Exit::Code(1));
     }
     assert!(matches!(sim.pool.state(), PoolState::Failed { .. }));
-    assert!(sim.pool.next_deadline(sim.now).is_some(), "the backoff is still ahead");
+    assert!(
+        sim.pool.next_deadline(sim.now).is_some(),
+        "the backoff is still ahead"
+    );
     sim.advance(Duration::from_secs(1));
     assert_eq!(sim.pool.next_deadline(sim.now), None);
 }

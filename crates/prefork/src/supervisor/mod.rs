@@ -375,17 +375,9 @@ impl PoolShared {
                         .release(worker, Outcome::Unused, Instant::now());
                 }
             }
-            Action::Expire { waiter } => {
-                let mut core = lock(&self.core);
-                let refusal = match core.pool.state() {
-                    PoolState::Running => Refusal::QueueFull {
-                        limit: core.pool.settings().max_queue,
-                    },
-                    PoolState::Failed { reason } => Refusal::Failed(reason.clone()),
-                    _ => Refusal::Draining,
-                };
-                if let Some(tx) = core.waiters.remove(&waiter) {
-                    let _ = tx.send(Err(refusal));
+            Action::Expire { waiter, why } => {
+                if let Some(tx) = lock(&self.core).waiters.remove(&waiter) {
+                    let _ = tx.send(Err(why));
                 }
             }
         }
