@@ -77,10 +77,18 @@ impl Postgres {
             || socket.exists(),
             Duration::from_secs(30),
         );
-        Self {
+        let postgres = Self {
             dir,
             _server: server,
-        }
+        };
+        // The socket exists before the server takes sessions ("the database system is starting
+        // up"): ready means a query answers.
+        wait::wait_until(
+            "PostgreSQL answers queries",
+            || postgres.try_query("select 1").is_some(),
+            Duration::from_secs(30),
+        );
+        postgres
     }
 
     /// The socket directory (`host` for libpq, `-h` for psql).
@@ -116,7 +124,15 @@ impl Postgres {
             .expect("send the startup message");
         let mut tag = [0u8; 1];
         stream.read_exact(&mut tag).expect("PostgreSQL answers");
-        assert_eq!(tag[0], b'R', "PostgreSQL asks for authentication first");
+        if tag[0] != b'R' {
+            let mut rest = vec![0u8; 512];
+            let n = stream.read(&mut rest).unwrap_or(0);
+            panic!(
+                "PostgreSQL refused the session ({:?}): {}",
+                tag[0] as char,
+                String::from_utf8_lossy(&rest[..n])
+            );
+        }
         stream
     }
 

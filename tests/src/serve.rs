@@ -67,11 +67,7 @@ impl PlexerServe {
             &mut command,
             &scratch.unique("plexer", "log"),
         );
-        wait::wait_until(
-            "plexer listens",
-            || socket.exists(),
-            Duration::from_secs(10),
-        );
+        wait::wait_until_listening("plexer listens", &socket, Duration::from_secs(10));
         Self {
             dir,
             config,

@@ -36,3 +36,13 @@ pub fn wait_until(what: &str, cond: impl FnMut() -> bool, timeout: Duration) {
         "timed out after {timeout:?} waiting for {what}"
     );
 }
+
+/// Waits until a unix socket takes connections. Its file appears at `bind()`, before `listen()`,
+/// so the file alone is not ready: a connect in between is refused.
+pub fn wait_until_listening(what: &str, socket: &std::path::Path, timeout: Duration) {
+    wait_until(
+        what,
+        || std::os::unix::net::UnixStream::connect(socket).is_ok(),
+        timeout,
+    );
+}

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use plexer_tests::wait::wait_until;
+use plexer_tests::wait::wait_until_listening;
 use plexer_tests::{CgiResponse, PlexerRequest, Postgres, Running, Scratch, build, run};
 
 const DEADLINE: Duration = Duration::from_secs(20);
@@ -32,7 +32,7 @@ fn refused(mut command: Command) -> String {
 /// Starts the app and returns the pids that answered a few requests.
 fn serving(scratch: &Scratch, mut command: Command, socket: &Path) -> (Running, Vec<String>) {
     let app = Running::spawn("prefork_app", &mut command, &scratch.unique("app", "log"));
-    wait_until("the app listens", || socket.exists(), DEADLINE);
+    wait_until_listening("the app listens", socket, DEADLINE);
     let pids = (0..4)
         .map(|_| {
             let finished = PlexerRequest::new(format!("unix:{}", socket.display()), "/").run();

@@ -16,6 +16,7 @@
 #![deny(unsafe_code)]
 
 pub mod audit;
+pub mod listen;
 pub mod pool;
 pub mod prefork;
 #[allow(unsafe_code)] // the pre_exec hook between fork and exec; see the module docs

@@ -74,7 +74,20 @@ impl Identity {
     }
 }
 
-fn resolve_group(group: &str) -> Result<Gid, SpawnError> {
+/// A user's id, by name or number.
+pub fn resolve_user(user: &str) -> Result<Uid, SpawnError> {
+    if let Ok(id) = user.parse::<u32>() {
+        return Ok(Uid::from_raw(id));
+    }
+    User::from_name(user)
+        .ok()
+        .flatten()
+        .map(|found| found.uid)
+        .ok_or_else(|| SpawnError::UnknownUser(user.to_owned()))
+}
+
+/// A group's id, by name or number.
+pub fn resolve_group(group: &str) -> Result<Gid, SpawnError> {
     let unknown = || SpawnError::UnknownGroup(group.to_owned());
     if let Ok(id) = group.parse::<u32>() {
         return Ok(Gid::from_raw(id));

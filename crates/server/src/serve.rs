@@ -8,7 +8,6 @@
 //! no worker, which is what starves php-fpm and spawn-fcgi behind nginx's upstream keepalive.
 
 use std::collections::HashMap;
-use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,6 +17,7 @@ use plexer_fcgi::cgi::ResponseHead;
 use plexer_fcgi::{
     Address, Limits, Outbox, RequestHead, ServerConfig, ServerConnection, ServerEvent,
 };
+use plexer_prefork::listen::{self, SocketAccess, parse_mode};
 use plexer_prefork::pool::Outcome;
 use plexer_prefork::supervisor::{PoolHandle, Sockets, Supervisor};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
@@ -47,11 +47,8 @@ pub enum ServeError {
         address: String,
         source: std::io::Error,
     },
-    #[error(
-        "{0} is in use by a running server (a connection to it succeeded): stop it or set \
-         another listen:"
-    )]
-    InUse(String),
+    #[error("listen: {0}")]
+    Bind(#[from] listen::BindError),
 }
 
 /// Counters of one account, for the status page.
@@ -95,6 +92,8 @@ pub fn check(config_file: &Path) -> Result<(Config, Keys, Registry), ServeError>
 /// Starts the pools and serves until SIGTERM/SIGINT (drain) or SIGQUIT (at once).
 pub async fn run(config_file: &Path) -> Result<(), ServeError> {
     let (config, keys, registry) = check(config_file)?;
+    // Bound first: a socket another plexer serves refuses the start before any worker runs.
+    let listener = bind(&config).await?;
     let supervisor = Supervisor::start()?;
     let workers_dir = config.runtime_dir.join("workers");
     let mut targets = HashMap::new();
@@ -113,7 +112,6 @@ pub async fn run(config_file: &Path) -> Result<(), ServeError> {
         counters.insert(account.name.clone(), AccountCounters::default());
     }
     tracing::info!(accounts = registry.len(), "accounts loaded");
-    let listener = bind(&config).await?;
     let drain_timeout = config.drain_timeout.0;
     let state = Arc::new(State {
         config,
@@ -201,34 +199,24 @@ async fn bind(config: &Config) -> Result<Listener, ServeError> {
         address: config.listen.to_string(),
         source,
     };
-    match &config.listen {
+    let listener = match &config.listen {
         Address::Unix(path) => {
-            if path.exists() {
-                if UnixStream::connect(path).await.is_ok() {
-                    return Err(ServeError::InUse(path.display().to_string()));
-                }
-                std::fs::remove_file(path).map_err(listen_error)?;
-            }
-            if let Some(dir) = path.parent() {
-                std::fs::create_dir_all(dir).map_err(listen_error)?;
-            }
-            let listener = UnixListener::bind(path).map_err(listen_error)?;
-            let mode = config
-                .listen_mode
-                .as_deref()
-                .and_then(crate::config::parse_mode)
-                .unwrap_or(0o660);
-            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
-                .map_err(listen_error)?;
-            tracing::info!(listen = %config.listen, "listening");
-            Ok(Listener::Unix(listener, path.clone()))
+            let access = SocketAccess {
+                owner: config.listen_owner.as_deref(),
+                group: config.listen_group.as_deref(),
+                mode: config.listen_mode.as_deref().and_then(parse_mode),
+            };
+            let listener = listen::bind_unix(path, &access)?;
+            listener.set_nonblocking(true).map_err(listen_error)?;
+            let listener = UnixListener::from_std(listener).map_err(listen_error)?;
+            Listener::Unix(listener, path.clone())
         }
         Address::Tcp(hostport) => {
-            let listener = TcpListener::bind(hostport).await.map_err(listen_error)?;
-            tracing::info!(listen = %config.listen, "listening");
-            Ok(Listener::Tcp(listener))
+            Listener::Tcp(TcpListener::bind(hostport).await.map_err(listen_error)?)
         }
-    }
+    };
+    tracing::info!(listen = %config.listen, "listening");
+    Ok(listener)
 }
 
 async fn serve_connection(stream: Stream, state: Arc<State>) {

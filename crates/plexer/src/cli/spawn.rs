@@ -15,8 +15,7 @@
 
 use std::collections::BTreeSet;
 use std::os::fd::OwnedFd;
-use std::os::unix::fs::PermissionsExt;
-use std::os::unix::net::{UnixListener, UnixStream};
+use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -24,8 +23,9 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
-use nix::unistd::{Gid, Group, Pid, Uid, User, chown};
+use nix::unistd::Pid;
 use plexer_prefork::audit::{AuditPolicy, TcpEndpoint, processes_in_groups, shared_db_handles};
+use plexer_prefork::listen::{self, SocketAccess, parse_mode};
 use plexer_prefork::pool::{Pm, PoolSettings, PoolState};
 use plexer_prefork::spawn::{Identity, WorkerCommand};
 use plexer_prefork::supervisor::{PoolHandle, Sockets, Supervisor};
@@ -247,57 +247,19 @@ fn bind(args: &SpawnArgs) -> anyhow::Result<OwnedFd> {
 }
 
 fn bind_unix(path: &Path, args: &SpawnArgs) -> anyhow::Result<UnixListener> {
-    if path.exists() {
-        if UnixStream::connect(path).is_ok() {
-            bail!(
-                "{} is in use by a running server (a connection to it succeeded): stop it or \
-                 choose another -s",
-                path.display()
-            );
-        }
-        std::fs::remove_file(path)
-            .with_context(|| format!("cannot remove the stale socket {}", path.display()))?;
-    }
-    let listener =
-        UnixListener::bind(path).with_context(|| format!("cannot bind {}", path.display()))?;
-    let mode = match &args.socket_mode {
-        Some(mode) => u32::from_str_radix(mode.trim_start_matches("0o"), 8)
-            .ok()
-            .filter(|m| *m <= 0o7777)
-            .with_context(|| format!("-M {mode:?} is not an octal mode like 0660"))?,
-        None => 0o660,
-    };
-    let owner = args.socket_user.as_deref().map(resolve_user).transpose()?;
-    let group = args
-        .socket_group
+    let mode = args
+        .socket_mode
         .as_deref()
-        .map(resolve_group)
+        .map(|mode| {
+            parse_mode(mode).with_context(|| format!("-M {mode:?} is not an octal mode like 0660"))
+        })
         .transpose()?;
-    if owner.is_some() || group.is_some() {
-        chown(path, owner, group)
-            .with_context(|| format!("cannot change the owner of {}", path.display()))?;
-    }
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
-        .with_context(|| format!("cannot set mode {mode:o} on {}", path.display()))?;
-    Ok(listener)
-}
-
-fn resolve_user(name: &str) -> anyhow::Result<Uid> {
-    if let Ok(id) = name.parse() {
-        return Ok(Uid::from_raw(id));
-    }
-    Ok(User::from_name(name)?
-        .with_context(|| format!("user {name:?} does not exist"))?
-        .uid)
-}
-
-fn resolve_group(name: &str) -> anyhow::Result<Gid> {
-    if let Ok(id) = name.parse() {
-        return Ok(Gid::from_raw(id));
-    }
-    Ok(Group::from_name(name)?
-        .with_context(|| format!("group {name:?} does not exist"))?
-        .gid)
+    let access = SocketAccess {
+        owner: args.socket_user.as_deref(),
+        group: args.socket_group.as_deref(),
+        mode,
+    };
+    Ok(listen::bind_unix(path, &access)?)
 }
 
 fn worker_command(args: &SpawnArgs) -> anyhow::Result<WorkerCommand> {

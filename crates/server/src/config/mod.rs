@@ -19,6 +19,7 @@ use serde::Deserialize;
 use crate::account::AccountName;
 
 pub use duration::Span;
+pub use plexer_prefork::listen::parse_mode;
 pub use pool_keys::{AuditMode, PmKind, PoolKeys, PoolPlan};
 
 /// What went wrong with a config or account file.
@@ -256,13 +257,6 @@ impl Config {
         }
         Ok(())
     }
-}
-
-/// `"0660"` as a mode.
-pub fn parse_mode(text: &str) -> Option<u32> {
-    u32::from_str_radix(text.trim_start_matches("0o"), 8)
-        .ok()
-        .filter(|mode| *mode <= 0o7777)
 }
 
 /// An account file, `accounts.d/NAME.yaml`; every key may be left out.

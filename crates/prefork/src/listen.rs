@@ -1,0 +1,134 @@
+//! The unix socket a web server connects to, bound the way spawn-fcgi and php-fpm bind it: a
+//! socket file that still answers is another server's and is refused; a stale one (its server
+//! died) is replaced; owner, group and mode are set before anything can use it (spawn-fcgi's
+//! `-U -G -M`, php-fpm's `listen.owner/group/mode`; web servers that cannot connect because of
+//! them are a classic, h2o#1089 and friends).
+
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+
+use crate::spawn::{SpawnError, resolve_group, resolve_user};
+
+/// The mode a socket gets when none is given, php-fpm's `listen.mode` default.
+pub const DEFAULT_MODE: u32 = 0o660;
+
+/// Why the socket could not be bound.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BindError {
+    #[error(
+        "{} is in use by a running server (a connection to it succeeded): stop it or listen \
+         elsewhere",
+        .0.display()
+    )]
+    InUse(PathBuf),
+    #[error("cannot {what} {}: {source}", path.display())]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("socket owner: {0}")]
+    Owner(SpawnError),
+}
+
+/// Who owns the socket file and who may use it.
+#[derive(Clone, Debug, Default)]
+pub struct SocketAccess<'a> {
+    pub owner: Option<&'a str>,
+    pub group: Option<&'a str>,
+    /// [`DEFAULT_MODE`] when `None`.
+    pub mode: Option<u32>,
+}
+
+/// `"0660"` (or `0o660`) as a mode.
+pub fn parse_mode(text: &str) -> Option<u32> {
+    u32::from_str_radix(text.trim_start_matches("0o"), 8)
+        .ok()
+        .filter(|mode| *mode <= 0o7777)
+}
+
+/// Binds `path` (a blocking listener, as a FastCGI worker expects on fd 0) with `access`.
+pub fn bind_unix(path: &Path, access: &SocketAccess<'_>) -> Result<UnixListener, BindError> {
+    let io = |what, source| BindError::Io {
+        what,
+        path: path.to_owned(),
+        source,
+    };
+    if path.exists() {
+        if UnixStream::connect(path).is_ok() {
+            return Err(BindError::InUse(path.to_owned()));
+        }
+        std::fs::remove_file(path).map_err(|e| io("remove the stale socket", e))?;
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| io("create the directory of", e))?;
+    }
+    let listener = UnixListener::bind(path).map_err(|e| io("bind", e))?;
+    let owner = access
+        .owner
+        .map(resolve_user)
+        .transpose()
+        .map_err(BindError::Owner)?;
+    let group = access
+        .group
+        .map(resolve_group)
+        .transpose()
+        .map_err(BindError::Owner)?;
+    if owner.is_some() || group.is_some() {
+        nix::unistd::chown(path, owner, group).map_err(|e| io("change the owner of", e.into()))?;
+    }
+    let mode = access.mode.unwrap_or(DEFAULT_MODE);
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .map_err(|e| io("set the mode of", e))?;
+    Ok(listener)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::MetadataExt;
+
+    #[test]
+    fn stale_sockets_are_replaced_live_ones_refused_and_access_applied() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub/app.sock");
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        drop(UnixListener::bind(&path).unwrap()); // stale
+        let access = SocketAccess {
+            owner: Some("0"),
+            group: Some("0"),
+            mode: Some(0o640),
+        };
+        let live = bind_unix(&path, &access).unwrap();
+        let meta = std::fs::metadata(&path).unwrap();
+        assert_eq!(meta.mode() & 0o7777, 0o640);
+        assert!(matches!(
+            bind_unix(&path, &access),
+            Err(BindError::InUse(_))
+        ));
+        drop(live);
+        // A fresh path: other tests of this binary fork, and a child between fork and exec
+        // holds a copy of every descriptor, so a just-closed listener may still answer.
+        let nobody = SocketAccess {
+            owner: Some("no-such-user-here"),
+            ..SocketAccess::default()
+        };
+        let err = bind_unix(&dir.path().join("other.sock"), &nobody)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("user \"no-such-user-here\" does not exist"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn modes_parse_as_octal() {
+        assert_eq!(parse_mode("0660"), Some(0o660));
+        assert_eq!(parse_mode("0o600"), Some(0o600));
+        assert_eq!(parse_mode("rw"), None);
+        assert_eq!(parse_mode("77777"), None);
+    }
+}
