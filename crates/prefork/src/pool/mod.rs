@@ -460,7 +460,7 @@ impl Pool {
         self.next_id += 1;
         let limit = match self.settings.max_requests {
             0 => 0,
-            max => max + self.jitter(),
+            max => max.saturating_add(self.jitter()),
         };
         self.workers.push(Worker {
             id,

@@ -11,6 +11,9 @@ use serde::{Deserialize, Deserializer};
 pub struct Span(pub Duration);
 
 impl Span {
+    /// Longer than any timeout needs; it keeps `Instant + timeout` far from overflowing.
+    pub const MAX: Duration = Duration::from_secs(365 * 86_400);
+
     pub fn parse(text: &str) -> Result<Self, String> {
         let text = text.trim();
         let split = text
@@ -31,9 +34,13 @@ impl Span {
             "d" => number.checked_mul(86_400_000),
             _ => return Err(bad()),
         };
-        millis
-            .map(|ms| Span(Duration::from_millis(ms)))
-            .ok_or_else(bad)
+        let millis = millis.ok_or_else(bad)?;
+        if u128::from(millis) > Self::MAX.as_millis() {
+            return Err(format!(
+                "duration {text:?} is over the 365d that any timeout here may be"
+            ));
+        }
+        Ok(Span(Duration::from_millis(millis)))
     }
 }
 
@@ -52,7 +59,7 @@ impl<'de> Deserialize<'de> for Span {
             Text(String),
         }
         match Raw::deserialize(deserializer)? {
-            Raw::Seconds(s) => Ok(Span(Duration::from_secs(s))),
+            Raw::Seconds(s) => Span::parse(&s.to_string()).map_err(serde::de::Error::custom),
             Raw::Text(text) => Span::parse(&text).map_err(serde::de::Error::custom),
         }
     }
@@ -84,5 +91,10 @@ mod tests {
                 "{bad}"
             );
         }
+        assert_eq!(Span::parse("365d"), Ok(Span(Span::MAX)));
+        assert_eq!(
+            Span::parse("999999999d"),
+            Err("duration \"999999999d\" is over the 365d that any timeout here may be".into())
+        );
     }
 }
