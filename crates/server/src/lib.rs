@@ -2,6 +2,11 @@
 //!
 //! | module | what it does |
 //! |---|---|
+//! | [`accounts`] | the one place that changes the running set: add, remove, reload, SIGHUP |
+//! | [`audit_watch`] | the fork-safety audit of every pool, from outside |
+//! | [`control`] | the control socket (0600, SO_PEERCRED) and its client |
+//! | [`live`] | the running set as one snapshot each request routes with |
+//! | [`watch`] | accounts_dir watched, so files dropped in or deleted apply |
 //! | [`account`] | account names: what is allowed, so that no path is ever built from client text |
 //! | [`config`] | the config file and the account files, every key checked |
 //! | [`cookie`] | the signed routing cookie of CONTRACT.md: sign, verify, rotate keys |
@@ -13,11 +18,16 @@
 //! | [`registry`] | the accounts of `accounts_dir`, by name and by user, loaded all or nothing |
 
 pub mod account;
+pub mod accounts;
+pub mod audit_watch;
 pub mod config;
+pub mod control;
 pub mod cookie;
+pub mod live;
 pub mod registry;
 pub mod relay;
 pub mod responses;
 pub mod router;
 pub mod serve;
 pub mod status;
+pub mod watch;

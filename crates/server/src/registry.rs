@@ -6,12 +6,13 @@
 //! `*.yaml`, or start with a dot (editors' and our own temporary files), are not accounts.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
 
 use plexer_fcgi::Address;
 
 use crate::account::AccountName;
-use crate::config::{AccountFile, ConfigError, PoolKeys, PoolPlan};
+use crate::config::{AccountFile, Config, ConfigError, PoolKeys, PoolPlan};
 
 /// Where an account's requests go.
 #[derive(Clone, Debug)]
@@ -30,71 +31,172 @@ pub struct Account {
     pub backend: Backend,
     /// The file it came from, for messages.
     pub file: PathBuf,
+    /// The file's keys as written, so that a new template can tell whether it changes them.
+    pub written: AccountFile,
 }
 
-/// Every account, by name and by user.
+/// What every account file is checked against: the config's `pool:` template and where a
+/// `socket:` may point.
+#[derive(Clone, Debug, Default)]
+pub struct AccountRules {
+    pub template: PoolKeys,
+    /// plexer's own worker sockets live here: an account naming one would bypass routing.
+    pub runtime_dir: PathBuf,
+    /// When not empty, the only directories a unix `socket:` may be in (`socket_dirs:`).
+    pub socket_dirs: Vec<PathBuf>,
+}
+
+impl AccountRules {
+    pub fn from_config(config: &Config) -> Self {
+        Self {
+            template: config.pool.clone(),
+            runtime_dir: config.runtime_dir.clone(),
+            socket_dirs: config.socket_dirs.clone(),
+        }
+    }
+
+    /// Rules with only a template, for tests and tools.
+    pub fn with_template(template: PoolKeys) -> Self {
+        Self {
+            template,
+            ..Self::default()
+        }
+    }
+
+    /// Why a unix `socket:` path may not be used, if it may not.
+    fn refuse_socket(&self, path: &Path) -> Option<String> {
+        if !path.is_absolute() || path.components().any(|c| c == Component::ParentDir) {
+            return Some(format!(
+                "socket: {} must be an absolute path without '..'",
+                path.display()
+            ));
+        }
+        if !self.runtime_dir.as_os_str().is_empty() && path.starts_with(&self.runtime_dir) {
+            return Some(format!(
+                "socket: {} is inside runtime_dir {}, where plexer's own workers listen; an \
+                 account may not route to another account's workers",
+                path.display(),
+                self.runtime_dir.display()
+            ));
+        }
+        if !self.socket_dirs.is_empty() && !self.socket_dirs.iter().any(|d| path.starts_with(d)) {
+            let dirs: Vec<String> = self
+                .socket_dirs
+                .iter()
+                .map(|d| d.display().to_string())
+                .collect();
+            return Some(format!(
+                "socket: {} is outside socket_dirs ({}): put the app's socket there or add its \
+                 directory to socket_dirs in the config",
+                path.display(),
+                dirs.join(", ")
+            ));
+        }
+        None
+    }
+}
+
+/// Every account, by name and by user. Cheap to clone: accounts are shared, so a change makes
+/// a new registry without copying every account.
 #[derive(Clone, Debug, Default)]
 pub struct Registry {
-    accounts: BTreeMap<AccountName, Account>,
+    accounts: BTreeMap<AccountName, Arc<Account>>,
     users: HashMap<String, AccountName>,
 }
 
-impl Registry {
-    /// Reads every account file in `dir`, with `template` the config's `pool:`.
-    pub fn load(dir: &Path, template: &PoolKeys) -> Result<Self, ConfigError> {
-        let entries = std::fs::read_dir(dir).map_err(|source| ConfigError::Read {
+/// The account files of a directory: `*.yaml` not starting with a dot (editors' and our own
+/// temporary files), sorted.
+pub fn account_files(dir: &Path) -> Result<Vec<PathBuf>, ConfigError> {
+    let entries = std::fs::read_dir(dir).map_err(|source| ConfigError::Read {
+        file: dir.to_owned(),
+        source,
+    })?;
+    let mut files: Vec<PathBuf> = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|source| ConfigError::Read {
             file: dir.to_owned(),
             source,
         })?;
-        let mut files: Vec<PathBuf> = Vec::new();
-        for entry in entries {
-            let entry = entry.map_err(|source| ConfigError::Read {
-                file: dir.to_owned(),
-                source,
-            })?;
-            let path = entry.path();
-            let name = entry.file_name();
-            let name = name.to_string_lossy();
-            if name.starts_with('.') || path.extension().is_none_or(|ext| ext != "yaml") {
-                continue;
-            }
+        let path = entry.path();
+        if is_account_file(&path) {
             files.push(path);
         }
-        files.sort();
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// Whether a path names an account file (`NAME.yaml`, not hidden).
+pub fn is_account_file(path: &Path) -> bool {
+    let hidden = path
+        .file_name()
+        .is_none_or(|name| name.to_string_lossy().starts_with('.'));
+    !hidden && path.extension().is_some_and(|ext| ext == "yaml")
+}
+
+impl Registry {
+    /// Reads every account file in `dir`, checked against `rules`.
+    pub fn load(dir: &Path, rules: &AccountRules) -> Result<Self, ConfigError> {
+        let files = account_files(dir)?;
         let mut registry = Self::default();
         for file in files {
             let text = std::fs::read_to_string(&file).map_err(|source| ConfigError::Read {
                 file: file.clone(),
                 source,
             })?;
-            registry.insert(Self::account(&file, &text, template)?)?;
+            registry.insert(Self::account(&file, &text, rules)?)?;
         }
         Ok(registry)
     }
 
-    /// One account from its file's text, checked against the template.
-    pub fn account(file: &Path, text: &str, template: &PoolKeys) -> Result<Account, ConfigError> {
+    /// One account from its file's text, checked against `rules`.
+    pub fn account(file: &Path, text: &str, rules: &AccountRules) -> Result<Account, ConfigError> {
+        Self::account_from(file, AccountFile::parse(text, file)?, rules)
+    }
+
+    /// One account from its file's parsed keys, checked against `rules` (which a new config
+    /// may have changed).
+    pub fn account_from(
+        file: &Path,
+        parsed: AccountFile,
+        rules: &AccountRules,
+    ) -> Result<Account, ConfigError> {
         let stem = file
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default();
         let name = AccountName::new(&stem)
             .map_err(|err| ConfigError::invalid(file, format!("the file name is {err}")))?;
-        let parsed = AccountFile::parse(text, file)?;
-        let backend = match parsed.socket {
-            Some(address) => Backend::External(address),
+        let backend = match &parsed.socket {
+            Some(address) => {
+                if let Address::Unix(path) = address
+                    && let Some(why) = rules.refuse_socket(path)
+                {
+                    return Err(ConfigError::invalid(file, why));
+                }
+                Backend::External(address.clone())
+            }
             None => Backend::Managed(Box::new(
                 parsed
                     .pool
-                    .plan(template, name.as_str())
+                    .plan(&rules.template, name.as_str())
                     .map_err(|message| ConfigError::invalid(file, message))?,
             )),
         };
+        for user in &parsed.users {
+            if user.is_empty() || user.chars().any(char::is_control) {
+                return Err(ConfigError::invalid(
+                    file,
+                    format!("users: {user:?} is not a user name"),
+                ));
+            }
+        }
         Ok(Account {
             name,
-            users: parsed.users,
+            users: parsed.users.clone(),
             backend,
             file: file.to_owned(),
+            written: parsed,
         })
     }
 
@@ -115,20 +217,32 @@ impl Registry {
                 ));
             }
         }
-        if let Some(old) = self.accounts.remove(&account.name) {
-            for user in &old.users {
-                self.users.remove(user);
-            }
-        }
+        self.remove(&account.name);
         for user in &account.users {
             self.users.insert(user.clone(), account.name.clone());
         }
-        self.accounts.insert(account.name.clone(), account);
+        self.accounts
+            .insert(account.name.clone(), Arc::new(account));
         Ok(())
     }
 
+    /// Takes an account out, with its users; returns it when it was there.
+    pub fn remove(&mut self, name: &AccountName) -> Option<Arc<Account>> {
+        let old = self.accounts.remove(name)?;
+        for user in &old.users {
+            if self.users.get(user) == Some(name) {
+                self.users.remove(user);
+            }
+        }
+        Some(old)
+    }
+
     pub fn get(&self, name: &AccountName) -> Option<&Account> {
-        self.accounts.get(name)
+        self.accounts.get(name).map(|a| &**a)
+    }
+
+    pub fn contains(&self, name: &AccountName) -> bool {
+        self.accounts.contains_key(name)
     }
 
     /// The account a user (`REMOTE_USER`, or a login app's `X-Plexer-User`) belongs to.
@@ -136,10 +250,11 @@ impl Registry {
         self.users
             .get(user)
             .and_then(|name| self.accounts.get(name))
+            .map(|a| &**a)
     }
 
     pub fn accounts(&self) -> impl Iterator<Item = &Account> {
-        self.accounts.values()
+        self.accounts.values().map(|a| &**a)
     }
 
     pub fn len(&self) -> usize {
@@ -179,7 +294,8 @@ mod tests {
             ("notes.txt", "not an account"),
             (".bob.yaml.tmp", "users: [x]"),
         ]);
-        let registry = Registry::load(dir.path(), &template()).unwrap();
+        let registry =
+            Registry::load(dir.path(), &AccountRules::with_template(template())).unwrap();
         assert_eq!(registry.len(), 3);
         let bob = registry.account_of_user("bob@example.com").unwrap();
         assert_eq!(bob.name.as_str(), "bob");
@@ -209,7 +325,7 @@ mod tests {
         ];
         for (files, expected) in cases {
             let dir = dir(&files);
-            let err = Registry::load(dir.path(), &template())
+            let err = Registry::load(dir.path(), &AccountRules::with_template(template()))
                 .unwrap_err()
                 .to_string();
             assert!(err.contains(expected), "{err} !~ {expected}");
@@ -219,7 +335,7 @@ mod tests {
     #[test]
     fn an_account_needs_a_command_from_somewhere() {
         let dir = dir(&[("bob.yaml", "users: [bob]\n")]);
-        let err = Registry::load(dir.path(), &PoolKeys::default())
+        let err = Registry::load(dir.path(), &AccountRules::default())
             .unwrap_err()
             .to_string();
         assert!(err.contains("bob.yaml: command: is missing"), "{err}");

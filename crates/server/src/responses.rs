@@ -153,7 +153,14 @@ mod tests {
         for (name, text) in [("bob", "users: [bob]"), ("login", "")] {
             let file = format!("/a/{name}.yaml");
             registry
-                .insert(Registry::account(Path::new(&file), text, &template).unwrap())
+                .insert(
+                    Registry::account(
+                        Path::new(&file),
+                        text,
+                        &crate::registry::AccountRules::with_template(template.clone()),
+                    )
+                    .unwrap(),
+                )
                 .unwrap();
         }
         (config, keys, registry)

@@ -7,30 +7,28 @@
 //! worker is held only for the life of one request. A kept-alive connection that idles holds
 //! no worker, which is what starves php-fpm and spawn-fcgi behind nginx's upstream keepalive.
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use plexer_fcgi::cgi::ResponseHead;
-use plexer_fcgi::{
-    Address, Limits, Outbox, RequestHead, ServerConfig, ServerConnection, ServerEvent,
-};
+use plexer_fcgi::{Address, Outbox, RequestHead, ServerConfig, ServerConnection, ServerEvent};
 use plexer_prefork::listen::{self, SocketAccess, parse_mode};
-use plexer_prefork::pool::Outcome;
-use plexer_prefork::supervisor::{PoolHandle, Sockets, Supervisor};
+use plexer_prefork::pool::{Outcome, Refusal};
+use plexer_prefork::supervisor::Supervisor;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::net::{TcpListener, UnixListener, UnixStream};
 
-use crate::account::AccountName;
+use crate::accounts::Manager;
 use crate::config::Config;
 use crate::cookie::Keys;
-use crate::registry::{Backend, Registry};
+use crate::live::{Running, State, Target};
+use crate::registry::{AccountRules, Registry};
 use crate::relay::{self, Ended, Front, Relay};
 use crate::responses::{self, HeadContext};
 use crate::router::{self, Decision};
-use crate::status;
+use crate::{audit_watch, control, status, watch};
 
 /// Why `plexer serve` could not start.
 #[derive(Debug, thiserror::Error)]
@@ -49,30 +47,10 @@ pub enum ServeError {
     },
     #[error("listen: {0}")]
     Bind(#[from] listen::BindError),
-}
-
-/// Counters of one account, for the status page.
-#[derive(Default)]
-pub struct AccountCounters {
-    pub requests: AtomicU64,
-    pub errors: AtomicU64,
-}
-
-/// Where an account's requests go, once started.
-pub enum Target {
-    Pool(PoolHandle),
-    External(Address),
-}
-
-/// Everything a connection needs, shared by all of them.
-pub struct State {
-    pub config: Config,
-    pub keys: Keys,
-    pub registry: Registry,
-    pub targets: HashMap<AccountName, Target>,
-    pub counters: HashMap<AccountName, AccountCounters>,
-    pub started: Instant,
-    pub limits: Limits,
+    #[error("the control socket: {0}")]
+    Control(listen::BindError),
+    #[error("{0}")]
+    Start(String),
 }
 
 fn unix_now() -> u64 {
@@ -85,46 +63,38 @@ fn unix_now() -> u64 {
 pub fn check(config_file: &Path) -> Result<(Config, Keys, Registry), ServeError> {
     let config = Config::load(config_file)?;
     let keys = Keys::load(&config.secret_file)?;
-    let registry = Registry::load(&config.accounts_dir, &config.pool)?;
+    let registry = Registry::load(&config.accounts_dir, &AccountRules::from_config(&config))?;
     Ok((config, keys, registry))
 }
 
-/// Starts the pools and serves until SIGTERM/SIGINT (drain) or SIGQUIT (at once).
+/// Starts the pools and serves until SIGTERM/SIGINT (drain) or SIGQUIT (at once); SIGHUP
+/// reloads the config and the accounts.
 pub async fn run(config_file: &Path) -> Result<(), ServeError> {
-    let (config, keys, registry) = check(config_file)?;
+    let config = Config::load(config_file)?;
+    let keys = Keys::load(&config.secret_file)?;
     // Bound first: a socket another plexer serves refuses the start before any worker runs.
     let listener = bind(&config).await?;
+    let control_path = match config.control_socket() {
+        Address::Unix(path) => path,
+        Address::Tcp(_) => unreachable!("the config refuses a tcp control socket"),
+    };
+    let control = control::bind(&control_path).map_err(ServeError::Control)?;
+    let accounts_dir = config.accounts_dir.clone();
     let supervisor = Supervisor::start()?;
-    let workers_dir = config.runtime_dir.join("workers");
-    let mut targets = HashMap::new();
-    let mut counters = HashMap::new();
-    for account in registry.accounts() {
-        let target = match &account.backend {
-            Backend::Managed(plan) => Target::Pool(supervisor.add_pool(
-                account.name.as_str(),
-                plan.settings.clone(),
-                plan.command.clone(),
-                Sockets::PerWorker(workers_dir.join(account.name.as_str())),
-            )?),
-            Backend::External(address) => Target::External(address.clone()),
-        };
-        targets.insert(account.name.clone(), target);
-        counters.insert(account.name.clone(), AccountCounters::default());
-    }
-    tracing::info!(accounts = registry.len(), "accounts loaded");
-    let drain_timeout = config.drain_timeout.0;
-    let state = Arc::new(State {
-        config,
-        keys,
-        registry,
-        targets,
-        counters,
-        started: Instant::now(),
-        limits: Limits::default(),
-    });
+    let manager = Manager::start(config_file, config, keys, supervisor)?;
+    let state = Arc::clone(manager.state());
+    tracing::info!(
+        accounts = state.snapshot().registry.len(),
+        control = %control_path.display(),
+        "accounts loaded"
+    );
+    let _watcher = watch::watch(&accounts_dir, Arc::clone(&manager));
+    let control_task = tokio::spawn(control::serve(control, Arc::clone(&manager)));
+    let audit_task = tokio::spawn(audit_watch::run(Arc::clone(&manager)));
     let mut terminate = signal(tokio::signal::unix::SignalKind::terminate());
     let mut interrupt = signal(tokio::signal::unix::SignalKind::interrupt());
     let mut quit = signal(tokio::signal::unix::SignalKind::quit());
+    let mut hangup = signal(tokio::signal::unix::SignalKind::hangup());
     let timeout = loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -137,8 +107,17 @@ pub async fn run(config_file: &Path) -> Result<(), ServeError> {
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             },
-            _ = terminate.recv() => break drain_timeout,
-            _ = interrupt.recv() => break drain_timeout,
+            _ = hangup.recv() => {
+                let manager = Arc::clone(&manager);
+                tokio::spawn(async move {
+                    tracing::info!("SIGHUP: reloading the config and the accounts");
+                    if let Err(why) = manager.reload_all().await {
+                        tracing::error!("SIGHUP: the config is refused, nothing changed: {why}");
+                    }
+                });
+            }
+            _ = terminate.recv() => break state.snapshot().config.drain_timeout.0,
+            _ = interrupt.recv() => break state.snapshot().config.drain_timeout.0,
             _ = quit.recv() => break Duration::ZERO,
         }
     };
@@ -147,17 +126,9 @@ pub async fn run(config_file: &Path) -> Result<(), ServeError> {
         "stopping: requests in flight finish within the timeout"
     );
     drop(listener);
-    let pools: Vec<PoolHandle> = state
-        .targets
-        .values()
-        .filter_map(|t| match t {
-            Target::Pool(pool) => Some(pool.clone()),
-            Target::External(_) => None,
-        })
-        .collect();
-    for pool in &pools {
-        pool.drain(timeout).await;
-    }
+    control_task.abort();
+    audit_task.abort();
+    manager.stop(timeout).await;
     Ok(())
 }
 
@@ -289,6 +260,9 @@ where
     }
 }
 
+/// How often a request that met a generation being retired is routed again.
+const REROUTES: usize = 3;
+
 /// Answers one request; false when the web-server connection must close.
 async fn handle_request<R, W>(front: &mut Front<R, W>, head: RequestHead, state: &State) -> bool
 where
@@ -303,44 +277,75 @@ where
         tracing::info!(stripped, "dropped client-supplied PLEXER_* params");
     }
     let now = unix_now();
-    let decision = router::route(&state.config, &state.keys, &state.registry, &params, now);
-    let (account, user) = match decision {
-        Decision::Ping => return answer(front, id, responses::plain(200, "OK", &[], "pong")).await,
-        Decision::Status { format, full } => {
-            let body = status::render(state, format, full);
-            return answer(front, id, body).await;
-        }
-        Decision::StatusForbidden | Decision::Forbidden => {
-            return answer(front, id, responses::forbidden()).await;
-        }
-        Decision::Redirect(url) => return answer(front, id, responses::redirect(&url)).await,
-        Decision::Login { account } => (account, None),
-        Decision::Account { account, user } => (account, user),
+    let mut reroutes = 0;
+    // Routed with one snapshot; a request that meets a generation being retired (a reload or
+    // a removal published meanwhile) is routed again with the newer one.
+    let (snapshot, account, user, running, lease) = loop {
+        let snapshot = state.snapshot();
+        let decision = router::route(
+            &snapshot.config,
+            &snapshot.keys,
+            &snapshot.registry,
+            &params,
+            now,
+        );
+        let (account, user) = match decision {
+            Decision::Ping => {
+                return answer(front, id, responses::plain(200, "OK", &[], "pong")).await;
+            }
+            Decision::Status { format, full } => {
+                let body = status::render(&snapshot, state.started, format, full);
+                return answer(front, id, body).await;
+            }
+            Decision::StatusForbidden | Decision::Forbidden => {
+                return answer(front, id, responses::forbidden()).await;
+            }
+            Decision::Redirect(url) => {
+                return answer(front, id, responses::redirect(&url)).await;
+            }
+            Decision::Login { account } => (account, None),
+            Decision::Account { account, user } => (account, user),
+        };
+        let Some(running) = snapshot.running.get(&account).cloned() else {
+            let why = "the account is not running";
+            return answer(front, id, responses::unavailable(why)).await;
+        };
+        let lease = match &running.target {
+            Target::Pool(pool) => match pool.acquire().await {
+                Ok(lease) => Some(lease),
+                Err(Refusal::Draining) if reroutes < REROUTES && !state.is_current(&snapshot) => {
+                    reroutes += 1;
+                    continue;
+                }
+                Err(refusal) => {
+                    count(&running, true);
+                    let why = refusal.to_string();
+                    return answer(front, id, responses::unavailable(&why)).await;
+                }
+            },
+            Target::Stopped { why } => {
+                count(&running, true);
+                let why = why.clone();
+                return answer(front, id, responses::unavailable(&why)).await;
+            }
+            Target::External(_) => None,
+        };
+        break (snapshot, account, user, running, lease);
     };
-    let login = state.config.login.account.as_deref() == Some(account.as_str());
+    count(&running, false);
+    let login = snapshot.config.login.account.as_deref() == Some(account.as_str());
     params.push("PLEXER_ACCOUNT", account.as_str().to_owned());
     if let Some(user) = &user {
         params.push("PLEXER_USER", user.clone());
     }
-    if let Some(counters) = state.counters.get(&account) {
-        counters.requests.fetch_add(1, Ordering::Relaxed);
-    }
-    let Some(target) = state.targets.get(&account) else {
-        return answer(
-            front,
-            id,
-            responses::unavailable("the account is not running"),
-        )
-        .await;
-    };
     let https = params
         .get_str("HTTPS")
         .is_some_and(|v| v.eq_ignore_ascii_case("on"));
     let mut rewrite = |head: &mut ResponseHead| {
         let cx = HeadContext {
-            config: &state.config,
-            keys: &state.keys,
-            registry: &state.registry,
+            config: &snapshot.config,
+            keys: &snapshot.keys,
+            registry: &snapshot.registry,
             from_login_app: login,
             https,
             now,
@@ -350,27 +355,15 @@ where
             tracing::info!(account = %account, "{note}");
         }
     };
-    let request_timeout = match state.registry.get(&account).map(|a| &a.backend) {
-        Some(Backend::Managed(plan)) => plan.request_timeout,
-        _ => Duration::from_secs(60),
-    };
     let relay_args = |rewrite| Relay {
         front_id: id,
         params: &params,
         limits: &state.limits,
-        deadline: Instant::now() + request_timeout,
+        deadline: Instant::now() + running.request_timeout,
         rewrite,
     };
-    let (ended, pid) = match target {
-        Target::Pool(pool) => {
-            let lease = match pool.acquire().await {
-                Ok(lease) => lease,
-                Err(refusal) => {
-                    let why = refusal.to_string();
-                    count_error(state, &account);
-                    return answer(front, id, responses::unavailable(&why)).await;
-                }
-            };
+    let (ended, pid) = match (lease, &running.target) {
+        (Some(lease), _) => {
             let pid = lease.pid();
             let ended = match UnixStream::connect(lease.socket()).await {
                 Ok(backend) => relay::relay(front, backend, relay_args(&mut rewrite)).await,
@@ -387,7 +380,7 @@ where
             lease.release(outcome);
             (ended, pid.map(|p| p.as_raw()))
         }
-        Target::External(address) => {
+        (None, Target::External(address)) => {
             let ended = match connect(address).await {
                 Ok(backend) => relay::relay(front, backend, relay_args(&mut rewrite)).await,
                 Err(err) => Ended::BackendFailed {
@@ -397,6 +390,7 @@ where
             };
             (ended, None)
         }
+        (None, _) => unreachable!("a pool's request holds a lease"),
     };
     let uri = params.get_str("REQUEST_URI").unwrap_or("-").to_owned();
     let took = started.elapsed();
@@ -410,22 +404,26 @@ where
             false
         }
         Ended::TimedOut { head_sent } => {
-            count_error(state, &account);
+            count(&running, true);
             tracing::warn!(account = %account, worker = pid, uri, ?took, "request_timeout passed: 504, worker killed");
             !head_sent && answer(front, id, responses::timeout()).await
         }
         Ended::BackendFailed { head_sent, why } => {
-            count_error(state, &account);
+            count(&running, true);
             tracing::warn!(account = %account, worker = pid, uri, ?took, "the application failed: {why}");
             !head_sent && answer(front, id, responses::bad_gateway(&why)).await
         }
     }
 }
 
-fn count_error(state: &State, account: &AccountName) {
-    if let Some(counters) = state.counters.get(account) {
-        counters.errors.fetch_add(1, Ordering::Relaxed);
-    }
+/// Counts a request routed to an account, or an error plexer answered for it.
+fn count(running: &Running, error: bool) {
+    let counter = if error {
+        &running.counters.errors
+    } else {
+        &running.counters.requests
+    };
+    counter.fetch_add(1, Ordering::Relaxed);
 }
 
 /// Sends a whole response that plexer made itself; false when the connection must close.

@@ -16,13 +16,13 @@ use bytes::Bytes;
 use plexer_prefork::pool::{PoolState, WorkerState};
 use serde_json::{Value, json};
 
+use crate::live::{Snapshot, Target};
 use crate::responses::plain;
 use crate::router::StatusFormat;
-use crate::serve::{State, Target};
 
 /// The whole CGI response for the status page.
-pub fn render(state: &State, format: StatusFormat, full: bool) -> Bytes {
-    let report = report(state, full);
+pub fn render(snapshot: &Snapshot, started: Instant, format: StatusFormat, full: bool) -> Bytes {
+    let report = report(snapshot, started, full);
     match format {
         StatusFormat::Json => {
             let mut head = plexer_fcgi::cgi::ResponseHead::new(200);
@@ -44,27 +44,22 @@ fn seconds_since(at: Option<Instant>) -> Value {
 }
 
 /// The page's data, one object per account.
-pub fn report(state: &State, full: bool) -> Value {
+pub fn report(snapshot: &Snapshot, started: Instant, full: bool) -> Value {
     let mut accounts = Vec::new();
-    for account in state.registry.accounts() {
-        let counters = &state.counters[&account.name];
+    for account in snapshot.registry.accounts() {
+        let running = snapshot.running.get(&account.name);
         let mut entry = json!({
             "account": account.name.as_str(),
-            "requests": counters.requests.load(Ordering::Relaxed),
-            "errors": counters.errors.load(Ordering::Relaxed),
+            "requests": running.map_or(0, |r| r.counters.requests.load(Ordering::Relaxed)),
+            "errors": running.map_or(0, |r| r.counters.errors.load(Ordering::Relaxed)),
+            "generation": running.map(|r| r.generation),
         });
-        match state.targets.get(&account.name) {
+        match running.map(|r| &r.target) {
             Some(Target::Pool(pool)) => {
                 let status = pool.status();
                 let count = |s: WorkerState| status.workers.iter().filter(|w| w.state == s).count();
-                let pool_state = match &status.state {
-                    PoolState::Running => "running".to_owned(),
-                    PoolState::Failed { reason } => format!("failed: {reason}"),
-                    PoolState::Draining { .. } => "draining".to_owned(),
-                    PoolState::Stopped => "stopped".to_owned(),
-                };
                 let fields = json!({
-                    "state": pool_state,
+                    "state": pool_state(&status.state),
                     "max_children": status.settings.max_children,
                     "starting": count(WorkerState::Starting),
                     "idle": count(WorkerState::Idle),
@@ -91,6 +86,7 @@ pub fn report(state: &State, full: bool) -> Value {
                                 "seconds_in_state": w.since.elapsed().as_secs_f64(),
                                 "requests": w.served,
                                 "max_requests": w.limit,
+                                "rss_bytes": w.pid.and_then(rss_bytes),
                             })
                         })
                         .collect();
@@ -103,14 +99,39 @@ pub fn report(state: &State, full: bool) -> Value {
                     json!({ "state": "external", "socket": address.to_string() }),
                 );
             }
+            Some(Target::Stopped { why }) => {
+                merge(&mut entry, json!({ "state": format!("stopped: {why}") }));
+            }
             None => merge(&mut entry, json!({ "state": "not running" })),
         }
         accounts.push(entry);
     }
     json!({
-        "uptime_seconds": state.started.elapsed().as_secs(),
+        "uptime_seconds": started.elapsed().as_secs(),
         "accounts": accounts,
     })
+}
+
+/// A pool's state in a word or two, and why when it failed.
+pub fn pool_state(state: &PoolState) -> String {
+    match state {
+        PoolState::Running => "running".to_owned(),
+        PoolState::Failed { reason } => format!("failed: {reason}"),
+        PoolState::Draining { .. } => "draining".to_owned(),
+        PoolState::Stopped => "stopped".to_owned(),
+    }
+}
+
+/// A process's resident memory, from /proc/PID/statm (in pages).
+fn rss_bytes(pid: nix::unistd::Pid) -> Option<u64> {
+    let statm = std::fs::read_to_string(format!("/proc/{pid}/statm")).ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    let page = nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
+        .ok()
+        .flatten()
+        .and_then(|p| u64::try_from(p).ok())
+        .unwrap_or(4096);
+    Some(pages * page)
 }
 
 fn merge(into: &mut Value, from: Value) {
@@ -120,7 +141,7 @@ fn merge(into: &mut Value, from: Value) {
 }
 
 /// One `key: value` line per field, a blank line between accounts, workers indented.
-fn text(report: &Value) -> String {
+pub fn text(report: &Value) -> String {
     let mut out = format!("uptime: {}s\n", report["uptime_seconds"]);
     for account in report["accounts"].as_array().into_iter().flatten() {
         out.push('\n');

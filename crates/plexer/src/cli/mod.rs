@@ -1,5 +1,6 @@
 //! The command line (CONTRACT.md, "The binary"): one module per subcommand.
 
+mod accounts;
 mod audit_fds;
 mod cookie;
 mod request;
@@ -43,6 +44,10 @@ pub(crate) enum Command {
     Spawn(spawn::SpawnArgs),
     /// Make or check a routing cookie value with the configured keys.
     Cookie(cookie::CookieArgs),
+    /// Change the live account set of a running plexer: list, add, remove, reload.
+    Accounts(accounts::AccountsArgs),
+    /// The status page's data from a running plexer.
+    Status(accounts::StatusArgs),
 }
 
 impl Command {
@@ -54,6 +59,8 @@ impl Command {
             Self::AuditFds(_) => "audit-fds",
             Self::Spawn(_) => "spawn",
             Self::Cookie(_) => "cookie",
+            Self::Accounts(_) => "accounts",
+            Self::Status(_) => "status",
         }
     }
 }
@@ -65,6 +72,8 @@ pub(crate) fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::AuditFds(args) => audit_fds::run(args),
         Command::Spawn(args) => spawn::run(args),
         Command::Cookie(args) => cookie::run(args),
+        Command::Accounts(args) => accounts::run(args),
+        Command::Status(args) => accounts::status(args),
     }
 }
 

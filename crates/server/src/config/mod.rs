@@ -125,6 +125,10 @@ pub struct Config {
     pub status_allow: Vec<IpAddr>,
     #[serde(default)]
     pub audit: AuditMode,
+    /// Where an account's `socket:` may point (directories); empty: anywhere outside
+    /// runtime_dir.
+    #[serde(default)]
+    pub socket_dirs: Vec<PathBuf>,
     #[serde(default)]
     pub pool: PoolKeys,
 }
@@ -174,7 +178,10 @@ impl Config {
             &mut config.accounts_dir,
             &mut config.runtime_dir,
             &mut config.secret_file,
-        ] {
+        ]
+        .into_iter()
+        .chain(config.socket_dirs.iter_mut())
+        {
             if path.is_relative() {
                 *path = base.join(&*path);
             }
@@ -260,7 +267,7 @@ impl Config {
 }
 
 /// An account file, `accounts.d/NAME.yaml`; every key may be left out.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct AccountFile {
     /// Usernames that map to this account (many to one).
     pub users: Vec<String>,

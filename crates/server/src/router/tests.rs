@@ -2,7 +2,7 @@ use std::path::Path;
 
 use super::*;
 use crate::config::PoolKeys;
-use crate::registry::Registry;
+use crate::registry::{AccountRules, Registry};
 
 const KEY: &str = "0123456789abcdef0123456789abcdef-router-key";
 const NOW: u64 = 1_000_000;
@@ -27,7 +27,14 @@ fn registry() -> Registry {
     ] {
         let file = format!("/a/{name}.yaml");
         registry
-            .insert(Registry::account(Path::new(&file), text, &template).unwrap())
+            .insert(
+                Registry::account(
+                    Path::new(&file),
+                    text,
+                    &AccountRules::with_template(template.clone()),
+                )
+                .unwrap(),
+            )
             .unwrap();
     }
     registry

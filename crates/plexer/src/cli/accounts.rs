@@ -1,0 +1,197 @@
+//! `plexer accounts list|add|remove|reload` and `plexer status`: talk to a running
+//! `plexer serve` through its control socket (`--control PATH`, or `-c FILE` to take it from
+//! the config). A change is on disk and applied when the command reports success.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand};
+use plexer_fcgi::Address;
+use plexer_server::config::Config;
+use plexer_server::control::client;
+use plexer_server::control::protocol::{AddAccount, Request, Response};
+use serde_json::Value;
+
+/// Where the control socket is.
+#[derive(Debug, Args)]
+pub(crate) struct ControlArgs {
+    /// The control socket.
+    #[arg(long = "control", value_name = "PATH", conflicts_with = "config")]
+    control: Option<PathBuf>,
+    /// The config file, to find the control socket in.
+    #[arg(short = 'c', long = "config", value_name = "FILE")]
+    config: Option<PathBuf>,
+}
+
+impl ControlArgs {
+    fn socket(&self) -> anyhow::Result<PathBuf> {
+        if let Some(path) = &self.control {
+            return Ok(path.clone());
+        }
+        let Some(file) = &self.config else {
+            bail!("say where plexer listens for control: --control PATH or -c CONFIG");
+        };
+        match Config::load(file)?.control_socket() {
+            Address::Unix(path) => Ok(path),
+            Address::Tcp(_) => bail!("the control socket is a unix socket"),
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct AccountsArgs {
+    #[command(flatten)]
+    control: ControlArgs,
+    #[command(subcommand)]
+    action: Action,
+}
+
+#[derive(Debug, Subcommand)]
+enum Action {
+    /// Every account, its users, its state and its generation.
+    List {
+        /// Print the JSON the control socket answers.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write NAME's account file and start it; routable when this returns.
+    Add {
+        name: String,
+        /// An app someone else runs, instead of workers plexer runs.
+        #[arg(long, value_name = "ADDR")]
+        socket: Option<String>,
+        /// An environment variable for the workers (repeatable).
+        #[arg(long, value_name = "K=V", value_parser = key_value)]
+        env: Vec<(String, String)>,
+        /// A user name that maps to this account (repeatable).
+        #[arg(long = "user", value_name = "NAME")]
+        users: Vec<String>,
+        /// A pool key, e.g. max_children=8 or pm=static (repeatable).
+        #[arg(long, value_name = "KEY=VALUE", value_parser = key_value)]
+        set: Vec<(String, String)>,
+    },
+    /// Remove NAME's file and account; its requests in flight finish, then its workers stop.
+    Remove { name: String },
+    /// Start a new generation of NAME from its file (clears a crash loop or an audit stop);
+    /// without NAME, reload the config and every account as SIGHUP does.
+    Reload { name: Option<String> },
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct StatusArgs {
+    #[command(flatten)]
+    control: ControlArgs,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+    /// Every worker too.
+    #[arg(long)]
+    full: bool,
+}
+
+fn key_value(text: &str) -> Result<(String, String), String> {
+    text.split_once('=')
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .ok_or_else(|| format!("{text:?} is not KEY=VALUE"))
+}
+
+pub(crate) fn run(args: AccountsArgs) -> anyhow::Result<ExitCode> {
+    let socket = args.control.socket()?;
+    let (request, json) = match args.action {
+        Action::List { json } => (Request::List, json),
+        Action::Add {
+            name,
+            socket,
+            env,
+            users,
+            set,
+        } => {
+            let env: BTreeMap<String, String> = env.into_iter().collect();
+            let add = AddAccount {
+                name,
+                socket,
+                env,
+                users,
+                set,
+            };
+            (Request::Add(add), false)
+        }
+        Action::Remove { name } => (Request::Remove { name }, false),
+        Action::Reload { name } => (Request::Reload { name }, false),
+    };
+    let listing = matches!(request, Request::List);
+    let response = client::call(&socket, &request)?;
+    let mut stdout = std::io::stdout().lock();
+    if json {
+        writeln!(stdout, "{}", serde_json::to_string_pretty(&response)?)?;
+    } else if listing && response.ok {
+        print_list(&mut stdout, response.data.as_ref())?;
+    } else {
+        return finish(&response);
+    }
+    Ok(exit_code(&response))
+}
+
+pub(crate) fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
+    let socket = args.control.socket()?;
+    let response = client::call(&socket, &Request::Status { full: args.full })?;
+    if !response.ok {
+        return finish(&response);
+    }
+    let data = response.data.context("the status answer has no data")?;
+    let mut stdout = std::io::stdout().lock();
+    if args.json {
+        writeln!(stdout, "{}", serde_json::to_string_pretty(&data)?)?;
+    } else {
+        write!(stdout, "{}", plexer_server::status::text(&data))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Prints the answer's message: on stdout when it succeeded, on stderr with exit 1 when not.
+fn finish(response: &Response) -> anyhow::Result<ExitCode> {
+    if response.ok {
+        writeln!(std::io::stdout().lock(), "{}", response.message)?;
+    } else {
+        writeln!(std::io::stderr().lock(), "plexer: {}", response.message)?;
+    }
+    Ok(exit_code(response))
+}
+
+fn exit_code(response: &Response) -> ExitCode {
+    if response.ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+fn print_list(out: &mut impl Write, data: Option<&Value>) -> anyhow::Result<()> {
+    let accounts = data.and_then(Value::as_array).cloned().unwrap_or_default();
+    writeln!(
+        out,
+        "{:<24} {:>4} {:<24} {:<20} users",
+        "account", "gen", "state", "kind"
+    )?;
+    for account in accounts {
+        let users: Vec<&str> = account["users"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        writeln!(
+            out,
+            "{:<24} {:>4} {:<24} {:<20} {}",
+            account["account"].as_str().unwrap_or("-"),
+            account["generation"],
+            account["state"].as_str().unwrap_or("-"),
+            account["kind"].as_str().unwrap_or("-"),
+            users.join(",")
+        )?;
+    }
+    Ok(())
+}

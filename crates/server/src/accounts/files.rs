@@ -1,0 +1,137 @@
+//! The registry on disk: account files written so that a crash or a full disk never leaves a
+//! half-written one, and stamps that tell a touched or edited file from one left alone.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+/// What an account file looked like when it was applied: a file whose stamp differs was
+/// touched or edited since, and is applied again.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct FileStamp {
+    modified_ns: i128,
+    len: u64,
+    inode: u64,
+}
+
+impl FileStamp {
+    pub(crate) fn of(path: &Path) -> io::Result<Self> {
+        let meta = std::fs::metadata(path)?;
+        Ok(Self {
+            modified_ns: i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()),
+            len: meta.len(),
+            inode: meta.ino(),
+        })
+    }
+}
+
+/// A failed write of the registry; the old file, if any, is untouched.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot {doing} {}: {source}; nothing was changed", path.display())]
+pub(crate) struct WriteError {
+    doing: &'static str,
+    path: PathBuf,
+    source: io::Error,
+}
+
+/// Writes `text` as `dir/NAME.yaml`: a temporary file first, synced, renamed over the old one,
+/// then the directory synced, so that the file is either the old one or the new one, also after
+/// a crash.
+pub(crate) fn write_atomically(dir: &Path, name: &str, text: &str) -> Result<PathBuf, WriteError> {
+    let path = dir.join(format!("{name}.yaml"));
+    // Hidden, so the watcher and the loader skip it while it is written.
+    let temporary = dir.join(format!(".{name}.yaml.{}.tmp", std::process::id()));
+    let fail = |doing, path: &Path| {
+        let path = path.to_owned();
+        move |source| WriteError {
+            doing,
+            path,
+            source,
+        }
+    };
+    let written = (|| {
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o644)
+            .open(&temporary)?;
+        file.write_all(text.as_bytes())?;
+        file.sync_all()
+    })();
+    if let Err(source) = written {
+        let _ = std::fs::remove_file(&temporary);
+        return Err(fail("write", &temporary)(source));
+    }
+    if let Err(source) = std::fs::rename(&temporary, &path) {
+        let _ = std::fs::remove_file(&temporary);
+        return Err(fail("rename into place", &path)(source));
+    }
+    sync_dir(dir).map_err(fail("sync the directory of", &path))?;
+    Ok(path)
+}
+
+/// Removes `path` and syncs its directory, so that a removal survives a crash.
+pub(crate) fn remove_durably(path: &Path) -> Result<(), WriteError> {
+    let fail = |source| WriteError {
+        doing: "remove",
+        path: path.to_owned(),
+        source,
+    };
+    match std::fs::remove_file(path) {
+        Ok(()) => {}
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(err) => return Err(fail(err)),
+    }
+    sync_dir(path.parent().unwrap_or(Path::new("."))).map_err(fail)
+}
+
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_write_replaces_the_file_whole_and_leaves_no_temporary() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = write_atomically(dir.path(), "bob", "users: [bob]\n").unwrap();
+        let stamp = FileStamp::of(&first).unwrap();
+        write_atomically(dir.path(), "bob", "users: [bob, b]\n").unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&first).unwrap(),
+            "users: [bob, b]\n"
+        );
+        assert_ne!(FileStamp::of(&first).unwrap(), stamp);
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["bob.yaml"]);
+    }
+
+    #[test]
+    fn a_failed_write_keeps_the_old_file_and_says_what_failed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write_atomically(dir.path(), "bob", "users: [bob]\n").unwrap();
+        // A directory where the temporary file goes makes the write fail, as a full or
+        // read-only disk would.
+        std::fs::create_dir(
+            dir.path()
+                .join(format!(".bob.yaml.{}.tmp", std::process::id())),
+        )
+        .unwrap();
+        let err = write_atomically(dir.path(), "bob", "users: [x]\n").unwrap_err();
+        assert!(err.to_string().contains("cannot write"), "{err}");
+        assert!(err.to_string().ends_with("nothing was changed"), "{err}");
+        assert_eq!(std::fs::read_to_string(path).unwrap(), "users: [bob]\n");
+    }
+
+    #[test]
+    fn removing_a_missing_file_is_not_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        remove_durably(&dir.path().join("gone.yaml")).unwrap();
+    }
+}

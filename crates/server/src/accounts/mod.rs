@@ -1,0 +1,718 @@
+//! The accounts manager: the one place that changes the running set, one change at a time.
+//!
+//! Every change — `plexer accounts add/remove/reload`, a file dropped in, touched or deleted in
+//! accounts_dir, SIGHUP — is checked whole before anything happens, and a change that fails
+//! leaves the running set as it was. The order of a change is fixed:
+//! 1. validate (parse, names, users unique, where a socket may point);
+//! 2. write the registry (atomically) when the change came through the control socket;
+//! 3. start what is new: a reload starts a new generation of workers and waits until one of
+//!    them serves, and a generation that does not start is stopped again, the old one serving;
+//! 4. publish the new snapshot, so new requests route with it;
+//! 5. retire what was replaced or removed: its requests in flight finish (bounded by
+//!    drain_timeout), then its workers stop and their sockets go.
+
+mod files;
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use plexer_prefork::pool::{Outcome, Pm};
+use plexer_prefork::supervisor::{Sockets, Supervisor};
+use serde_json::{Value, json};
+use tokio_util::task::TaskTracker;
+
+use crate::account::AccountName;
+use crate::config::{AuditMode, Config};
+use crate::control::protocol::AddAccount;
+use crate::cookie::Keys;
+use crate::live::{AccountCounters, Running, Snapshot, State, Target};
+use crate::registry::{Account, AccountRules, Backend, Registry, account_files};
+use crate::serve::ServeError;
+use files::{FileStamp, remove_durably, write_atomically};
+
+/// How long a reloaded account's new workers get to serve a first request before the reload
+/// is called failed and the old workers go on serving.
+const READY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The request timeout of a `socket:` account, which has no pool keys.
+const EXTERNAL_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Changes the running set; see the module documentation.
+pub struct Manager {
+    state: Arc<State>,
+    supervisor: Supervisor,
+    config_file: PathBuf,
+    books: tokio::sync::Mutex<Books>,
+    /// Generations being drained, so that a stop can wait for them.
+    retiring: TaskTracker,
+}
+
+/// What the manager remembers between changes.
+struct Books {
+    /// Each account file's stamp when it was last applied or refused: a file is looked at
+    /// again only when it changed, and a bad file is reported once per edit.
+    seen: HashMap<PathBuf, FileStamp>,
+    next_generation: u64,
+}
+
+/// What one pass over accounts_dir (or a reload) did.
+#[derive(Debug, Default)]
+pub struct Applied {
+    pub added: Vec<String>,
+    pub reloaded: Vec<String>,
+    pub removed: Vec<String>,
+    /// Changes refused, each with the file and the reason.
+    pub refused: Vec<String>,
+}
+
+impl Applied {
+    pub fn is_empty(&self) -> bool {
+        self.added.is_empty()
+            && self.reloaded.is_empty()
+            && self.removed.is_empty()
+            && self.refused.is_empty()
+    }
+
+    pub fn summary(&self) -> String {
+        let mut parts = Vec::new();
+        for (what, names) in [
+            ("added", &self.added),
+            ("reloaded", &self.reloaded),
+            ("removed", &self.removed),
+        ] {
+            if !names.is_empty() {
+                parts.push(format!("{what} {}", names.len()));
+            }
+        }
+        if parts.is_empty() {
+            parts.push("no account changed".into());
+        }
+        parts.join(", ")
+    }
+}
+
+/// The next snapshot, built from the current one.
+struct Next {
+    config: Arc<Config>,
+    keys: Arc<Keys>,
+    registry: Registry,
+    running: HashMap<AccountName, Arc<Running>>,
+    retire: Vec<Arc<Running>>,
+}
+
+impl Next {
+    fn from(snapshot: &Snapshot) -> Self {
+        Self {
+            config: Arc::clone(&snapshot.config),
+            keys: Arc::clone(&snapshot.keys),
+            registry: snapshot.registry.clone(),
+            running: snapshot.running.clone(),
+            retire: Vec::new(),
+        }
+    }
+
+    fn remove(&mut self, name: &AccountName) {
+        self.registry.remove(name);
+        if let Some(old) = self.running.remove(name) {
+            self.retire.push(old);
+        }
+    }
+}
+
+impl Manager {
+    /// Loads every account file (one bad file refuses the start, naming it), starts the
+    /// accounts, and returns the manager with the state the connections share.
+    pub fn start(
+        config_file: &Path,
+        config: Config,
+        keys: Keys,
+        supervisor: Supervisor,
+    ) -> Result<Arc<Self>, ServeError> {
+        // Worker sockets of an earlier run: nobody else uses this runtime_dir, since the
+        // listen socket was bound first.
+        let _ = std::fs::remove_dir_all(config.runtime_dir.join("workers"));
+        let rules = AccountRules::from_config(&config);
+        let mut registry = Registry::default();
+        let mut seen = HashMap::new();
+        for file in account_files(&config.accounts_dir)? {
+            // Stamped before it is read: an edit after the read is seen as a change later.
+            if let Ok(stamp) = FileStamp::of(&file) {
+                seen.insert(file.clone(), stamp);
+            }
+            let text = std::fs::read_to_string(&file).map_err(|source| {
+                crate::config::ConfigError::Read {
+                    file: file.clone(),
+                    source,
+                }
+            })?;
+            registry.insert(Registry::account(&file, &text, &rules)?)?;
+        }
+        let state = Arc::new(State::new(Snapshot {
+            config: Arc::new(config),
+            keys: Arc::new(keys),
+            registry: Registry::default(),
+            running: HashMap::new(),
+        }));
+        let manager = Arc::new(Self {
+            state,
+            supervisor,
+            config_file: config_file.to_owned(),
+            books: tokio::sync::Mutex::new(Books {
+                seen,
+                next_generation: 1,
+            }),
+            retiring: TaskTracker::new(),
+        });
+        let snapshot = manager.state.snapshot();
+        let mut next = Next::from(&snapshot);
+        let mut books = manager
+            .books
+            .try_lock()
+            .expect("nobody else has the manager yet");
+        for account in registry.accounts() {
+            let running = manager
+                .launch(&mut books, account, &next.config, Arc::default())
+                .map_err(ServeError::Start)?;
+            next.running.insert(account.name.clone(), Arc::new(running));
+        }
+        next.registry = registry;
+        drop(books);
+        manager.publish(next);
+        Ok(manager)
+    }
+
+    /// The state every connection routes with.
+    pub fn state(&self) -> &Arc<State> {
+        &self.state
+    }
+
+    /// Starts one generation of an account.
+    fn launch(
+        &self,
+        books: &mut Books,
+        account: &Account,
+        config: &Config,
+        counters: Arc<AccountCounters>,
+    ) -> Result<Running, String> {
+        let generation = books.next_generation;
+        books.next_generation += 1;
+        Ok(match &account.backend {
+            Backend::Managed(plan) => {
+                // Built from the checked account name and a counter, never from client text.
+                let dir = config
+                    .runtime_dir
+                    .join("workers")
+                    .join(format!("{}.{generation}", account.name));
+                let pool = self
+                    .supervisor
+                    .add_pool(
+                        account.name.as_str(),
+                        plan.settings.clone(),
+                        plan.command.clone(),
+                        Sockets::PerWorker(dir.clone()),
+                    )
+                    .map_err(|err| err.to_string())?;
+                Running {
+                    target: Target::Pool(pool),
+                    counters,
+                    generation,
+                    request_timeout: plan.request_timeout,
+                    audit: plan.audit,
+                    sockets_dir: Some(dir),
+                }
+            }
+            Backend::External(address) => Running {
+                target: Target::External(address.clone()),
+                counters,
+                generation,
+                request_timeout: EXTERNAL_REQUEST_TIMEOUT,
+                audit: AuditMode::Off,
+                sockets_dir: None,
+            },
+        })
+    }
+
+    /// Makes `next` the running set and retires what it replaced.
+    fn publish(&self, next: Next) {
+        let drain_timeout = next.config.drain_timeout.0;
+        self.state.publish(Snapshot {
+            config: next.config,
+            keys: next.keys,
+            registry: next.registry,
+            running: next.running,
+        });
+        for old in next.retire {
+            self.retire(old, drain_timeout);
+        }
+    }
+
+    /// Drains a generation in the background: its requests in flight finish within
+    /// `timeout`, then its workers stop and their socket directory goes.
+    fn retire(&self, old: Arc<Running>, timeout: Duration) {
+        self.retiring.spawn(async move {
+            if let Target::Pool(pool) = &old.target {
+                pool.drain(timeout).await;
+            }
+            if let Some(dir) = &old.sockets_dir {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+        });
+    }
+
+    /// Looks at accounts_dir again and applies what changed: the watcher and SIGHUP call this.
+    pub async fn apply_dir(&self) -> Applied {
+        let mut books = self.books.lock().await;
+        let mut next = Next::from(&self.state.snapshot());
+        let mut applied = Applied::default();
+        let rules = AccountRules::from_config(&next.config);
+        self.rescan(&mut books, &mut next, &rules, &mut applied)
+            .await;
+        self.publish(next);
+        log_applied(&applied);
+        applied
+    }
+
+    async fn rescan(
+        &self,
+        books: &mut Books,
+        next: &mut Next,
+        rules: &AccountRules,
+        applied: &mut Applied,
+    ) {
+        let files = match account_files(&next.config.accounts_dir) {
+            Ok(files) => files,
+            Err(err) => {
+                applied.refused.push(err.to_string());
+                return;
+            }
+        };
+        let present: HashSet<&PathBuf> = files.iter().collect();
+        let gone: Vec<AccountName> = next
+            .registry
+            .accounts()
+            .filter(|a| !present.contains(&a.file))
+            .map(|a| a.name.clone())
+            .collect();
+        for name in gone {
+            if let Some(account) = next.registry.get(&name) {
+                books.seen.remove(&account.file);
+            }
+            next.remove(&name);
+            applied.removed.push(name.to_string());
+        }
+        books.seen.retain(|file, _| present.contains(file));
+        let mut changed = Vec::new();
+        for file in &files {
+            let Ok(stamp) = FileStamp::of(file) else {
+                continue; // gone since the listing: the next event removes it
+            };
+            if books.seen.get(file) == Some(&stamp) {
+                continue;
+            }
+            books.seen.insert(file.clone(), stamp);
+            let account = std::fs::read_to_string(file)
+                .map_err(|err| format!("cannot read {}: {err}", file.display()))
+                .and_then(|text| {
+                    Registry::account(file, &text, rules).map_err(|err| err.to_string())
+                });
+            match account {
+                Ok(account) => changed.push(account),
+                Err(message) => applied.refused.push(message),
+            }
+        }
+        self.apply_accounts(books, next, changed, applied).await;
+    }
+
+    /// Adds the new accounts among `accounts` and starts a new generation of the others.
+    async fn apply_accounts(
+        &self,
+        books: &mut Books,
+        next: &mut Next,
+        accounts: Vec<Account>,
+        applied: &mut Applied,
+    ) {
+        // Users first: an edit may move a user from one account to another in one pass.
+        let old: HashMap<AccountName, Arc<Account>> = accounts
+            .iter()
+            .filter_map(|a| Some((a.name.clone(), next.registry.remove(&a.name)?)))
+            .collect();
+        let mut accepted = Vec::new();
+        for account in accounts {
+            match next.registry.insert(account.clone()) {
+                Ok(()) => accepted.push(account),
+                Err(err) => applied.refused.push(err.to_string()),
+            }
+        }
+        let mut probes = tokio::task::JoinSet::new();
+        // The generation each reloaded account runs now, until its new one proved ready.
+        let mut previous_running = HashMap::new();
+        for account in accepted {
+            let previous = next.running.get(&account.name).cloned();
+            let counters = previous
+                .as_ref()
+                .map_or_else(Arc::default, |p| Arc::clone(&p.counters));
+            match self.launch(books, &account, &next.config, counters) {
+                Ok(running) => {
+                    let running = Arc::new(running);
+                    match previous {
+                        Some(previous) => {
+                            previous_running.insert(account.name.clone(), previous);
+                            let (name, probe) = (account.name.clone(), Arc::clone(&running));
+                            probes.spawn(async move {
+                                let result = ready(&probe).await;
+                                (name, probe, result)
+                            });
+                        }
+                        None => applied.added.push(account.name.to_string()),
+                    }
+                    next.running.insert(account.name.clone(), running);
+                }
+                Err(why) => {
+                    applied.refused.push(format!(
+                        "{}: cannot start the account: {why}",
+                        account.file.display()
+                    ));
+                    next.registry.remove(&account.name);
+                    if let Some(previous) = old.get(&account.name) {
+                        restore(next, previous);
+                    }
+                }
+            }
+        }
+        // Accounts whose change was refused keep their old version.
+        for (name, previous) in &old {
+            if !next.registry.contains(name) {
+                restore(next, previous);
+            }
+        }
+        while let Some(done) = probes.join_next().await {
+            let Ok((name, probe, result)) = done else {
+                continue;
+            };
+            let previous = previous_running.remove(&name);
+            match result {
+                Ok(()) => {
+                    applied.reloaded.push(name.to_string());
+                    next.retire.extend(previous);
+                }
+                Err(why) => {
+                    let file = old.get(&name).map_or_else(
+                        || name.to_string(),
+                        |account| account.file.display().to_string(),
+                    );
+                    applied.refused.push(format!(
+                        "{file}: the new workers of {name} did not start ({why}); the old ones \
+                         go on serving"
+                    ));
+                    // The failed generation goes; the previous one is put back.
+                    next.retire.push(probe);
+                    if let Some(previous) = previous {
+                        next.running.insert(name.clone(), previous);
+                    }
+                    if let Some(account) = old.get(&name) {
+                        next.registry.remove(&name);
+                        restore(next, account);
+                    }
+                }
+            }
+        }
+    }
+
+    /// `plexer accounts add`: validate, write the file, start, and only then answer.
+    pub async fn add(&self, request: &AddAccount) -> Result<String, String> {
+        let mut books = self.books.lock().await;
+        let mut next = Next::from(&self.state.snapshot());
+        let name = AccountName::new(&request.name).map_err(|err| err.to_string())?;
+        let dir = next.config.accounts_dir.clone();
+        let path = dir.join(format!("{name}.yaml"));
+        if next.registry.contains(&name) || path.exists() {
+            return Err(format!(
+                "account {name} exists ({}): edit that file and `plexer accounts reload {name}`, \
+                 or remove the account first",
+                path.display()
+            ));
+        }
+        let text = request.file_text()?;
+        let rules = AccountRules::from_config(&next.config);
+        let account = Registry::account(&path, &text, &rules).map_err(|err| err.to_string())?;
+        next.registry
+            .clone()
+            .insert(account.clone())
+            .map_err(|err| err.to_string())?;
+        write_atomically(&dir, name.as_str(), &text).map_err(|err| err.to_string())?;
+        if let Ok(stamp) = FileStamp::of(&path) {
+            books.seen.insert(path.clone(), stamp);
+        }
+        let running = match self.launch(&mut books, &account, &next.config, Arc::default()) {
+            Ok(running) => running,
+            Err(why) => {
+                books.seen.remove(&path);
+                let _ = remove_durably(&path);
+                return Err(format!("cannot start account {name}: {why}"));
+            }
+        };
+        let how = starts_how(&account);
+        next.registry
+            .insert(account)
+            .map_err(|err| err.to_string())?;
+        next.running.insert(name.clone(), Arc::new(running));
+        self.publish(next);
+        tracing::info!(account = %name, "account added");
+        Ok(format!("added {name}: {how}"))
+    }
+
+    /// `plexer accounts remove`: the file goes first, then the routes; requests in flight
+    /// finish within drain_timeout.
+    pub async fn remove(&self, name: &str) -> Result<String, String> {
+        let mut books = self.books.lock().await;
+        let mut next = Next::from(&self.state.snapshot());
+        let name = AccountName::new(name).map_err(|err| err.to_string())?;
+        let Some(account) = next.registry.get(&name) else {
+            return Err(format!("there is no account {name}"));
+        };
+        let file = account.file.clone();
+        remove_durably(&file).map_err(|err| err.to_string())?;
+        books.seen.remove(&file);
+        next.remove(&name);
+        let drain = next.config.drain_timeout;
+        self.publish(next);
+        tracing::info!(account = %name, "account removed");
+        Ok(format!(
+            "removed {name}: its requests in flight finish within {drain}, then its workers stop"
+        ))
+    }
+
+    /// `plexer accounts reload NAME`: the account from its file again, as a new generation;
+    /// also how an operator clears a crash loop or an audit stop.
+    pub async fn reload(&self, name: &str) -> Result<String, String> {
+        let mut books = self.books.lock().await;
+        let mut next = Next::from(&self.state.snapshot());
+        let name = AccountName::new(name).map_err(|err| err.to_string())?;
+        let file = next.config.accounts_dir.join(format!("{name}.yaml"));
+        if !next.registry.contains(&name) && !file.exists() {
+            return Err(format!(
+                "there is no account {name} (no {})",
+                file.display()
+            ));
+        }
+        let stamp = FileStamp::of(&file).ok();
+        let text = std::fs::read_to_string(&file)
+            .map_err(|err| format!("cannot read {}: {err}", file.display()))?;
+        let rules = AccountRules::from_config(&next.config);
+        let account = Registry::account(&file, &text, &rules).map_err(|err| err.to_string())?;
+        let mut applied = Applied::default();
+        self.apply_accounts(&mut books, &mut next, vec![account], &mut applied)
+            .await;
+        if let Some(stamp) = stamp {
+            books.seen.insert(file, stamp);
+        }
+        self.publish(next);
+        log_applied(&applied);
+        if let Some(why) = applied.refused.first() {
+            return Err(why.clone());
+        }
+        let verb = if applied.added.is_empty() {
+            "reloaded"
+        } else {
+            "added"
+        };
+        Ok(format!("{verb} {name}: new requests go to its new workers"))
+    }
+
+    /// SIGHUP, or `plexer accounts reload` without a name: the config and every account file
+    /// again. A config that does not validate changes nothing; what did not change is left
+    /// alone.
+    pub async fn reload_all(&self) -> Result<Applied, String> {
+        let mut books = self.books.lock().await;
+        let snapshot = self.state.snapshot();
+        let mut next = Next::from(&snapshot);
+        let mut config = Config::load(&self.config_file).map_err(|err| err.to_string())?;
+        let keys = Keys::load(&config.secret_file).map_err(|err| err.to_string())?;
+        for kept in keep_what_needs_a_restart(&snapshot.config, &mut config) {
+            tracing::warn!("{kept} changed in the config: that takes effect at the next start");
+        }
+        let old_rules = AccountRules::from_config(&snapshot.config);
+        let rules = AccountRules::from_config(&config);
+        // Every account is checked against the new config before anything is applied.
+        let mut changed = Vec::new();
+        for account in snapshot.registry.accounts() {
+            let rebuilt = Registry::account_from(&account.file, account.written.clone(), &rules)
+                .map_err(|err| format!("{err} (with the new config; nothing was changed)"))?;
+            let pool = &account.written.pool;
+            if pool.over(&old_rules.template) != pool.over(&rules.template) {
+                changed.push(rebuilt);
+            }
+        }
+        next.config = Arc::new(config);
+        next.keys = Arc::new(keys);
+        let mut applied = Applied::default();
+        self.apply_accounts(&mut books, &mut next, changed, &mut applied)
+            .await;
+        self.rescan(&mut books, &mut next, &rules, &mut applied)
+            .await;
+        self.publish(next);
+        log_applied(&applied);
+        Ok(applied)
+    }
+
+    /// Stops an account's generation that the fork-safety audit caught: its requests get a
+    /// 503 saying why until the operator reloads the account.
+    pub async fn stop_for_audit(&self, name: &AccountName, generation: u64, why: String) {
+        let _books = self.books.lock().await;
+        let mut next = Next::from(&self.state.snapshot());
+        let Some(current) = next.running.get(name).cloned() else {
+            return;
+        };
+        if current.generation != generation {
+            return;
+        }
+        tracing::error!(account = %name, "{why}: the account is stopped until `plexer accounts reload {name}`");
+        next.running.insert(
+            name.clone(),
+            Arc::new(Running {
+                target: Target::Stopped { why },
+                counters: Arc::clone(&current.counters),
+                generation,
+                request_timeout: current.request_timeout,
+                audit: AuditMode::Off,
+                sockets_dir: None,
+            }),
+        );
+        next.retire.push(current);
+        // At once: the workers share a database connection.
+        let drain = std::mem::take(&mut next.retire);
+        self.publish(next);
+        for old in drain {
+            self.retire(old, Duration::ZERO);
+        }
+    }
+
+    /// `plexer accounts list`.
+    pub fn list(&self) -> Value {
+        let snapshot = self.state.snapshot();
+        let accounts: Vec<Value> = snapshot
+            .registry
+            .accounts()
+            .map(|account| {
+                let running = snapshot.running.get(&account.name);
+                let (kind, state) = match running.map(|r| &r.target) {
+                    Some(Target::Pool(pool)) => (
+                        "managed".to_owned(),
+                        crate::status::pool_state(&pool.status().state),
+                    ),
+                    Some(Target::External(address)) => {
+                        (format!("socket {address}"), "routed".into())
+                    }
+                    Some(Target::Stopped { why }) => ("managed".into(), format!("stopped: {why}")),
+                    None => ("managed".into(), "not running".into()),
+                };
+                json!({
+                    "account": account.name.as_str(),
+                    "users": account.users,
+                    "kind": kind,
+                    "state": state,
+                    "generation": running.map(|r| r.generation),
+                    "file": account.file.display().to_string(),
+                })
+            })
+            .collect();
+        Value::Array(accounts)
+    }
+
+    /// Stops every account: requests in flight finish within `timeout`.
+    pub async fn stop(&self, timeout: Duration) {
+        let _books = self.books.lock().await;
+        let snapshot = self.state.snapshot();
+        for running in snapshot.running.values() {
+            self.retire(Arc::clone(running), timeout);
+        }
+        self.retiring.close();
+        self.retiring.wait().await;
+    }
+}
+
+/// Serves one request through a new generation and gives the worker back: a generation that
+/// cannot do that is not given traffic.
+async fn ready(running: &Running) -> Result<(), String> {
+    let Target::Pool(pool) = &running.target else {
+        return Ok(());
+    };
+    let outcome = tokio::time::timeout(READY_TIMEOUT, pool.acquire()).await;
+    let why = match outcome {
+        Ok(Ok(lease)) => {
+            lease.release(Outcome::Unused);
+            return Ok(());
+        }
+        Ok(Err(refusal)) => refusal.to_string(),
+        Err(_) => format!("no worker was ready within {READY_TIMEOUT:?}"),
+    };
+    Err(match pool.status().stats.last_failure {
+        Some((_, failure)) => format!("{why}; last failure: {failure}"),
+        None => why,
+    })
+}
+
+/// Puts an account's previous version back, with the generation the current snapshot runs.
+fn restore(next: &mut Next, previous: &Arc<Account>) {
+    if next.registry.insert((**previous).clone()).is_err() {
+        tracing::error!(account = %previous.name, "the account's users were taken meanwhile");
+    }
+}
+
+/// How a new account's workers start, for the answer to `add`.
+fn starts_how(account: &Account) -> &'static str {
+    match &account.backend {
+        Backend::External(_) => "requests are routed to its socket",
+        Backend::Managed(plan) => match plan.settings.pm {
+            Pm::Ondemand { .. } => "routable now; its first worker starts on its first request",
+            Pm::Static | Pm::Dynamic { .. } => "routable now; its workers are starting",
+        },
+    }
+}
+
+/// Keeps the old values of what cannot change while running, and names them.
+fn keep_what_needs_a_restart(old: &Config, new: &mut Config) -> Vec<&'static str> {
+    let mut kept = Vec::new();
+    if new.listen != old.listen
+        || new.listen_mode != old.listen_mode
+        || new.listen_owner != old.listen_owner
+        || new.listen_group != old.listen_group
+    {
+        new.listen = old.listen.clone();
+        new.listen_mode = old.listen_mode.clone();
+        new.listen_owner = old.listen_owner.clone();
+        new.listen_group = old.listen_group.clone();
+        kept.push("listen");
+    }
+    if new.control != old.control {
+        new.control = old.control.clone();
+        kept.push("control");
+    }
+    if new.runtime_dir != old.runtime_dir {
+        new.runtime_dir = old.runtime_dir.clone();
+        kept.push("runtime_dir");
+    }
+    if new.accounts_dir != old.accounts_dir {
+        new.accounts_dir = old.accounts_dir.clone();
+        kept.push("accounts_dir");
+    }
+    kept
+}
+
+fn log_applied(applied: &Applied) {
+    for refusal in &applied.refused {
+        tracing::error!("refused: {refusal}");
+    }
+    if applied.is_empty() {
+        return;
+    }
+    tracing::info!(
+        added = ?applied.added,
+        reloaded = ?applied.reloaded,
+        removed = ?applied.removed,
+        "accounts: {}",
+        applied.summary()
+    );
+}

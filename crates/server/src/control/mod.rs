@@ -1,0 +1,154 @@
+//! The control socket: how `plexer accounts` and `plexer status` change and read the running
+//! plexer. A unix socket only (the config refuses tcp), mode 0600, and every peer's uid checked
+//! with SO_PEERCRED: only root and plexer's own user may talk to it, whatever the mode says.
+
+pub mod client;
+pub mod protocol;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use plexer_prefork::listen::{self, SocketAccess};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{UnixListener, UnixStream};
+
+use crate::accounts::Manager;
+use crate::status;
+use protocol::{MAX_REQUEST, Request, Response};
+
+/// How long a client may take to send its request.
+const READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The bound control socket; the file goes when this is dropped.
+pub struct ControlSocket {
+    listener: UnixListener,
+    path: PathBuf,
+}
+
+impl Drop for ControlSocket {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Binds the control socket with mode 0600.
+pub fn bind(path: &Path) -> Result<ControlSocket, listen::BindError> {
+    let access = SocketAccess {
+        owner: None,
+        group: None,
+        mode: Some(0o600),
+    };
+    let listener = listen::bind_unix(path, &access)?;
+    let io = |source| listen::BindError::Io {
+        what: "listen on",
+        path: path.to_owned(),
+        source,
+    };
+    listener.set_nonblocking(true).map_err(io)?;
+    let listener = UnixListener::from_std(listener).map_err(io)?;
+    Ok(ControlSocket {
+        listener,
+        path: path.to_owned(),
+    })
+}
+
+/// Answers control requests until the task is dropped.
+pub async fn serve(socket: ControlSocket, manager: Arc<Manager>) {
+    loop {
+        match socket.listener.accept().await {
+            Ok((stream, _)) => {
+                let manager = Arc::clone(&manager);
+                tokio::spawn(async move { answer(stream, &manager).await });
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "control socket: accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+/// The uids allowed to change the plexer: root and the plexer's own.
+fn allowed(uid: u32) -> bool {
+    uid == 0 || uid == nix::unistd::geteuid().as_raw()
+}
+
+async fn answer(mut stream: UnixStream, manager: &Manager) {
+    let response = match stream.peer_cred() {
+        Ok(cred) if allowed(cred.uid()) => match read_request(&mut stream).await {
+            Ok(request) => {
+                tracing::info!(uid = cred.uid(), ?request, "control request");
+                carry_out(request, manager).await
+            }
+            Err(why) => Response::refused(why),
+        },
+        Ok(cred) => {
+            tracing::warn!(
+                uid = cred.uid(),
+                pid = cred.pid(),
+                "control socket: refused a peer of another user"
+            );
+            Response::refused(format!(
+                "refused: uid {} may not control this plexer (only root and uid {})",
+                cred.uid(),
+                nix::unistd::geteuid()
+            ))
+        }
+        Err(err) => Response::refused(format!("cannot check the peer's credentials: {err}")),
+    };
+    let mut line = serde_json::to_vec(&response).expect("responses serialize");
+    line.push(b'\n');
+    let _ = stream.write_all(&line).await;
+    let _ = stream.shutdown().await;
+}
+
+async fn read_request(stream: &mut UnixStream) -> Result<Request, String> {
+    let mut buf = Vec::new();
+    let read = tokio::time::timeout(
+        READ_TIMEOUT,
+        (&mut *stream)
+            .take(MAX_REQUEST as u64 + 1)
+            .read_to_end(&mut buf),
+    )
+    .await;
+    match read {
+        Err(_) => return Err(format!("no whole request within {READ_TIMEOUT:?}")),
+        Ok(Err(err)) => return Err(format!("cannot read the request: {err}")),
+        Ok(Ok(_)) if buf.len() > MAX_REQUEST => {
+            return Err(format!("the request is over {MAX_REQUEST} bytes"));
+        }
+        Ok(Ok(_)) => {}
+    }
+    serde_json::from_slice(&buf).map_err(|err| format!("not a control request: {err}"))
+}
+
+async fn carry_out(request: Request, manager: &Manager) -> Response {
+    let result = match request {
+        Request::List => return Response::with_data("accounts", manager.list()),
+        Request::Status { full } => {
+            let snapshot = manager.state().snapshot();
+            let report = status::report(&snapshot, manager.state().started, full);
+            return Response::with_data("status", report);
+        }
+        Request::Add(add) => manager.add(&add).await,
+        Request::Remove { name } => manager.remove(&name).await,
+        Request::Reload { name: Some(name) } => manager.reload(&name).await,
+        Request::Reload { name: None } => match manager.reload_all().await {
+            Ok(applied) if applied.refused.is_empty() => Ok(format!(
+                "config and accounts reloaded: {}",
+                applied.summary()
+            )),
+            Ok(applied) => Err(format!(
+                "config reloaded: {}; refused:\n{}",
+                applied.summary(),
+                applied.refused.join("\n")
+            )),
+            Err(why) => Err(why),
+        },
+    };
+    match result {
+        Ok(message) => Response::done(message),
+        Err(why) => Response::refused(why),
+    }
+}
