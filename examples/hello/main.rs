@@ -10,6 +10,7 @@
 //! user: bob             (the PLEXER_USER param, or -)
 //! uri: /some/path?x=1
 //! requests: 3           (served by this process, this one included)
+//! greeting: hi          (its HELLO_GREETING environment variable, or -: shows an account's env)
 //! body_bytes: 5         (POST body length)
 //! body_fnv1a64: ...     (FNV-1a 64 of the POST body, in hex)
 //! ```
@@ -124,8 +125,11 @@ fn respond(request: &mut Request<'_, Stream>, served: u64) -> io::Result<()> {
         return write_pattern(request, size);
     }
 
-    let mut text =
-        format!("pid: {pid}\naccount: {account}\nuser: {user}\nuri: {uri}\nrequests: {served}\n");
+    let greeting = std::env::var("HELLO_GREETING").unwrap_or_else(|_| "-".into());
+    let mut text = format!(
+        "pid: {pid}\naccount: {account}\nuser: {user}\nuri: {uri}\nrequests: {served}\n\
+         greeting: {greeting}\n"
+    );
     if !body.is_empty() || request.param("REQUEST_METHOD") == Some("POST") {
         text += &format!(
             "body_bytes: {}\nbody_fnv1a64: {:016x}\n",

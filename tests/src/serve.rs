@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use crate::{Running, Scratch, build, wait};
+use crate::{Addr, CgiResponse, HelloAnswer, Running, Scratch, build, cgi, wait, wire};
 
 /// A running `plexer serve`.
 pub struct PlexerServe {
@@ -109,5 +109,52 @@ impl PlexerServe {
 
     pub fn config_path(&self) -> &Path {
         &self.config
+    }
+
+    /// `plexer accounts ARGS… -c CONFIG`, finished.
+    pub fn accounts(&self, args: &[&str]) -> crate::Finished {
+        let mut command = Command::new(build::plexer());
+        command
+            .arg("accounts")
+            .arg("-c")
+            .arg(&self.config)
+            .args(args);
+        crate::run(&mut command, b"", Duration::from_secs(60))
+    }
+
+    /// The file of account `name` in accounts.d.
+    pub fn account_file(&self, name: &str) -> PathBuf {
+        self.dir.join("accounts.d").join(format!("{name}.yaml"))
+    }
+
+    /// A GET of `uri` sent straight to plexer's socket, as a web server would, with
+    /// `cookie` (a whole `name=value`) when given.
+    pub fn get(&self, cookie: Option<&str>, uri: &str) -> (CgiResponse, HelloAnswer) {
+        let mut params = cgi::params_for("GET", uri, 0);
+        if let Some(cookie) = cookie {
+            params.push(("HTTP_COOKIE".into(), cookie.into()));
+        }
+        let pairs: Vec<(&str, &str)> = params
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect();
+        let mut conn = Addr::Unix(self.socket.clone())
+            .connect(Duration::from_secs(10))
+            .unwrap_or_else(|err| panic!("connect to plexer: {err}"));
+        let raw = wire::exchange(&mut conn, &pairs, b"")
+            .unwrap_or_else(|err| panic!("GET {uri} through plexer failed: {err}"));
+        let response = CgiResponse::parse(&raw.stdout);
+        let answer = HelloAnswer::parse(&response.body);
+        (response, answer)
+    }
+
+    /// The account a GET with `cookie` lands on, by hello's answer (`-` for plexer's own).
+    pub fn account_of(&self, cookie: Option<&str>) -> String {
+        let (_, answer) = self.get(cookie, "/which");
+        answer
+            .fields
+            .get("account")
+            .cloned()
+            .unwrap_or_else(|| "-".into())
     }
 }

@@ -34,7 +34,7 @@ impl ControlArgs {
         let Some(file) = &self.config else {
             bail!("say where plexer listens for control: --control PATH or -c CONFIG");
         };
-        match Config::load(file)?.control_socket() {
+        match Config::control_socket_of(file)? {
             Address::Unix(path) => Ok(path),
             Address::Tcp(_) => bail!("the control socket is a unix socket"),
         }

@@ -639,13 +639,31 @@ async fn ready(running: &Running) -> Result<(), String> {
     let Target::Pool(pool) = &running.target else {
         return Ok(());
     };
-    let outcome = tokio::time::timeout(READY_TIMEOUT, pool.acquire()).await;
+    // A worker of the new generation that fails before any served (a program that is not
+    // there, a config it refuses) fails the reload at once, not after the queue timeout.
+    let failed_early = async {
+        let mut tick = tokio::time::interval(Duration::from_millis(25));
+        loop {
+            tick.tick().await;
+            if pool.status().stats.failures > 0 {
+                break;
+            }
+        }
+    };
+    let outcome = tokio::time::timeout(READY_TIMEOUT, async {
+        tokio::select! {
+            acquired = pool.acquire() => Some(acquired),
+            () = failed_early => None,
+        }
+    })
+    .await;
     let why = match outcome {
-        Ok(Ok(lease)) => {
+        Ok(Some(Ok(lease))) => {
             lease.release(Outcome::Unused);
             return Ok(());
         }
-        Ok(Err(refusal)) => refusal.to_string(),
+        Ok(Some(Err(refusal))) => refusal.to_string(),
+        Ok(None) => "a worker failed before one was ready".to_owned(),
         Err(_) => format!("no worker was ready within {READY_TIMEOUT:?}"),
     };
     Err(match pool.status().stats.last_failure {

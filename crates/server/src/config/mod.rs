@@ -191,6 +191,11 @@ impl Config {
         {
             *path = base.join(&*path);
         }
+        if let Some(Address::Unix(path)) = &mut config.control
+            && path.is_relative()
+        {
+            *path = base.join(&*path);
+        }
         Ok(config)
     }
 
@@ -199,6 +204,39 @@ impl Config {
         let config: Self = yaml::parse(text, file)?;
         config.check(file)?;
         Ok(config)
+    }
+
+    /// The control socket named by a config file, read leniently: `plexer accounts` must
+    /// still reach a running plexer after someone saved a config that does not validate.
+    pub fn control_socket_of(file: &Path) -> Result<Address, ConfigError> {
+        #[derive(Deserialize)]
+        struct Partial {
+            #[serde(default, deserialize_with = "optional_address")]
+            control: Option<Address>,
+            runtime_dir: Option<PathBuf>,
+        }
+        let text = std::fs::read_to_string(file).map_err(|source| ConfigError::Read {
+            file: file.to_owned(),
+            source,
+        })?;
+        let partial: Partial = yaml::parse(&text, file)?;
+        let base = file.parent().unwrap_or(Path::new("."));
+        let relative_to_file = |path: PathBuf| {
+            if path.is_relative() {
+                base.join(path)
+            } else {
+                path
+            }
+        };
+        match (partial.control, partial.runtime_dir) {
+            (Some(Address::Unix(path)), _) => Ok(Address::Unix(relative_to_file(path))),
+            (Some(tcp), _) => Ok(tcp),
+            (None, Some(dir)) => Ok(Address::Unix(relative_to_file(dir).join("control.sock"))),
+            (None, None) => Err(ConfigError::invalid(
+                file,
+                "neither control: nor runtime_dir: is set, so there is no control socket",
+            )),
+        }
     }
 
     /// The control socket: `control:`, or `control.sock` in the runtime directory.

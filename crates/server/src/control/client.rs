@@ -38,8 +38,11 @@ pub fn call(path: &Path, request: &Request) -> Result<Response, ClientError> {
     })?;
     stream.set_read_timeout(Some(ANSWER_TIMEOUT))?;
     let body = serde_json::to_vec(request).expect("requests serialize");
-    stream.write_all(&body)?;
-    stream.shutdown(std::net::Shutdown::Write)?;
+    // A refusing plexer may answer before it read everything: its answer says more than the
+    // broken pipe.
+    if stream.write_all(&body).is_ok() {
+        let _ = stream.shutdown(std::net::Shutdown::Write);
+    }
     let mut answer = Vec::new();
     stream.read_to_end(&mut answer)?;
     serde_json::from_slice(&answer).map_err(ClientError::Answer)

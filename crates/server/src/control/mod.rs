@@ -84,6 +84,8 @@ async fn answer(mut stream: UnixStream, manager: &Manager) {
             Err(why) => Response::refused(why),
         },
         Ok(cred) => {
+            // Read first, so the peer hears the refusal rather than a broken pipe.
+            let _ = read_request(&mut stream).await;
             tracing::warn!(
                 uid = cred.uid(),
                 pid = cred.pid(),
