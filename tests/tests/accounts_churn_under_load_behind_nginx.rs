@@ -1,0 +1,215 @@
+//! The promise of live accounts, under load: requests flow through a real nginx to several
+//! accounts while other accounts are added and removed, the busy ones reloaded, their files
+//! touched, and SIGHUP arrives; every request to an account that existed throughout succeeds
+//! on that account's workers, and the plexer's descriptors and memory do not grow with the
+//! churn.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+use plexer_tests::http;
+use plexer_tests::{Nginx, PlexerServe, Scratch, ServeSetup, wait_for};
+
+const LOAD_FOR: Duration = Duration::from_secs(4);
+const CLIENTS: usize = 4;
+const CHURN_EVERY: Duration = Duration::from_millis(200);
+const ROUNDS: usize = 10;
+
+fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|dir| dir.count())
+        .unwrap_or(0)
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// The plexer's children: its workers.
+fn children(pid: u32) -> usize {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|child| {
+            let stat = std::fs::read_to_string(format!("/proc/{child}/stat")).unwrap_or_default();
+            let ppid = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<u32>().ok());
+            ppid == Some(pid)
+        })
+        .count()
+}
+
+struct Site {
+    plexer: PlexerServe,
+    nginx: Nginx,
+    stable: Vec<(&'static str, String)>,
+}
+
+/// What one phase of load and churn did.
+struct Phase {
+    served: usize,
+    rounds: usize,
+    failures: Vec<String>,
+}
+
+/// Requests to the stable accounts from CLIENTS threads while the accounts churn: at least
+/// `min_for` and `min_rounds` rounds, at most three times `min_for`. Temporary accounts are
+/// named from `first_round` on.
+fn load_while_churning(site: &Site, first_round: usize, min_for: Duration, min_rounds: usize) -> Phase {
+    let (plexer, stable) = (&site.plexer, &site.stable);
+    let stop = AtomicBool::new(false);
+    let served = AtomicUsize::new(0);
+    let failures = std::sync::Mutex::new(Vec::new());
+    let rounds = std::thread::scope(|s| {
+        for client in 0..CLIENTS {
+            let (stop, served, failures, port) = (&stop, &served, &failures, site.nginx.port);
+            s.spawn(move || {
+                let mut n = client;
+                while !stop.load(Ordering::Relaxed) && n < 100_000 {
+                    let (name, cookie) = &stable[n % stable.len()];
+                    let path = format!("/load/{client}/{n}");
+                    let response = http::get(port, &path, &[("Cookie", cookie)]);
+                    let landed = response.header("X-Hello-Account");
+                    if response.status != 200 || landed != Some(*name) {
+                        failures.lock().unwrap().push(format!(
+                            "{path} for {name}: {} on {landed:?}: {}",
+                            response.status,
+                            response.text()
+                        ));
+                    }
+                    served.fetch_add(1, Ordering::Relaxed);
+                    n += CLIENTS;
+                }
+            });
+        }
+        let started = Instant::now();
+        let mut round = first_round;
+        while (started.elapsed() < min_for || round - first_round < min_rounds)
+            && started.elapsed() < 3 * min_for
+        {
+            let temporary = format!("tmp{round}");
+            plexer
+                .accounts(&["add", &temporary, "--user", &temporary])
+                .assert_success();
+            if round > first_round {
+                plexer
+                    .accounts(&["remove", &format!("tmp{}", round - 1)])
+                    .assert_success();
+            }
+            let busy = stable[round % stable.len()].0;
+            plexer.accounts(&["reload", busy]).assert_success();
+            // A touched file reloads through the watcher.
+            let touched = stable[(round + 1) % stable.len()].0;
+            std::fs::File::options()
+                .append(true)
+                .open(plexer.account_file(touched))
+                .unwrap()
+                .set_modified(std::time::SystemTime::now())
+                .unwrap();
+            if round % 5 == 4 {
+                plexer.process.signal(Signal::SIGHUP);
+            }
+            round += 1;
+            std::thread::sleep(CHURN_EVERY);
+        }
+        plexer
+            .accounts(&["remove", &format!("tmp{}", round - 1)])
+            .assert_success();
+        stop.store(true, Ordering::Relaxed);
+        round - first_round
+    });
+    Phase {
+        served: served.into_inner(),
+        rounds,
+        failures: failures.into_inner().unwrap(),
+    }
+}
+
+/// Waits until every worker idled out (idle_timeout 1s), then counts the plexer's descriptors
+/// and memory: what is left is the plexer's own and nginx's kept-alive connections.
+fn settled(site: &Site) -> (usize, u64) {
+    let pid = site.plexer.pid();
+    assert!(
+        wait_for(|| children(pid) == 0, Duration::from_secs(15)),
+        "the workers did not idle out: {} left",
+        children(pid)
+    );
+    (open_fds(pid), rss_kib(pid))
+}
+
+#[test]
+fn requests_to_stable_accounts_never_fail_while_accounts_churn() {
+    let scratch = Scratch::new();
+    let plexer = PlexerServe::start(
+        &scratch,
+        ServeSetup {
+            accounts: &[
+                ("login", ""),
+                ("bob", "users: [bob]"),
+                ("sue", "users: [sue]"),
+                ("amy", "users: [amy]"),
+            ],
+            pool_extra: "  idle_timeout: 1s\n",
+            ..ServeSetup::default()
+        },
+    );
+    let nginx = Nginx::start(&scratch, &plexer.socket);
+    let stable = ["bob", "sue", "amy"]
+        .into_iter()
+        .map(|name| (name, plexer.cookie(name)))
+        .collect();
+    let site = Site {
+        plexer,
+        nginx,
+        stable,
+    };
+    // A first, shorter phase opens what load opens (nginx's kept-alive connections); the
+    // second one must not add to it.
+    let warm = load_while_churning(&site, 0, LOAD_FOR / 4, 3);
+    assert!(warm.failures.is_empty(), "{:?}", warm.failures);
+    let (fds_before, rss_before) = settled(&site);
+    let phase = load_while_churning(&site, warm.rounds, LOAD_FOR, ROUNDS);
+    let failures = &phase.failures;
+    assert!(
+        failures.is_empty(),
+        "{} of {} requests failed, e.g. {:?}\n{}",
+        failures.len(),
+        phase.served,
+        &failures[..failures.len().min(5)],
+        site.plexer.log()
+    );
+    assert!(phase.rounds >= ROUNDS, "only {} rounds of churn", phase.rounds);
+    assert!(phase.served >= 200, "only {} requests", phase.served);
+    eprintln!(
+        "{} requests, {} rounds of add+remove+reload+touch, 0 failed",
+        phase.served, phase.rounds
+    );
+    let (fds_after, rss_after) = settled(&site);
+    eprintln!(
+        "plexer: {fds_before} -> {fds_after} descriptors, {rss_before} -> {rss_after} KiB RSS"
+    );
+    assert!(
+        fds_after <= fds_before + 2,
+        "descriptors grew with the churn: {fds_before} -> {fds_after}"
+    );
+    assert!(
+        rss_after < rss_before + 8 * 1024,
+        "memory grew with the churn: {rss_before} -> {rss_after} KiB"
+    );
+    let left = std::fs::read_dir(site.plexer.path("run/workers"))
+        .unwrap()
+        .count();
+    assert!(
+        left <= 4,
+        "{left} worker socket directories left (login and three stable accounts)"
+    );
+}
