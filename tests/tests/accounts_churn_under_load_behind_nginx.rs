@@ -64,7 +64,12 @@ struct Phase {
 /// Requests to the stable accounts from CLIENTS threads while the accounts churn: at least
 /// `min_for` and `min_rounds` rounds, at most three times `min_for`. Temporary accounts are
 /// named from `first_round` on.
-fn load_while_churning(site: &Site, first_round: usize, min_for: Duration, min_rounds: usize) -> Phase {
+fn load_while_churning(
+    site: &Site,
+    first_round: usize,
+    min_for: Duration,
+    min_rounds: usize,
+) -> Phase {
     let (plexer, stable) = (&site.plexer, &site.stable);
     let stop = AtomicBool::new(false);
     let served = AtomicUsize::new(0);
@@ -187,7 +192,11 @@ fn requests_to_stable_accounts_never_fail_while_accounts_churn() {
         &failures[..failures.len().min(5)],
         site.plexer.log()
     );
-    assert!(phase.rounds >= ROUNDS, "only {} rounds of churn", phase.rounds);
+    assert!(
+        phase.rounds >= ROUNDS,
+        "only {} rounds of churn",
+        phase.rounds
+    );
     assert!(phase.served >= 200, "only {} requests", phase.served);
     eprintln!(
         "{} requests, {} rounds of add+remove+reload+touch, 0 failed",

@@ -1,0 +1,309 @@
+//! Live accounts, measured (issue 5): the time from `plexer accounts add` to the first request
+//! that account serves; the time to apply a directory of 1,000 new account files; and the
+//! plexer's memory and routing cost with 10,000 accounts registered (ondemand, idle) beside
+//! one with 10, both running in the same run and measured in alternating batches.
+//!
+//! `plexer-bench-accounts --plexer target/release/plexer --hello target/release/examples/hello`
+//! prints markdown tables for docs/benchmarks.md.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use fastcgi_client::{Client, Params, Request};
+use plexer_bench::timing::{Summary, human};
+use plexer_server::account::AccountName;
+use plexer_server::control::client;
+use plexer_server::control::protocol::Request as Control;
+use plexer_server::cookie::Keys;
+
+const ADDS: usize = 20;
+const FILES: usize = 1_000;
+const MANY: usize = 10_000;
+const BATCH: usize = 200;
+const BATCHES: usize = 10;
+
+struct Args {
+    plexer: PathBuf,
+    hello: PathBuf,
+}
+
+fn args() -> Args {
+    let mut plexer = PathBuf::from("target/release/plexer");
+    let mut hello = PathBuf::from("target/release/examples/hello");
+    let mut argv = std::env::args().skip(1);
+    while let Some(arg) = argv.next() {
+        match arg.as_str() {
+            "--plexer" => plexer = argv.next().expect("--plexer PATH").into(),
+            "--hello" => hello = argv.next().expect("--hello PATH").into(),
+            other => panic!("unknown argument {other:?}: use --plexer PATH --hello PATH"),
+        }
+    }
+    Args { plexer, hello }
+}
+
+/// A `plexer serve` in a directory of its own, stopped on drop.
+struct Plexer {
+    dir: tempfile::TempDir,
+    child: Child,
+    keys: Keys,
+}
+
+impl Plexer {
+    /// Writes the config and `accounts` account files, starts plexer, and waits until the
+    /// control socket answers with every account loaded.
+    fn start(args: &Args, accounts: usize) -> (Self, Duration) {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let root = dir.path();
+        std::fs::create_dir(root.join("accounts.d")).unwrap();
+        std::fs::write(root.join("secret"), "bench-secret-".repeat(4)).unwrap();
+        std::fs::write(root.join("accounts.d/login.yaml"), "").unwrap();
+        for i in 0..accounts {
+            write_account(root, &format!("a{i}"));
+        }
+        std::fs::write(
+            root.join("plexer.yaml"),
+            format!(
+                "listen: unix:{root}/plexer.sock\naccounts_dir: accounts.d\nruntime_dir: run\n\
+                 secret_file: secret\nlogin: {{ account: login }}\npool:\n  command: [{hello}]\n  \
+                 pm: ondemand\n  max_children: 2\n  idle_timeout: 60s\n",
+                root = root.display(),
+                hello = args.hello.display()
+            ),
+        )
+        .unwrap();
+        let started = Instant::now();
+        let child = Command::new(&args.plexer)
+            .args(["serve", "-c"])
+            .arg(root.join("plexer.yaml"))
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("start plexer serve");
+        let keys = Keys::load(&root.join("secret")).unwrap();
+        let plexer = Self { dir, child, keys };
+        plexer.wait_for_accounts(accounts + 1, Duration::from_secs(120));
+        (plexer, started.elapsed())
+    }
+
+    fn root(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn control(&self) -> PathBuf {
+        self.root().join("run/control.sock")
+    }
+
+    fn socket(&self) -> PathBuf {
+        self.root().join("plexer.sock")
+    }
+
+    fn accounts(&self) -> usize {
+        client::call(&self.control(), &Control::List)
+            .ok()
+            .and_then(|r| r.data)
+            .and_then(|d| d.as_array().map(Vec::len))
+            .unwrap_or(0)
+    }
+
+    fn wait_for_accounts(&self, count: usize, within: Duration) {
+        let deadline = Instant::now() + within;
+        while self.accounts() < count {
+            assert!(
+                Instant::now() < deadline,
+                "plexer did not load {count} accounts"
+            );
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    fn cookie(&self, account: &str) -> String {
+        let expiry = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            + 3600;
+        let value = self.keys.sign(&AccountName::new(account).unwrap(), expiry);
+        format!("plexer_account={value}")
+    }
+
+    fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for Plexer {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+        let _ = self.child.wait();
+    }
+}
+
+fn write_account(root: &Path, name: &str) {
+    std::fs::write(
+        root.join(format!("accounts.d/{name}.yaml")),
+        format!("users: [{name}]\n"),
+    )
+    .unwrap();
+}
+
+/// One GET through plexer with `cookie`; the account hello says it served.
+async fn get(socket: &Path, cookie: &str) -> std::io::Result<String> {
+    let stream = tokio::net::UnixStream::connect(socket).await?;
+    let mut params = Params::default()
+        .request_method("GET")
+        .request_uri("/bench")
+        .script_name("/bench")
+        .server_name("localhost")
+        .remote_addr("127.0.0.1");
+    params.insert("HTTP_COOKIE".into(), cookie.to_owned().into());
+    let response = Client::new_keep_alive_tokio(stream)
+        .execute(Request::new(params, fastcgi_client::io::empty()))
+        .await
+        .map_err(std::io::Error::other)?;
+    let stdout = String::from_utf8_lossy(&response.stdout.unwrap_or_default()).into_owned();
+    Ok(stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("account: "))
+        .unwrap_or("-")
+        .to_owned())
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// Sends GETs for `account` until one lands there.
+fn first_served(rt: &tokio::runtime::Runtime, plexer: &Plexer, account: &str) {
+    let cookie = plexer.cookie(account);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while rt.block_on(get(&plexer.socket(), &cookie)).ok().as_deref() != Some(account) {
+        assert!(Instant::now() < deadline, "{account} never served");
+    }
+}
+
+fn row(what: &str, summary: Option<Summary>) -> String {
+    match summary {
+        Some(s) => format!(
+            "| {what} | {} | {} | {} | {} |",
+            s.runs,
+            human(s.median),
+            human(s.p90),
+            human(s.max)
+        ),
+        None => format!("| {what} | 0 | - | - | - |"),
+    }
+}
+
+fn main() {
+    let args = args();
+    let rt = runtime();
+
+    // 1. `plexer accounts add` to the first request served, and the command alone.
+    let (plexer, _) = Plexer::start(&args, 10);
+    let (mut to_first, mut command) = (Vec::new(), Vec::new());
+    for i in 0..ADDS {
+        let name = format!("new{i}");
+        let started = Instant::now();
+        let status = Command::new(&args.plexer)
+            .args(["accounts", "--control"])
+            .arg(plexer.control())
+            .args(["add", &name, "--user", &name])
+            .stdout(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success(), "plexer accounts add {name}");
+        command.push(started.elapsed());
+        first_served(&rt, &plexer, &name);
+        to_first.push(started.elapsed());
+    }
+    println!("| step | runs | median | p90 | max |\n|---|---|---|---|---|");
+    println!(
+        "{}",
+        row("`plexer accounts add` returns", Summary::of(&mut command))
+    );
+    println!(
+        "{}",
+        row(
+            "`add` to its first request served (ondemand: includes the worker's spawn)",
+            Summary::of(&mut to_first)
+        )
+    );
+
+    // 2. A directory of 1,000 new account files, applied by the watcher.
+    let mut applied = Vec::new();
+    for round in 0..3 {
+        let started = Instant::now();
+        for i in 0..FILES {
+            write_account(plexer.root(), &format!("f{round}x{i}"));
+        }
+        let written = started.elapsed();
+        plexer.wait_for_accounts(11 + ADDS + (round + 1) * FILES, Duration::from_secs(120));
+        applied.push(started.elapsed());
+        eprintln!(
+            "1,000 files: written in {written:?}, applied in {:?}",
+            started.elapsed()
+        );
+    }
+    println!(
+        "{}",
+        row(
+            "1,000 new account files written until all are routable (watcher)",
+            Summary::of(&mut applied)
+        )
+    );
+    drop(plexer);
+
+    // 3. 10,000 accounts beside 10: memory, start-up, and the routing cost per request.
+    let (small, small_start) = Plexer::start(&args, 10);
+    let (large, large_start) = Plexer::start(&args, MANY);
+    for plexer in [&small, &large] {
+        first_served(&rt, plexer, "a7");
+    }
+    let (mut small_lat, mut large_lat) = (Vec::new(), Vec::new());
+    for _ in 0..BATCHES {
+        for (plexer, samples) in [(&small, &mut small_lat), (&large, &mut large_lat)] {
+            let cookie = plexer.cookie("a7");
+            for _ in 0..BATCH {
+                let started = Instant::now();
+                let account = rt.block_on(get(&plexer.socket(), &cookie)).unwrap();
+                samples.push(started.elapsed());
+                assert_eq!(account, "a7");
+            }
+        }
+    }
+    let (small_rss, large_rss) = (small.rss_kib(), large.rss_kib());
+    println!(
+        "\n| plexer with | start until every account is routable | RSS (idle, ondemand) | request p50 | p90 |"
+    );
+    println!("|---|---|---|---|---|");
+    for (label, start, rss, samples) in [
+        ("10 accounts", small_start, small_rss, &mut small_lat),
+        ("10,000 accounts", large_start, large_rss, &mut large_lat),
+    ] {
+        let s = Summary::of(samples).unwrap();
+        println!(
+            "| {label} | {} | {:.1} MiB | {} | {} |",
+            human(start),
+            rss as f64 / 1024.0,
+            human(s.median),
+            human(s.p90)
+        );
+    }
+    println!(
+        "\nper account registered: {:.1} KiB",
+        (large_rss as f64 - small_rss as f64) / (MANY - 10) as f64
+    );
+}
