@@ -5,19 +5,23 @@
 //! | [`account`] | account names: what is allowed, so that no path is ever built from client text |
 //! | [`config`] | the config file and the account files, every key checked |
 //! | [`cookie`] | the signed routing cookie of CONTRACT.md: sign, verify, rotate keys |
+//! | [`http_front`] | `serve --http`: the development HTTP/1.1 front, a tiny nginx before plexer |
 //! | [`relay`] | one request between the web server and a backend, with backpressure |
 //! | [`responses`] | what plexer answers itself, and the login headers turned into the cookie |
 //! | [`serve`] | `plexer serve`: start the pools, listen, serve each connection |
 //! | [`status`] | the status page, answered even while every worker is busy |
 //! | [`router`] | which account a request goes to, with client claims stripped first |
 //! | [`registry`] | the accounts of `accounts_dir`, by name and by user, loaded all or nothing |
+//! | [`systemd`] | socket activation and readiness notification, as systemd units expect |
 
 pub mod account;
 pub mod config;
 pub mod cookie;
+pub mod http_front;
 pub mod registry;
 pub mod relay;
 pub mod responses;
 pub mod router;
 pub mod serve;
 pub mod status;
+pub mod systemd;

@@ -8,6 +8,7 @@
 //! no worker, which is what starves php-fpm and spawn-fcgi behind nginx's upstream keepalive.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -26,11 +27,13 @@ use tokio::net::{TcpListener, UnixListener, UnixStream};
 use crate::account::AccountName;
 use crate::config::Config;
 use crate::cookie::Keys;
+use crate::http_front;
 use crate::registry::{Backend, Registry};
 use crate::relay::{self, Ended, Front, Relay};
 use crate::responses::{self, HeadContext};
 use crate::router::{self, Decision};
 use crate::status;
+use crate::systemd::{self, Activated};
 
 /// Why `plexer serve` could not start.
 #[derive(Debug, thiserror::Error)]
@@ -49,6 +52,17 @@ pub enum ServeError {
     },
     #[error("listen: {0}")]
     Bind(#[from] listen::BindError),
+    #[error(transparent)]
+    HttpFront(#[from] http_front::FrontError),
+}
+
+/// What the command line adds to the config.
+#[derive(Debug, Default)]
+pub struct ServeOptions {
+    /// `--http ADDR`: also answer HTTP/1.1 there (the development front).
+    pub http: Option<SocketAddr>,
+    /// The socket systemd passed (socket activation), served instead of binding `listen:`.
+    pub activated: Option<Activated>,
 }
 
 /// Counters of one account, for the status page.
@@ -90,10 +104,14 @@ pub fn check(config_file: &Path) -> Result<(Config, Keys, Registry), ServeError>
 }
 
 /// Starts the pools and serves until SIGTERM/SIGINT (drain) or SIGQUIT (at once).
-pub async fn run(config_file: &Path) -> Result<(), ServeError> {
+pub async fn run(config_file: &Path, options: ServeOptions) -> Result<(), ServeError> {
     let (config, keys, registry) = check(config_file)?;
     // Bound first: a socket another plexer serves refuses the start before any worker runs.
-    let listener = bind(&config).await?;
+    let listener = bind(&config, options.activated).await?;
+    let http = match options.http {
+        Some(addr) => Some(http_front::bind(addr).await?),
+        None => None,
+    };
     let supervisor = Supervisor::start()?;
     let workers_dir = config.runtime_dir.join("workers");
     let mut targets = HashMap::new();
@@ -125,6 +143,11 @@ pub async fn run(config_file: &Path) -> Result<(), ServeError> {
     let mut terminate = signal(tokio::signal::unix::SignalKind::terminate());
     let mut interrupt = signal(tokio::signal::unix::SignalKind::interrupt());
     let mut quit = signal(tokio::signal::unix::SignalKind::quit());
+    let upstream = listener
+        .address()
+        .unwrap_or_else(|| state.config.listen.clone());
+    let front = http.map(|front| tokio::spawn(front.serve(upstream)));
+    systemd::notify_ready(&format!("serving {} accounts", state.registry.len()));
     let timeout = loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -146,6 +169,10 @@ pub async fn run(config_file: &Path) -> Result<(), ServeError> {
         ?timeout,
         "stopping: requests in flight finish within the timeout"
     );
+    systemd::notify_stopping("stopping: requests in flight finish");
+    if let Some(front) = front {
+        front.abort();
+    }
     drop(listener);
     let pools: Vec<PoolHandle> = state
         .targets
@@ -165,9 +192,10 @@ fn signal(kind: tokio::signal::unix::SignalKind) -> tokio::signal::unix::Signal 
     tokio::signal::unix::signal(kind).expect("signal handlers can be installed at start-up")
 }
 
-/// The listening socket the web server connects to.
+/// The listening socket the web server connects to; the path is removed at the end unless
+/// the socket came from systemd.
 enum Listener {
-    Unix(UnixListener, std::path::PathBuf),
+    Unix(UnixListener, Option<std::path::PathBuf>),
     Tcp(TcpListener),
 }
 
@@ -184,21 +212,41 @@ impl Listener {
             Self::Tcp(l) => Stream::Tcp(l.accept().await?.0),
         })
     }
+
+    /// Where it listens, as a client would connect; `None` for an unnamed unix socket.
+    fn address(&self) -> Option<Address> {
+        match self {
+            Self::Unix(l, _) => {
+                let local = l.local_addr().ok()?;
+                Some(Address::Unix(local.as_pathname()?.to_path_buf()))
+            }
+            Self::Tcp(l) => Some(Address::Tcp(l.local_addr().ok()?.to_string())),
+        }
+    }
 }
 
 impl Drop for Listener {
     fn drop(&mut self) {
-        if let Self::Unix(_, path) = self {
+        if let Self::Unix(_, Some(path)) = self {
             let _ = std::fs::remove_file(path);
         }
     }
 }
 
-async fn bind(config: &Config) -> Result<Listener, ServeError> {
+async fn bind(config: &Config, activated: Option<Activated>) -> Result<Listener, ServeError> {
     let listen_error = |source| ServeError::Listen {
         address: config.listen.to_string(),
         source,
     };
+    if let Some(activated) = activated {
+        let listener = from_systemd(activated).map_err(|source| ServeError::Listen {
+            address: "the socket systemd passed".into(),
+            source,
+        })?;
+        let address = listener.address().map_or("-".into(), |a| a.to_string());
+        tracing::info!(listen = %address, "listening on the socket systemd passed");
+        return Ok(listener);
+    }
     let listener = match &config.listen {
         Address::Unix(path) => {
             let access = SocketAccess {
@@ -209,7 +257,7 @@ async fn bind(config: &Config) -> Result<Listener, ServeError> {
             let listener = listen::bind_unix(path, &access)?;
             listener.set_nonblocking(true).map_err(listen_error)?;
             let listener = UnixListener::from_std(listener).map_err(listen_error)?;
-            Listener::Unix(listener, path.clone())
+            Listener::Unix(listener, Some(path.clone()))
         }
         Address::Tcp(hostport) => {
             Listener::Tcp(TcpListener::bind(hostport).await.map_err(listen_error)?)
@@ -217,6 +265,19 @@ async fn bind(config: &Config) -> Result<Listener, ServeError> {
     };
     tracing::info!(listen = %config.listen, "listening");
     Ok(listener)
+}
+
+fn from_systemd(activated: Activated) -> std::io::Result<Listener> {
+    Ok(match activated {
+        Activated::Unix(l) => {
+            l.set_nonblocking(true)?;
+            Listener::Unix(UnixListener::from_std(l)?, None)
+        }
+        Activated::Tcp(l) => {
+            l.set_nonblocking(true)?;
+            Listener::Tcp(TcpListener::from_std(l)?)
+        }
+    })
 }
 
 async fn serve_connection(stream: Stream, state: Arc<State>) {
