@@ -2,6 +2,7 @@
 //!
 //! | module | what it does |
 //! |---|---|
+//! | [`app_stderr`] | the apps' FastCGI STDERR, logged line by line with account and worker |
 //! | [`account`] | account names: what is allowed, so that no path is ever built from client text |
 //! | [`config`] | the config file and the account files, every key checked |
 //! | [`cookie`] | the signed routing cookie of CONTRACT.md: sign, verify, rotate keys |
@@ -15,6 +16,7 @@
 //! | [`systemd`] | socket activation and readiness notification, as systemd units expect |
 
 pub mod account;
+pub mod app_stderr;
 pub mod config;
 pub mod cookie;
 pub mod http_front;

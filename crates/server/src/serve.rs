@@ -415,8 +415,10 @@ where
         Some(Backend::Managed(plan)) => plan.request_timeout,
         _ => Duration::from_secs(60),
     };
-    let relay_args = |rewrite| Relay {
+    let relay_args = |rewrite, worker| Relay {
         front_id: id,
+        account: account.as_str(),
+        worker,
         params: &params,
         limits: &state.limits,
         deadline: Instant::now() + request_timeout,
@@ -434,7 +436,10 @@ where
             };
             let pid = lease.pid();
             let ended = match UnixStream::connect(lease.socket()).await {
-                Ok(backend) => relay::relay(front, backend, relay_args(&mut rewrite)).await,
+                Ok(backend) => {
+                    let worker = pid.map(|p| p.as_raw());
+                    relay::relay(front, backend, relay_args(&mut rewrite, worker)).await
+                }
                 Err(err) => Ended::BackendFailed {
                     head_sent: false,
                     why: format!("cannot connect to worker {pid:?}: {err}"),
@@ -450,7 +455,7 @@ where
         }
         Target::External(address) => {
             let ended = match connect(address).await {
-                Ok(backend) => relay::relay(front, backend, relay_args(&mut rewrite)).await,
+                Ok(backend) => relay::relay(front, backend, relay_args(&mut rewrite, None)).await,
                 Err(err) => Ended::BackendFailed {
                     head_sent: false,
                     why: format!("cannot connect to {address}: {err}"),
