@@ -68,7 +68,9 @@ pub fn request11(
     response
 }
 
-fn exchange(
+/// Sends the request and returns the response's bytes as they came, up to the connection's
+/// end: for tests that look at how a response ended.
+pub fn exchange(
     version: &str,
     port: u16,
     method: &str,

@@ -2,12 +2,17 @@
 //! front of plexer would. Without a cookie a request reaches the login app; the login app's
 //! choice comes back as a signed cookie, next to the app's own Set-Cookie; with the cookie the
 //! next request lands on that account; 20 MiB go up and 8 MiB come down intact; a chunked
-//! upload without a length is refused with 411; plexer's own pages answer through it.
+//! upload without a length is refused with 411; plexer's own pages answer through it; a busy
+//! port refuses the start, naming the address; an app that dies mid-response leaves the
+//! client a response cut short (or none), never one that looks complete.
 
 use std::time::Duration;
 
 use plexer_tests::http::{self, HttpResponse};
-use plexer_tests::{Addr, HelloAnswer, PlexerServe, Scratch, ServeSetup, fnv1a64, pattern_bytes};
+use plexer_tests::{
+    Addr, HelloAnswer, PlexerServe, Scratch, ServeFiles, ServeSetup, build, fnv1a64, pattern_bytes,
+    run,
+};
 
 /// Fields drop in order: plexer stops (and prints its log on failure) before the scratch
 /// directory with its log goes.
@@ -134,4 +139,46 @@ fn a_body_without_a_length_is_refused_and_plexers_pages_answer() {
     let status = http::request(site.port, "GET", "/plexer-status?json", &[], b"");
     assert_eq!(status.status, 200, "over HTTP/1.0 too: {}", status.text());
     assert!(status.text().contains("\"login\""), "{}", status.text());
+}
+
+#[test]
+fn an_app_dying_mid_response_cuts_the_http_response_short() {
+    let site = site();
+    let raw = http::exchange("HTTP/1.1", site.port, "GET", "/?crash=1", &[], b"");
+    let text = String::from_utf8_lossy(&raw);
+    // hyper drops what it had buffered when it cuts a connection, so the client may get the
+    // head and part of the body, or nothing; never a response that looks complete.
+    if !raw.is_empty() {
+        assert!(text.starts_with("HTTP/1.1 200"), "the head was out: {text}");
+        assert!(
+            text.contains("transfer-encoding: chunked") && !text.ends_with("0\r\n\r\n"),
+            "no last chunk, so the client knows the body is incomplete: {text:?}"
+        );
+    }
+    let log = site.plexer.log();
+    assert!(
+        log.contains("HTTP front: response cut short"),
+        "the front saw the head, then the end: {log}"
+    );
+}
+
+#[test]
+fn a_busy_port_refuses_the_start_and_names_the_address() {
+    let scratch = Scratch::new();
+    let files = ServeFiles::write(&scratch, &ServeSetup::default());
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    let addr = taken.local_addr().expect("local address");
+    let mut command = std::process::Command::new(build::plexer());
+    command
+        .args(["serve", "-c"])
+        .arg(&files.config)
+        .args(["--http", &addr.to_string()]);
+    let finished = run(&mut command, b"", Duration::from_secs(15));
+    assert!(!finished.status.success());
+    let stderr = String::from_utf8_lossy(&finished.stderr);
+    assert!(
+        stderr.contains(&format!("cannot listen for HTTP on {addr}")),
+        "{stderr}"
+    );
+    assert!(!files.socket.exists(), "plexer's own socket is gone again");
 }

@@ -65,16 +65,15 @@ const HOP_BY_HOP: [&str; 7] = [
     "upgrade",
 ];
 
-/// Why the front could not start.
+/// Why the front could not start. The OS error is part of the message rather than a source,
+/// so that it reads in order: where, why, what to do.
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "cannot listen for HTTP on {addr}: {source} (give --http a free address, e.g. \
-     127.0.0.1:8080)"
+    "cannot listen for HTTP on {addr}: {error}; give --http a free address, e.g. 127.0.0.1:8080"
 )]
 pub struct FrontError {
     pub addr: SocketAddr,
-    #[source]
-    pub source: io::Error,
+    pub error: io::Error,
 }
 
 /// A bound front, not serving yet: binding first lets `plexer serve` refuse to start on a busy
@@ -92,7 +91,7 @@ pub async fn run(addr: SocketAddr, upstream: Address) -> Result<(), FrontError> 
 
 /// Binds the front's TCP listener.
 pub async fn bind(addr: SocketAddr) -> Result<HttpFront, FrontError> {
-    let failed = |source| FrontError { addr, source };
+    let failed = |error| FrontError { addr, error };
     let listener = TcpListener::bind(addr).await.map_err(failed)?;
     let addr = listener.local_addr().map_err(failed)?;
     Ok(HttpFront { listener, addr })
@@ -529,7 +528,9 @@ impl Exchange {
             }
             Stage::Body | Stage::Ended => {
                 tracing::warn!("HTTP front: response cut short: {failure}");
-                let _ = chunks.try_send(Err(io::Error::other(failure)));
+                // An error, not the end: hyper then cuts the connection instead of ending the body
+                // as if it were complete.
+                let _ = chunks.send(Err(io::Error::other(failure))).await;
             }
         }
     }

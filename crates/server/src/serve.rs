@@ -478,14 +478,30 @@ where
         Ended::TimedOut { head_sent } => {
             count_error(state, &account);
             tracing::warn!(account = %account, worker = pid, uri, ?took, "request_timeout passed: 504, worker killed");
-            !head_sent && answer(front, id, responses::timeout()).await
+            if head_sent {
+                cut_short(front).await
+            } else {
+                answer(front, id, responses::timeout()).await
+            }
         }
         Ended::BackendFailed { head_sent, why } => {
             count_error(state, &account);
             tracing::warn!(account = %account, worker = pid, uri, ?took, "the application failed: {why}");
-            !head_sent && answer(front, id, responses::bad_gateway(&why)).await
+            if head_sent {
+                cut_short(front).await
+            } else {
+                answer(front, id, responses::bad_gateway(&why)).await
+            }
         }
     }
+}
+
+/// Ends a response whose head went out: what was relayed still goes to the web server, then
+/// the connection closes (false), so the client sees the response cut short; dropped, the
+/// relayed part would never arrive.
+async fn cut_short<R, W: AsyncWrite + Unpin>(front: &mut Front<R, W>) -> bool {
+    let _ = relay::flush(&mut front.wr, &mut front.pending).await;
+    false
 }
 
 fn count_error(state: &State, account: &AccountName) {
