@@ -20,6 +20,8 @@
 //! - `sleep=MS` waits before answering;
 //! - `crash=1` writes half a response and exits, mid-request;
 //! - `stderr=TEXT` writes TEXT to the FastCGI STDERR stream;
+//! - `log=TEXT` writes TEXT to the process's own stderr (the pipe a supervisor logs), as is;
+//! - `set_cookie=TEXT` answers with a `Set-Cookie: TEXT` header of the app's own;
 //! - `bytes=N` answers with exactly N bytes of body (`abc…z` repeated) instead of the text;
 //! - `login=NAME` answers with `X-Plexer-User: NAME` (a login app choosing the account),
 //!   `logout=1` with `X-Plexer-Logout: 1`.
@@ -93,6 +95,9 @@ fn respond(request: &mut Request<'_, Stream>, served: u64) -> io::Result<()> {
     if let Some(text) = arg("stderr") {
         request.write_stderr(text.as_bytes())?;
     }
+    if let Some(text) = arg("log") {
+        io::Write::write_all(&mut io::stderr().lock(), text.as_bytes())?;
+    }
     if let Some(ms) = arg("sleep").and_then(|ms| ms.parse().ok()) {
         std::thread::sleep(Duration::from_millis(ms));
     }
@@ -109,6 +114,9 @@ fn respond(request: &mut Request<'_, Stream>, served: u64) -> io::Result<()> {
     head += &format!("X-Hello-Account: {account}\r\n");
     if let Some(name) = arg("login") {
         head += &format!("X-Plexer-User: {name}\r\n");
+    }
+    if let Some(cookie) = arg("set_cookie") {
+        head += &format!("Set-Cookie: {cookie}\r\n");
     }
     if arg("logout").is_some() {
         head += "X-Plexer-Logout: 1\r\n";

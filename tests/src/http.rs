@@ -1,5 +1,6 @@
-//! A small HTTP/1.0 client for the tests: one request per connection, read to the end. Enough
-//! to drive nginx and the dev front, with no dependency that could hide a behaviour.
+//! A small HTTP client for the tests: one request per connection, read to the end, as HTTP/1.0
+//! ([`request`]) or HTTP/1.1 with a chunked response decoded ([`request11`]). Enough to drive
+//! nginx and the dev front, with no dependency that could hide a behaviour.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -35,7 +36,7 @@ impl HttpResponse {
     }
 }
 
-/// Sends `method path` with `headers` and `body` to 127.0.0.1:`port`.
+/// Sends `method path` as HTTP/1.0 with `headers` and `body` to 127.0.0.1:`port`.
 pub fn request(
     port: u16,
     method: &str,
@@ -43,15 +44,52 @@ pub fn request(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> HttpResponse {
+    let raw = exchange("HTTP/1.0", port, method, path, headers, body);
+    parse(&raw)
+}
+
+/// Sends `method path` as HTTP/1.1 (with `Connection: close`) and decodes the response body,
+/// chunked or not.
+pub fn request11(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> HttpResponse {
+    let raw = exchange("HTTP/1.1", port, method, path, headers, body);
+    let mut response = parse(&raw);
+    let chunked = response
+        .header("Transfer-Encoding")
+        .is_some_and(|te| te.eq_ignore_ascii_case("chunked"));
+    if chunked {
+        response.body = dechunk(&response.body);
+    }
+    response
+}
+
+/// Sends the request and returns the response's bytes as they came, up to the connection's
+/// end: for tests that look at how a response ended.
+pub fn exchange(
+    version: &str,
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Vec<u8> {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect to the HTTP server");
     stream
         .set_read_timeout(Some(Duration::from_secs(30)))
         .expect("set a read timeout");
-    let mut head = format!("{method} {path} HTTP/1.0\r\nHost: localhost\r\nConnection: close\r\n");
+    let mut head = format!("{method} {path} {version}\r\nHost: localhost\r\nConnection: close\r\n");
     for (name, value) in headers {
         head.push_str(&format!("{name}: {value}\r\n"));
     }
-    if !body.is_empty() || method == "POST" {
+    let chunked = headers
+        .iter()
+        .any(|(name, _)| name.eq_ignore_ascii_case("Transfer-Encoding"));
+    if !chunked && (!body.is_empty() || method == "POST") {
         head.push_str(&format!("Content-Length: {}\r\n", body.len()));
     }
     head.push_str("\r\n");
@@ -61,7 +99,30 @@ pub fn request(
     stream.write_all(body).expect("send the request body");
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw).expect("read the response");
-    parse(&raw)
+    raw
+}
+
+/// The data of a chunked body (RFC 9112 §7.1); panics on a malformed or unfinished one.
+fn dechunk(mut body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(body.len());
+    loop {
+        let line_end = body
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .expect("a chunk size line");
+        let line = std::str::from_utf8(&body[..line_end]).expect("an ASCII chunk size");
+        let size_text = line.split(';').next().unwrap_or_default().trim();
+        let size = usize::from_str_radix(size_text, 16)
+            .unwrap_or_else(|_| panic!("bad chunk size line {line:?}"));
+        body = &body[line_end + 2..];
+        if size == 0 {
+            return out;
+        }
+        assert!(body.len() >= size + 2, "the chunked body is cut short");
+        out.extend_from_slice(&body[..size]);
+        assert_eq!(&body[size..size + 2], b"\r\n", "a chunk ends with CRLF");
+        body = &body[size + 2..];
+    }
 }
 
 pub fn get(port: u16, path: &str, headers: &[(&str, &str)]) -> HttpResponse {

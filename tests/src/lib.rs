@@ -69,7 +69,7 @@ pub use plexer::PlexerRequest;
 pub use postgres::Postgres;
 pub use process::{Finished, Running, run};
 pub use scratch::Scratch;
-pub use serve::{PlexerServe, ServeSetup};
+pub use serve::{PlexerServe, ServeFiles, ServeSetup};
 pub use wait::{wait_for, wait_for_value, wait_until};
 
 use std::time::Duration;

@@ -15,11 +15,22 @@ pub struct PlexerServe {
     pub process: Running,
 }
 
-/// What a test's plexer runs: accounts as (name, account file text), and extra config lines.
+/// What a test's plexer runs: accounts as (name, account file text), extra config lines, and
+/// extra arguments of `plexer` (global ones such as `--log-format json` go too).
 pub struct ServeSetup<'a> {
     pub accounts: &'a [(&'a str, &'a str)],
     pub config_extra: &'a str,
     pub pool_extra: &'a str,
+    pub args: &'a [&'a str],
+}
+
+/// The files of a test's plexer, written but not started: for tests that start it their own
+/// way (as systemd would, say).
+pub struct ServeFiles {
+    pub dir: PathBuf,
+    pub config: PathBuf,
+    /// The `listen:` socket of the config.
+    pub socket: PathBuf,
 }
 
 impl Default for ServeSetup<'_> {
@@ -32,13 +43,14 @@ impl Default for ServeSetup<'_> {
             ],
             config_extra: "login: { account: login }\n",
             pool_extra: "",
+            args: &[],
         }
     }
 }
 
-impl PlexerServe {
-    /// Starts plexer with `hello` as every account's app.
-    pub fn start(scratch: &Scratch, setup: ServeSetup<'_>) -> Self {
+impl ServeFiles {
+    /// Writes the config, the secret and the account files, with `hello` as every app.
+    pub fn write(scratch: &Scratch, setup: &ServeSetup<'_>) -> Self {
         let dir = scratch.join("plexer");
         let accounts = dir.join("accounts.d");
         std::fs::create_dir_all(&accounts).expect("create accounts.d");
@@ -60,8 +72,24 @@ impl PlexerServe {
             setup.pool_extra
         );
         std::fs::write(&config, text).expect("write the config");
+        Self {
+            dir,
+            config,
+            socket,
+        }
+    }
+}
+
+impl PlexerServe {
+    /// Starts plexer with `hello` as every account's app.
+    pub fn start(scratch: &Scratch, setup: ServeSetup<'_>) -> Self {
+        let ServeFiles {
+            dir,
+            config,
+            socket,
+        } = ServeFiles::write(scratch, &setup);
         let mut command = Command::new(build::plexer());
-        command.arg("serve").arg("-c").arg(&config);
+        command.arg("serve").arg("-c").arg(&config).args(setup.args);
         let process = Running::spawn(
             "plexer serve",
             &mut command,

@@ -161,6 +161,18 @@ pub enum SpawnError {
     },
 }
 
+/// systemd's variables (sd_listen_fds(3), sd_notify(3)) address the supervisor. A worker that
+/// inherited them could take a descriptor 3 it does not have, or notify systemd in the
+/// supervisor's name; the pool's own `env` may still set them on purpose.
+const SUPERVISOR_ONLY_ENV: [&str; 6] = [
+    "LISTEN_PID",
+    "LISTEN_FDS",
+    "LISTEN_FDNAMES",
+    "NOTIFY_SOCKET",
+    "WATCHDOG_PID",
+    "WATCHDOG_USEC",
+];
+
 /// Starts `command` with `listener` as its descriptor 0. The listener must be a blocking
 /// socket: `O_NONBLOCK` lives on the open file description the worker shares, and a C FastCGI
 /// app that finds its accept() returning EAGAIN spins or dies.
@@ -177,6 +189,9 @@ pub fn spawn_worker(
         .process_group(0);
     if command.clear_env {
         cmd.env_clear();
+    }
+    for name in SUPERVISOR_ONLY_ENV {
+        cmd.env_remove(name);
     }
     cmd.envs(command.env.iter().map(|(k, v)| (k, v)));
     // SAFETY: `ChildSetup::apply` runs in the forked child before exec. It only calls

@@ -7,23 +7,28 @@
 //! | [`control`] | the control socket (0600, SO_PEERCRED) and its client |
 //! | [`live`] | the running set as one snapshot each request routes with |
 //! | [`watch`] | accounts_dir watched, so files dropped in or deleted apply |
+//! | [`app_stderr`] | the apps' FastCGI STDERR, logged line by line with account and worker |
 //! | [`account`] | account names: what is allowed, so that no path is ever built from client text |
 //! | [`config`] | the config file and the account files, every key checked |
 //! | [`cookie`] | the signed routing cookie of CONTRACT.md: sign, verify, rotate keys |
+//! | [`http_front`] | `serve --http`: the development HTTP/1.1 front, a tiny nginx before plexer |
 //! | [`relay`] | one request between the web server and a backend, with backpressure |
 //! | [`responses`] | what plexer answers itself, and the login headers turned into the cookie |
 //! | [`serve`] | `plexer serve`: start the pools, listen, serve each connection |
 //! | [`status`] | the status page, answered even while every worker is busy |
 //! | [`router`] | which account a request goes to, with client claims stripped first |
 //! | [`registry`] | the accounts of `accounts_dir`, by name and by user, loaded all or nothing |
+//! | [`systemd`] | socket activation and readiness notification, as systemd units expect |
 
 pub mod account;
 pub mod accounts;
 pub mod audit_watch;
+pub mod app_stderr;
 pub mod config;
 pub mod control;
 pub mod cookie;
 pub mod live;
+pub mod http_front;
 pub mod registry;
 pub mod relay;
 pub mod responses;
@@ -31,3 +36,4 @@ pub mod router;
 pub mod serve;
 pub mod status;
 pub mod watch;
+pub mod systemd;

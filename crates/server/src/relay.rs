@@ -24,6 +24,8 @@ use plexer_fcgi::{
 };
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
+use crate::app_stderr::StderrLines;
+
 /// Pending bytes for one side above which the other side is not read.
 pub const HIGH_WATER: usize = 256 * 1024;
 const READ_CHUNK: usize = 64 * 1024;
@@ -47,8 +49,11 @@ pub enum Ended {
 }
 
 /// What the relay needs to rewrite the response head; `rewrite` is called once with the head.
+/// `account` and `worker` go with every STDERR line logged.
 pub struct Relay<'a> {
     pub front_id: u16,
+    pub account: &'a str,
+    pub worker: Option<i32>,
     pub params: &'a Params,
     pub limits: &'a Limits,
     pub deadline: Instant,
@@ -103,6 +108,7 @@ where
     let mut head = Some(HeadParser::new(relay.limits));
     let mut backend_writable = true;
     let rewrite = relay.rewrite;
+    let mut stderr_lines = StderrLines::new(relay.account, relay.worker);
     let sleep = tokio::time::sleep_until(relay.deadline.into());
     tokio::pin!(sleep);
     let failed = |head: &Option<HeadParser>, why: String| Ended::BackendFailed {
@@ -153,6 +159,7 @@ where
                     },
                 },
                 Ok(Some(ClientEvent::Stderr { data, .. })) => {
+                    stderr_lines.push(&data);
                     let _ = front.conn.stderr(fid, data);
                 }
                 Ok(Some(ClientEvent::End { app_status, .. })) => {

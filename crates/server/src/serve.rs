@@ -7,6 +7,7 @@
 //! worker is held only for the life of one request. A kept-alive connection that idles holds
 //! no worker, which is what starves php-fpm and spawn-fcgi behind nginx's upstream keepalive.
 
+use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -28,7 +29,8 @@ use crate::registry::{AccountRules, Registry};
 use crate::relay::{self, Ended, Front, Relay};
 use crate::responses::{self, HeadContext};
 use crate::router::{self, Decision};
-use crate::{audit_watch, control, status, watch};
+use crate::systemd::{self, Activated};
+use crate::{audit_watch, control, http_front, status, watch};
 
 /// Why `plexer serve` could not start.
 #[derive(Debug, thiserror::Error)]
@@ -51,6 +53,17 @@ pub enum ServeError {
     Control(listen::BindError),
     #[error("{0}")]
     Start(String),
+    #[error(transparent)]
+    HttpFront(#[from] http_front::FrontError),
+}
+
+/// What the command line adds to the config.
+#[derive(Debug, Default)]
+pub struct ServeOptions {
+    /// `--http ADDR`: also answer HTTP/1.1 there (the development front).
+    pub http: Option<SocketAddr>,
+    /// The socket systemd passed (socket activation), served instead of binding `listen:`.
+    pub activated: Option<Activated>,
 }
 
 fn unix_now() -> u64 {
@@ -69,11 +82,15 @@ pub fn check(config_file: &Path) -> Result<(Config, Keys, Registry), ServeError>
 
 /// Starts the pools and serves until SIGTERM/SIGINT (drain) or SIGQUIT (at once); SIGHUP
 /// reloads the config and the accounts.
-pub async fn run(config_file: &Path) -> Result<(), ServeError> {
+pub async fn run(config_file: &Path, options: ServeOptions) -> Result<(), ServeError> {
     let config = Config::load(config_file)?;
     let keys = Keys::load(&config.secret_file)?;
     // Bound first: a socket another plexer serves refuses the start before any worker runs.
-    let listener = bind(&config).await?;
+    let listener = bind(&config, options.activated).await?;
+    let http = match options.http {
+        Some(addr) => Some(http_front::bind(addr).await?),
+        None => None,
+    };
     let control_path = match config.control_socket() {
         Address::Unix(path) => path,
         Address::Tcp(_) => unreachable!("the config refuses a tcp control socket"),
@@ -95,6 +112,14 @@ pub async fn run(config_file: &Path) -> Result<(), ServeError> {
     let mut interrupt = signal(tokio::signal::unix::SignalKind::interrupt());
     let mut quit = signal(tokio::signal::unix::SignalKind::quit());
     let mut hangup = signal(tokio::signal::unix::SignalKind::hangup());
+    let upstream = listener
+        .address()
+        .unwrap_or_else(|| state.snapshot().config.listen.clone());
+    let front = http.map(|front| tokio::spawn(front.serve(upstream)));
+    systemd::notify_ready(&format!(
+        "serving {} accounts",
+        state.snapshot().registry.len()
+    ));
     let timeout = loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -125,6 +150,10 @@ pub async fn run(config_file: &Path) -> Result<(), ServeError> {
         ?timeout,
         "stopping: requests in flight finish within the timeout"
     );
+    systemd::notify_stopping("stopping: requests in flight finish");
+    if let Some(front) = front {
+        front.abort();
+    }
     drop(listener);
     control_task.abort();
     audit_task.abort();
@@ -136,9 +165,10 @@ fn signal(kind: tokio::signal::unix::SignalKind) -> tokio::signal::unix::Signal 
     tokio::signal::unix::signal(kind).expect("signal handlers can be installed at start-up")
 }
 
-/// The listening socket the web server connects to.
+/// The listening socket the web server connects to; the path is removed at the end unless
+/// the socket came from systemd.
 enum Listener {
-    Unix(UnixListener, std::path::PathBuf),
+    Unix(UnixListener, Option<std::path::PathBuf>),
     Tcp(TcpListener),
 }
 
@@ -155,21 +185,41 @@ impl Listener {
             Self::Tcp(l) => Stream::Tcp(l.accept().await?.0),
         })
     }
+
+    /// Where it listens, as a client would connect; `None` for an unnamed unix socket.
+    fn address(&self) -> Option<Address> {
+        match self {
+            Self::Unix(l, _) => {
+                let local = l.local_addr().ok()?;
+                Some(Address::Unix(local.as_pathname()?.to_path_buf()))
+            }
+            Self::Tcp(l) => Some(Address::Tcp(l.local_addr().ok()?.to_string())),
+        }
+    }
 }
 
 impl Drop for Listener {
     fn drop(&mut self) {
-        if let Self::Unix(_, path) = self {
+        if let Self::Unix(_, Some(path)) = self {
             let _ = std::fs::remove_file(path);
         }
     }
 }
 
-async fn bind(config: &Config) -> Result<Listener, ServeError> {
+async fn bind(config: &Config, activated: Option<Activated>) -> Result<Listener, ServeError> {
     let listen_error = |source| ServeError::Listen {
         address: config.listen.to_string(),
         source,
     };
+    if let Some(activated) = activated {
+        let listener = from_systemd(activated).map_err(|source| ServeError::Listen {
+            address: "the socket systemd passed".into(),
+            source,
+        })?;
+        let address = listener.address().map_or("-".into(), |a| a.to_string());
+        tracing::info!(listen = %address, "listening on the socket systemd passed");
+        return Ok(listener);
+    }
     let listener = match &config.listen {
         Address::Unix(path) => {
             let access = SocketAccess {
@@ -180,7 +230,7 @@ async fn bind(config: &Config) -> Result<Listener, ServeError> {
             let listener = listen::bind_unix(path, &access)?;
             listener.set_nonblocking(true).map_err(listen_error)?;
             let listener = UnixListener::from_std(listener).map_err(listen_error)?;
-            Listener::Unix(listener, path.clone())
+            Listener::Unix(listener, Some(path.clone()))
         }
         Address::Tcp(hostport) => {
             Listener::Tcp(TcpListener::bind(hostport).await.map_err(listen_error)?)
@@ -188,6 +238,19 @@ async fn bind(config: &Config) -> Result<Listener, ServeError> {
     };
     tracing::info!(listen = %config.listen, "listening");
     Ok(listener)
+}
+
+fn from_systemd(activated: Activated) -> std::io::Result<Listener> {
+    Ok(match activated {
+        Activated::Unix(l) => {
+            l.set_nonblocking(true)?;
+            Listener::Unix(UnixListener::from_std(l)?, None)
+        }
+        Activated::Tcp(l) => {
+            l.set_nonblocking(true)?;
+            Listener::Tcp(TcpListener::from_std(l)?)
+        }
+    })
 }
 
 async fn serve_connection(stream: Stream, state: Arc<State>) {
@@ -355,8 +418,10 @@ where
             tracing::info!(account = %account, "{note}");
         }
     };
-    let relay_args = |rewrite| Relay {
+    let relay_args = |rewrite, worker| Relay {
         front_id: id,
+        account: account.as_str(),
+        worker,
         params: &params,
         limits: &state.limits,
         deadline: Instant::now() + running.request_timeout,
@@ -366,7 +431,10 @@ where
         (Some(lease), _) => {
             let pid = lease.pid();
             let ended = match UnixStream::connect(lease.socket()).await {
-                Ok(backend) => relay::relay(front, backend, relay_args(&mut rewrite)).await,
+                Ok(backend) => {
+                    let worker = pid.map(|p| p.as_raw());
+                    relay::relay(front, backend, relay_args(&mut rewrite, worker)).await
+                }
                 Err(err) => Ended::BackendFailed {
                     head_sent: false,
                     why: format!("cannot connect to worker {pid:?}: {err}"),
@@ -382,7 +450,7 @@ where
         }
         (None, Target::External(address)) => {
             let ended = match connect(address).await {
-                Ok(backend) => relay::relay(front, backend, relay_args(&mut rewrite)).await,
+                Ok(backend) => relay::relay(front, backend, relay_args(&mut rewrite, None)).await,
                 Err(err) => Ended::BackendFailed {
                     head_sent: false,
                     why: format!("cannot connect to {address}: {err}"),
@@ -406,12 +474,20 @@ where
         Ended::TimedOut { head_sent } => {
             count(&running, true);
             tracing::warn!(account = %account, worker = pid, uri, ?took, "request_timeout passed: 504, worker killed");
-            !head_sent && answer(front, id, responses::timeout()).await
+            if head_sent {
+                cut_short(front).await
+            } else {
+                answer(front, id, responses::timeout()).await
+            }
         }
         Ended::BackendFailed { head_sent, why } => {
             count(&running, true);
             tracing::warn!(account = %account, worker = pid, uri, ?took, "the application failed: {why}");
-            !head_sent && answer(front, id, responses::bad_gateway(&why)).await
+            if head_sent {
+                cut_short(front).await
+            } else {
+                answer(front, id, responses::bad_gateway(&why)).await
+            }
         }
     }
 }
@@ -424,6 +500,14 @@ fn count(running: &Running, error: bool) {
         &running.counters.requests
     };
     counter.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Ends a response whose head went out: what was relayed still goes to the web server, then
+/// the connection closes (false), so the client sees the response cut short; dropped, the
+/// relayed part would never arrive.
+async fn cut_short<R, W: AsyncWrite + Unpin>(front: &mut Front<R, W>) -> bool {
+    let _ = relay::flush(&mut front.wr, &mut front.pending).await;
+    false
 }
 
 /// Sends a whole response that plexer made itself; false when the connection must close.

@@ -1,13 +1,16 @@
-//! `plexer serve -c FILE [--check]`: runs the plexer in the foreground (see plexer-server's
-//! `serve` module), or with `--check` validates the config, the keys and every account file and
-//! exits, non-zero with the problem named, as `nginx -t` and `php-fpm -t` do.
+//! `plexer serve -c FILE [--http ADDR] [--check]`: runs the plexer in the foreground (see
+//! plexer-server's `serve` module), or with `--check` validates the config, the keys and every
+//! account file and exits, non-zero with the problem named, as `nginx -t` and `php-fpm -t` do.
+//! `--http` adds the development HTTP/1.1 front (plexer-server's `http_front`).
 
 use std::io::Write;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
-use plexer_server::serve;
+use plexer_server::serve::{self, ServeOptions};
+use plexer_server::systemd;
 
 #[derive(Debug, Args)]
 pub(crate) struct ServeArgs {
@@ -17,6 +20,14 @@ pub(crate) struct ServeArgs {
     /// Validate the config and the accounts, then exit.
     #[arg(long)]
     check: bool,
+    /// Also answer HTTP/1.1 on IP:PORT, for a browser or curl with no web server (development).
+    #[arg(long, value_name = "ADDR", value_parser = parse_http_addr)]
+    http: Option<SocketAddr>,
+}
+
+fn parse_http_addr(text: &str) -> Result<SocketAddr, String> {
+    text.parse()
+        .map_err(|_| format!("{text:?} is not IP:PORT; write e.g. 127.0.0.1:8080 or [::1]:8080"))
 }
 
 pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
@@ -31,12 +42,17 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         )?;
         return Ok(ExitCode::SUCCESS);
     }
+    // Taken while plexer has one thread: it edits the environment.
+    let options = ServeOptions {
+        http: args.http,
+        activated: systemd::take_activated_listener()?,
+    };
     // Workers are forked (then exec'd) from the runtime's worker threads, which live as long
     // as the runtime: PR_SET_PDEATHSIG follows the forking thread, so it must not be a
     // short-lived blocking-pool thread.
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(serve::run(&args.config))?;
+    runtime.block_on(serve::run(&args.config, options))?;
     Ok(ExitCode::SUCCESS)
 }
