@@ -34,7 +34,8 @@
 //! | [`plexer`] | `plexer request` as a command |
 //! | [`php`] | Debian's `php-cgi -b` as a FastCGI peer |
 //! | [`serve`] | `plexer serve` with hello accounts, its config and cookies |
-//! | [`nginx`] | Debian's nginx in front, with fastcgi_keep_conn and upstream keepalive |
+//! | [`examples`] | the shipped example files under `examples/`, rendered for a test |
+//! | [`nginx`] | Debian's nginx in front, on the shipped examples/nginx site file |
 //! | [`http`] | a small HTTP/1.0 client for nginx |
 //! | [`postgres`] | a private PostgreSQL server on a unix socket in the scratch directory |
 //! | [`fake`] | a scripted FastCGI server that misbehaves on purpose |
@@ -45,6 +46,7 @@ pub mod addr;
 pub mod build;
 pub mod cgi;
 pub mod data;
+pub mod examples;
 pub mod fake;
 pub mod hello;
 pub mod http;
