@@ -36,7 +36,8 @@
 //! | [`serve`] | `plexer serve` with hello accounts, its config and cookies |
 //! | [`examples`] | the shipped example files under `examples/`, rendered for a test |
 //! | [`nginx`] | Debian's nginx in front, on the shipped examples/nginx site file |
-//! | [`http`] | a small HTTP/1.0 client for nginx |
+//! | [`lighttpd`] | Debian's lighttpd in front, on the shipped examples/lighttpd snippet |
+//! | [`http`] | a small HTTP/1.0 client for nginx and lighttpd |
 //! | [`postgres`] | a private PostgreSQL server on a unix socket in the scratch directory |
 //! | [`fake`] | a scripted FastCGI server that misbehaves on purpose |
 //! | [`tools`] | finding the system programs the tests need (`make test` installs them) |
@@ -50,6 +51,7 @@ pub mod examples;
 pub mod fake;
 pub mod hello;
 pub mod http;
+pub mod lighttpd;
 pub mod nginx;
 pub mod php;
 pub mod plexer;
@@ -65,6 +67,7 @@ pub use addr::{Addr, Conn};
 pub use cgi::CgiResponse;
 pub use data::{fnv1a64, pattern_bytes};
 pub use hello::{Hello, HelloAnswer, HelloBuilder};
+pub use lighttpd::Lighttpd;
 pub use nginx::Nginx;
 pub use php::PhpCgi;
 pub use plexer::PlexerRequest;
