@@ -117,9 +117,9 @@ fn a_twenty_mib_upload_is_buffered_by_lighttpd_and_reaches_the_worker_intact() {
             &body,
         )
     });
-    let upload_dir = site.lighttpd.upload_dir.clone();
+    let upload_dir = &site.lighttpd.upload_dir;
     let buffered = wait_for(
-        || std::fs::read_dir(&upload_dir).is_ok_and(|mut files| files.next().is_some()),
+        || std::fs::read_dir(upload_dir).is_ok_and(|mut files| files.next().is_some()),
         Duration::from_secs(10),
     );
     let response = upload.join().expect("the upload thread");
@@ -133,7 +133,7 @@ fn a_twenty_mib_upload_is_buffered_by_lighttpd_and_reaches_the_worker_intact() {
         buffered,
         "lighttpd buffered the body under server.upload-dirs"
     );
-    let left: Vec<_> = std::fs::read_dir(&upload_dir)
+    let left: Vec<_> = std::fs::read_dir(upload_dir)
         .expect("read the upload dir")
         .collect();
     assert!(left.is_empty(), "lighttpd left {left:?} in its upload dir");
