@@ -53,7 +53,7 @@ impl DjangoSite {
             .arg(examples::path("django/setup_example.py"))
             .arg(&data_dir)
             .env("NOTES_PASSWORD", PASSWORD);
-        // Six Django start-ups and two password hashes: seconds, not milliseconds.
+        // Three migrations and two password hashes: seconds, not milliseconds.
         run(&mut setup, b"", Duration::from_secs(120)).assert_success();
 
         let project = examples::path("django");

@@ -91,10 +91,20 @@ TEMPLATES = [
     }
 ]
 
+# Several worker processes of one account share its SQLite file. WAL lets readers go on while
+# one writes, IMMEDIATE transactions take the write lock up front instead of failing with
+# "database is locked" halfway, and the timeout waits that long for a lock. With WAL, SQLite's
+# docs call synchronous=NORMAL a good choice: no fsync per commit; a power loss may undo the
+# last commits but does not corrupt the file.
 DATABASES = {
     "default": {
         "ENGINE": "django.db.backends.sqlite3",
         "NAME": _database_path(),
+        "OPTIONS": {
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 5,
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        },
     }
 }
 
