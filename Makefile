@@ -1,5 +1,6 @@
 # plexer: every target works on a fresh Debian machine with a Rust toolchain.
-#   make test   install the real peers the tests run, build once, run every test
+#   make test   install the real peers the tests run (Debian packages, a Python venv), build
+#               once, run every test
 #   make run    build, and start the quickstart
 #   make lint   rustfmt and clippy, warnings as errors
 #   make bench  benchmarks beside the peer crates, printed as a table (docs/benchmarks.md)
@@ -41,9 +42,24 @@ deps:
 		if ! apt-cache show nginx-light >/dev/null 2>&1; then packages="$${packages/nginx-light/nginx}"; fi && \
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y $$packages; \
 	fi
-# Hook for the Python peers (Django with flup): when the first test uses them, add here
-#	[ -x .venv/bin/python ] || python3 -m venv .venv
-#	.venv/bin/pip install -q -r tests/requirements.txt
+
+# The Python peers (Django with flup, for examples/django and its tests): a virtualenv at .venv,
+# or at $PLEXER_VENV, where the tests look for it. pip runs again whenever the pinned
+# requirements change; Debian's python3 needs python3-venv for `python3 -m venv`.
+VENV := $(or $(PLEXER_VENV),$(CURDIR)/.venv)
+PY_REQUIREMENTS := examples/django/requirements.txt
+VENV_STAMP := $(VENV)/.requirements-installed
+
+deps: $(VENV_STAMP)
+
+$(VENV_STAMP): $(PY_REQUIREMENTS)
+	@python3 -c 'import ensurepip, venv' 2>/dev/null || { \
+		echo "missing: python3-venv - installing it"; \
+		$(SUDO) apt-get update && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y python3-venv; }
+	[ -x $(VENV)/bin/python ] || python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q --disable-pip-version-check -r $(PY_REQUIREMENTS)
+	cp $(PY_REQUIREMENTS) $@
 
 # Build every crate and target once, and the two binaries the end-to-end tests run.
 build:

@@ -33,21 +33,29 @@
 //! | [`cgi`] | a CGI response (headers, blank line, body) parsed |
 //! | [`plexer`] | `plexer request` as a command |
 //! | [`php`] | Debian's `php-cgi -b` as a FastCGI peer |
-//! | [`serve`] | `plexer serve` with hello accounts, its config and cookies |
-//! | [`nginx`] | Debian's nginx in front, with fastcgi_keep_conn and upstream keepalive |
-//! | [`http`] | a small HTTP/1.0 client for nginx |
+//! | [`serve`] | `plexer serve` with hello accounts or on a given config, and its cookies |
+//! | [`examples`] | the shipped example files under `examples/`, rendered for a test |
+//! | [`nginx`] | Debian's nginx in front, on the shipped examples/nginx site file |
+//! | [`lighttpd`] | Debian's lighttpd in front, on the shipped examples/lighttpd snippet |
+//! | [`http`] | a small HTTP/1.0 client for nginx and lighttpd |
+//! | [`browser`] | an HTTP client that keeps cookies, for walking through a site |
+//! | [`django`] | the Django example behind plexer: its virtualenv, databases and config |
 //! | [`postgres`] | a private PostgreSQL server on a unix socket in the scratch directory |
 //! | [`fake`] | a scripted FastCGI server that misbehaves on purpose |
 //! | [`tools`] | finding the system programs the tests need (`make test` installs them) |
 //! | [`data`] | test bodies and the FNV-1a checksum `hello` reports |
 
 pub mod addr;
+pub mod browser;
 pub mod build;
 pub mod cgi;
 pub mod data;
+pub mod django;
+pub mod examples;
 pub mod fake;
 pub mod hello;
 pub mod http;
+pub mod lighttpd;
 pub mod nginx;
 pub mod php;
 pub mod plexer;
@@ -60,9 +68,12 @@ pub mod wait;
 pub mod wire;
 
 pub use addr::{Addr, Conn};
+pub use browser::Browser;
 pub use cgi::CgiResponse;
 pub use data::{fnv1a64, pattern_bytes};
+pub use django::DjangoSite;
 pub use hello::{Hello, HelloAnswer, HelloBuilder};
+pub use lighttpd::Lighttpd;
 pub use nginx::Nginx;
 pub use php::PhpCgi;
 pub use plexer::PlexerRequest;

@@ -1,13 +1,19 @@
-//! Debian's nginx in front of plexer, as users deploy it: `fastcgi_keep_conn on` and an
-//! upstream with `keepalive`, so one nginx connection to plexer carries requests of different
-//! users one after another. It listens on 127.0.0.1 on a free port, with every file and temp
-//! directory in the scratch directory, and stops with the guard.
+//! Debian's nginx in front of plexer, as users deploy it: the shipped site file
+//! `examples/nginx/plexer.conf` (`fastcgi_keep_conn on` and an upstream with `keepalive`, so one
+//! nginx connection to plexer carries requests of different users one after another), with its
+//! `listen` line and socket path replaced. The main config around it stands in for Debian's
+//! /etc/nginx/nginx.conf: nginx listens on 127.0.0.1 on a free port, keeps every file and
+//! temp directory in the scratch directory, and stops with the guard.
 
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use crate::{Addr, Running, Scratch, tools, wait};
+use crate::{Addr, Running, Scratch, examples, tools, wait};
+
+/// The strings of examples/nginx/plexer.conf that a deployment changes.
+const SHIPPED_SOCKET: &str = "server unix:/run/plexer/plexer.sock;";
+const SHIPPED_LISTEN: &str = "listen 80;";
 
 pub struct Nginx {
     pub port: u16,
@@ -25,6 +31,24 @@ impl Nginx {
             unreachable!()
         };
         let port = addr.port();
+
+        // The site file includes `fastcgi_params` relative to the main config's directory, as
+        // it does from /etc/nginx.
+        std::fs::copy("/etc/nginx/fastcgi_params", dir.join("fastcgi_params"))
+            .expect("copy /etc/nginx/fastcgi_params (package nginx-common)");
+        let site = examples::render(
+            "nginx/plexer.conf",
+            &[
+                (
+                    SHIPPED_SOCKET,
+                    &format!("server unix:{};", upstream.display()),
+                ),
+                (SHIPPED_LISTEN, &format!("listen 127.0.0.1:{port};")),
+            ],
+        );
+        let site_path = dir.join("plexer-site.conf");
+        std::fs::write(&site_path, site).expect("write the site file");
+
         // As root the workers would run as nobody, who cannot reach the scratch directory.
         let user = if nix::unistd::Uid::effective().is_root() {
             "user root;"
@@ -46,33 +70,22 @@ http {{
     proxy_temp_path {d}/proxy;
     uwsgi_temp_path {d}/uwsgi;
     scgi_temp_path {d}/scgi;
-    client_max_body_size 200m;
-    upstream plexer {{
-        server unix:{upstream};
-        keepalive 8;
-    }}
-    server {{
-        listen 127.0.0.1:{port};
-        location / {{
-            include /etc/nginx/fastcgi_params;
-            fastcgi_pass plexer;
-            fastcgi_keep_conn on;
-            fastcgi_read_timeout 30s;
-        }}
-    }}
+    include {site};
 }}
 "#,
-            upstream = upstream.display()
+            site = site_path.display()
         );
         let conf_path = dir.join("nginx.conf");
         std::fs::write(&conf_path, conf).expect("write nginx.conf");
-        let mut command =
-            Command::new(tools::find("nginx").expect("nginx is installed (make test installs it)"));
+        let mut command = Command::new(tools::require("nginx", "nginx-light"));
         command.arg("-p").arg(&dir).arg("-c").arg(&conf_path);
-        let process = Running::spawn("nginx", &mut command, &scratch.unique("nginx", "log"));
+        let mut process = Running::spawn("nginx", &mut command, &scratch.unique("nginx", "log"));
         wait::wait_until(
             "nginx listens",
-            || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok(),
+            || {
+                process.assert_running();
+                std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+            },
             Duration::from_secs(10),
         );
         Self {

@@ -1,5 +1,7 @@
 //! `plexer serve` as a test runs it: a config, a secret and account files in the scratch
-//! directory, the plexer listening on a unix socket there, stopped with the guard.
+//! directory, the plexer listening on a unix socket there, stopped with the guard. The config is
+//! made for `hello` accounts ([`PlexerServe::start`]), or given whole, e.g. an example's
+//! rendered config ([`PlexerServe::start_with_config`]).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -51,31 +53,37 @@ impl Default for ServeSetup<'_> {
 impl ServeFiles {
     /// Writes the config, the secret and the account files, with `hello` as every app.
     pub fn write(scratch: &Scratch, setup: &ServeSetup<'_>) -> Self {
-        let dir = scratch.join("plexer");
-        let accounts = dir.join("accounts.d");
-        std::fs::create_dir_all(&accounts).expect("create accounts.d");
-        std::fs::write(dir.join("secret"), format!("{}\n", "s3cret-".repeat(8)))
-            .expect("write the secret");
-        for (name, text) in setup.accounts {
-            std::fs::write(accounts.join(format!("{name}.yaml")), text)
-                .expect("write an account file");
-        }
-        let socket = dir.join("plexer.sock");
-        let config = dir.join("plexer.yaml");
         let text = format!(
             "listen: unix:{}\nlisten_mode: \"0666\"\naccounts_dir: accounts.d\nruntime_dir: run\n\
              secret_file: secret\ndrain_timeout: 5s\n{}pool:\n  command: [{}]\n  pm: ondemand\n  \
              max_children: 4\n  queue_timeout: 3s\n{}",
-            socket.display(),
+            PlexerServe::socket_in(scratch).display(),
             setup.config_extra,
             build::hello().display(),
             setup.pool_extra
         );
-        std::fs::write(&config, text).expect("write the config");
+        Self::with_config(scratch, &text, setup.accounts)
+    }
+
+    /// Writes the config text `config` (e.g. a rendered example), a secret, and `accounts` as
+    /// (name, account file text). Relative paths in the config are taken from its directory,
+    /// which also holds `secret` (a key) and `accounts.d/`.
+    pub fn with_config(scratch: &Scratch, config: &str, accounts: &[(&str, &str)]) -> Self {
+        let dir = scratch.join("plexer");
+        let accounts_dir = dir.join("accounts.d");
+        std::fs::create_dir_all(&accounts_dir).expect("create accounts.d");
+        std::fs::write(dir.join("secret"), format!("{}\n", "s3cret-".repeat(8)))
+            .expect("write the secret");
+        for (name, text) in accounts {
+            std::fs::write(accounts_dir.join(format!("{name}.yaml")), text)
+                .expect("write an account file");
+        }
+        let config_path = dir.join("plexer.yaml");
+        std::fs::write(&config_path, config).expect("write the config");
         Self {
             dir,
-            config,
-            socket,
+            config: config_path,
+            socket: PlexerServe::socket_in(scratch),
         }
     }
 }
@@ -83,13 +91,29 @@ impl ServeFiles {
 impl PlexerServe {
     /// Starts plexer with `hello` as every account's app.
     pub fn start(scratch: &Scratch, setup: ServeSetup<'_>) -> Self {
+        Self::launch(scratch, ServeFiles::write(scratch, &setup), setup.args)
+    }
+
+    /// Where a plexer started in `scratch` listens; a config given to
+    /// [`start_with_config`](Self::start_with_config) must say `listen: unix:` this path.
+    pub fn socket_in(scratch: &Scratch) -> PathBuf {
+        scratch.join("plexer").join("plexer.sock")
+    }
+
+    /// Starts plexer on the config file text `config`, with `accounts` as (name, account file
+    /// text); see [`ServeFiles::with_config`].
+    pub fn start_with_config(scratch: &Scratch, config: &str, accounts: &[(&str, &str)]) -> Self {
+        Self::launch(scratch, ServeFiles::with_config(scratch, config, accounts), &[])
+    }
+
+    fn launch(scratch: &Scratch, files: ServeFiles, args: &[&str]) -> Self {
         let ServeFiles {
             dir,
             config,
             socket,
-        } = ServeFiles::write(scratch, &setup);
+        } = files;
         let mut command = Command::new(build::plexer());
-        command.arg("serve").arg("-c").arg(&config).args(setup.args);
+        command.arg("serve").arg("-c").arg(&config).args(args);
         let process = Running::spawn(
             "plexer serve",
             &mut command,
