@@ -6,8 +6,10 @@
 //! and seconds since the last spawn and failure; with `full`, every worker: pid, state, for how
 //! long, requests served, and its limit.
 //!
-//! Formats this version writes: text (default) and `?json`. `?openmetrics` and `?html` are
-//! answered as text until they are written.
+//! Formats: text (default), `?json` (the report as it is), `?openmetrics` (OpenMetrics 1.0
+//! text for Prometheus, accounts and workers as labels; `status/openmetrics.rs`) and `?html` (a
+//! page that refreshes itself; `status/html.rs`). Every format is written from the JSON
+//! [`report`] alone, so a field added there reaches all of them.
 
 use std::sync::atomic::Ordering;
 use std::time::Instant;
@@ -20,23 +22,36 @@ use crate::live::{Snapshot, Target};
 use crate::responses::plain;
 use crate::router::StatusFormat;
 
+mod html;
+mod openmetrics;
+#[cfg(test)]
+mod sample_report;
+
 /// The whole CGI response for the status page.
 pub fn render(snapshot: &Snapshot, started: Instant, format: StatusFormat, full: bool) -> Bytes {
     let report = report(snapshot, started, full);
     match format {
-        StatusFormat::Json => {
-            let mut head = plexer_fcgi::cgi::ResponseHead::new(200);
-            head.push("Content-Type", "application/json");
-            head.push("Cache-Control", "no-store");
-            let mut out = head.encode().to_vec();
-            out.extend_from_slice(report.to_string().as_bytes());
-            out.push(b'\n');
-            Bytes::from(out)
-        }
-        StatusFormat::Text | StatusFormat::OpenMetrics | StatusFormat::Html => {
-            plain(200, "OK", &[], &text(&report))
-        }
+        StatusFormat::Json => typed("application/json", &report.to_string()),
+        StatusFormat::OpenMetrics => typed(
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            &openmetrics::openmetrics(&report),
+        ),
+        StatusFormat::Html => typed("text/html; charset=utf-8", &html::html(&report)),
+        StatusFormat::Text => plain(200, "OK", &[], &text(&report)),
     }
+}
+
+/// A 200 with `body` as `content_type`, never cached: the page is a snapshot.
+fn typed(content_type: &'static str, body: &str) -> Bytes {
+    let mut head = plexer_fcgi::cgi::ResponseHead::new(200);
+    head.push("Content-Type", content_type);
+    head.push("Cache-Control", "no-store");
+    let mut out = head.encode().to_vec();
+    out.extend_from_slice(body.as_bytes());
+    if !body.ends_with('\n') {
+        out.push(b'\n');
+    }
+    Bytes::from(out)
 }
 
 fn seconds_since(at: Option<Instant>) -> Value {
