@@ -210,6 +210,9 @@ impl ServerConnection {
             (RecordType::Stdin | RecordType::Data, Input::Params(_)) => {
                 return Err(unexpected("arrived before its PARAMS stream ended").into());
             }
+            // A repeated end of a stream says nothing new: the fastcgi-client crate sends one.
+            (RecordType::Stdin, Input::Body { stdin_open, .. }) if !*stdin_open && empty => None,
+            (RecordType::Data, Input::Body { data_open, .. }) if !*data_open && empty => None,
             (RecordType::Stdin, Input::Body { stdin_open, .. }) => {
                 if !*stdin_open {
                     return Err(unexpected("arrived after its STDIN stream ended").into());

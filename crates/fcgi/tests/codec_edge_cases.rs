@@ -1013,6 +1013,22 @@ fn records_a_web_server_never_sends_are_refused_by_name() {
 }
 
 #[test]
+fn a_repeated_end_of_stdin_is_ignored() {
+    // fastcgi-client 0.12 ends STDIN twice; the request is served all the same.
+    let mut wire = simple_request(1, true, &[]);
+    wire.extend(record(RecordType::Stdin, 1, b"", 0));
+    let mut conn = server();
+    conn.read_buf().extend_from_slice(&wire);
+    let mut ends = 0;
+    while let Some(event) = conn.poll_event().expect("no protocol error") {
+        if matches!(event, ServerEvent::StdinEnd { .. }) {
+            ends += 1;
+        }
+    }
+    assert_eq!(ends, 1);
+}
+
+#[test]
 fn records_an_application_never_sends_are_refused_by_name() {
     client_fails_with(
         &record(RecordType::Stdin, 1, b"x", 0),

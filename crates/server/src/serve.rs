@@ -42,7 +42,7 @@ pub enum ServeError {
     Keys(#[from] crate::cookie::KeyError),
     #[error(transparent)]
     Supervisor(#[from] plexer_prefork::supervisor::SupervisorError),
-    #[error("cannot listen on {address}: {source}")]
+    #[error("cannot listen on {address}")]
     Listen {
         address: String,
         source: std::io::Error,

@@ -16,8 +16,8 @@ const ANSWER_TIMEOUT: Duration = Duration::from_secs(120);
 #[non_exhaustive]
 pub enum ClientError {
     #[error(
-        "cannot connect to the control socket {}: {source} (is `plexer serve` running with \
-         this config, and are you root or its user?)",
+        "cannot connect to the control socket {} (is `plexer serve` running with this config, \
+         and are you root or its user?)",
         path.display()
     )]
     Connect {
