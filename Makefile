@@ -67,18 +67,39 @@ build:
 	$(CARGO) build -p plexer-fcgi --example hello
 	$(CARGO) build -p plexer --bin plexer
 
-# Quickstart: hello on a unix socket under a temporary directory, with commands to talk to it.
-# Issue 6 replaces this with `plexer serve` on examples/quickstart/.
+# Quickstart (README.md): plexer serving examples/quickstart/ on a copy in target/quickstart/,
+# so that `plexer accounts add` writes there and not into the repository. The config and the
+# accounts are copied fresh each time; the secret is made once and kept, so cookies a browser
+# holds stay valid across runs. QUICKSTART_HTTP is where the development HTTP front listens.
+QUICKSTART := $(TARGET_DIR)/quickstart
+QUICKSTART_HTTP ?= 127.0.0.1:8080
+# How the printed commands name the binary and the config: relative to the checkout when they
+# are inside it.
+SHOWN_PLEXER := $(patsubst $(CURDIR)/%,%,$(PLEXER))
+SHOWN_QUICKSTART := $(patsubst $(CURDIR)/%,%,$(QUICKSTART))
+SHOWN_CONFIG := $(SHOWN_QUICKSTART)/plexer.yaml
 run:
 	$(CARGO) build -p plexer-fcgi --example hello
 	$(CARGO) build -p plexer --bin plexer
-	@dir="$${RUN_DIR:-$$(mktemp -d "$${TMPDIR:-/tmp}/plexer-run.XXXXXX")}"; \
-	sock="$$dir/hello.sock"; rm -f "$$sock"; \
-	trap 'rm -f "$$sock"; [ -n "$$RUN_DIR" ] || rm -rf "$$dir"' EXIT; \
-	echo "hello serves FastCGI on unix:$$sock until Ctrl-C. From another shell:"; \
-	echo "  $(PLEXER) request --connect unix:$$sock '/hello?name=you'"; \
-	echo "  REQUEST_METHOD=GET REQUEST_URI=/hello cgi-fcgi -bind -connect $$sock"; \
-	$(HELLO) --socket "unix:$$sock"
+	@rm -rf $(QUICKSTART)/accounts.d && mkdir -p $(QUICKSTART)/accounts.d
+	@cp examples/quickstart/accounts.d/*.yaml $(QUICKSTART)/accounts.d/
+	@sed 's|HELLO_PROGRAM|"$(HELLO)"|' examples/quickstart/plexer.yaml > $(QUICKSTART)/plexer.yaml
+	@[ -s $(QUICKSTART)/secret ] || { (umask 077; head -c 48 /dev/urandom | base64 -w0 > $(QUICKSTART)/secret; echo >> $(QUICKSTART)/secret); }
+	@$(PLEXER) serve -c $(QUICKSTART)/plexer.yaml --check
+	@echo
+	@echo "plexer serves the quickstart on http://$(QUICKSTART_HTTP)/ until Ctrl-C. Try, in a browser:"
+	@echo "  http://$(QUICKSTART_HTTP)/              the login app (no cookie yet)"
+	@echo "  http://$(QUICKSTART_HTTP)/?login=alice  signs in as alice; then / is alice's account"
+	@echo "  http://$(QUICKSTART_HTTP)/plexer-status?html  the status page"
+	@echo "or with curl, from another shell in this directory (cookie jars in $(SHOWN_QUICKSTART)/):"
+	@echo "  curl -c $(SHOWN_QUICKSTART)/alice.jar 'http://$(QUICKSTART_HTTP)/?login=alice'"
+	@echo "  curl -b $(SHOWN_QUICKSTART)/alice.jar http://$(QUICKSTART_HTTP)/"
+	@echo "  $(SHOWN_PLEXER) accounts add carol --user carol -c $(SHOWN_CONFIG)"
+	@echo "  curl -c $(SHOWN_QUICKSTART)/carol.jar 'http://$(QUICKSTART_HTTP)/?login=carol' && curl -b $(SHOWN_QUICKSTART)/carol.jar http://$(QUICKSTART_HTTP)/"
+	@echo "  $(SHOWN_PLEXER) accounts list -c $(SHOWN_CONFIG)"
+	@echo "  $(SHOWN_PLEXER) status -c $(SHOWN_CONFIG)"
+	@echo
+	@exec $(PLEXER) serve -c $(QUICKSTART)/plexer.yaml --http $(QUICKSTART_HTTP)
 
 # Formatting and clippy, as CI would judge them.
 lint:
