@@ -94,9 +94,9 @@ run:
 	@echo "or with curl, from another shell in this directory (cookie jars in $(SHOWN_QUICKSTART)/):"
 	@echo "  curl -c $(SHOWN_QUICKSTART)/alice.jar 'http://$(QUICKSTART_HTTP)/?login=alice'"
 	@echo "  curl -b $(SHOWN_QUICKSTART)/alice.jar http://$(QUICKSTART_HTTP)/"
-	@echo "  $(SHOWN_PLEXER) accounts add carol --user carol -c $(SHOWN_CONFIG)"
+	@echo "  $(SHOWN_PLEXER) accounts -c $(SHOWN_CONFIG) add carol --user carol"
 	@echo "  curl -c $(SHOWN_QUICKSTART)/carol.jar 'http://$(QUICKSTART_HTTP)/?login=carol' && curl -b $(SHOWN_QUICKSTART)/carol.jar http://$(QUICKSTART_HTTP)/"
-	@echo "  $(SHOWN_PLEXER) accounts list -c $(SHOWN_CONFIG)"
+	@echo "  $(SHOWN_PLEXER) accounts -c $(SHOWN_CONFIG) list"
 	@echo "  $(SHOWN_PLEXER) status -c $(SHOWN_CONFIG)"
 	@echo
 	@exec $(PLEXER) serve -c $(QUICKSTART)/plexer.yaml --http $(QUICKSTART_HTTP)
