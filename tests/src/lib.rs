@@ -36,6 +36,7 @@
 //! | [`serve`] | `plexer serve` with hello accounts, its config and cookies |
 //! | [`nginx`] | Debian's nginx in front, with fastcgi_keep_conn and upstream keepalive |
 //! | [`http`] | a small HTTP/1.0 client for nginx |
+//! | [`load`] | a bounded HTTP/1.1 load generator: N kept-alive connections, per-request timeouts |
 //! | [`postgres`] | a private PostgreSQL server on a unix socket in the scratch directory |
 //! | [`fake`] | a scripted FastCGI server that misbehaves on purpose |
 //! | [`tools`] | finding the system programs the tests need (`make test` installs them) |
@@ -48,6 +49,7 @@ pub mod data;
 pub mod fake;
 pub mod hello;
 pub mod http;
+pub mod load;
 pub mod nginx;
 pub mod php;
 pub mod plexer;
