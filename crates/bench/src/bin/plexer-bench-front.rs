@@ -202,7 +202,30 @@ fn run() -> Result<()> {
     let dir = tempfile::Builder::new()
         .prefix("plexer-bench-front-")
         .tempdir()?;
-    runtime.block_on(measure_all(&args, dir.path()))
+    runtime.block_on(async {
+        // Interrupted, the run unwinds so that every server it started is stopped by its guard:
+        // they run in process groups of their own, which a terminal's Ctrl-C does not reach.
+        tokio::select! {
+            done = measure_all(&args, dir.path()) => done,
+            signal = interrupted() => Err(format!("stopped by {signal}; servers stopped").into()),
+        }
+    })
+}
+
+/// Waits for SIGINT or SIGTERM and names it.
+async fn interrupted() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        // Without handlers the default action (exit) stays; nothing to wait for here.
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = int.recv() => "SIGINT",
+        _ = term.recv() => "SIGTERM",
+    }
 }
 
 /// Every figure of one cell: one setup, one keepalive setting, one round.
@@ -311,6 +334,8 @@ async fn measure_all(args: &Args, dir: &Path) -> Result<()> {
         }
     }
     print_tables(out, &servers, &results)?;
+    // Other work on a shared machine shows here: the figures are only as good as this is low.
+    writeln!(out, "\nLoad average at the end: {}", load_average())?;
     Ok(())
 }
 
@@ -646,17 +671,22 @@ fn machine() -> String {
         })
         .unwrap_or_else(|| "unknown CPU".to_owned());
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
     format!(
         "{cpu}, {cores} cores, load average {} at start, Unix time {now}",
-        load.split_whitespace()
-            .take(3)
-            .collect::<Vec<_>>()
-            .join(" ")
+        load_average()
     )
+}
+
+/// The 1, 5 and 15 minute load averages.
+fn load_average() -> String {
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    load.split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// The first line a program prints for `flag` (nginx prints its version on stderr).
