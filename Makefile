@@ -3,7 +3,7 @@
 #               once, run every test
 #   make run    build, and start the quickstart
 #   make lint   rustfmt and clippy, warnings as errors
-#   make bench  benchmarks beside the peer crates, printed as a table (docs/benchmarks.md)
+#   make bench  benchmarks beside the peers, printed as tables (docs/benchmarks.md)
 #   make clean  remove build output
 
 SHELL := /bin/bash
@@ -124,6 +124,20 @@ bench:
 	$(CARGO) build --release -q -p plexer-fcgi --example hello
 	$(CARGO) run --release -q -p plexer-bench --bin plexer-bench-pool -- \
 		--hello $(TARGET_DIR)/release/examples/hello
+	@# The plexer's hop behind nginx (issue 4): nginx and php-cgi as `make deps` installs them.
+	@PATH="$$PATH:/usr/local/sbin:/usr/sbin:/sbin" command -v nginx >/dev/null && \
+		command -v php-cgi >/dev/null || { \
+		echo "missing: nginx or php-cgi - installing them"; \
+		$(SUDO) apt-get update && \
+		packages="nginx-light php-cgi" && \
+		if ! apt-cache show nginx-light >/dev/null 2>&1; then packages="nginx php-cgi"; fi && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y $$packages; }
+	$(CARGO) build --release -q -p plexer --bin plexer
+	$(CARGO) run --release -q -p plexer-bench --bin plexer-bench-front -- \
+		--plexer $(TARGET_DIR)/release/plexer --hello $(TARGET_DIR)/release/examples/hello
+	@# Live accounts (issue 5): add to first request, 1,000 files, 10,000 accounts beside 10.
+	$(CARGO) run --release -q -p plexer-bench --bin plexer-bench-accounts -- \
+		--plexer $(TARGET_DIR)/release/plexer --hello $(TARGET_DIR)/release/examples/hello
 
 # Remove build output.
 clean:

@@ -40,6 +40,7 @@
 //! | [`http`] | a small HTTP/1.0 client for nginx and lighttpd |
 //! | [`browser`] | an HTTP client that keeps cookies, for walking through a site |
 //! | [`django`] | the Django example behind plexer: its virtualenv, databases and config |
+//! | [`load`] | a bounded HTTP/1.1 load generator: N kept-alive connections, per-request timeouts |
 //! | [`postgres`] | a private PostgreSQL server on a unix socket in the scratch directory |
 //! | [`fake`] | a scripted FastCGI server that misbehaves on purpose |
 //! | [`tools`] | finding the system programs the tests need (`make test` installs them) |
@@ -56,6 +57,7 @@ pub mod fake;
 pub mod hello;
 pub mod http;
 pub mod lighttpd;
+pub mod load;
 pub mod nginx;
 pub mod php;
 pub mod plexer;

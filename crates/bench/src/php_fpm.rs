@@ -29,6 +29,9 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(5);
 /// php-fpm's `pm` and its limits.
 #[derive(Clone, Copy, Debug)]
 pub enum FpmPm {
+    Static {
+        max_children: usize,
+    },
     Ondemand {
         max_children: usize,
         /// `pm.process_idle_timeout`, in whole seconds: php-fpm takes no finer unit.
@@ -245,6 +248,10 @@ fn config(dir: &Path, name: &str, socket: &Path, log: &Path, pm: FpmPm, root: bo
         let _ = writeln!(conf, "user = root\ngroup = root");
     }
     match pm {
+        FpmPm::Static { max_children } => {
+            let _ = writeln!(conf, "pm = static");
+            let _ = writeln!(conf, "pm.max_children = {max_children}");
+        }
         FpmPm::Ondemand {
             max_children,
             idle_timeout_s,

@@ -20,13 +20,19 @@ const EVERY: Duration = Duration::from_secs(2);
 
 /// Audits every pool until the task is dropped.
 pub async fn run(manager: Arc<Manager>) {
-    let policy = AuditPolicy::new();
     let mut reported = BTreeSet::new();
     let mut tick = tokio::time::interval(EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
         let snapshot = manager.state().snapshot();
+        let policy = snapshot
+            .config
+            .audit_databases
+            .iter()
+            .fold(AuditPolicy::new(), |policy, &endpoint| {
+                policy.database_endpoint(endpoint, format!("declared database {endpoint}"))
+            });
         for (name, running) in &snapshot.running {
             let Target::Pool(pool) = &running.target else {
                 continue;

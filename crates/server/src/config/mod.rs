@@ -14,6 +14,7 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use plexer_fcgi::Address;
+use plexer_prefork::audit::TcpEndpoint;
 use serde::Deserialize;
 
 use crate::account::AccountName;
@@ -125,6 +126,10 @@ pub struct Config {
     pub status_allow: Vec<IpAddr>,
     #[serde(default)]
     pub audit: AuditMode,
+    /// Database endpoints the audit knows beside the well-known ports: `5432`,
+    /// `127.0.0.1:6000`, `[::1]:7000`.
+    #[serde(default, deserialize_with = "endpoints")]
+    pub audit_databases: Vec<TcpEndpoint>,
     /// Where an account's `socket:` may point (directories); empty: anywhere outside
     /// runtime_dir.
     #[serde(default)]
@@ -156,6 +161,25 @@ fn address<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Address, D::Error> 
     String::deserialize(d)?
         .parse()
         .map_err(serde::de::Error::custom)
+}
+
+fn endpoints<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<TcpEndpoint>, D::Error> {
+    /// A port alone may be written as a number.
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Endpoint {
+        Port(u16),
+        Text(String),
+    }
+    Vec::<Endpoint>::deserialize(d)?
+        .into_iter()
+        .map(|endpoint| match endpoint {
+            Endpoint::Port(port) => Ok(TcpEndpoint::Port(port)),
+            Endpoint::Text(text) => text.parse().map_err(|err| {
+                serde::de::Error::custom(format!("audit_databases: {text:?}: {err}"))
+            }),
+        })
+        .collect()
 }
 
 fn optional_address<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Address>, D::Error> {

@@ -1,0 +1,706 @@
+//! `plexer-bench-front [--plexer PATH] [--hello PATH] [--php-fpm PATH] [--php-cgi PATH]
+//! [--nginx PATH] [--seconds N] [--rounds N]`: what the plexer's hop costs behind nginx, in one
+//! run, printed as the markdown tables of docs/benchmarks.md ("The plexer's hop").
+//!
+//! Four servers behind the same nginx, each with the same number of workers:
+//! 1. `plexer serve` → `hello`: nginx → plexer → a worker, one hop more;
+//! 2. `plexer spawn` → `hello`: nginx → the workers' shared socket, spawn-fcgi's model;
+//! 3. php-fpm (`pm = static`) running a tiny PHP script;
+//! 4. `plexer serve` → `php-cgi` running the same script.
+//!
+//! Each with and without nginx's upstream keepalive, in interleaved rounds (every cell once per
+//! round, the order rotated each round), a fresh nginx per cell. A cell is a closed loop of
+//! kept-alive HTTP/1.1 clients for a fixed time after a short warm-up, every request given a
+//! deadline; then the same with one client, for the latency of a request alone. The CPU time
+//! of the load generator (this process), of nginx and of the server with its workers is read
+//! from `/proc` around each cell.
+//!
+//! `plexer` and `hello` should be release builds; by default they are looked for next to this
+//! binary. Progress goes to stderr, the tables to stdout.
+
+use std::error::Error;
+use std::io::{self, Write};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use plexer_bench::http_load::{self, Plan, Report, quantile};
+use plexer_bench::nginx::{self, Nginx};
+use plexer_bench::php_fpm::{self, FpmPm, PhpFpm};
+use plexer_bench::plexer_cli::{self, PlexerProcess};
+use plexer_bench::procs;
+use plexer_bench::timing::human;
+
+type Result<T, E = Box<dyn Error>> = std::result::Result<T, E>;
+
+/// Workers of every server.
+const WORKERS: usize = 4;
+/// Client connections of a throughput cell.
+const CONNECTIONS: usize = 16;
+/// Not measured: connections opened, workers and caches warm.
+const WARM_UP: Duration = Duration::from_millis(500);
+/// A request not answered within this is a timeout.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
+/// The one-client cell, for the latency of a request alone.
+const ALONE: Duration = Duration::from_secs(2);
+/// The goals the hop is held to (issue 4).
+const GOAL_THROUGHPUT_LOSS: f64 = 0.15;
+const GOAL_MEDIAN_ADDED: Duration = Duration::from_micros(50);
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("plexer-bench-front: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+const USAGE: &str = "usage: plexer-bench-front [--plexer PATH] [--hello PATH] [--php-fpm PATH] \
+                     [--php-cgi PATH] [--nginx PATH] [--seconds N] [--rounds N]";
+
+struct Args {
+    plexer: PathBuf,
+    hello: PathBuf,
+    php_fpm: Option<PathBuf>,
+    php_cgi: Option<PathBuf>,
+    nginx: PathBuf,
+    cell: Duration,
+    rounds: usize,
+}
+
+fn parse_args() -> Result<Args> {
+    let mut paths: [Option<PathBuf>; 5] = Default::default();
+    let (mut seconds, mut rounds) = (5u64, 3usize);
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let slot = match arg.as_str() {
+            "--plexer" => 0,
+            "--hello" => 1,
+            "--php-fpm" => 2,
+            "--php-cgi" => 3,
+            "--nginx" => 4,
+            "--seconds" | "--rounds" => {
+                let value = args.next().and_then(|v| v.parse().ok()).filter(|&v| v > 0);
+                let value = value.ok_or_else(|| format!("{arg} takes a whole number above 0"))?;
+                if arg == "--seconds" {
+                    seconds = value;
+                } else {
+                    rounds = value as usize;
+                }
+                continue;
+            }
+            _ => return Err(format!("unknown argument {arg:?}\n{USAGE}").into()),
+        };
+        let value = args.next().ok_or_else(|| format!("{arg} takes a path"))?;
+        paths[slot] = Some(PathBuf::from(value));
+    }
+    let [plexer, hello, php_fpm, php_cgi, nginx] = paths;
+    let beside_me = |name: &str| -> Result<PathBuf> {
+        Ok(std::env::current_exe()?
+            .parent()
+            .ok_or("this binary has no directory")?
+            .join(name))
+    };
+    let plexer = match plexer {
+        Some(path) => path,
+        None => beside_me("plexer")?,
+    };
+    let hello = match hello {
+        Some(path) => path,
+        None => beside_me("examples/hello")?,
+    };
+    for (path, build) in [
+        (&plexer, "cargo build --release -p plexer --bin plexer"),
+        (
+            &hello,
+            "cargo build --release -p plexer-fcgi --example hello",
+        ),
+    ] {
+        if !path.is_file() {
+            return Err(format!(
+                "{} does not exist: build it with `{build}`, or pass its path\n{USAGE}",
+                path.display()
+            )
+            .into());
+        }
+    }
+    let nginx = nginx.or_else(nginx::find).ok_or(
+        "nginx is not installed (none on the PATH or in /usr/sbin): `apt-get install nginx-light`",
+    )?;
+    let php_cgi = php_cgi.or_else(|| {
+        let path = PathBuf::from("/usr/bin/php-cgi");
+        path.is_file().then_some(path)
+    });
+    Ok(Args {
+        plexer,
+        hello,
+        php_fpm: php_fpm.or_else(php_fpm::find),
+        php_cgi,
+        nginx,
+        cell: Duration::from_secs(seconds),
+        rounds,
+    })
+}
+
+/// The servers compared, in the order of the tables.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Backend {
+    ServeHello,
+    SpawnHello,
+    PhpFpm,
+    ServePhpCgi,
+}
+
+impl Backend {
+    const ALL: [Self; 4] = [
+        Self::ServeHello,
+        Self::SpawnHello,
+        Self::PhpFpm,
+        Self::ServePhpCgi,
+    ];
+
+    fn label(self) -> &'static str {
+        match self {
+            Self::ServeHello => "nginx → plexer serve → hello",
+            Self::SpawnHello => "nginx → plexer spawn → hello (shared socket)",
+            Self::PhpFpm => "nginx → php-fpm → PHP script",
+            Self::ServePhpCgi => "nginx → plexer serve → php-cgi → PHP script",
+        }
+    }
+}
+
+/// A started server: the socket nginx connects to and the process whose tree does the work.
+enum Running {
+    Plexer(PlexerProcess),
+    Fpm(PhpFpm),
+}
+
+impl Running {
+    fn socket(&self) -> &Path {
+        match self {
+            Self::Plexer(p) => &p.socket,
+            Self::Fpm(f) => f.socket(),
+        }
+    }
+
+    fn pid(&self) -> i32 {
+        match self {
+            Self::Plexer(p) => p.server.pid(),
+            Self::Fpm(f) => f.pid().as_raw(),
+        }
+    }
+}
+
+fn run() -> Result<()> {
+    let args = parse_args()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let dir = tempfile::Builder::new()
+        .prefix("plexer-bench-front-")
+        .tempdir()?;
+    runtime.block_on(async {
+        // Interrupted, the run unwinds so that every server it started is stopped by its guard:
+        // they run in process groups of their own, which a terminal's Ctrl-C does not reach.
+        tokio::select! {
+            done = measure_all(&args, dir.path()) => done,
+            signal = interrupted() => Err(format!("stopped by {signal}; servers stopped").into()),
+        }
+    })
+}
+
+/// Waits for SIGINT or SIGTERM and names it.
+async fn interrupted() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        // Without handlers the default action (exit) stays; nothing to wait for here.
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = int.recv() => "SIGINT",
+        _ = term.recv() => "SIGTERM",
+    }
+}
+
+/// Every figure of one cell: one setup, one keepalive setting, one round.
+#[derive(Clone, Debug)]
+struct Cell {
+    per_second: f64,
+    p50: Option<Duration>,
+    p99: Option<Duration>,
+    timeouts: u64,
+    errors: u64,
+    first_error: Option<String>,
+    progressed: usize,
+    /// CPU time per answered request: the load generator, nginx, the server and its workers.
+    cpu_per_request: [Option<Duration>; 3],
+    /// CPU used by all three over the cell, in cores.
+    cores: f64,
+}
+
+async fn measure_all(args: &Args, dir: &Path) -> Result<()> {
+    let script = dir.join("bench.php");
+    std::fs::write(&script, php_fpm::SCRIPT)?;
+    let out = &mut io::stdout().lock();
+    writeln!(out, "Machine: {}", machine())?;
+    writeln!(out, "plexer: {}", args.plexer.display())?;
+    writeln!(out, "hello: {}", args.hello.display())?;
+    writeln!(
+        out,
+        "nginx: {} ({})",
+        args.nginx.display(),
+        version(&args.nginx, "-v")
+    )?;
+
+    let mut servers = Vec::new();
+    for backend in Backend::ALL {
+        eprintln!("starting: {}", backend.label());
+        let started = start(backend, args, &dir.join(format!("{backend:?}"))).await;
+        match &started {
+            Ok(_) => {}
+            Err(why) => writeln!(out, "{}: not measured: {why}", backend.label())?,
+        }
+        servers.push((backend, started.ok()));
+    }
+    if let Some(fpm) = &args.php_fpm {
+        writeln!(
+            out,
+            "php-fpm: {} ({})",
+            fpm.display(),
+            php_fpm::version(fpm)
+        )?;
+    }
+    writeln!(
+        out,
+        "Every server: {WORKERS} workers, never recycled. Load: {CONNECTIONS} kept-alive \
+         HTTP/1.1 clients for {} per cell after {} of warm-up, then 1 client for {}; each \
+         request {} at most. {} rounds, interleaved.\n",
+        human(args.cell),
+        human(WARM_UP),
+        human(ALONE),
+        human(REQUEST_TIMEOUT),
+        args.rounds
+    )?;
+
+    // results[backend][keepalive][round]: (the loaded cell, the one-client cell)
+    let mut results: Vec<[Vec<(Cell, Cell)>; 2]> = Backend::ALL
+        .iter()
+        .map(|_| [Vec::new(), Vec::new()])
+        .collect();
+    for round in 0..args.rounds {
+        for keepalive in [false, true] {
+            for k in 0..servers.len() {
+                // Rotated each round, so that no setup always runs first or last.
+                let index = (k + round) % servers.len();
+                let (backend, Some(server)) = &servers[index] else {
+                    continue;
+                };
+                eprintln!(
+                    "round {}/{}: {}, upstream keepalive {}",
+                    round + 1,
+                    args.rounds,
+                    backend.label(),
+                    on_off(keepalive)
+                );
+                let cell_dir = dir.join(format!("nginx-{round}-{index}-{keepalive}"));
+                let loaded = cell(
+                    args,
+                    server,
+                    &script,
+                    &cell_dir,
+                    keepalive,
+                    CONNECTIONS,
+                    args.cell,
+                )
+                .await?;
+                let alone = cell(
+                    args,
+                    server,
+                    &script,
+                    &cell_dir.with_extension("alone"),
+                    keepalive,
+                    1,
+                    ALONE,
+                )
+                .await?;
+                results[index][usize::from(keepalive)].push((loaded, alone));
+            }
+        }
+    }
+    print_tables(out, &servers, &results)?;
+    // Other work on a shared machine shows here: the figures are only as good as this is low.
+    writeln!(out, "\nLoad average at the end: {}", load_average())?;
+    Ok(())
+}
+
+async fn start(backend: Backend, args: &Args, dir: &Path) -> Result<Running> {
+    let hello = args.hello.as_path();
+    Ok(match backend {
+        Backend::ServeHello => Running::Plexer(plexer_cli::serve(
+            &args.plexer,
+            dir,
+            &[hello],
+            WORKERS,
+            &[],
+        )?),
+        Backend::SpawnHello => {
+            Running::Plexer(plexer_cli::spawn(&args.plexer, dir, &[hello], WORKERS)?)
+        }
+        Backend::PhpFpm => {
+            let program = args.php_fpm.as_deref().ok_or(
+                "php-fpm is not installed (no php-fpm8.2 or php-fpm on the PATH, nothing in \
+                 /usr/sbin/php-fpm*): `apt-get install php-fpm`",
+            )?;
+            let pm = FpmPm::Static {
+                max_children: WORKERS,
+            };
+            Running::Fpm(PhpFpm::start(program, dir, "front", pm).await?)
+        }
+        Backend::ServePhpCgi => {
+            let program = args
+                .php_cgi
+                .as_deref()
+                .ok_or("php-cgi is not installed: `apt-get install php-cgi`")?;
+            // php-cgi's own recycling (500 requests by default) off, as for the others.
+            let env = [("PHP_FCGI_MAX_REQUESTS", "0")];
+            Running::Plexer(plexer_cli::serve(
+                &args.plexer,
+                dir,
+                &[program],
+                WORKERS,
+                &env,
+            )?)
+        }
+    })
+}
+
+/// One cell: a fresh nginx in front of `server`, a warm-up, then `connections` clients for
+/// `duration`, with the CPU time of each party read around it.
+async fn cell(
+    args: &Args,
+    server: &Running,
+    script: &Path,
+    dir: &Path,
+    keepalive: bool,
+    connections: usize,
+    duration: Duration,
+) -> Result<Cell> {
+    let nginx = Nginx::start(&args.nginx, dir, server.socket(), script, keepalive)?;
+    let mut plan = Plan {
+        addr: SocketAddr::from((Ipv4Addr::LOCALHOST, nginx.port)),
+        path: "/bench.php?page=2".into(),
+        connections,
+        duration: WARM_UP,
+        request_timeout: REQUEST_TIMEOUT,
+    };
+    let warm = http_load::run(&plan).await;
+    if warm.ok() == 0 {
+        return Err(format!(
+            "no request was answered during the warm-up: {:?}\nnginx's error log:\n{}",
+            warm.first_error(),
+            std::fs::read_to_string(dir.join("error.log")).unwrap_or_default()
+        )
+        .into());
+    }
+    plan.duration = duration;
+    let me = std::process::id() as i32;
+    let cpu = || {
+        [
+            procs::cpu_ticks(me).unwrap_or(0),
+            procs::tree_cpu_ticks(nginx.server.pid()),
+            procs::tree_cpu_ticks(server.pid()),
+        ]
+    };
+    let before = cpu();
+    let report = http_load::run(&plan).await;
+    let after = cpu();
+    drop(nginx);
+    Ok(summarise(&report, before, after))
+}
+
+fn summarise(report: &Report, before: [u64; 3], after: [u64; 3]) -> Cell {
+    let sorted = report.sorted_latencies();
+    let ok = report.ok();
+    let spent: Vec<Duration> = (0..3)
+        .map(|i| procs::ticks_to_duration(after[i].saturating_sub(before[i])))
+        .collect();
+    let per_request = |d: Duration| (ok > 0).then(|| d / ok as u32);
+    Cell {
+        per_second: report.per_second(),
+        p50: quantile(&sorted, 0.5),
+        p99: quantile(&sorted, 0.99),
+        timeouts: report.timeouts(),
+        errors: report.errors(),
+        first_error: report.first_error().map(str::to_owned),
+        progressed: report.progressed(),
+        cpu_per_request: [
+            per_request(spent[0]),
+            per_request(spent[1]),
+            per_request(spent[2]),
+        ],
+        cores: spent.iter().sum::<Duration>().as_secs_f64() / report.elapsed.as_secs_f64(),
+    }
+}
+
+/// The median of some figures (the mean of the middle two for an even count).
+fn median<T: Copy + PartialOrd + Into<f64>>(values: impl Iterator<Item = T>) -> Option<f64> {
+    let mut v: Vec<f64> = values.map(Into::into).collect();
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(|a, b| a.partial_cmp(b).expect("no NaN among the figures"));
+    let n = v.len();
+    Some(if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    })
+}
+
+fn median_duration(values: impl Iterator<Item = Option<Duration>>) -> Option<Duration> {
+    median(values.flatten().map(|d| d.as_secs_f64())).map(Duration::from_secs_f64)
+}
+
+/// The medians over the rounds of one setup with one keepalive setting.
+struct Medians {
+    per_second: Option<f64>,
+    p50: Option<Duration>,
+    p99: Option<Duration>,
+}
+
+impl Medians {
+    fn of<'a>(cells: impl Iterator<Item = &'a Cell> + Clone) -> Self {
+        Self {
+            per_second: median(cells.clone().map(|c| c.per_second)),
+            p50: median_duration(cells.clone().map(|c| c.p50)),
+            p99: median_duration(cells.map(|c| c.p99)),
+        }
+    }
+}
+
+fn print_tables(
+    out: &mut impl Write,
+    servers: &[(Backend, Option<Running>)],
+    results: &[[Vec<(Cell, Cell)>; 2]],
+) -> io::Result<()> {
+    writeln!(
+        out,
+        "### {CONNECTIONS} clients, {WORKERS} workers (medians over the rounds)\n"
+    )?;
+    writeln!(
+        out,
+        "| setup | upstream keepalive | requests/s | each round | p50 | p99 | timeouts | errors \
+         | clients served (fewest in a round) | CPU per request: load generator / nginx / \
+         server + workers | CPU used (cores) |"
+    )?;
+    writeln!(out, "|---|---|---:|---|---:|---:|---:|---:|---:|---|---:|")?;
+    for (index, (backend, server)) in servers.iter().enumerate() {
+        if server.is_none() {
+            continue;
+        }
+        for keepalive in [false, true] {
+            let cells: Vec<&Cell> = results[index][usize::from(keepalive)]
+                .iter()
+                .map(|(loaded, _)| loaded)
+                .collect();
+            let m = Medians::of(cells.iter().copied());
+            let rounds: Vec<String> = cells
+                .iter()
+                .map(|c| format!("{:.0}", c.per_second))
+                .collect();
+            let cpu: Vec<String> = (0..3)
+                .map(|i| opt(median_duration(cells.iter().map(|c| c.cpu_per_request[i]))))
+                .collect();
+            writeln!(
+                out,
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {}/{CONNECTIONS} | {} | {} |",
+                backend.label(),
+                on_off(keepalive),
+                m.per_second.map_or("—".into(), |r| format!("{r:.0}")),
+                rounds.join(" / "),
+                opt(m.p50),
+                opt(m.p99),
+                cells.iter().map(|c| c.timeouts).sum::<u64>(),
+                cells.iter().map(|c| c.errors).sum::<u64>(),
+                cells.iter().map(|c| c.progressed).min().unwrap_or(0),
+                cpu.join(" / "),
+                median(cells.iter().map(|c| c.cores)).map_or("—".into(), |c| format!("{c:.2}")),
+            )?;
+        }
+    }
+    for (index, (backend, _)) in servers.iter().enumerate() {
+        for keepalive in [false, true] {
+            for (round, (loaded, _)) in results[index][usize::from(keepalive)].iter().enumerate() {
+                if let Some(why) = &loaded.first_error {
+                    writeln!(
+                        out,
+                        "\nFirst error, {}, keepalive {}, round {}: {why}",
+                        backend.label(),
+                        on_off(keepalive),
+                        round + 1
+                    )?;
+                }
+            }
+        }
+    }
+
+    writeln!(
+        out,
+        "\n### 1 client: a request alone (medians over the rounds)\n"
+    )?;
+    writeln!(
+        out,
+        "| setup | upstream keepalive | requests/s | p50 | p99 | timeouts |"
+    )?;
+    writeln!(out, "|---|---|---:|---:|---:|---:|")?;
+    for (index, (backend, server)) in servers.iter().enumerate() {
+        if server.is_none() {
+            continue;
+        }
+        for keepalive in [false, true] {
+            let cells = results[index][usize::from(keepalive)]
+                .iter()
+                .map(|(_, a)| a);
+            let m = Medians::of(cells.clone());
+            writeln!(
+                out,
+                "| {} | {} | {} | {} | {} | {} |",
+                backend.label(),
+                on_off(keepalive),
+                m.per_second.map_or("—".into(), |r| format!("{r:.0}")),
+                opt(m.p50),
+                opt(m.p99),
+                cells.map(|c| c.timeouts).sum::<u64>(),
+            )?;
+        }
+    }
+
+    writeln!(
+        out,
+        "\n### The hop: plexer serve against the same workers without it\n"
+    )?;
+    writeln!(
+        out,
+        "| workers | upstream keepalive | throughput, {CONNECTIONS} clients (serve ÷ direct) | \
+         p50 added, {CONNECTIONS} clients | p50 added, 1 client | goal: under {:.0} % and {} |",
+        GOAL_THROUGHPUT_LOSS * 100.0,
+        human(GOAL_MEDIAN_ADDED)
+    )?;
+    writeln!(out, "|---|---|---:|---:|---:|---|")?;
+    let pairs = [
+        ("hello", Backend::ServeHello, Backend::SpawnHello),
+        ("PHP", Backend::ServePhpCgi, Backend::PhpFpm),
+    ];
+    for (name, with_hop, direct) in pairs {
+        let find = |b: Backend| Backend::ALL.iter().position(|&x| x == b);
+        let (Some(h), Some(d)) = (find(with_hop), find(direct)) else {
+            continue;
+        };
+        if servers[h].1.is_none() || servers[d].1.is_none() {
+            continue;
+        }
+        for keepalive in [false, true] {
+            let k = usize::from(keepalive);
+            let loaded = |i: usize| Medians::of(results[i][k].iter().map(|(l, _)| l));
+            let alone = |i: usize| Medians::of(results[i][k].iter().map(|(_, a)| a));
+            let (hl, dl, ha, da) = (loaded(h), loaded(d), alone(h), alone(d));
+            let ratio = hl.per_second.zip(dl.per_second).map(|(a, b)| a / b);
+            let added = |a: Option<Duration>, b: Option<Duration>| {
+                a.zip(b).map(|(a, b)| a.as_secs_f64() - b.as_secs_f64())
+            };
+            let loaded_added = added(hl.p50, dl.p50);
+            let alone_added = added(ha.p50, da.p50);
+            let timeouts: u64 = results[d][k].iter().map(|(l, _)| l.timeouts).sum();
+            let verdict = match (ratio, alone_added) {
+                _ if timeouts > 0 => {
+                    format!("not comparable: {timeouts} requests timed out without plexer")
+                }
+                (Some(r), Some(a)) => {
+                    let loss_ok = 1.0 - r < GOAL_THROUGHPUT_LOSS;
+                    let lat_ok = a < GOAL_MEDIAN_ADDED.as_secs_f64();
+                    format!(
+                        "throughput {}, latency alone {}",
+                        if loss_ok { "met" } else { "missed" },
+                        if lat_ok { "met" } else { "missed" }
+                    )
+                }
+                _ => "—".into(),
+            };
+            writeln!(
+                out,
+                "| {name} | {} | {} | {} | {} | {verdict} |",
+                on_off(keepalive),
+                ratio.map_or("—".into(), |r| format!(
+                    "{r:.2}× ({:+.0} %)",
+                    (r - 1.0) * 100.0
+                )),
+                signed_micros(loaded_added),
+                signed_micros(alone_added),
+            )?;
+        }
+    }
+    Ok(())
+}
+
+fn signed_micros(seconds: Option<f64>) -> String {
+    seconds.map_or("—".into(), |s| format!("{:+.0} µs", s * 1e6))
+}
+
+fn opt(d: Option<Duration>) -> String {
+    d.map_or("—".into(), human)
+}
+
+fn on_off(on: bool) -> &'static str {
+    if on { "on" } else { "off" }
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, model)| model.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".to_owned());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    format!(
+        "{cpu}, {cores} cores, load average {} at start, Unix time {now}",
+        load_average()
+    )
+}
+
+/// The 1, 5 and 15 minute load averages.
+fn load_average() -> String {
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    load.split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The first line a program prints for `flag` (nginx prints its version on stderr).
+fn version(program: &Path, flag: &str) -> String {
+    std::process::Command::new(program)
+        .arg(flag)
+        .output()
+        .ok()
+        .and_then(|out| {
+            let text = [out.stdout, out.stderr].concat();
+            String::from_utf8_lossy(&text)
+                .lines()
+                .next()
+                .map(str::to_owned)
+        })
+        .unwrap_or_else(|| "unknown version".to_owned())
+}

@@ -1,0 +1,98 @@
+//! A server the front benchmark started (nginx, `plexer serve`, `plexer spawn`): in a process
+//! group of its own, its output in a log file, and stopped with its children when the guard is
+//! dropped, also when the benchmark fails.
+
+use std::fs::{self, File};
+use std::io;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::sys::signal::{Signal, kill, killpg};
+use nix::unistd::Pid;
+
+/// How long a server gets to stop after SIGTERM before its group is killed.
+const STOP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A running server; SIGTERM, then SIGKILL to its process group, on drop.
+#[derive(Debug)]
+pub struct Server {
+    name: String,
+    child: Child,
+    log: PathBuf,
+}
+
+impl Server {
+    /// Spawns `command` with stdin from /dev/null and stdout and stderr to `log`.
+    pub fn spawn(name: &str, command: &mut Command, log: &Path) -> io::Result<Self> {
+        let out = File::create(log)?;
+        let child = command
+            .stdin(Stdio::null())
+            .stdout(out.try_clone()?)
+            .stderr(out)
+            .process_group(0)
+            .spawn()
+            .map_err(|err| io::Error::other(format!("cannot start {name} ({command:?}): {err}")))?;
+        Ok(Self {
+            name: name.to_owned(),
+            child,
+            log: log.to_owned(),
+        })
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    /// Everything it wrote so far.
+    pub fn log(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Polls `ready` every 5 ms for up to 10 s; fails with the server's log if it exited or
+    /// never got ready.
+    pub fn wait_ready(&mut self, what: &str, mut ready: impl FnMut() -> bool) -> io::Result<()> {
+        let started = Instant::now();
+        while !ready() {
+            if let Some(status) = self.child.try_wait()? {
+                return Err(io::Error::other(format!(
+                    "{} exited ({status}) before {what}; its log:\n{}",
+                    self.name,
+                    self.log()
+                )));
+            }
+            if started.elapsed() > Duration::from_secs(10) {
+                return Err(io::Error::other(format!(
+                    "{} did not get to {what} within 10 s; its log:\n{}",
+                    self.name,
+                    self.log()
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let pid = Pid::from_raw(self.pid());
+        let _ = kill(pid, Signal::SIGTERM);
+        let started = Instant::now();
+        while started.elapsed() < STOP_TIMEOUT {
+            if matches!(self.child.try_wait(), Ok(Some(_)) | Err(_)) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        // Whatever is left in its group (the server itself if it did not stop, or workers
+        // it left behind) goes too.
+        match killpg(pid, Signal::SIGKILL) {
+            Ok(()) | Err(Errno::ESRCH) => {}
+            Err(err) => eprintln!("{} ({pid}): cannot kill its group: {err}", self.name),
+        }
+        let _ = self.child.wait();
+    }
+}
