@@ -42,10 +42,19 @@ pub struct Front<R, W> {
 /// How a relayed request ended.
 #[derive(Debug)]
 pub enum Ended {
-    Completed { app_status: u32 },
+    /// `reusable`: the backend connection may carry the next request.
+    Completed {
+        app_status: u32,
+        reusable: bool,
+    },
     ClientGone,
-    TimedOut { head_sent: bool },
-    BackendFailed { head_sent: bool, why: String },
+    TimedOut {
+        head_sent: bool,
+    },
+    BackendFailed {
+        head_sent: bool,
+        why: String,
+    },
 }
 
 /// What the relay needs to rewrite the response head; `rewrite` is called once with the head.
@@ -58,6 +67,8 @@ pub struct Relay<'a> {
     pub limits: &'a Limits,
     pub deadline: Instant,
     pub rewrite: &'a mut (dyn FnMut(&mut ResponseHead) + Send),
+    /// Ask the backend to keep the connection open for a next request (FCGI_KEEP_CONN).
+    pub keep_conn: bool,
 }
 
 /// Writes some of `outbox` with one vectored write.
@@ -84,18 +95,16 @@ pub async fn flush<W: AsyncWrite + Unpin>(wr: &mut W, outbox: &mut Outbox) -> st
 }
 
 /// Relays one request to `backend` until it ends.
-pub async fn relay<R, W, B>(front: &mut Front<R, W>, backend: B, relay: Relay<'_>) -> Ended
+pub async fn relay<R, W, B>(front: &mut Front<R, W>, backend: &mut B, relay: Relay<'_>) -> Ended
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
-    B: AsyncRead + AsyncWrite,
+    B: AsyncRead + AsyncWrite + Unpin,
 {
     let (mut brd, mut bwr) = tokio::io::split(backend);
     let fid = relay.front_id;
     let mut bconn = ClientConnection::new(relay.limits.clone());
-    // One request per backend connection: a worker that serves one connection at a time
-    // (php-cgi, hello) is free again as soon as the request ends.
-    let bid = match bconn.begin_request(Role::Responder, false, relay.params) {
+    let bid = match bconn.begin_request(Role::Responder, relay.keep_conn, relay.params) {
         Ok(id) => id,
         Err(err) => {
             return Ended::BackendFailed {
@@ -107,6 +116,7 @@ where
     let mut bpending = Outbox::new();
     let mut head = Some(HeadParser::new(relay.limits));
     let mut backend_writable = true;
+    let mut stdin_ended = false;
     let rewrite = relay.rewrite;
     let mut stderr_lines = StderrLines::new(relay.account, relay.worker);
     let sleep = tokio::time::sleep_until(relay.deadline.into());
@@ -124,6 +134,7 @@ where
                 }
                 Ok(Some(ServerEvent::StdinEnd { id })) if id == fid => {
                     let _ = bconn.stdin_end(bid);
+                    stdin_ended = true;
                 }
                 Ok(Some(ServerEvent::Abort { id })) if id == fid => return Ended::ClientGone,
                 Ok(Some(_)) => {} // DATA of a FILTER request: a responder backend takes none
@@ -171,7 +182,16 @@ where
                     }
                     let _ = front.conn.end_request(fid, app_status);
                     front.pending.append(front.conn.outbox());
-                    return Ended::Completed { app_status };
+                    // Reusable only when the backend took the whole request and said no more.
+                    let reusable = relay.keep_conn
+                        && stdin_ended
+                        && backend_writable
+                        && bpending.is_empty()
+                        && bconn.outbox().is_empty();
+                    return Ended::Completed {
+                        app_status,
+                        reusable,
+                    };
                 }
                 Ok(Some(_)) => {}
                 Ok(None) => break,

@@ -426,34 +426,56 @@ where
         limits: &state.limits,
         deadline: Instant::now() + running.request_timeout,
         rewrite,
+        keep_conn: true,
     };
     let (ended, pid) = match (lease, &running.target) {
         (Some(lease), _) => {
             let pid = lease.pid();
-            let ended = match UnixStream::connect(lease.socket()).await {
-                Ok(backend) => {
+            // The worker's connection from its last request, or a new one.
+            let connection = match lease.take_connection() {
+                Some(kept) => Ok(kept),
+                None => UnixStream::connect(lease.socket()).await,
+            };
+            let (ended, connection) = match connection {
+                Ok(mut backend) => {
                     let worker = pid.map(|p| p.as_raw());
-                    relay::relay(front, backend, relay_args(&mut rewrite, worker)).await
+                    let args = relay_args(&mut rewrite, worker);
+                    (relay::relay(front, &mut backend, args).await, Some(backend))
+                }
+                Err(err) => {
+                    let why = format!("cannot connect to worker {pid:?}: {err}");
+                    let ended = Ended::BackendFailed {
+                        head_sent: false,
+                        why,
+                    };
+                    (ended, None)
+                }
+            };
+            match (&ended, connection) {
+                (Ended::Completed { reusable: true, .. }, Some(connection)) => {
+                    lease.release_keeping(connection);
+                }
+                (Ended::Completed { .. }, _) => lease.release(Outcome::Done),
+                (Ended::TimedOut { .. }, _) => lease.release(Outcome::TimedOut),
+                (Ended::ClientGone | Ended::BackendFailed { .. }, _) => {
+                    lease.release(Outcome::Broken);
+                }
+            }
+            (ended, pid.map(|p| p.as_raw()))
+        }
+        (None, Target::External(external)) => {
+            let ended = match external.connection().await {
+                Ok(mut backend) => {
+                    let ended =
+                        relay::relay(front, &mut backend, relay_args(&mut rewrite, None)).await;
+                    if let Ended::Completed { reusable: true, .. } = ended {
+                        external.keep(backend);
+                    }
+                    ended
                 }
                 Err(err) => Ended::BackendFailed {
                     head_sent: false,
-                    why: format!("cannot connect to worker {pid:?}: {err}"),
-                },
-            };
-            let outcome = match &ended {
-                Ended::Completed { .. } => Outcome::Done,
-                Ended::TimedOut { .. } => Outcome::TimedOut,
-                Ended::ClientGone | Ended::BackendFailed { .. } => Outcome::Broken,
-            };
-            lease.release(outcome);
-            (ended, pid.map(|p| p.as_raw()))
-        }
-        (None, Target::External(address)) => {
-            let ended = match connect(address).await {
-                Ok(backend) => relay::relay(front, backend, relay_args(&mut rewrite, None)).await,
-                Err(err) => Ended::BackendFailed {
-                    head_sent: false,
-                    why: format!("cannot connect to {address}: {err}"),
+                    why: format!("cannot connect to {}: {err}", external.address),
                 },
             };
             (ended, None)
@@ -463,7 +485,7 @@ where
     let uri = params.get_str("REQUEST_URI").unwrap_or("-").to_owned();
     let took = started.elapsed();
     match ended {
-        Ended::Completed { app_status } => {
+        Ended::Completed { app_status, .. } => {
             tracing::info!(account = %account, worker = pid, uri, app_status, ?took, "request");
             true
         }
@@ -521,86 +543,4 @@ where
     sent && relay::flush(&mut front.wr, &mut front.pending)
         .await
         .is_ok()
-}
-
-/// A connection to an app someone else runs.
-async fn connect(address: &Address) -> std::io::Result<EitherStream> {
-    let connecting = async {
-        Ok(match address {
-            Address::Unix(path) => EitherStream::Unix(UnixStream::connect(path).await?),
-            Address::Tcp(hostport) => {
-                EitherStream::Tcp(tokio::net::TcpStream::connect(hostport).await?)
-            }
-        })
-    };
-    tokio::time::timeout(Duration::from_secs(5), connecting)
-        .await
-        .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into()))
-}
-
-/// A backend stream of either family, for `socket:` accounts.
-enum EitherStream {
-    Unix(UnixStream),
-    Tcp(tokio::net::TcpStream),
-}
-
-impl AsyncRead for EitherStream {
-    fn poll_read(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &mut tokio::io::ReadBuf<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            Self::Unix(s) => std::pin::Pin::new(s).poll_read(cx, buf),
-            Self::Tcp(s) => std::pin::Pin::new(s).poll_read(cx, buf),
-        }
-    }
-}
-
-impl AsyncWrite for EitherStream {
-    fn poll_write(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &[u8],
-    ) -> std::task::Poll<std::io::Result<usize>> {
-        match self.get_mut() {
-            Self::Unix(s) => std::pin::Pin::new(s).poll_write(cx, buf),
-            Self::Tcp(s) => std::pin::Pin::new(s).poll_write(cx, buf),
-        }
-    }
-
-    fn poll_write_vectored(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        bufs: &[std::io::IoSlice<'_>],
-    ) -> std::task::Poll<std::io::Result<usize>> {
-        match self.get_mut() {
-            Self::Unix(s) => std::pin::Pin::new(s).poll_write_vectored(cx, bufs),
-            Self::Tcp(s) => std::pin::Pin::new(s).poll_write_vectored(cx, bufs),
-        }
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        true
-    }
-
-    fn poll_flush(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            Self::Unix(s) => std::pin::Pin::new(s).poll_flush(cx),
-            Self::Tcp(s) => std::pin::Pin::new(s).poll_flush(cx),
-        }
-    }
-
-    fn poll_shutdown(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            Self::Unix(s) => std::pin::Pin::new(s).poll_shutdown(cx),
-            Self::Tcp(s) => std::pin::Pin::new(s).poll_shutdown(cx),
-        }
-    }
 }

@@ -224,7 +224,7 @@ impl Manager {
                 }
             }
             Backend::External(address) => Running {
-                target: Target::External(address.clone()),
+                target: Target::External(crate::upstream::External::new(address.clone())),
                 counters,
                 generation,
                 request_timeout: EXTERNAL_REQUEST_TIMEOUT,
@@ -602,8 +602,8 @@ impl Manager {
                         "managed".to_owned(),
                         crate::status::pool_state(&pool.status().state),
                     ),
-                    Some(Target::External(address)) => {
-                        (format!("socket {address}"), "routed".into())
+                    Some(Target::External(external)) => {
+                        (format!("socket {}", external.address), "routed".into())
                     }
                     Some(Target::Stopped { why }) => ("managed".into(), format!("stopped: {why}")),
                     None => ("managed".into(), "not running".into()),
