@@ -260,7 +260,7 @@ fn main() {
         let written = started.elapsed();
         plexer.wait_for_accounts(11 + ADDS + (round + 1) * FILES, Duration::from_secs(120));
         applied.push(started.elapsed());
-        etable!(
+        eprintln!(
             "1,000 files: written in {written:?}, applied in {:?}",
             started.elapsed()
         );
