@@ -42,9 +42,12 @@ pub struct Front<R, W> {
 /// How a relayed request ended.
 #[derive(Debug)]
 pub enum Ended {
-    /// `reusable`: the backend connection may carry the next request.
+    /// `status` and `body_bytes` are the response's, for the access log; `reusable`: the
+    /// backend connection may carry the next request.
     Completed {
         app_status: u32,
+        status: u16,
+        body_bytes: u64,
         reusable: bool,
     },
     ClientGone,
@@ -117,6 +120,7 @@ where
     let mut head = Some(HeadParser::new(relay.limits));
     let mut backend_writable = true;
     let mut stdin_ended = false;
+    let (mut status, mut body_bytes) = (0u16, 0u64);
     let rewrite = relay.rewrite;
     let mut stderr_lines = StderrLines::new(relay.account, relay.worker);
     let sleep = tokio::time::sleep_until(relay.deadline.into());
@@ -156,12 +160,15 @@ where
             match bconn.poll_event() {
                 Ok(Some(ClientEvent::Stdout { data, .. })) => match head.as_mut() {
                     None => {
+                        body_bytes += data.len() as u64;
                         let _ = front.conn.stdout(fid, data);
                     }
                     Some(parser) => match parser.push(&data) {
                         Ok(None) => {}
                         Ok(Some((mut parsed, rest))) => {
                             rewrite(&mut parsed);
+                            status = parsed.status;
+                            body_bytes += rest.len() as u64;
                             let _ = front.conn.stdout(fid, parsed.encode());
                             let _ = front.conn.stdout(fid, rest);
                             head = None;
@@ -190,6 +197,8 @@ where
                         && bconn.outbox().is_empty();
                     return Ended::Completed {
                         app_status,
+                        status,
+                        body_bytes,
                         reusable,
                     };
                 }

@@ -485,8 +485,15 @@ where
     let uri = params.get_str("REQUEST_URI").unwrap_or("-").to_owned();
     let took = started.elapsed();
     match ended {
-        Ended::Completed { app_status, .. } => {
-            tracing::info!(account = %account, worker = pid, uri, app_status, ?took, "request");
+        Ended::Completed {
+            app_status,
+            status,
+            body_bytes,
+            ..
+        } => {
+            // The access log: what identifies the request, never a cookie or a header.
+            let micros = took.as_micros() as u64;
+            tracing::info!(account = %account, worker = pid, uri, status, bytes = body_bytes, app_status, micros, "request");
             true
         }
         Ended::ClientGone => {
