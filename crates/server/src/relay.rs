@@ -7,8 +7,9 @@
 //!
 //! How it ends, and what the caller does with the worker:
 //! - [`Ended::Completed`]: END_REQUEST went to the web server; the worker is fine.
-//! - [`Ended::ClientGone`]: the web server closed (its client left); the worker may still be
-//!   busy with a request nobody wants, and is not trusted.
+//! - [`Ended::ClientGone`]: the web server closed or aborted (its client left); the backend is
+//!   sent ABORT_REQUEST and given [`ABORT_WAIT`] to end the request, after which its worker is
+//!   free again, or else not trusted.
 //! - [`Ended::TimedOut`]: `request_timeout` passed: 504 if the head was not sent yet.
 //! - [`Ended::BackendFailed`]: the backend died or broke the protocol: 502 if the head was not
 //!   sent yet; after it, the web server's connection is closed so the client sees the response
@@ -50,7 +51,12 @@ pub enum Ended {
         body_bytes: u64,
         reusable: bool,
     },
-    ClientGone,
+    /// The web server gave up on the request (its client left). `worker_free`: the backend
+    /// was told (ABORT_REQUEST) and ended the request within [`ABORT_WAIT`], so the worker
+    /// may serve again; otherwise it is not trusted.
+    ClientGone {
+        worker_free: bool,
+    },
     TimedOut {
         head_sent: bool,
     },
@@ -140,12 +146,14 @@ where
                     let _ = bconn.stdin_end(bid);
                     stdin_ended = true;
                 }
-                Ok(Some(ServerEvent::Abort { id })) if id == fid => return Ended::ClientGone,
+                Ok(Some(ServerEvent::Abort { id })) if id == fid => {
+                    return abandon(bconn, bid, &mut brd, &mut bwr, bpending).await;
+                }
                 Ok(Some(_)) => {} // DATA of a FILTER request: a responder backend takes none
                 Ok(None) => break,
                 Err(err) => {
                     tracing::warn!(error = %err, "the web server broke the protocol");
-                    return Ended::ClientGone;
+                    return abandon(bconn, bid, &mut brd, &mut bwr, bpending).await;
                 }
             }
         }
@@ -214,7 +222,7 @@ where
         tokio::select! {
             read = front.rd.read_buf(front.conn.read_buf()), if bpending.len() < HIGH_WATER => {
                 if !matches!(read, Ok(n) if n > 0) {
-                    return Ended::ClientGone;
+                    return abandon(bconn, bid, &mut brd, &mut bwr, bpending).await;
                 }
             }
             read = brd.read_buf(bconn.read_buf()), if front.pending.len() < HIGH_WATER => {
@@ -232,7 +240,7 @@ where
             }
             written = write_some(&mut front.wr, &mut front.pending), if !front.pending.is_empty() => {
                 if written.is_err() {
-                    return Ended::ClientGone;
+                    return abandon(bconn, bid, &mut brd, &mut bwr, bpending).await;
                 }
             }
             written = write_some(&mut bwr, &mut bpending), if !bpending.is_empty() => {
@@ -246,4 +254,42 @@ where
             () = &mut sleep => return Ended::TimedOut { head_sent: head.is_none() },
         }
     }
+}
+
+/// How long a backend gets to end a request the web server gave up on.
+pub const ABORT_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The web server gave up on the request: tell the backend (ABORT_REQUEST) and wait briefly
+/// for its END_REQUEST, dropping whatever it still sends, so that the worker is free again
+/// rather than busy with a request nobody wants (php-fpm leaves it busy to the end).
+async fn abandon<BR, BW>(
+    mut bconn: ClientConnection,
+    bid: u16,
+    brd: &mut BR,
+    bwr: &mut BW,
+    mut bpending: Outbox,
+) -> Ended
+where
+    BR: AsyncRead + Unpin,
+    BW: AsyncWrite + Unpin,
+{
+    let ended = async {
+        if bconn.abort(bid).is_ok() {
+            bpending.append(bconn.outbox());
+        }
+        flush(bwr, &mut bpending).await.ok()?;
+        loop {
+            while let Some(event) = bconn.poll_event().ok()? {
+                if let ClientEvent::End { .. } = event {
+                    return Some(());
+                }
+            }
+            bconn.read_buf().reserve(READ_CHUNK);
+            if brd.read_buf(bconn.read_buf()).await.ok()? == 0 {
+                return None;
+            }
+        }
+    };
+    let worker_free = matches!(tokio::time::timeout(ABORT_WAIT, ended).await, Ok(Some(())));
+    Ended::ClientGone { worker_free }
 }

@@ -457,7 +457,9 @@ where
                 }
                 (Ended::Completed { .. }, _) => lease.release(Outcome::Done),
                 (Ended::TimedOut { .. }, _) => lease.release(Outcome::TimedOut),
-                (Ended::ClientGone | Ended::BackendFailed { .. }, _) => {
+                // Ended, but the connection may hold the rest of its output: not kept.
+                (Ended::ClientGone { worker_free: true }, _) => lease.release(Outcome::Done),
+                (Ended::ClientGone { .. } | Ended::BackendFailed { .. }, _) => {
                     lease.release(Outcome::Broken);
                 }
             }
@@ -496,8 +498,9 @@ where
             tracing::info!(account = %account, worker = pid, uri, status, bytes = body_bytes, app_status, micros, "request");
             true
         }
-        Ended::ClientGone => {
-            tracing::info!(account = %account, worker = pid, uri, ?took, "the client went away; the worker is stopped");
+        Ended::ClientGone { worker_free } => {
+            let worker_is = if worker_free { "free again" } else { "stopped" };
+            tracing::info!(account = %account, worker = pid, uri, ?took, "the client went away; the worker is {worker_is}");
             false
         }
         Ended::TimedOut { head_sent } => {
