@@ -30,7 +30,7 @@ use crate::relay::{self, Ended, Front, Relay};
 use crate::responses::{self, HeadContext};
 use crate::router::{self, Decision};
 use crate::systemd::{self, Activated};
-use crate::{audit_watch, control, http_front, status, watch};
+use crate::{audit_watch, control, http_front, status, upstream, watch};
 
 /// Why `plexer serve` could not start.
 #[derive(Debug, thiserror::Error)]
@@ -467,13 +467,18 @@ where
         }
         (None, Target::External(external)) => {
             let ended = match external.connection().await {
-                Ok(mut backend) => {
-                    let ended =
-                        relay::relay(front, &mut backend, relay_args(&mut rewrite, None)).await;
+                Ok(mut leased) => {
+                    let args = relay_args(&mut rewrite, None);
+                    let ended = relay::relay(front, &mut leased.stream, args).await;
                     if let Ended::Completed { reusable: true, .. } = ended {
-                        external.keep(backend);
+                        external.keep(leased);
                     }
                     ended
+                }
+                Err(upstream::ConnectError::Busy(..)) => {
+                    count(&running, true);
+                    let why = "the app's connections are all busy";
+                    return answer(front, id, responses::unavailable(why)).await;
                 }
                 Err(err) => Ended::BackendFailed {
                     head_sent: false,
