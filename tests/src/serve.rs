@@ -103,7 +103,11 @@ impl PlexerServe {
     /// Starts plexer on the config file text `config`, with `accounts` as (name, account file
     /// text); see [`ServeFiles::with_config`].
     pub fn start_with_config(scratch: &Scratch, config: &str, accounts: &[(&str, &str)]) -> Self {
-        Self::launch(scratch, ServeFiles::with_config(scratch, config, accounts), &[])
+        Self::launch(
+            scratch,
+            ServeFiles::with_config(scratch, config, accounts),
+            &[],
+        )
     }
 
     fn launch(scratch: &Scratch, files: ServeFiles, args: &[&str]) -> Self {

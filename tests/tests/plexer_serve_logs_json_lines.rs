@@ -102,6 +102,18 @@ fn request_and_output_lines_are_json_objects_with_their_context() {
     assert_eq!(field(&request, "account").as_deref(), Some("login"));
     assert_eq!(field(&request, "worker"), Some(pid));
     assert_eq!(field(&request, "uri"), Some(uri));
+    assert_eq!(
+        field(&request, "status").as_deref(),
+        Some("200"),
+        "{request}"
+    );
+    let bytes: u64 = field(&request, "bytes").unwrap().parse().unwrap();
+    assert!(bytes > 0, "{request}");
+    assert!(field(&request, "micros").is_some(), "{request}");
+    assert!(
+        !request.to_string().contains("plexer_account="),
+        "no cookie in the access log: {request}"
+    );
 
     // The worker dies mid-line: its last words are still one event.
     let _ = PlexerRequest::new(plexer.addr(), "/die?log=last%20words&crash=1").run();

@@ -71,11 +71,15 @@ fn postgres_sessions_opened_in_post_fork_serve_one_per_worker() {
         prefork_app(&socket, &["--postgres", &dir], "post-fork"),
         &socket,
     );
-    let sessions = postgres.query(
-        "select count(*) from pg_stat_activity \
-         where backend_type = 'client backend' and pid <> pg_backend_pid()",
-    );
-    assert_eq!(sessions, "2", "one session per worker, none inherited");
+    // Each worker connects in its post_fork, which may still be under way when the app serves.
+    let count = || {
+        postgres.query(
+            "select count(*) from pg_stat_activity \
+             where backend_type = 'client backend' and pid <> pg_backend_pid()",
+        )
+    };
+    plexer_tests::wait_for(|| count() == "2", DEADLINE);
+    assert_eq!(count(), "2", "one session per worker, none inherited");
 }
 
 fn sqlite_database(scratch: &Scratch) -> String {

@@ -26,13 +26,14 @@ pub async fn run(manager: Arc<Manager>) {
     loop {
         tick.tick().await;
         let snapshot = manager.state().snapshot();
-        let policy = snapshot
-            .config
-            .audit_databases
-            .iter()
-            .fold(AuditPolicy::new(), |policy, &endpoint| {
-                policy.database_endpoint(endpoint, format!("declared database {endpoint}"))
-            });
+        let policy =
+            snapshot
+                .config
+                .audit_databases
+                .iter()
+                .fold(AuditPolicy::new(), |policy, &endpoint| {
+                    policy.database_endpoint(endpoint, format!("declared database {endpoint}"))
+                });
         for (name, running) in &snapshot.running {
             let Target::Pool(pool) = &running.target else {
                 continue;

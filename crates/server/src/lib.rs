@@ -6,6 +6,7 @@
 //! | [`audit_watch`] | the fork-safety audit of every pool, from outside |
 //! | [`control`] | the control socket (0600, SO_PEERCRED) and its client |
 //! | [`live`] | the running set as one snapshot each request routes with |
+//! | [`upstream`] | kept-alive connections to the apps of `socket:` accounts |
 //! | [`watch`] | accounts_dir watched, so files dropped in or deleted apply |
 //! | [`app_stderr`] | the apps' FastCGI STDERR, logged line by line with account and worker |
 //! | [`account`] | account names: what is allowed, so that no path is ever built from client text |
@@ -22,18 +23,19 @@
 
 pub mod account;
 pub mod accounts;
-pub mod audit_watch;
 pub mod app_stderr;
+pub mod audit_watch;
 pub mod config;
 pub mod control;
 pub mod cookie;
-pub mod live;
 pub mod http_front;
+pub mod live;
 pub mod registry;
 pub mod relay;
 pub mod responses;
 pub mod router;
 pub mod serve;
 pub mod status;
-pub mod watch;
 pub mod systemd;
+pub mod upstream;
+pub mod watch;

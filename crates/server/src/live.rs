@@ -12,13 +12,14 @@ use std::sync::atomic::AtomicU64;
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
-use plexer_fcgi::{Address, Limits};
+use plexer_fcgi::Limits;
 use plexer_prefork::supervisor::PoolHandle;
 
 use crate::account::AccountName;
 use crate::config::{AuditMode, Config};
 use crate::cookie::Keys;
 use crate::registry::Registry;
+use crate::upstream::External;
 
 /// Counters of one account, for the status page; kept across reloads of the account.
 #[derive(Default)]
@@ -32,7 +33,7 @@ pub enum Target {
     /// Workers plexer runs.
     Pool(PoolHandle),
     /// An app someone else runs.
-    External(Address),
+    External(External),
     /// Stopped by plexer (the fork-safety audit); requests get a 503 until the operator
     /// reloads the account.
     Stopped { why: String },

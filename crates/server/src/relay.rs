@@ -7,8 +7,9 @@
 //!
 //! How it ends, and what the caller does with the worker:
 //! - [`Ended::Completed`]: END_REQUEST went to the web server; the worker is fine.
-//! - [`Ended::ClientGone`]: the web server closed (its client left); the worker may still be
-//!   busy with a request nobody wants, and is not trusted.
+//! - [`Ended::ClientGone`]: the web server closed or aborted (its client left); the backend is
+//!   sent ABORT_REQUEST and given [`ABORT_WAIT`] to end the request, after which its worker is
+//!   free again, or else not trusted.
 //! - [`Ended::TimedOut`]: `request_timeout` passed: 504 if the head was not sent yet.
 //! - [`Ended::BackendFailed`]: the backend died or broke the protocol: 502 if the head was not
 //!   sent yet; after it, the web server's connection is closed so the client sees the response
@@ -42,10 +43,27 @@ pub struct Front<R, W> {
 /// How a relayed request ended.
 #[derive(Debug)]
 pub enum Ended {
-    Completed { app_status: u32 },
-    ClientGone,
-    TimedOut { head_sent: bool },
-    BackendFailed { head_sent: bool, why: String },
+    /// `status` and `body_bytes` are the response's, for the access log; `reusable`: the
+    /// backend connection may carry the next request.
+    Completed {
+        app_status: u32,
+        status: u16,
+        body_bytes: u64,
+        reusable: bool,
+    },
+    /// The web server gave up on the request (its client left). `worker_free`: the backend
+    /// was told (ABORT_REQUEST) and ended the request within [`ABORT_WAIT`], so the worker
+    /// may serve again; otherwise it is not trusted.
+    ClientGone {
+        worker_free: bool,
+    },
+    TimedOut {
+        head_sent: bool,
+    },
+    BackendFailed {
+        head_sent: bool,
+        why: String,
+    },
 }
 
 /// What the relay needs to rewrite the response head; `rewrite` is called once with the head.
@@ -58,6 +76,8 @@ pub struct Relay<'a> {
     pub limits: &'a Limits,
     pub deadline: Instant,
     pub rewrite: &'a mut (dyn FnMut(&mut ResponseHead) + Send),
+    /// Ask the backend to keep the connection open for a next request (FCGI_KEEP_CONN).
+    pub keep_conn: bool,
 }
 
 /// Writes some of `outbox` with one vectored write.
@@ -84,18 +104,16 @@ pub async fn flush<W: AsyncWrite + Unpin>(wr: &mut W, outbox: &mut Outbox) -> st
 }
 
 /// Relays one request to `backend` until it ends.
-pub async fn relay<R, W, B>(front: &mut Front<R, W>, backend: B, relay: Relay<'_>) -> Ended
+pub async fn relay<R, W, B>(front: &mut Front<R, W>, backend: &mut B, relay: Relay<'_>) -> Ended
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
-    B: AsyncRead + AsyncWrite,
+    B: AsyncRead + AsyncWrite + Unpin,
 {
     let (mut brd, mut bwr) = tokio::io::split(backend);
     let fid = relay.front_id;
     let mut bconn = ClientConnection::new(relay.limits.clone());
-    // One request per backend connection: a worker that serves one connection at a time
-    // (php-cgi, hello) is free again as soon as the request ends.
-    let bid = match bconn.begin_request(Role::Responder, false, relay.params) {
+    let bid = match bconn.begin_request(Role::Responder, relay.keep_conn, relay.params) {
         Ok(id) => id,
         Err(err) => {
             return Ended::BackendFailed {
@@ -107,6 +125,8 @@ where
     let mut bpending = Outbox::new();
     let mut head = Some(HeadParser::new(relay.limits));
     let mut backend_writable = true;
+    let mut stdin_ended = false;
+    let (mut status, mut body_bytes) = (0u16, 0u64);
     let rewrite = relay.rewrite;
     let mut stderr_lines = StderrLines::new(relay.account, relay.worker);
     let sleep = tokio::time::sleep_until(relay.deadline.into());
@@ -124,13 +144,16 @@ where
                 }
                 Ok(Some(ServerEvent::StdinEnd { id })) if id == fid => {
                     let _ = bconn.stdin_end(bid);
+                    stdin_ended = true;
                 }
-                Ok(Some(ServerEvent::Abort { id })) if id == fid => return Ended::ClientGone,
+                Ok(Some(ServerEvent::Abort { id })) if id == fid => {
+                    return abandon(bconn, bid, &mut brd, &mut bwr, bpending).await;
+                }
                 Ok(Some(_)) => {} // DATA of a FILTER request: a responder backend takes none
                 Ok(None) => break,
                 Err(err) => {
                     tracing::warn!(error = %err, "the web server broke the protocol");
-                    return Ended::ClientGone;
+                    return abandon(bconn, bid, &mut brd, &mut bwr, bpending).await;
                 }
             }
         }
@@ -145,12 +168,15 @@ where
             match bconn.poll_event() {
                 Ok(Some(ClientEvent::Stdout { data, .. })) => match head.as_mut() {
                     None => {
+                        body_bytes += data.len() as u64;
                         let _ = front.conn.stdout(fid, data);
                     }
                     Some(parser) => match parser.push(&data) {
                         Ok(None) => {}
                         Ok(Some((mut parsed, rest))) => {
                             rewrite(&mut parsed);
+                            status = parsed.status;
+                            body_bytes += rest.len() as u64;
                             let _ = front.conn.stdout(fid, parsed.encode());
                             let _ = front.conn.stdout(fid, rest);
                             head = None;
@@ -171,7 +197,18 @@ where
                     }
                     let _ = front.conn.end_request(fid, app_status);
                     front.pending.append(front.conn.outbox());
-                    return Ended::Completed { app_status };
+                    // Reusable only when the backend took the whole request and said no more.
+                    let reusable = relay.keep_conn
+                        && stdin_ended
+                        && backend_writable
+                        && bpending.is_empty()
+                        && bconn.outbox().is_empty();
+                    return Ended::Completed {
+                        app_status,
+                        status,
+                        body_bytes,
+                        reusable,
+                    };
                 }
                 Ok(Some(_)) => {}
                 Ok(None) => break,
@@ -185,7 +222,7 @@ where
         tokio::select! {
             read = front.rd.read_buf(front.conn.read_buf()), if bpending.len() < HIGH_WATER => {
                 if !matches!(read, Ok(n) if n > 0) {
-                    return Ended::ClientGone;
+                    return abandon(bconn, bid, &mut brd, &mut bwr, bpending).await;
                 }
             }
             read = brd.read_buf(bconn.read_buf()), if front.pending.len() < HIGH_WATER => {
@@ -203,7 +240,7 @@ where
             }
             written = write_some(&mut front.wr, &mut front.pending), if !front.pending.is_empty() => {
                 if written.is_err() {
-                    return Ended::ClientGone;
+                    return abandon(bconn, bid, &mut brd, &mut bwr, bpending).await;
                 }
             }
             written = write_some(&mut bwr, &mut bpending), if !bpending.is_empty() => {
@@ -217,4 +254,42 @@ where
             () = &mut sleep => return Ended::TimedOut { head_sent: head.is_none() },
         }
     }
+}
+
+/// How long a backend gets to end a request the web server gave up on.
+pub const ABORT_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The web server gave up on the request: tell the backend (ABORT_REQUEST) and wait briefly
+/// for its END_REQUEST, dropping whatever it still sends, so that the worker is free again
+/// rather than busy with a request nobody wants (php-fpm leaves it busy to the end).
+async fn abandon<BR, BW>(
+    mut bconn: ClientConnection,
+    bid: u16,
+    brd: &mut BR,
+    bwr: &mut BW,
+    mut bpending: Outbox,
+) -> Ended
+where
+    BR: AsyncRead + Unpin,
+    BW: AsyncWrite + Unpin,
+{
+    let ended = async {
+        if bconn.abort(bid).is_ok() {
+            bpending.append(bconn.outbox());
+        }
+        flush(bwr, &mut bpending).await.ok()?;
+        loop {
+            while let Some(event) = bconn.poll_event().ok()? {
+                if let ClientEvent::End { .. } = event {
+                    return Some(());
+                }
+            }
+            bconn.read_buf().reserve(READ_CHUNK);
+            if brd.read_buf(bconn.read_buf()).await.ok()? == 0 {
+                return None;
+            }
+        }
+    };
+    let worker_free = matches!(tokio::time::timeout(ABORT_WAIT, ended).await, Ok(Some(())));
+    Ended::ClientGone { worker_free }
 }

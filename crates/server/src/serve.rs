@@ -30,7 +30,7 @@ use crate::relay::{self, Ended, Front, Relay};
 use crate::responses::{self, HeadContext};
 use crate::router::{self, Decision};
 use crate::systemd::{self, Activated};
-use crate::{audit_watch, control, http_front, status, watch};
+use crate::{audit_watch, control, http_front, status, upstream, watch};
 
 /// Why `plexer serve` could not start.
 #[derive(Debug, thiserror::Error)]
@@ -426,34 +426,63 @@ where
         limits: &state.limits,
         deadline: Instant::now() + running.request_timeout,
         rewrite,
+        keep_conn: true,
     };
     let (ended, pid) = match (lease, &running.target) {
         (Some(lease), _) => {
             let pid = lease.pid();
-            let ended = match UnixStream::connect(lease.socket()).await {
-                Ok(backend) => {
+            // The worker's connection from its last request, or a new one.
+            let connection = match lease.take_connection() {
+                Some(kept) => Ok(kept),
+                None => UnixStream::connect(lease.socket()).await,
+            };
+            let (ended, connection) = match connection {
+                Ok(mut backend) => {
                     let worker = pid.map(|p| p.as_raw());
-                    relay::relay(front, backend, relay_args(&mut rewrite, worker)).await
+                    let args = relay_args(&mut rewrite, worker);
+                    (relay::relay(front, &mut backend, args).await, Some(backend))
+                }
+                Err(err) => {
+                    let why = format!("cannot connect to worker {pid:?}: {err}");
+                    let ended = Ended::BackendFailed {
+                        head_sent: false,
+                        why,
+                    };
+                    (ended, None)
+                }
+            };
+            match (&ended, connection) {
+                (Ended::Completed { reusable: true, .. }, Some(connection)) => {
+                    lease.release_keeping(connection);
+                }
+                (Ended::Completed { .. }, _) => lease.release(Outcome::Done),
+                (Ended::TimedOut { .. }, _) => lease.release(Outcome::TimedOut),
+                // Ended, but the connection may hold the rest of its output: not kept.
+                (Ended::ClientGone { worker_free: true }, _) => lease.release(Outcome::Done),
+                (Ended::ClientGone { .. } | Ended::BackendFailed { .. }, _) => {
+                    lease.release(Outcome::Broken);
+                }
+            }
+            (ended, pid.map(|p| p.as_raw()))
+        }
+        (None, Target::External(external)) => {
+            let ended = match external.connection().await {
+                Ok(mut leased) => {
+                    let args = relay_args(&mut rewrite, None);
+                    let ended = relay::relay(front, &mut leased.stream, args).await;
+                    if let Ended::Completed { reusable: true, .. } = ended {
+                        external.keep(leased);
+                    }
+                    ended
+                }
+                Err(upstream::ConnectError::Busy(..)) => {
+                    count(&running, true);
+                    let why = "the app's connections are all busy";
+                    return answer(front, id, responses::unavailable(why)).await;
                 }
                 Err(err) => Ended::BackendFailed {
                     head_sent: false,
-                    why: format!("cannot connect to worker {pid:?}: {err}"),
-                },
-            };
-            let outcome = match &ended {
-                Ended::Completed { .. } => Outcome::Done,
-                Ended::TimedOut { .. } => Outcome::TimedOut,
-                Ended::ClientGone | Ended::BackendFailed { .. } => Outcome::Broken,
-            };
-            lease.release(outcome);
-            (ended, pid.map(|p| p.as_raw()))
-        }
-        (None, Target::External(address)) => {
-            let ended = match connect(address).await {
-                Ok(backend) => relay::relay(front, backend, relay_args(&mut rewrite, None)).await,
-                Err(err) => Ended::BackendFailed {
-                    head_sent: false,
-                    why: format!("cannot connect to {address}: {err}"),
+                    why: format!("cannot connect to {}: {err}", external.address),
                 },
             };
             (ended, None)
@@ -463,12 +492,20 @@ where
     let uri = params.get_str("REQUEST_URI").unwrap_or("-").to_owned();
     let took = started.elapsed();
     match ended {
-        Ended::Completed { app_status } => {
-            tracing::info!(account = %account, worker = pid, uri, app_status, ?took, "request");
+        Ended::Completed {
+            app_status,
+            status,
+            body_bytes,
+            ..
+        } => {
+            // The access log: what identifies the request, never a cookie or a header.
+            let micros = took.as_micros() as u64;
+            tracing::info!(account = %account, worker = pid, uri, status, bytes = body_bytes, app_status, micros, "request");
             true
         }
-        Ended::ClientGone => {
-            tracing::info!(account = %account, worker = pid, uri, ?took, "the client went away; the worker is stopped");
+        Ended::ClientGone { worker_free } => {
+            let worker_is = if worker_free { "free again" } else { "stopped" };
+            tracing::info!(account = %account, worker = pid, uri, ?took, "the client went away; the worker is {worker_is}");
             false
         }
         Ended::TimedOut { head_sent } => {
@@ -521,86 +558,4 @@ where
     sent && relay::flush(&mut front.wr, &mut front.pending)
         .await
         .is_ok()
-}
-
-/// A connection to an app someone else runs.
-async fn connect(address: &Address) -> std::io::Result<EitherStream> {
-    let connecting = async {
-        Ok(match address {
-            Address::Unix(path) => EitherStream::Unix(UnixStream::connect(path).await?),
-            Address::Tcp(hostport) => {
-                EitherStream::Tcp(tokio::net::TcpStream::connect(hostport).await?)
-            }
-        })
-    };
-    tokio::time::timeout(Duration::from_secs(5), connecting)
-        .await
-        .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into()))
-}
-
-/// A backend stream of either family, for `socket:` accounts.
-enum EitherStream {
-    Unix(UnixStream),
-    Tcp(tokio::net::TcpStream),
-}
-
-impl AsyncRead for EitherStream {
-    fn poll_read(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &mut tokio::io::ReadBuf<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            Self::Unix(s) => std::pin::Pin::new(s).poll_read(cx, buf),
-            Self::Tcp(s) => std::pin::Pin::new(s).poll_read(cx, buf),
-        }
-    }
-}
-
-impl AsyncWrite for EitherStream {
-    fn poll_write(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &[u8],
-    ) -> std::task::Poll<std::io::Result<usize>> {
-        match self.get_mut() {
-            Self::Unix(s) => std::pin::Pin::new(s).poll_write(cx, buf),
-            Self::Tcp(s) => std::pin::Pin::new(s).poll_write(cx, buf),
-        }
-    }
-
-    fn poll_write_vectored(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        bufs: &[std::io::IoSlice<'_>],
-    ) -> std::task::Poll<std::io::Result<usize>> {
-        match self.get_mut() {
-            Self::Unix(s) => std::pin::Pin::new(s).poll_write_vectored(cx, bufs),
-            Self::Tcp(s) => std::pin::Pin::new(s).poll_write_vectored(cx, bufs),
-        }
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        true
-    }
-
-    fn poll_flush(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            Self::Unix(s) => std::pin::Pin::new(s).poll_flush(cx),
-            Self::Tcp(s) => std::pin::Pin::new(s).poll_flush(cx),
-        }
-    }
-
-    fn poll_shutdown(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            Self::Unix(s) => std::pin::Pin::new(s).poll_shutdown(cx),
-            Self::Tcp(s) => std::pin::Pin::new(s).poll_shutdown(cx),
-        }
-    }
 }

@@ -108,10 +108,10 @@ pub fn report(snapshot: &Snapshot, started: Instant, full: bool) -> Value {
                     merge(&mut entry, json!({ "workers": workers }));
                 }
             }
-            Some(Target::External(address)) => {
+            Some(Target::External(external)) => {
                 merge(
                     &mut entry,
-                    json!({ "state": "external", "socket": address.to_string() }),
+                    json!({ "state": "external", "socket": external.address.to_string() }),
                 );
             }
             Some(Target::Stopped { why }) => {

@@ -6,6 +6,7 @@
 //! `plexer-bench-accounts --plexer target/release/plexer --hello target/release/examples/hello`
 //! prints markdown tables for docs/benchmarks.md.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -16,6 +17,13 @@ use plexer_server::account::AccountName;
 use plexer_server::control::client;
 use plexer_server::control::protocol::Request as Control;
 use plexer_server::cookie::Keys;
+
+/// A line of the tables, on stdout (progress goes to stderr).
+macro_rules! table {
+    ($($arg:tt)*) => {
+        writeln!(std::io::stdout().lock(), $($arg)*).expect("stdout is writable")
+    };
+}
 
 const ADDS: usize = 20;
 const FILES: usize = 1_000;
@@ -229,12 +237,12 @@ fn main() {
         first_served(&rt, &plexer, &name);
         to_first.push(started.elapsed());
     }
-    println!("| step | runs | median | p90 | max |\n|---|---|---|---|---|");
-    println!(
+    table!("| step | runs | median | p90 | max |\n|---|---|---|---|---|");
+    table!(
         "{}",
         row("`plexer accounts add` returns", Summary::of(&mut command))
     );
-    println!(
+    table!(
         "{}",
         row(
             "`add` to its first request served (ondemand: includes the worker's spawn)",
@@ -257,7 +265,7 @@ fn main() {
             started.elapsed()
         );
     }
-    println!(
+    table!(
         "{}",
         row(
             "1,000 new account files written until all are routable (watcher)",
@@ -285,16 +293,16 @@ fn main() {
         }
     }
     let (small_rss, large_rss) = (small.rss_kib(), large.rss_kib());
-    println!(
+    table!(
         "\n| plexer with | start until every account is routable | RSS (idle, ondemand) | request p50 | p90 |"
     );
-    println!("|---|---|---|---|---|");
+    table!("|---|---|---|---|---|");
     for (label, start, rss, samples) in [
         ("10 accounts", small_start, small_rss, &mut small_lat),
         ("10,000 accounts", large_start, large_rss, &mut large_lat),
     ] {
         let s = Summary::of(samples).unwrap();
-        println!(
+        table!(
             "| {label} | {} | {:.1} MiB | {} | {} |",
             human(start),
             rss as f64 / 1024.0,
@@ -302,7 +310,7 @@ fn main() {
             human(s.p90)
         );
     }
-    println!(
+    table!(
         "\nper account registered: {:.1} KiB",
         (large_rss as f64 - small_rss as f64) / (MANY - 10) as f64
     );

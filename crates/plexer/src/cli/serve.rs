@@ -47,10 +47,11 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         http: args.http,
         activated: systemd::take_activated_listener()?,
     };
-    // Workers are forked (then exec'd) from the runtime's worker threads, which live as long
-    // as the runtime: PR_SET_PDEATHSIG follows the forking thread, so it must not be a
-    // short-lived blocking-pool thread.
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    // One thread relays every request: the work is the workers', and on a small machine a
+    // request handed between runtime threads cost more than it gained (docs/benchmarks.md).
+    // Workers are forked (then exec'd) from this thread, which lives as long as the process:
+    // PR_SET_PDEATHSIG follows the forking thread.
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     runtime.block_on(serve::run(&args.config, options))?;

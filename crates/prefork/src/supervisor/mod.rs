@@ -37,6 +37,7 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
+use tokio::net::UnixStream;
 use tokio::sync::{Notify, oneshot, watch};
 
 use crate::pool::{
@@ -129,6 +130,7 @@ impl Supervisor {
                 waiters: HashMap::new(),
                 next_waiter: 1,
                 sockets: HashMap::new(),
+                connections: HashMap::new(),
             }),
             wake: Notify::new(),
             stopped: stopped_tx,
@@ -139,9 +141,12 @@ impl Supervisor {
 }
 
 impl SupervisorInner {
-    fn dispatch_exit(&self, pid: Pid, exit: Exit) {
-        // Held while the pool learns of the exit: see `PoolShared::spawn`.
-        let mut by_pid = lock(&self.by_pid);
+    /// Hands an exit to its pool, with the pid map held (see `PoolShared::spawn`).
+    fn dispatch_exit(
+        mut by_pid: MutexGuard<'_, HashMap<Pid, Weak<PoolShared>>>,
+        pid: Pid,
+        exit: Exit,
+    ) {
         let Some(pool) = by_pid.remove(&pid).and_then(|p| p.upgrade()) else {
             tracing::debug!(%pid, %exit, "reaped a process of no pool (an orphan we adopted)");
             return;
@@ -159,6 +164,9 @@ struct Core {
     waiters: HashMap<WaiterId, oneshot::Sender<Grant>>,
     next_waiter: WaiterId,
     sockets: HashMap<WorkerId, PathBuf>,
+    /// A kept-alive connection to an idle worker, for its next request: a new connection per
+    /// request costs the plexer a third of its time (socket, connect, accept, close).
+    connections: HashMap<WorkerId, UnixStream>,
 }
 
 struct PoolShared {
@@ -320,6 +328,24 @@ impl Lease {
         self.finish(outcome);
     }
 
+    /// The connection kept open to this worker by its last request, if it is still open.
+    pub fn take_connection(&self) -> Option<UnixStream> {
+        let connection = lock(&self.shared.core).connections.remove(&self.worker)?;
+        is_open(&connection).then_some(connection)
+    }
+
+    /// Releases the worker after a request that went well, keeping `connection` open for the
+    /// worker's next request (the request was sent with FCGI_KEEP_CONN).
+    pub fn release_keeping(mut self, connection: UnixStream) {
+        if is_open(&connection) {
+            let mut core = lock(&self.shared.core);
+            if core.sockets.contains_key(&self.worker) {
+                core.connections.insert(self.worker, connection);
+            }
+        }
+        self.finish(Outcome::Done);
+    }
+
     fn finish(&mut self, outcome: Outcome) {
         if std::mem::replace(&mut self.released, true) {
             return;
@@ -329,6 +355,13 @@ impl Lease {
             .release(self.worker, outcome, Instant::now());
         self.shared.wake.notify_one();
     }
+}
+
+/// Whether the worker still holds its end: an app that closes after each request despite
+/// FCGI_KEEP_CONN, or one that exited, has sent its FIN by now.
+fn is_open(connection: &UnixStream) -> bool {
+    let mut byte = [0u8; 1];
+    matches!(connection.try_read(&mut byte), Err(err) if err.kind() == io::ErrorKind::WouldBlock)
 }
 
 impl Drop for Lease {
@@ -346,6 +379,9 @@ impl PoolShared {
             .iter()
             .find(|w| w.pid == Some(pid))
             .map(|w| w.id);
+        if let Some(worker) = worker {
+            core.connections.remove(&worker);
+        }
         if let Some(path) = worker.and_then(|w| core.sockets.remove(&w)) {
             let _ = std::fs::remove_file(path);
         }

@@ -10,7 +10,7 @@ use nix::errno::Errno;
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use tokio::signal::unix::{SignalKind, signal};
 
-use super::SupervisorInner;
+use super::{SupervisorInner, lock};
 use crate::pool::Exit;
 
 pub(super) fn spawn(supervisor: Weak<SupervisorInner>) -> std::io::Result<()> {
@@ -28,7 +28,12 @@ pub(super) fn spawn(supervisor: Weak<SupervisorInner>) -> std::io::Result<()> {
 }
 
 fn reap_all(supervisor: &Weak<SupervisorInner>) {
+    let supervisor = supervisor.upgrade();
     loop {
+        // The pid map is held across waitpid: a spawn holds it from the fork until the pool
+        // knows the pid, and std's spawn waits for a child whose exec failed itself, so that
+        // child must not be reaped here meanwhile (std panics when its wait finds no child).
+        let by_pid = supervisor.as_ref().map(|s| lock(&s.by_pid));
         let (pid, exit) = match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
             Ok(WaitStatus::Exited(pid, code)) => (pid, Exit::Code(code)),
             Ok(WaitStatus::Signaled(pid, signal, _)) => (pid, Exit::Signal(signal as i32)),
@@ -39,8 +44,8 @@ fn reap_all(supervisor: &Weak<SupervisorInner>) {
                 return;
             }
         };
-        if let Some(supervisor) = supervisor.upgrade() {
-            supervisor.dispatch_exit(pid, exit);
+        if let Some(by_pid) = by_pid {
+            SupervisorInner::dispatch_exit(by_pid, pid, exit);
         }
     }
 }

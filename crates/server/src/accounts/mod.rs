@@ -36,6 +36,11 @@ use files::{FileStamp, remove_durably, write_atomically};
 /// is called failed and the old workers go on serving.
 const READY_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The connections to a `socket:` app when neither its file nor the template says
+/// `max_children` (the app's processes), and how long a request waits for one.
+const EXTERNAL_CONNECTIONS: usize = 4;
+const EXTERNAL_QUEUE_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// The request timeout of a `socket:` account, which has no pool keys.
 const EXTERNAL_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -224,7 +229,16 @@ impl Manager {
                 }
             }
             Backend::External(address) => Running {
-                target: Target::External(address.clone()),
+                target: Target::External(crate::upstream::External::new(
+                    address.clone(),
+                    account
+                        .written
+                        .pool
+                        .over(&AccountRules::from_config(config).template)
+                        .max_children
+                        .unwrap_or(EXTERNAL_CONNECTIONS),
+                    EXTERNAL_QUEUE_TIMEOUT,
+                )),
                 counters,
                 generation,
                 request_timeout: EXTERNAL_REQUEST_TIMEOUT,
@@ -602,8 +616,8 @@ impl Manager {
                         "managed".to_owned(),
                         crate::status::pool_state(&pool.status().state),
                     ),
-                    Some(Target::External(address)) => {
-                        (format!("socket {address}"), "routed".into())
+                    Some(Target::External(external)) => {
+                        (format!("socket {}", external.address), "routed".into())
                     }
                     Some(Target::Stopped { why }) => ("managed".into(), format!("stopped: {why}")),
                     None => ("managed".into(), "not running".into()),

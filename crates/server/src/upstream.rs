@@ -1,0 +1,187 @@
+//! Connections to the apps that someone else runs (`socket:` accounts): kept-alive
+//! connections (FCGI_KEEP_CONN), reused request after request, so the plexer's hop does not
+//! pay a connect per request; an app that closes after each request anyway is noticed before
+//! its connection is reused, and a new one is made.
+//!
+//! At most `max_children` connections are open at once, and a request waits for one (up to
+//! `queue_timeout`, then a 503). Apps like php-cgi and spawn-fcgi's serve one connection per
+//! process, and a kept-alive connection holds its process: with more connections than
+//! processes, a request on a new connection would starve behind an idle one, which is what
+//! nginx's upstream keepalive does to php-fpm. So `max_children` of a `socket:` account must
+//! not exceed the app's processes.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use tokio::sync::{Semaphore, SemaphorePermit};
+
+use plexer_fcgi::Address;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpStream, UnixStream};
+
+/// How long a connect may take before the request gets a 502.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// An app someone else runs, and the idle connections to it.
+pub struct External {
+    pub address: Address,
+    idle: Mutex<Vec<Upstream>>,
+    /// One permit per connection that may be open.
+    slots: Semaphore,
+    max_connections: usize,
+    queue_timeout: Duration,
+}
+
+/// A connection held for one request, with its slot.
+pub struct Leased<'a> {
+    pub stream: Upstream,
+    _slot: SemaphorePermit<'a>,
+}
+
+/// Why no connection was had.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("all {0} connections to the app are busy and none freed up within {1:?}")]
+    Busy(usize, Duration),
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+impl External {
+    /// `max_connections`: the app's processes (the account's `max_children`).
+    pub fn new(address: Address, max_connections: usize, queue_timeout: Duration) -> Self {
+        Self {
+            address,
+            idle: Mutex::new(Vec::new()),
+            slots: Semaphore::new(max_connections.max(1)),
+            max_connections: max_connections.max(1),
+            queue_timeout,
+        }
+    }
+
+    /// A kept connection that is still open, or a new one, once a slot is free.
+    pub async fn connection(&self) -> Result<Leased<'_>, ConnectError> {
+        let slot = tokio::time::timeout(self.queue_timeout, self.slots.acquire())
+            .await
+            .map_err(|_| ConnectError::Busy(self.max_connections, self.queue_timeout))?
+            .expect("the semaphore is never closed");
+        let stream = self.open().await?;
+        Ok(Leased {
+            stream,
+            _slot: slot,
+        })
+    }
+
+    async fn open(&self) -> std::io::Result<Upstream> {
+        loop {
+            let kept = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
+            match kept {
+                Some(connection) if connection.is_open() => return Ok(connection),
+                Some(_closed) => continue,
+                None => break,
+            }
+        }
+        let connecting = async {
+            Ok(match &self.address {
+                Address::Unix(path) => Upstream::Unix(UnixStream::connect(path).await?),
+                Address::Tcp(hostport) => {
+                    let stream = TcpStream::connect(hostport).await?;
+                    let _ = stream.set_nodelay(true);
+                    Upstream::Tcp(stream)
+                }
+            })
+        };
+        tokio::time::timeout(CONNECT_TIMEOUT, connecting)
+            .await
+            .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into()))
+    }
+
+    /// Keeps a connection whose request went well, for the next one; its slot is freed.
+    pub fn keep(&self, leased: Leased<'_>) {
+        if leased.stream.is_open() {
+            self.idle
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(leased.stream);
+        }
+    }
+}
+
+/// A connection to an app of either family.
+pub enum Upstream {
+    Unix(UnixStream),
+    Tcp(TcpStream),
+}
+
+impl Upstream {
+    /// Whether the app still holds its end: one that closed has sent its FIN by now.
+    fn is_open(&self) -> bool {
+        let mut byte = [0u8; 1];
+        let read = match self {
+            Self::Unix(s) => s.try_read(&mut byte),
+            Self::Tcp(s) => s.try_read(&mut byte),
+        };
+        matches!(read, Err(err) if err.kind() == std::io::ErrorKind::WouldBlock)
+    }
+}
+
+impl AsyncRead for Upstream {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Self::Unix(s) => std::pin::Pin::new(s).poll_read(cx, buf),
+            Self::Tcp(s) => std::pin::Pin::new(s).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Upstream {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            Self::Unix(s) => std::pin::Pin::new(s).poll_write(cx, buf),
+            Self::Tcp(s) => std::pin::Pin::new(s).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            Self::Unix(s) => std::pin::Pin::new(s).poll_write_vectored(cx, bufs),
+            Self::Tcp(s) => std::pin::Pin::new(s).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Self::Unix(s) => std::pin::Pin::new(s).poll_flush(cx),
+            Self::Tcp(s) => std::pin::Pin::new(s).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Self::Unix(s) => std::pin::Pin::new(s).poll_shutdown(cx),
+            Self::Tcp(s) => std::pin::Pin::new(s).poll_shutdown(cx),
+        }
+    }
+}

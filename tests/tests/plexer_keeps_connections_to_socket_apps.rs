@@ -1,0 +1,115 @@
+//! Accounts whose `socket:` names an app someone else runs: plexer keeps its connections to the
+//! app open between requests (FCGI_KEEP_CONN), never opens more than the account's
+//! `max_children` (a kept connection holds one of the app's processes, and a request on one
+//! more would starve behind it), and copes with an app that closes after each request.
+
+use std::process::Command;
+use std::time::Duration;
+
+use plexer_tests::hello::Listen;
+use plexer_tests::{Hello, PlexerServe, Running, Scratch, ServeSetup, wait};
+
+#[test]
+fn a_one_process_app_serves_concurrent_requests_one_after_another_on_a_kept_connection() {
+    let scratch = Scratch::new();
+    let app = Hello::builder().listen(Listen::SocketUnix).start(&scratch);
+    let path = app.addr().unix_path().unwrap().display().to_string();
+    let account = format!("users: [ext]\nsocket: unix:{path}\nmax_children: 1\n");
+    let plexer = PlexerServe::start(
+        &scratch,
+        ServeSetup {
+            accounts: &[("login", ""), ("ext", &account)],
+            ..ServeSetup::default()
+        },
+    );
+    let ext = plexer.cookie("ext");
+    // hello serves one connection at a time: had plexer opened a second connection while
+    // keeping the first, the second request would wait behind the idle first one for ever.
+    let answers: Vec<_> = std::thread::scope(|s| {
+        let requests: Vec<_> = (0..3)
+            .map(|i| {
+                s.spawn({
+                    let (plexer, ext) = (&plexer, &ext);
+                    move || plexer.get(Some(ext), &format!("/c{i}?sleep=200"))
+                })
+            })
+            .collect();
+        requests.into_iter().map(|r| r.join().unwrap()).collect()
+    });
+    for (_, answer) in &answers {
+        assert_eq!(answer.get("account"), "ext");
+    }
+    // One process, one kept connection: its request counter counts every request.
+    let (_, last) = plexer.get(Some(&ext), "/last");
+    assert_eq!(
+        last.requests(),
+        4,
+        "all four requests came on one connection"
+    );
+}
+
+/// A FastCGI app that answers and then closes the connection, whatever FCGI_KEEP_CONN says.
+const CLOSING_APP: &str = r#"
+import socket, struct, sys, os
+path = sys.argv[1]
+server = socket.socket(socket.AF_UNIX)
+server.bind(path)
+server.listen(16)
+served = 0
+def records(conn):
+    buf = b""
+    while True:
+        while len(buf) >= 8:
+            _, kind, rid, clen, plen, _ = struct.unpack(">BBHHBB", buf[:8])
+            if len(buf) < 8 + clen + plen:
+                break
+            yield kind, rid, buf[8:8 + clen]
+            buf = buf[8 + clen + plen:]
+        data = conn.recv(65536)
+        if not data:
+            return
+        buf += data
+def record(kind, rid, body):
+    return struct.pack(">BBHHBB", 1, kind, rid, len(body), 0, 0) + body
+while True:
+    conn, _ = server.accept()
+    for kind, rid, body in records(conn):
+        if kind == 5 and body == b"":
+            served += 1
+            out = b"Content-Type: text/plain\r\n\r\nclosing app, request %d\n" % served
+            conn.sendall(record(6, rid, out) + record(6, rid, b"") + record(3, rid, bytes(8)))
+            break
+    conn.close()
+"#;
+
+#[test]
+fn an_app_that_closes_after_each_request_is_served_on_a_new_connection_each_time() {
+    let scratch = Scratch::new();
+    let socket = scratch.join("closing.sock");
+    let mut command = Command::new("python3");
+    command.args(["-c", CLOSING_APP]).arg(&socket);
+    let _app = Running::spawn("closing app", &mut command, &scratch.join("closing.log"));
+    wait::wait_until_listening("the closing app", &socket, Duration::from_secs(10));
+    let account = format!(
+        "users: [ext]\nsocket: unix:{}\nmax_children: 2\n",
+        socket.display()
+    );
+    let plexer = PlexerServe::start(
+        &scratch,
+        ServeSetup {
+            accounts: &[("login", ""), ("ext", &account)],
+            ..ServeSetup::default()
+        },
+    );
+    let ext = plexer.cookie("ext");
+    for i in 1..=5 {
+        let (response, _) = plexer.get(Some(&ext), "/x");
+        assert!(
+            response
+                .body_text()
+                .contains(&format!("closing app, request {i}")),
+            "request {i}: {}",
+            response.body_text()
+        );
+    }
+}
