@@ -32,6 +32,9 @@ use crate::registry::{Account, AccountRules, Backend, Registry, account_files};
 use crate::serve::ServeError;
 use files::{FileStamp, remove_durably, write_atomically};
 
+/// A long start or pass logs its progress every this many accounts.
+const PROGRESS_EVERY: usize = 1000;
+
 /// How long a reloaded account's new workers get to serve a first request before the reload
 /// is called failed and the old workers go on serving.
 const READY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -176,11 +179,15 @@ impl Manager {
             .books
             .try_lock()
             .expect("nobody else has the manager yet");
-        for account in registry.accounts() {
+        let total = registry.len();
+        for (started, account) in registry.accounts().enumerate() {
             let running = manager
                 .launch(&mut books, account, &next.config, Arc::default())
                 .map_err(ServeError::Start)?;
             next.running.insert(account.name.clone(), Arc::new(running));
+            if (started + 1) % PROGRESS_EVERY == 0 {
+                tracing::info!("starting accounts: {} of {total}", started + 1);
+            }
         }
         next.registry = registry;
         drop(books);
@@ -318,7 +325,15 @@ impl Manager {
         }
         books.seen.retain(|file, _| present.contains(file));
         let mut changed = Vec::new();
-        for file in &files {
+        for (looked_at, file) in files.iter().enumerate() {
+            if (looked_at + 1) % PROGRESS_EVERY == 0 {
+                tracing::info!(
+                    "accounts_dir: looked at {} of {} files, {} changed",
+                    looked_at + 1,
+                    files.len(),
+                    changed.len()
+                );
+            }
             let Ok(stamp) = FileStamp::of(file) else {
                 continue; // gone since the listing: the next event removes it
             };
