@@ -30,7 +30,8 @@ fn each_bad_add_is_refused_with_its_reason_and_changes_nothing() {
     let plexer = plexer(&scratch);
     let before = listing(&plexer);
     let runtime_socket = format!("unix:{}", plexer.path("run/workers/bob.1/0.sock").display());
-    let cases: [(&[&str], &str); 7] = [
+    let long_name = "a".repeat(63);
+    let cases: [(&[&str], &str); 8] = [
         (&["add", "Bob"], "bad account name \"Bob\""),
         (&["add", "../etc"], "bad account name"),
         (
@@ -53,6 +54,10 @@ fn each_bad_add_is_refused_with_its_reason_and_changes_nothing() {
             &["add", "carol", "--socket", "unix:/tmp/elsewhere/app.sock"],
             "is outside socket_dirs (/srv/apps)",
         ),
+        (
+            &["add", &long_name],
+            "a unix socket path may have: use a shorter runtime_dir",
+        ),
     ];
     for (args, expected) in cases {
         let refused = plexer.accounts(args);
@@ -65,6 +70,7 @@ fn each_bad_add_is_refused_with_its_reason_and_changes_nothing() {
         );
     }
     assert_eq!(listing(&plexer), before);
+    assert!(!plexer.account_file(&long_name).exists());
     // The same checks pass a good one.
     plexer
         .accounts(&["add", "carol", "--socket", "unix:/srv/apps/carol.sock"])
@@ -181,4 +187,34 @@ fn the_control_socket_is_private_and_refuses_another_uid() {
         "{refused}"
     );
     assert!(plexer.log().contains("refused a peer of another user"));
+}
+
+#[test]
+fn a_relative_config_path_still_keeps_sockets_out_of_runtime_dir() {
+    let scratch = Scratch::new();
+    let plexer = plexer(&scratch);
+    let inside = plexer.path("run/workers/bob.1/0.sock");
+    std::fs::write(
+        plexer.path("accounts.d/evil.yaml"),
+        format!("socket: unix:{}\n", inside.display()),
+    )
+    .unwrap();
+    // `-c plexer.yaml` from the config's own directory: runtime_dir `run` is made absolute
+    // before the check, so the absolute socket path is seen to be inside it.
+    let mut command = Command::new(build::plexer());
+    command
+        .args(["serve", "--check", "-c", "plexer.yaml"])
+        .current_dir(plexer.path(""));
+    let checked = run(&mut command, b"", Duration::from_secs(10));
+    checked.assert_failure();
+    assert!(
+        checked.stderr_text().contains("is inside runtime_dir"),
+        "{checked}"
+    );
+    // The options of `plexer accounts` go before or after the action.
+    let mut command = Command::new(build::plexer());
+    command
+        .args(["accounts", "list", "-c"])
+        .arg(plexer.config_path());
+    run(&mut command, b"", Duration::from_secs(10)).assert_success();
 }

@@ -23,11 +23,12 @@ pub enum BindError {
         .0.display()
     )]
     InUse(PathBuf),
-    #[error("cannot {what} {}: {source}", path.display())]
+    // `error` rather than `source`: the message says it, and a chain would say it twice.
+    #[error("cannot {what} {}: {error}", path.display())]
     Io {
         what: &'static str,
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("socket owner: {0}")]
     Owner(SpawnError),
@@ -51,10 +52,10 @@ pub fn parse_mode(text: &str) -> Option<u32> {
 
 /// Binds `path` (a blocking listener, as a FastCGI worker expects on fd 0) with `access`.
 pub fn bind_unix(path: &Path, access: &SocketAccess<'_>) -> Result<UnixListener, BindError> {
-    let io = |what, source| BindError::Io {
+    let io = |what, error| BindError::Io {
         what,
         path: path.to_owned(),
-        source,
+        error,
     };
     if path.exists() {
         if UnixStream::connect(path).is_ok() {

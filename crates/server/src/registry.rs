@@ -48,8 +48,11 @@ pub struct AccountRules {
 
 impl AccountRules {
     pub fn from_config(config: &Config) -> Self {
+        let mut template = config.pool.clone();
+        // The config's top-level `audit:` is the default of every pool's.
+        template.audit = template.audit.or(Some(config.audit));
         Self {
-            template: config.pool.clone(),
+            template,
             runtime_dir: config.runtime_dir.clone(),
             socket_dirs: config.socket_dirs.clone(),
         }

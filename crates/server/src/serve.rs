@@ -47,8 +47,9 @@ pub enum ServeError {
         address: String,
         source: std::io::Error,
     },
+    // Not a `source`: the message carries it, and a chain would print it twice.
     #[error("listen: {0}")]
-    Bind(#[from] listen::BindError),
+    Bind(listen::BindError),
     #[error("the control socket: {0}")]
     Control(listen::BindError),
     #[error("{0}")]
@@ -112,6 +113,7 @@ pub async fn run(config_file: &Path, options: ServeOptions) -> Result<(), ServeE
     let mut interrupt = signal(tokio::signal::unix::SignalKind::interrupt());
     let mut quit = signal(tokio::signal::unix::SignalKind::quit());
     let mut hangup = signal(tokio::signal::unix::SignalKind::hangup());
+    let mut user1 = signal(tokio::signal::unix::SignalKind::user_defined1());
     let upstream = listener
         .address()
         .unwrap_or_else(|| state.snapshot().config.listen.clone());
@@ -140,6 +142,11 @@ pub async fn run(config_file: &Path, options: ServeOptions) -> Result<(), ServeE
                         tracing::error!("SIGHUP: the config is refused, nothing changed: {why}");
                     }
                 });
+            }
+            _ = user1.recv() => {
+                // CONTRACT: SIGUSR1 reopens log files; plexer logs to stderr, which whoever
+                // started it (systemd, a shell) owns, so there is nothing to reopen.
+                tracing::info!("SIGUSR1: logs go to stderr; nothing to reopen");
             }
             _ = terminate.recv() => break state.snapshot().config.drain_timeout.0,
             _ = interrupt.recv() => break state.snapshot().config.drain_timeout.0,
@@ -227,7 +234,7 @@ async fn bind(config: &Config, activated: Option<Activated>) -> Result<Listener,
                 group: config.listen_group.as_deref(),
                 mode: config.listen_mode.as_deref().and_then(parse_mode),
             };
-            let listener = listen::bind_unix(path, &access)?;
+            let listener = listen::bind_unix(path, &access).map_err(ServeError::Bind)?;
             listener.set_nonblocking(true).map_err(listen_error)?;
             let listener = UnixListener::from_std(listener).map_err(listen_error)?;
             Listener::Unix(listener, Some(path.clone()))

@@ -19,10 +19,15 @@ use serde_json::Value;
 #[derive(Debug, Args)]
 pub(crate) struct ControlArgs {
     /// The control socket.
-    #[arg(long = "control", value_name = "PATH", conflicts_with = "config")]
+    #[arg(
+        long = "control",
+        value_name = "PATH",
+        conflicts_with = "config",
+        global = true
+    )]
     control: Option<PathBuf>,
     /// The config file, to find the control socket in.
-    #[arg(short = 'c', long = "config", value_name = "FILE")]
+    #[arg(short = 'c', long = "config", value_name = "FILE", global = true)]
     config: Option<PathBuf>,
 }
 

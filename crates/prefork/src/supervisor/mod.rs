@@ -422,7 +422,9 @@ impl PoolShared {
     fn spawn(self: &Arc<Self>, worker: WorkerId) {
         let (listener, path) = match &self.sockets {
             Sockets::PerWorker(dir) => {
-                let path = dir.join(format!("{}-{worker}.sock", self.name));
+                // The directory is the pool's own: the worker's number is name enough, and a
+                // unix socket path has 107 bytes at most.
+                let path = dir.join(format!("{worker}.sock"));
                 (bind_private(&path).map(OwnedFd::from), Some(path))
             }
             Sockets::Shared(fd) => (fd.try_clone(), None),

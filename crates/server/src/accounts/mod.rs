@@ -32,6 +32,9 @@ use crate::registry::{Account, AccountRules, Backend, Registry, account_files};
 use crate::serve::ServeError;
 use files::{FileStamp, remove_durably, write_atomically};
 
+/// The longest path a unix socket may have (sun_path is 108 bytes with its NUL).
+const MAX_SOCKET_PATH: usize = 107;
+
 /// A long start or pass logs its progress every this many accounts.
 const PROGRESS_EVERY: usize = 1000;
 
@@ -217,6 +220,15 @@ impl Manager {
                     .runtime_dir
                     .join("workers")
                     .join(format!("{}.{generation}", account.name));
+                // sun_path holds 107 bytes: say so here rather than fail every spawn.
+                let longest = dir.join("999999999.sock");
+                if longest.as_os_str().len() > MAX_SOCKET_PATH {
+                    return Err(format!(
+                        "its worker sockets would be {} bytes long, over the {MAX_SOCKET_PATH} \
+                         a unix socket path may have: use a shorter runtime_dir (or name)",
+                        longest.as_os_str().len()
+                    ));
+                }
                 let pool = self
                     .supervisor
                     .add_pool(

@@ -197,7 +197,12 @@ impl Config {
             source,
         })?;
         let mut config = Self::parse(&text, file)?;
-        let base = file.parent().unwrap_or(Path::new("."));
+        // Absolute, so that no check compares a relative path with an absolute one.
+        let parent = file
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let base = std::path::absolute(parent).unwrap_or_else(|_| parent.to_owned());
         for path in [
             &mut config.accounts_dir,
             &mut config.runtime_dir,
@@ -244,7 +249,12 @@ impl Config {
             source,
         })?;
         let partial: Partial = yaml::parse(&text, file)?;
-        let base = file.parent().unwrap_or(Path::new("."));
+        // Absolute, so that no check compares a relative path with an absolute one.
+        let parent = file
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let base = std::path::absolute(parent).unwrap_or_else(|_| parent.to_owned());
         let relative_to_file = |path: PathBuf| {
             if path.is_relative() {
                 base.join(path)

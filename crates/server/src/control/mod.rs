@@ -40,10 +40,10 @@ pub fn bind(path: &Path) -> Result<ControlSocket, listen::BindError> {
         mode: Some(0o600),
     };
     let listener = listen::bind_unix(path, &access)?;
-    let io = |source| listen::BindError::Io {
+    let io = |error| listen::BindError::Io {
         what: "listen on",
         path: path.to_owned(),
-        source,
+        error,
     };
     listener.set_nonblocking(true).map_err(io)?;
     let listener = UnixListener::from_std(listener).map_err(io)?;
