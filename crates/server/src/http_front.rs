@@ -42,17 +42,16 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use plexer_fcgi::cgi::{HeadParser, ResponseHead};
 use plexer_fcgi::{Address, ClientConnection, ClientEvent, Limits, Outbox, Params, Role};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
-use tokio::net::{TcpListener, TcpStream, UnixStream};
+use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::relay::{self, HIGH_WATER};
+use crate::upstream::{self, Upstream};
 
 /// Response chunks queued between the FastCGI side and hyper, each up to a read's worth.
 pub const BODY_CHUNKS: usize = 4;
 /// How long a client may take to send a request head (slow-loris bound).
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
-/// How long connecting to plexer's own socket may take.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const READ_CHUNK: usize = 64 * 1024;
 /// Response headers that describe one HTTP hop, not the resource; hyper writes its own.
 const HOP_BY_HOP: [&str; 7] = [
@@ -175,7 +174,7 @@ async fn handle(request: Request<Incoming>, ends: &Ends) -> Response<FrontBody> 
         chunks: body_tx,
         limits,
     };
-    match connect(&ends.upstream).await {
+    match upstream::connect(&ends.upstream).await {
         Ok(Upstream::Unix(stream)) => drop(tokio::spawn(exchange.run(stream))),
         Ok(Upstream::Tcp(stream)) => drop(tokio::spawn(exchange.run(stream))),
         Err(err) => {
@@ -396,28 +395,6 @@ impl Body for FrontBody {
             Self::Stream(_) => SizeHint::default(),
         }
     }
-}
-
-/// A connection to plexer's own socket.
-enum Upstream {
-    Unix(UnixStream),
-    Tcp(TcpStream),
-}
-
-async fn connect(address: &Address) -> io::Result<Upstream> {
-    let connecting = async {
-        Ok(match address {
-            Address::Unix(path) => Upstream::Unix(UnixStream::connect(path).await?),
-            Address::Tcp(hostport) => {
-                let stream = TcpStream::connect(hostport).await?;
-                let _ = stream.set_nodelay(true);
-                Upstream::Tcp(stream)
-            }
-        })
-    };
-    tokio::time::timeout(CONNECT_TIMEOUT, connecting)
-        .await
-        .unwrap_or_else(|_| Err(io::ErrorKind::TimedOut.into()))
 }
 
 /// One HTTP request's FastCGI exchange with plexer, run in a task of its own so that the

@@ -81,19 +81,7 @@ impl External {
                 None => break,
             }
         }
-        let connecting = async {
-            Ok(match &self.address {
-                Address::Unix(path) => Upstream::Unix(UnixStream::connect(path).await?),
-                Address::Tcp(hostport) => {
-                    let stream = TcpStream::connect(hostport).await?;
-                    let _ = stream.set_nodelay(true);
-                    Upstream::Tcp(stream)
-                }
-            })
-        };
-        tokio::time::timeout(CONNECT_TIMEOUT, connecting)
-            .await
-            .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into()))
+        connect(&self.address).await
     }
 
     /// Keeps a connection whose request went well, for the next one; its slot is freed.
@@ -105,6 +93,23 @@ impl External {
                 .push(leased.stream);
         }
     }
+}
+
+/// A new connection to `address`, given [`CONNECT_TIMEOUT`].
+pub async fn connect(address: &Address) -> std::io::Result<Upstream> {
+    let connecting = async {
+        Ok(match address {
+            Address::Unix(path) => Upstream::Unix(UnixStream::connect(path).await?),
+            Address::Tcp(hostport) => {
+                let stream = TcpStream::connect(hostport).await?;
+                let _ = stream.set_nodelay(true);
+                Upstream::Tcp(stream)
+            }
+        })
+    };
+    tokio::time::timeout(CONNECT_TIMEOUT, connecting)
+        .await
+        .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into()))
 }
 
 /// A connection to an app of either family.
