@@ -8,12 +8,11 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use plexer_prefork::audit::{AuditPolicy, processes_in_groups, shared_db_handles};
-use plexer_prefork::supervisor::PoolHandle;
+use nix::unistd::Pid;
+use plexer_prefork::audit::{AuditPolicy, processes_by_group, shared_db_handles};
 
 use crate::accounts::Manager;
 use crate::config::AuditMode;
-use crate::live::Target;
 
 /// How often the pools are looked at: a few /proc reads per process.
 const EVERY: Duration = Duration::from_secs(2);
@@ -26,22 +25,37 @@ pub async fn run(manager: Arc<Manager>) {
     loop {
         tick.tick().await;
         let snapshot = manager.state().snapshot();
-        let policy =
-            snapshot
-                .config
-                .audit_databases
+        let policy = AuditPolicy::new().declaring(&snapshot.config.audit_databases);
+        // The pools to look at, and their workers (each leads its process group).
+        let pools: Vec<_> = snapshot
+            .running
+            .iter()
+            .filter(|(_, running)| running.audit != AuditMode::Off)
+            .filter_map(|(name, running)| {
+                let groups: Vec<_> = running
+                    .pool()?
+                    .status()
+                    .workers
+                    .iter()
+                    .filter_map(|w| w.pid)
+                    .collect();
+                (!groups.is_empty()).then_some((name, running, groups))
+            })
+            .collect();
+        if pools.is_empty() {
+            continue;
+        }
+        let all: Vec<_> = pools
+            .iter()
+            .flat_map(|(_, _, g)| g.iter().copied())
+            .collect();
+        let mut by_group = processes_by_group(&all);
+        for (name, running, groups) in pools {
+            let pids: Vec<_> = groups
                 .iter()
-                .fold(AuditPolicy::new(), |policy, &endpoint| {
-                    policy.database_endpoint(endpoint, format!("declared database {endpoint}"))
-                });
-        for (name, running) in &snapshot.running {
-            let Target::Pool(pool) = &running.target else {
-                continue;
-            };
-            if running.audit == AuditMode::Off {
-                continue;
-            }
-            let Some(finding) = finding(pool, &policy) else {
+                .flat_map(|g| by_group.remove(g).unwrap_or_default())
+                .collect();
+            let Some(finding) = finding(&pids, &policy) else {
                 continue;
             };
             match running.audit {
@@ -59,14 +73,9 @@ pub async fn run(manager: Arc<Manager>) {
     }
 }
 
-/// One database connection shared by the pool's processes, described.
-fn finding(pool: &PoolHandle, policy: &AuditPolicy) -> Option<String> {
-    let groups: Vec<_> = pool.status().workers.iter().filter_map(|w| w.pid).collect();
-    if groups.is_empty() {
-        return None;
-    }
-    let pids = processes_in_groups(&groups);
-    match shared_db_handles(&pids, policy) {
+/// One database connection shared by a pool's processes, described.
+fn finding(pids: &[Pid], policy: &AuditPolicy) -> Option<String> {
+    match shared_db_handles(pids, policy) {
         Ok(shared) => shared.first().map(ToString::to_string),
         Err(err) => {
             tracing::debug!(error = %err, "audit skipped this round");

@@ -19,17 +19,8 @@ pub(crate) struct AuditFdsArgs {
     databases: Vec<TcpEndpoint>,
 }
 
-/// The default policy plus the database endpoints the operator declared with `--database`.
-pub(crate) fn policy_declaring(databases: &[TcpEndpoint]) -> AuditPolicy {
-    databases
-        .iter()
-        .fold(AuditPolicy::new(), |policy, &endpoint| {
-            policy.database_endpoint(endpoint, format!("declared database {endpoint}"))
-        })
-}
-
 pub(crate) fn run(args: AuditFdsArgs) -> anyhow::Result<ExitCode> {
-    let policy = policy_declaring(&args.databases);
+    let policy = AuditPolicy::new().declaring(&args.databases);
     let report = audit_process(args.pid.map(Pid::from_raw), &policy)?;
     write!(std::io::stdout().lock(), "{report}")?;
     Ok(if report.is_clean() {

@@ -125,7 +125,7 @@ pub(crate) fn run(args: SpawnArgs) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let policy = super::audit_fds::policy_declaring(&args.databases);
+    let policy = AuditPolicy::new().declaring(&args.databases);
     let audit = (args.audit != AuditMode::Off).then_some((args.audit, policy));
     let code = runtime.block_on(supervise(
         settings,

@@ -43,6 +43,7 @@ mod shared;
 mod sqlite;
 mod threads;
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use nix::unistd::Pid;
@@ -100,21 +101,32 @@ pub fn assert_fork_safe(policy: &AuditPolicy) -> Result<(), ForkRefused> {
 
 /// Every process whose process group is one of `groups`, from /proc.
 pub fn processes_in_groups(groups: &[Pid]) -> Vec<Pid> {
+    processes_by_group(groups).into_values().flatten().collect()
+}
+
+/// The processes of each of `groups`, from one pass over /proc: an audit of many pools reads
+/// /proc once, not once per pool. Without /proc, each group is its leader alone.
+pub fn processes_by_group(groups: &[Pid]) -> HashMap<Pid, Vec<Pid>> {
+    let mut by_group: HashMap<Pid, Vec<Pid>> = HashMap::new();
     let Ok(entries) = std::fs::read_dir("/proc") else {
-        return groups.to_vec();
+        for &group in groups {
+            by_group.entry(group).or_default().push(group);
+        }
+        return by_group;
     };
-    entries
-        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|&pid| {
-            // /proc/PID/stat: "pid (comm) state ppid pgrp ..."; comm may hold spaces or ')'.
-            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-                return false;
-            };
-            let fields = stat.rsplit_once(')').map(|(_, rest)| rest);
-            let pgrp = fields.and_then(|rest| rest.split_whitespace().nth(2));
-            pgrp.and_then(|g| g.parse::<i32>().ok())
-                .is_some_and(|g| groups.iter().any(|p| p.as_raw() == g))
-        })
-        .map(Pid::from_raw)
-        .collect()
+    for pid in entries.filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<i32>().ok()) {
+        // /proc/PID/stat: "pid (comm) state ppid pgrp ..."; comm may hold spaces or ')'.
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let fields = stat.rsplit_once(')').map(|(_, rest)| rest);
+        let pgrp = fields
+            .and_then(|rest| rest.split_whitespace().nth(2))
+            .and_then(|g| g.parse::<i32>().ok())
+            .map(Pid::from_raw);
+        if let Some(group) = pgrp.filter(|g| groups.contains(g)) {
+            by_group.entry(group).or_default().push(Pid::from_raw(pid));
+        }
+    }
+    by_group
 }

@@ -52,6 +52,14 @@ impl AuditPolicy {
         self
     }
 
+    /// Declares each of `endpoints` (the operator's `--database` / `audit_databases`) as a
+    /// database server, named after itself.
+    pub fn declaring(self, endpoints: &[TcpEndpoint]) -> Self {
+        endpoints.iter().fold(self, |policy, &endpoint| {
+            policy.database_endpoint(endpoint, format!("declared database {endpoint}"))
+        })
+    }
+
     /// Declares a database's unix socket by path or glob (`*`, `?`). A pattern with a `/` is
     /// matched against the whole path, one without against the file name.
     pub fn database_socket(mut self, pattern: impl Into<String>, name: impl Into<String>) -> Self {
