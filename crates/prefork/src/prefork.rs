@@ -30,6 +30,7 @@ use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 
 use crate::audit::{AuditPolicy, ForkRefused, assert_fork_safe};
+use crate::pool::MIN_LIFETIME;
 use crate::spawn::{ForkError, fork_without_exec};
 
 /// Why the prefork server stopped with an error.
@@ -99,7 +100,8 @@ impl Prefork {
         .into_iter()
         .collect::<SigSet>();
         sigprocmask(SigmaskHow::SIG_BLOCK, Some(&signals), None).map_err(PreforkError::Signals)?;
-        let mut children: Vec<Pid> = Vec::new();
+        // Each worker with when it was forked: one that lived a while and exited 0 recycled itself.
+        let mut children: Vec<(Pid, Instant)> = Vec::new();
         let mut failures: Vec<Instant> = Vec::new();
         let outcome = loop {
             if let Err(err) = self.fill(&mut children, &signals, &worker) {
@@ -115,7 +117,8 @@ impl Prefork {
                 Err(err) => break Err(err),
             }
         };
-        self.stop(&children);
+        let pids: Vec<Pid> = children.iter().map(|&(pid, _)| pid).collect();
+        self.stop(&pids);
         let _ = sigprocmask(SigmaskHow::SIG_UNBLOCK, Some(&signals), None);
         outcome
     }
@@ -123,7 +126,7 @@ impl Prefork {
     /// Forks until `workers` run, auditing before each fork.
     fn fill(
         &self,
-        children: &mut Vec<Pid>,
+        children: &mut Vec<(Pid, Instant)>,
         signals: &SigSet,
         worker: &impl Fn(&OwnedFd) -> i32,
     ) -> Result<(), PreforkError> {
@@ -136,29 +139,41 @@ impl Prefork {
             })
             .map_err(PreforkError::Fork)?;
             tracing::info!(%pid, "worker forked");
-            children.push(pid);
+            children.push((pid, Instant::now()));
         }
         Ok(())
     }
 
     /// Reaps exited workers; a failure within the crash window counts towards giving up, and
-    /// delays the respawn a little more each time.
+    /// delays the respawn a little more each time. A worker that lived at least
+    /// [`MIN_LIFETIME`] and exited 0 recycled itself (its own max requests): no failure, as in
+    /// the supervisor's pools.
     fn reap(
         &self,
-        children: &mut Vec<Pid>,
+        children: &mut Vec<(Pid, Instant)>,
         failures: &mut Vec<Instant>,
     ) -> Result<(), PreforkError> {
         loop {
-            let (pid, how) = match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
-                Ok(WaitStatus::Exited(pid, code)) => (pid, format!("exited with status {code}")),
+            let (pid, how, clean) = match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::Exited(pid, code)) => {
+                    (pid, format!("exited with status {code}"), code == 0)
+                }
                 Ok(WaitStatus::Signaled(pid, signal, _)) => {
-                    (pid, format!("was killed by {signal}"))
+                    (pid, format!("was killed by {signal}"), false)
                 }
                 Ok(WaitStatus::StillAlive) | Err(Errno::ECHILD) => return Ok(()),
                 Ok(_) | Err(Errno::EINTR) => continue,
                 Err(err) => return Err(PreforkError::Signals(err)),
             };
-            children.retain(|&child| child != pid);
+            let lived = children
+                .iter()
+                .find(|&&(child, _)| child == pid)
+                .map(|&(_, forked)| forked.elapsed());
+            children.retain(|&(child, _)| child != pid);
+            if clean && lived.is_some_and(|lived| lived >= MIN_LIFETIME) {
+                tracing::info!(%pid, "worker {how}: it recycled itself; forking another");
+                continue;
+            }
             tracing::warn!(%pid, "worker {how}");
             let now = Instant::now();
             failures.retain(|at| now.duration_since(*at) < self.crash_window);

@@ -578,7 +578,10 @@ impl Pool {
         for w in &mut self.workers {
             let overdue =
                 w.state == WorkerState::Stopping && now.duration_since(w.since) >= timeout;
-            let cut_off = drain_over && w.state == WorkerState::Busy;
+            // At the drain's deadline every worker still there goes: busy ones, and stopping
+            // ones that a graceful stop (a shared socket's) would otherwise wait for.
+            let cut_off =
+                drain_over && matches!(w.state, WorkerState::Busy | WorkerState::Stopping);
             if (overdue || cut_off) && !w.killed {
                 Self::kill(&mut self.actions, w, now);
             }
@@ -607,6 +610,9 @@ impl Pool {
             Pm::Dynamic { max_spare, .. } => (self.settings.spare_grace, max_spare),
         };
         let mut excess = self.count(WorkerState::Idle).saturating_sub(keep);
+        if excess == 0 {
+            return;
+        }
         let mut idle: Vec<&mut Worker> = self
             .workers
             .iter_mut()

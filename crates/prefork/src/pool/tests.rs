@@ -454,6 +454,24 @@ fn a_drain_deadline_kills_requests_that_outlast_it() {
 }
 
 #[test]
+fn a_drain_deadline_also_kills_workers_still_stopping() {
+    // A stop that waits for the worker (a shared socket's graceful stop) ends at the drain's
+    // deadline, not after the longer stop_timeout: SIGQUIT means at once.
+    let mut sim = Sim::new(settings(Pm::Static, 1));
+    let Acquire::Worker(idle) = sim.acquire(1) else {
+        panic!()
+    };
+    sim.release(idle, Outcome::Done);
+    let pid = sim.pid_of(idle);
+    sim.log.clear();
+    sim.pool.drain(sim.now, Duration::ZERO);
+    sim.run();
+    assert_eq!(sim.log, [Action::Terminate { id: idle, pid }]);
+    sim.advance(Duration::from_millis(1));
+    assert_eq!(sim.log[1..], [Action::Kill { id: idle, pid }]);
+}
+
+#[test]
 fn settings_that_cannot_work_are_named() {
     let bad = PoolSettings {
         pm: Pm::Dynamic {

@@ -233,14 +233,15 @@ impl PoolHandle {
             }
         };
         self.shared.wake.notify_one();
-        // If this future is dropped while waiting, the guard takes the request off the queue.
+        // If this future is dropped while waiting, the guard takes the request off the queue,
+        // and gives back a worker granted in the meantime.
         let mut guard = CancelOnDrop {
             shared: &self.shared,
             waiter,
-            armed: true,
+            rx: Some(rx),
         };
-        let grant = rx.await;
-        guard.armed = false;
+        let grant = guard.rx.as_mut().expect("set just above").await;
+        guard.rx = None;
         match grant {
             Ok(Ok(worker)) => Ok(self.lease(worker)),
             Ok(Err(refusal)) => Err(refusal),
@@ -274,6 +275,11 @@ impl PoolHandle {
         }
     }
 
+    /// How many workers failed so far (cheaper than [`status`](Self::status) for one number).
+    pub fn failures(&self) -> u64 {
+        lock(&self.shared.core).pool.stats().failures
+    }
+
     /// The operator's override after a crash loop.
     pub fn reset(&self) {
         lock(&self.shared.core).pool.reset(Instant::now());
@@ -294,27 +300,30 @@ impl PoolHandle {
 struct CancelOnDrop<'a> {
     shared: &'a PoolShared,
     waiter: WaiterId,
-    armed: bool,
+    /// Taken once the grant was read: a guard that still holds it was dropped while waiting.
+    rx: Option<oneshot::Receiver<Grant>>,
 }
 
 impl Drop for CancelOnDrop<'_> {
     fn drop(&mut self) {
-        if !self.armed {
+        let Some(mut rx) = self.rx.take() else {
             return;
-        }
+        };
+        // Closed first, so that a grant sent from now on fails and is handed back by the
+        // driver; one sent before is read here and handed back as unused.
+        rx.close();
         let mut core = lock(&self.shared.core);
         core.waiters.remove(&self.waiter);
-        // When it was assigned meanwhile, the Assign finds no receiver and hands the worker
-        // back as unused; either way nothing more is needed here.
         core.pool.cancel(self.waiter);
+        if let Ok(Ok(worker)) = rx.try_recv() {
+            core.pool.release(worker, Outcome::Unused, Instant::now());
+            drop(core);
+            self.shared.wake.notify_one();
+        }
     }
 }
 
 impl Lease {
-    pub fn worker(&self) -> WorkerId {
-        self.worker
-    }
-
     pub fn pid(&self) -> Option<Pid> {
         self.pid
     }

@@ -74,7 +74,11 @@ pub(crate) fn serves_its_listener<'a>(
     });
     let listening: Vec<Listening> = listening.collect();
     kinds.into_iter().any(|kind| match kind {
-        DescriptorKind::TcpConnection { local, .. } => listening.contains(&Listening::Tcp(*local)),
+        // A listener on 0.0.0.0 or [::] accepts connections whose own address is a real one.
+        DescriptorKind::TcpConnection { local, .. } => listening.iter().any(|l| {
+            matches!(l, Listening::Tcp(at)
+                if at.port() == local.port() && (at.ip().is_unspecified() || at.ip() == local.ip()))
+        }),
         DescriptorKind::UnixConnection { local, .. } => {
             listening.contains(&Listening::Unix(local.clone()))
         }
@@ -135,5 +139,20 @@ mod tests {
         assert!(serves_its_listener(
             [tcp_listener, tcp_outgoing, tcp_accepted].iter()
         ));
+
+        // spawn-fcgi's `-a 0.0.0.0`: the accepted connection has a real address.
+        let wildcard = DescriptorKind::TcpListener {
+            local: "0.0.0.0:9000".parse().unwrap(),
+        };
+        let via_loopback = DescriptorKind::TcpConnection {
+            local: "127.0.0.1:9000".parse().unwrap(),
+            peer: "127.0.0.1:50002".parse().unwrap(),
+        };
+        let other_port = DescriptorKind::TcpConnection {
+            local: "127.0.0.1:9001".parse().unwrap(),
+            peer: "127.0.0.1:50003".parse().unwrap(),
+        };
+        assert!(serves_its_listener([wildcard.clone(), via_loopback].iter()));
+        assert!(!serves_its_listener([wildcard, other_port].iter()));
     }
 }

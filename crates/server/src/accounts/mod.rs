@@ -686,7 +686,7 @@ async fn ready(running: &Running) -> Result<(), String> {
         let mut tick = tokio::time::interval(Duration::from_millis(25));
         loop {
             tick.tick().await;
-            if pool.status().stats.failures > 0 {
+            if pool.failures() > 0 {
                 break;
             }
         }
