@@ -150,7 +150,8 @@ fn respond(request: &mut Request<'_, Stream>, served: u64) -> io::Result<()> {
 
 /// Streams `size` bytes of `abc…z` in 64 KiB pieces, so a large response costs no memory.
 fn write_pattern(request: &mut Request<'_, Stream>, size: u64) -> io::Result<()> {
-    let piece: Vec<u8> = (b'a'..=b'z').cycle().take(26 * 2521).collect(); // 65546: a multiple of 26
+    // 65520 bytes: a multiple of 26 that fits one record (65535), so each write is one record.
+    let piece: Vec<u8> = (b'a'..=b'z').cycle().take(26 * 2520).collect();
     let mut left = size;
     while left > 0 {
         let n = left.min(piece.len() as u64) as usize;
@@ -182,6 +183,7 @@ fn percent_decode(text: &str) -> String {
     while i < bytes.len() {
         let hex = bytes
             .get(i + 1..i + 3)
+            .filter(|h| h.iter().all(u8::is_ascii_hexdigit))
             .and_then(|h| std::str::from_utf8(h).ok())
             .and_then(|h| u8::from_str_radix(h, 16).ok());
         match (bytes[i], hex) {

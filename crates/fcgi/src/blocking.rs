@@ -231,6 +231,8 @@ pub struct Request<'c, S> {
     stdin: Pending,
     data: Pending,
     aborted: bool,
+    /// Whether any of the response went out: a failing handler's 500 only fits before it.
+    stdout_started: bool,
     exit_status: u32,
     /// A transport or protocol failure seen while serving; it ends the connection.
     failure: Option<Error>,
@@ -274,6 +276,7 @@ impl<S: Read + Write> Request<'_, S> {
 
     /// Appends response bytes (CGI headers first, then the body).
     pub fn write_stdout(&mut self, data: &[u8]) -> io::Result<()> {
+        self.stdout_started |= !data.is_empty();
         self.conn
             .protocol
             .stdout(self.head.id, Bytes::copy_from_slice(data))
@@ -441,8 +444,19 @@ where
         chunk: vec![0; 16 * 1024].into_boxed_slice(),
     };
     while let Some(event) = conn.next_event()? {
-        let ServerEvent::Request(head) = event else {
-            continue; // input of a request the handler already ended
+        let head = match event {
+            ServerEvent::Request(head) => head,
+            // Aborted before its params ended, so no handler saw it: it is ended here (a
+            // request the handler already ended is not active, and that is fine).
+            ServerEvent::Abort { id } => {
+                let _ = conn.protocol.end_request(id, 0);
+                conn.flush()?;
+                if conn.protocol.is_closing() {
+                    return Ok(());
+                }
+                continue;
+            }
+            _ => continue, // input of a request the handler already ended
         };
         let id = head.id;
         let mut request = Request {
@@ -451,6 +465,7 @@ where
             stdin: Pending::default(),
             data: Pending::default(),
             aborted: false,
+            stdout_started: false,
             exit_status: 0,
             failure: None,
         };
@@ -460,7 +475,7 @@ where
         }
         let mut status = request.exit_status;
         if let Err(err) = outcome {
-            if request.conn.protocol.outbox().is_empty() && !request.aborted {
+            if !request.stdout_started && !request.aborted {
                 // Nothing was written: give the web server a response rather than none.
                 let _ = request.write_stdout(b"Status: 500 Internal Server Error\r\n\r\n");
             }
@@ -480,7 +495,7 @@ where
 mod tests {
     use super::*;
     use crate::client::{ClientConnection, ClientEvent};
-    use crate::{Limits, Params, Role};
+    use crate::{Limits, Outbox, Params, RecordType, Role};
 
     /// A stream that reads from a fixed buffer and records what is written.
     struct Wire {
@@ -576,6 +591,57 @@ mod tests {
         let got = responses(&stream.output, 1);
         assert!(got[0].0.starts_with(b"Status: 500"));
         assert_eq!(got[0].1, 1);
+    }
+
+    #[test]
+    fn a_handler_failing_after_its_head_gets_no_500_inside_its_body() {
+        let wire = requests(&[b"body"], false);
+        let mut stream = Wire {
+            input: io::Cursor::new(wire),
+            output: Vec::new(),
+        };
+        serve_connection(&mut stream, &ServerConfig::default(), |req| {
+            req.write_stdout(b"Content-Type: text/plain\r\n\r\npartial")?;
+            // Reading flushes what was written, as a real handler's input does.
+            let mut body = Vec::new();
+            req.read_to_end(&mut body)?;
+            Err(io::Error::other("boom"))
+        })
+        .unwrap();
+        let got = responses(&stream.output, 1);
+        assert_eq!(got[0].0, b"Content-Type: text/plain\r\n\r\npartial");
+        assert_eq!(got[0].1, 1);
+    }
+
+    #[test]
+    fn a_request_aborted_before_its_params_ended_is_ended_without_the_handler() {
+        let mut wire = Vec::new();
+        let begin = [0u8, 1, 1, 0, 0, 0, 0, 0]; // RESPONDER, KEEP_CONN
+        let partial_params = [1u8, 1, b'a', b'b'];
+        for (record_type, body) in [
+            (RecordType::BeginRequest, &begin[..]),
+            (RecordType::Params, &partial_params[..]),
+            (RecordType::AbortRequest, &[][..]),
+        ] {
+            let mut out = Outbox::new();
+            out.push_record_slice(record_type, 1, body);
+            wire.extend_from_slice(&out.copy_to_bytes(out.remaining()));
+        }
+        wire.extend(requests(&[b"next"], true));
+        let mut stream = Wire {
+            input: io::Cursor::new(wire),
+            output: Vec::new(),
+        };
+        let mut handled = 0;
+        serve_connection(&mut stream, &ServerConfig::default(), |req| {
+            handled += 1;
+            req.write_stdout(b"Content-Type: text/plain\r\n\r\nok")
+        })
+        .unwrap();
+        assert_eq!(handled, 1, "only the second request reached the handler");
+        let got = responses(&stream.output, 2);
+        assert_eq!(got[0], (Vec::new(), 0), "the aborted one was ended");
+        assert!(got[1].0.ends_with(b"ok"));
     }
 
     #[test]

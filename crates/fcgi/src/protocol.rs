@@ -65,14 +65,6 @@ impl RecordType {
             Self::Other(code) => code,
         }
     }
-
-    /// Stream types end with an empty record of the same type (§3.3).
-    pub fn is_stream(self) -> bool {
-        matches!(
-            self,
-            Self::Params | Self::Stdin | Self::Stdout | Self::Stderr | Self::Data
-        )
-    }
 }
 
 impl From<u8> for RecordType {

@@ -298,6 +298,11 @@ where
         let head = loop {
             match front.conn.poll_event() {
                 Ok(Some(ServerEvent::Request(head))) => break head,
+                // Aborted before its params ended: never routed, so it is ended here.
+                Ok(Some(ServerEvent::Abort { id })) => {
+                    let _ = front.conn.end_request(id, 0);
+                    continue;
+                }
                 Ok(Some(_)) => continue,
                 Ok(None) => {}
                 Err(err) => {
