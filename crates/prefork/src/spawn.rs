@@ -154,10 +154,11 @@ pub enum SpawnError {
     NotRoot(u32),
     #[error("{what} {path:?} contains a NUL byte")]
     NulInPath { what: &'static str, path: PathBuf },
-    #[error("cannot start {program:?}: {source}")]
+    // `error`, not `source`: the message carries the cause, and a chain would repeat it.
+    #[error("cannot start {program:?}: {error}")]
     Exec {
         program: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
 }
 
@@ -202,9 +203,9 @@ pub fn spawn_worker(
     unsafe {
         cmd.pre_exec(move || setup.apply());
     }
-    let mut child = cmd.spawn().map_err(|source| SpawnError::Exec {
+    let mut child = cmd.spawn().map_err(|error| SpawnError::Exec {
         program: command.program.clone(),
-        source,
+        error,
     })?;
     let stdout = child.stdout.take().expect("stdout was piped");
     let stderr = child.stderr.take().expect("stderr was piped");

@@ -46,11 +46,8 @@ impl fmt::Debug for Keys {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum KeyError {
-    #[error("cannot read the secret file {path}: {source}")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
+    #[error("cannot read the secret file {path}: {error}")]
+    Read { path: String, error: std::io::Error },
     #[error(
         "the secret file {path} holds no key: write one random line of at least {MIN_KEY_LEN} \
          characters, e.g. `head -c 48 /dev/urandom | base64`"
@@ -71,9 +68,9 @@ impl Keys {
     /// Reads one key per line; blank lines and `#` comments are skipped.
     pub fn load(path: &Path) -> Result<Self, KeyError> {
         let shown = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| KeyError::Read {
+        let text = std::fs::read_to_string(path).map_err(|error| KeyError::Read {
             path: shown.clone(),
-            source,
+            error,
         })?;
         Self::parse(&text, &shown)
     }

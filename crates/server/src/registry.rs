@@ -110,15 +110,15 @@ pub struct Registry {
 /// The account files of a directory: `*.yaml` not starting with a dot (editors' and our own
 /// temporary files), sorted.
 pub fn account_files(dir: &Path) -> Result<Vec<PathBuf>, ConfigError> {
-    let entries = std::fs::read_dir(dir).map_err(|source| ConfigError::Read {
+    let entries = std::fs::read_dir(dir).map_err(|error| ConfigError::Read {
         file: dir.to_owned(),
-        source,
+        error,
     })?;
     let mut files: Vec<PathBuf> = Vec::new();
     for entry in entries {
-        let entry = entry.map_err(|source| ConfigError::Read {
+        let entry = entry.map_err(|error| ConfigError::Read {
             file: dir.to_owned(),
-            source,
+            error,
         })?;
         let path = entry.path();
         if is_account_file(&path) {
@@ -143,9 +143,9 @@ impl Registry {
         let files = account_files(dir)?;
         let mut registry = Self::default();
         for file in files {
-            let text = std::fs::read_to_string(&file).map_err(|source| ConfigError::Read {
+            let text = std::fs::read_to_string(&file).map_err(|error| ConfigError::Read {
                 file: file.clone(),
-                source,
+                error,
             })?;
             registry.insert(Self::account(&file, &text, rules)?)?;
         }

@@ -76,13 +76,14 @@ pub enum SupervisorError {
     Subreaper(nix::Error),
     #[error("cannot watch SIGCHLD to reap workers: {0}")]
     Signal(io::Error),
-    #[error("bad pool settings for {pool}: {source}")]
-    Settings { pool: String, source: SettingsError },
-    #[error("cannot create the socket directory {path:?} of pool {pool}: {source}")]
+    // `error`, not `source`: the messages carry the cause, and a chain would repeat it.
+    #[error("bad pool settings for {pool}: {error}")]
+    Settings { pool: String, error: SettingsError },
+    #[error("cannot create the socket directory {path:?} of pool {pool}: {error}")]
     SocketDir {
         pool: String,
         path: PathBuf,
-        source: io::Error,
+        error: io::Error,
     },
 }
 
@@ -106,17 +107,17 @@ impl Supervisor {
         sockets: Sockets,
     ) -> Result<PoolHandle, SupervisorError> {
         if let Sockets::PerWorker(dir) = &sockets {
-            std::fs::create_dir_all(dir).map_err(|source| SupervisorError::SocketDir {
+            std::fs::create_dir_all(dir).map_err(|error| SupervisorError::SocketDir {
                 pool: name.to_owned(),
                 path: dir.clone(),
-                source,
+                error,
             })?;
         }
         let seed = u64::from(std::process::id()) ^ name.len() as u64 ^ now_nanos();
-        let pool = Pool::new(settings, Instant::now(), seed).map_err(|source| {
+        let pool = Pool::new(settings, Instant::now(), seed).map_err(|error| {
             SupervisorError::Settings {
                 pool: name.to_owned(),
-                source,
+                error,
             }
         })?;
         let (stopped_tx, _) = watch::channel(false);

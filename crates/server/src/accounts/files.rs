@@ -28,11 +28,11 @@ impl FileStamp {
 
 /// A failed write of the registry; the old file, if any, is untouched.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot {doing} {}: {source}; nothing was changed", path.display())]
+#[error("cannot {doing} {}: {error}; nothing was changed", path.display())]
 pub(crate) struct WriteError {
     doing: &'static str,
     path: PathBuf,
-    source: io::Error,
+    error: io::Error,
 }
 
 /// Writes `text` as `dir/NAME.yaml`: a temporary file first, synced, renamed over the old one,
@@ -44,11 +44,7 @@ pub(crate) fn write_atomically(dir: &Path, name: &str, text: &str) -> Result<Pat
     let temporary = dir.join(format!(".{name}.yaml.{}.tmp", std::process::id()));
     let fail = |doing, path: &Path| {
         let path = path.to_owned();
-        move |source| WriteError {
-            doing,
-            path,
-            source,
-        }
+        move |error| WriteError { doing, path, error }
     };
     let written = (|| {
         let mut file = OpenOptions::new()
@@ -73,10 +69,10 @@ pub(crate) fn write_atomically(dir: &Path, name: &str, text: &str) -> Result<Pat
 
 /// Removes `path` and syncs its directory, so that a removal survives a crash.
 pub(crate) fn remove_durably(path: &Path) -> Result<(), WriteError> {
-    let fail = |source| WriteError {
+    let fail = |error| WriteError {
         doing: "remove",
         path: path.to_owned(),
-        source,
+        error,
     };
     match std::fs::remove_file(path) {
         Ok(()) => {}

@@ -152,10 +152,10 @@ impl Manager {
             if let Ok(stamp) = FileStamp::of(&file) {
                 seen.insert(file.clone(), stamp);
             }
-            let text = std::fs::read_to_string(&file).map_err(|source| {
+            let text = std::fs::read_to_string(&file).map_err(|error| {
                 crate::config::ConfigError::Read {
                     file: file.clone(),
-                    source,
+                    error,
                 }
             })?;
             registry.insert(Registry::account(&file, &text, &rules)?)?;

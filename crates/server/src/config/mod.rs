@@ -27,10 +27,11 @@ pub use pool_keys::{AuditMode, PmKind, PoolKeys, PoolPlan};
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConfigError {
-    #[error("cannot read {}: {source}", file.display())]
+    // `error`, not `source`: the message carries the cause, and a chain would repeat it.
+    #[error("cannot read {}: {error}", file.display())]
     Read {
         file: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("{}:{line}:{column}: {message}", file.display())]
     Parse {
@@ -192,9 +193,9 @@ impl Config {
     /// Reads, parses and checks the config file. Relative paths in it are taken relative to
     /// the file's own directory, so a config and its files move together.
     pub fn load(file: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(file).map_err(|source| ConfigError::Read {
+        let text = std::fs::read_to_string(file).map_err(|error| ConfigError::Read {
             file: file.to_owned(),
-            source,
+            error,
         })?;
         let mut config = Self::parse(&text, file)?;
         // Absolute, so that no check compares a relative path with an absolute one.
@@ -244,9 +245,9 @@ impl Config {
             control: Option<Address>,
             runtime_dir: Option<PathBuf>,
         }
-        let text = std::fs::read_to_string(file).map_err(|source| ConfigError::Read {
+        let text = std::fs::read_to_string(file).map_err(|error| ConfigError::Read {
             file: file.to_owned(),
-            source,
+            error,
         })?;
         let partial: Partial = yaml::parse(&text, file)?;
         // Absolute, so that no check compares a relative path with an absolute one.
