@@ -9,10 +9,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use nix::unistd::Pid;
-use plexer_prefork::audit::{AuditPolicy, processes_by_group, shared_db_handles};
+use plexer_prefork::audit::{AuditPolicy, processes_by_group, shared_db_handles_each};
 
+use crate::account::AccountName;
 use crate::accounts::Manager;
 use crate::config::AuditMode;
+use crate::live::Running;
 
 /// How often the pools are looked at: a few /proc reads per process.
 const EVERY: Duration = Duration::from_secs(2);
@@ -39,29 +41,19 @@ pub async fn run(manager: Arc<Manager>) {
                     .iter()
                     .filter_map(|w| w.pid)
                     .collect();
-                (!groups.is_empty()).then_some((name, running, groups))
+                (!groups.is_empty()).then(|| (name.clone(), Arc::clone(running), groups))
             })
             .collect();
         if pools.is_empty() {
             continue;
         }
-        let all: Vec<_> = pools
-            .iter()
-            .flat_map(|(_, _, g)| g.iter().copied())
-            .collect();
-        let mut by_group = processes_by_group(&all);
-        for (name, running, groups) in pools {
-            let pids: Vec<_> = groups
-                .iter()
-                .flat_map(|g| by_group.remove(g).unwrap_or_default())
-                .collect();
-            let Some(finding) = finding(&pids, &policy) else {
-                continue;
-            };
+        // /proc is read off the relay's thread: with many pools a pass takes a while.
+        let audited = tokio::task::spawn_blocking(move || findings(pools, &policy)).await;
+        for (name, running, finding) in audited.unwrap_or_default() {
             match running.audit {
                 AuditMode::Strict => {
                     let why = format!("{finding} (audit: strict)");
-                    manager.stop_for_audit(name, running.generation, why).await;
+                    manager.stop_for_audit(&name, running.generation, why).await;
                 }
                 AuditMode::Warn | AuditMode::Off => {
                     if reported.insert(finding.clone()) {
@@ -73,13 +65,36 @@ pub async fn run(manager: Arc<Manager>) {
     }
 }
 
-/// One database connection shared by a pool's processes, described.
-fn finding(pids: &[Pid], policy: &AuditPolicy) -> Option<String> {
-    match shared_db_handles(pids, policy) {
-        Ok(shared) => shared.first().map(ToString::to_string),
-        Err(err) => {
-            tracing::debug!(error = %err, "audit skipped this round");
-            None
-        }
-    }
+/// The pools whose processes share a database connection, each with its first finding: one
+/// pass over /proc for the processes, one read of the socket tables for all pools.
+fn findings(
+    pools: Vec<(AccountName, Arc<Running>, Vec<Pid>)>,
+    policy: &AuditPolicy,
+) -> Vec<(AccountName, Arc<Running>, String)> {
+    let all: Vec<_> = pools
+        .iter()
+        .flat_map(|(_, _, g)| g.iter().copied())
+        .collect();
+    let mut by_group = processes_by_group(&all);
+    let sets: Vec<Vec<Pid>> = pools
+        .iter()
+        .map(|(_, _, groups)| {
+            groups
+                .iter()
+                .flat_map(|g| by_group.remove(g).unwrap_or_default())
+                .collect()
+        })
+        .collect();
+    let audited = shared_db_handles_each(&sets, policy);
+    pools
+        .into_iter()
+        .zip(audited)
+        .filter_map(|((name, running, _), shared)| match shared {
+            Ok(shared) => Some((name, running, shared.first()?.to_string())),
+            Err(err) => {
+                tracing::debug!(error = %err, "audit skipped this round");
+                None
+            }
+        })
+        .collect()
 }

@@ -32,9 +32,10 @@ pub const MIN_KEY_LEN: usize = 32;
 /// The signature of a well-formed cookie: 32 bytes as base64url without padding.
 const SIGNATURE_LEN: usize = 43;
 
-/// The keys of the secret file: the first signs, all verify.
+/// The keys of the secret file: the first signs, all verify. Held keyed, so that a request's
+/// check does not set up HMAC from the key again.
 #[derive(Clone)]
-pub struct Keys(Vec<Vec<u8>>);
+pub struct Keys(Vec<HmacSha256>);
 
 impl fmt::Debug for Keys {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -90,7 +91,7 @@ impl Keys {
                     len: key.len(),
                 });
             }
-            keys.push(key.as_bytes().to_vec());
+            keys.push(HmacSha256::new_from_slice(key.as_bytes()).expect("HMAC takes any key"));
         }
         if keys.is_empty() {
             return Err(KeyError::Empty {
@@ -100,8 +101,8 @@ impl Keys {
         Ok(Self(keys))
     }
 
-    fn mac(key: &[u8], account: &str, expiry: &str) -> HmacSha256 {
-        let mut mac = HmacSha256::new_from_slice(key).expect("HMAC takes a key of any length");
+    fn mac(keyed: &HmacSha256, account: &str, expiry: &str) -> HmacSha256 {
+        let mut mac = keyed.clone();
         mac.update(CONTEXT);
         mac.update(account.as_bytes());
         mac.update(b"|");

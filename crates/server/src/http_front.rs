@@ -82,12 +82,6 @@ pub struct HttpFront {
     addr: SocketAddr,
 }
 
-/// Binds `addr`, then serves forever, relaying every request to plexer at `upstream`.
-pub async fn run(addr: SocketAddr, upstream: Address) -> Result<(), FrontError> {
-    bind(addr).await?.serve(upstream).await;
-    Ok(())
-}
-
 /// Binds the front's TCP listener.
 pub async fn bind(addr: SocketAddr) -> Result<HttpFront, FrontError> {
     let failed = |error| FrontError { addr, error };
@@ -97,11 +91,6 @@ pub async fn bind(addr: SocketAddr) -> Result<HttpFront, FrontError> {
 }
 
 impl HttpFront {
-    /// The address bound (with the port the kernel chose, for port 0).
-    pub fn local_addr(&self) -> SocketAddr {
-        self.addr
-    }
-
     /// Accepts HTTP connections until the task is dropped; each is served in its own task.
     pub async fn serve(self, upstream: Address) {
         if !self.addr.ip().is_loopback() {

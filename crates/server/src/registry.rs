@@ -19,9 +19,17 @@ use crate::config::{AccountFile, Config, ConfigError, PoolKeys, PoolPlan};
 pub enum Backend {
     /// Workers plexer runs and supervises.
     Managed(Box<PoolPlan>),
-    /// An app someone else runs (`socket:`): plexer only routes to it.
-    External(Address),
+    /// An app someone else runs (`socket:`): plexer only routes to it, over at most
+    /// `max_connections` connections (its `max_children`: the app's processes).
+    External {
+        address: Address,
+        max_connections: usize,
+    },
 }
+
+/// The connections to a `socket:` app when neither its file nor the template says
+/// `max_children`.
+pub const EXTERNAL_CONNECTIONS: usize = 4;
 
 /// One account, ready to serve.
 #[derive(Clone, Debug)]
@@ -177,7 +185,11 @@ impl Registry {
                 {
                     return Err(ConfigError::invalid(file, why));
                 }
-                Backend::External(address.clone())
+                let keys = parsed.pool.over(&rules.template);
+                Backend::External {
+                    address: address.clone(),
+                    max_connections: keys.max_children.unwrap_or(EXTERNAL_CONNECTIONS),
+                }
             }
             None => Backend::Managed(Box::new(
                 parsed
@@ -304,7 +316,7 @@ mod tests {
         assert_eq!(bob.name.as_str(), "bob");
         assert!(matches!(bob.backend, Backend::Managed(_)));
         let sue = registry.get(&AccountName::new("sue").unwrap()).unwrap();
-        assert!(matches!(sue.backend, Backend::External(_)));
+        assert!(matches!(sue.backend, Backend::External { .. }));
     }
 
     #[test]

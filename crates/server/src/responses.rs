@@ -20,16 +20,30 @@ use crate::registry::Registry;
 
 /// A complete CGI response with a plain-text body.
 pub fn plain(status: u16, reason: &str, extra: &[(&str, &str)], body: &str) -> Bytes {
+    typed(status, reason, "text/plain; charset=utf-8", extra, body)
+}
+
+/// A whole response of `content_type` that plexer makes itself, never cached, its body ending
+/// in a newline.
+pub fn typed(
+    status: u16,
+    reason: &str,
+    content_type: &str,
+    extra: &[(&str, &str)],
+    body: &str,
+) -> Bytes {
     let mut head = ResponseHead::new(status);
     head.reason = reason.to_owned();
-    head.push("Content-Type", "text/plain; charset=utf-8");
+    head.push("Content-Type", content_type.to_owned());
     head.push("Cache-Control", "no-store");
     for (name, value) in extra {
         head.push(name, value.to_string());
     }
     let mut out = head.encode().to_vec();
     out.extend_from_slice(body.as_bytes());
-    out.push(b'\n');
+    if !body.ends_with('\n') {
+        out.push(b'\n');
+    }
     Bytes::from(out)
 }
 

@@ -56,10 +56,13 @@ pub enum StatusFormat {
 /// compared without case. Returns how many were dropped, for the log.
 pub fn strip_claims(params: &mut Params) -> usize {
     let before = params.len();
-    params.retain(|name, _| {
-        let upper = name.to_ascii_uppercase();
-        !(upper.starts_with(b"PLEXER_") || upper.starts_with(b"HTTP_X_PLEXER_"))
-    });
+    let claims = |name: &[u8]| {
+        [&b"PLEXER_"[..], b"HTTP_X_PLEXER_"].iter().any(|prefix| {
+            name.get(..prefix.len())
+                .is_some_and(|head| head.eq_ignore_ascii_case(prefix))
+        })
+    };
+    params.retain(|name, _| !claims(name));
     before - params.len()
 }
 

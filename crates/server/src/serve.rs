@@ -501,7 +501,7 @@ where
         }
         (None, _) => unreachable!("a pool's request holds a lease"),
     };
-    let uri = params.get_str("REQUEST_URI").unwrap_or("-").to_owned();
+    let uri = params.get_str("REQUEST_URI").unwrap_or("-");
     let took = started.elapsed();
     match ended {
         Ended::Completed {

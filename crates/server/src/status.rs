@@ -41,17 +41,9 @@ pub fn render(snapshot: &Snapshot, started: Instant, format: StatusFormat, full:
     }
 }
 
-/// A 200 with `body` as `content_type`, never cached: the page is a snapshot.
-fn typed(content_type: &'static str, body: &str) -> Bytes {
-    let mut head = plexer_fcgi::cgi::ResponseHead::new(200);
-    head.push("Content-Type", content_type);
-    head.push("Cache-Control", "no-store");
-    let mut out = head.encode().to_vec();
-    out.extend_from_slice(body.as_bytes());
-    if !body.ends_with('\n') {
-        out.push(b'\n');
-    }
-    Bytes::from(out)
+/// A 200 with `body` as `content_type`: the page is a snapshot, never cached.
+fn typed(content_type: &str, body: &str) -> Bytes {
+    crate::responses::typed(200, "OK", content_type, &[], body)
 }
 
 fn seconds_since(at: Option<Instant>) -> Value {

@@ -21,9 +21,6 @@ use plexer_fcgi::{
     Role,
 };
 
-/// The routing cookie's default name (CONTRACT.md); `--cookie VALUE` without `=` is sent as it.
-const DEFAULT_COOKIE_NAME: &str = "plexer_account";
-
 #[derive(Debug, Args)]
 pub(crate) struct RequestArgs {
     /// Where the FastCGI server listens: unix:/path, tcp:HOST:PORT, or a bare path.
@@ -147,7 +144,9 @@ fn cgi_params(args: &RequestArgs, body_len: Option<u64>) -> anyhow::Result<Param
         let header = if cookie.contains('=') {
             cookie.clone()
         } else {
-            format!("{DEFAULT_COOKIE_NAME}={cookie}")
+            // `--cookie VALUE` without `=` is the routing cookie, by its default name.
+            let name = plexer_server::config::Route::default().cookie;
+            format!("{name}={cookie}")
         };
         params.set("HTTP_COOKIE", header);
     }

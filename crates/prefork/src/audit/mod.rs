@@ -54,7 +54,7 @@ pub use finding::{DbHandle, Finding};
 pub use known::Database;
 pub use policy::{AuditPolicy, EndpointParseError, TcpEndpoint};
 pub use report::AuditReport;
-pub use shared::{SharedHandle, shared_db_handles};
+pub use shared::{SharedHandle, shared_db_handles, shared_db_handles_each};
 pub use sqlite::SqlitePart;
 pub use threads::check_single_threaded;
 

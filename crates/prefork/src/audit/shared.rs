@@ -118,16 +118,34 @@ pub fn shared_db_handles(
     pids: &[Pid],
     policy: &AuditPolicy,
 ) -> Result<Vec<SharedHandle>, AuditError> {
+    shared_within(pids, policy, &mut TableCache::default())
+}
+
+/// [`shared_db_handles`] for each of several sets of pids (the pools of a plexer), reading
+/// each network namespace's socket tables once for all of them.
+pub fn shared_db_handles_each(
+    sets: &[Vec<Pid>],
+    policy: &AuditPolicy,
+) -> Vec<Result<Vec<SharedHandle>, AuditError>> {
+    let mut tables = TableCache::default();
+    sets.iter()
+        .map(|pids| shared_within(pids, policy, &mut tables))
+        .collect()
+}
+
+fn shared_within(
+    pids: &[Pid],
+    policy: &AuditPolicy,
+    tables: &mut TableCache,
+) -> Result<Vec<SharedHandle>, AuditError> {
     // Every descriptor is indexed by what it refers to, not only the findings: a process can
     // recognise a database handle that another holder of the same socket cannot (only a
     // socket's own holder learns a unix peer, by getpeername), and the handle is shared all
     // the same.
     let mut holders: HashMap<Identity, Vec<(Pid, RawFd)>> = HashMap::new();
     let mut findings: Vec<(Identity, Finding)> = Vec::new();
-    // The processes of a pool share a network namespace: its socket tables are read once.
-    let mut tables = TableCache::default();
     for &pid in pids {
-        let report = match audit_with(Some(pid), policy, &mut tables) {
+        let report = match audit_with(Some(pid), policy, tables) {
             Ok(report) => report,
             Err(e) if e.is_gone_process() => continue,
             Err(e) => return Err(e),

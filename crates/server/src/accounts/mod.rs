@@ -42,9 +42,7 @@ const PROGRESS_EVERY: usize = 1000;
 /// is called failed and the old workers go on serving.
 const READY_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The connections to a `socket:` app when neither its file nor the template says
-/// `max_children` (the app's processes), and how long a request waits for one.
-const EXTERNAL_CONNECTIONS: usize = 4;
+/// How long a request waits for one of a `socket:` app's connections.
 const EXTERNAL_QUEUE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The request timeout of a `socket:` account, which has no pool keys.
@@ -247,15 +245,13 @@ impl Manager {
                     sockets_dir: Some(dir),
                 }
             }
-            Backend::External(address) => Running {
+            Backend::External {
+                address,
+                max_connections,
+            } => Running {
                 target: Target::External(crate::upstream::External::new(
                     address.clone(),
-                    account
-                        .written
-                        .pool
-                        .over(&AccountRules::from_config(config).template)
-                        .max_children
-                        .unwrap_or(EXTERNAL_CONNECTIONS),
+                    *max_connections,
                     EXTERNAL_QUEUE_TIMEOUT,
                 )),
                 counters,
@@ -417,7 +413,7 @@ impl Manager {
                     ));
                     next.registry.remove(&account.name);
                     if let Some(previous) = old.get(&account.name) {
-                        restore(next, previous);
+                        restore(books, next, previous);
                     }
                 }
             }
@@ -425,7 +421,7 @@ impl Manager {
         // Accounts whose change was refused keep their old version.
         for (name, previous) in &old {
             if !next.registry.contains(name) {
-                restore(next, previous);
+                restore(books, next, previous);
             }
         }
         while let Some(done) = probes.join_next().await {
@@ -454,7 +450,7 @@ impl Manager {
                     }
                     if let Some(account) = old.get(&name) {
                         next.registry.remove(&name);
-                        restore(next, account);
+                        restore(books, next, account);
                     }
                 }
             }
@@ -463,9 +459,10 @@ impl Manager {
 
     /// `plexer accounts add`: validate, write the file, start, and only then answer.
     pub async fn add(&self, request: &AddAccount) -> Result<String, String> {
+        let name = AccountName::new(&request.name).map_err(|err| err.to_string())?;
+        let text = request.file_text()?;
         let mut books = self.books.lock().await;
         let mut next = Next::from(&self.state.snapshot());
-        let name = AccountName::new(&request.name).map_err(|err| err.to_string())?;
         let dir = next.config.accounts_dir.clone();
         let path = dir.join(format!("{name}.yaml"));
         if next.registry.contains(&name) || path.exists() {
@@ -475,11 +472,10 @@ impl Manager {
                 path.display()
             ));
         }
-        let text = request.file_text()?;
         let rules = AccountRules::from_config(&next.config);
         let account = Registry::account(&path, &text, &rules).map_err(|err| err.to_string())?;
+        // `next` is this change's own copy: a refusal from here on drops it, changing nothing.
         next.registry
-            .clone()
             .insert(account.clone())
             .map_err(|err| err.to_string())?;
         write_atomically(&dir, name.as_str(), &text).map_err(|err| err.to_string())?;
@@ -495,9 +491,6 @@ impl Manager {
             }
         };
         let how = starts_how(&account);
-        next.registry
-            .insert(account)
-            .map_err(|err| err.to_string())?;
         next.running.insert(name.clone(), Arc::new(running));
         self.publish(next);
         tracing::info!(account = %name, "account added");
@@ -507,9 +500,9 @@ impl Manager {
     /// `plexer accounts remove`: the file goes first, then the routes; requests in flight
     /// finish within drain_timeout.
     pub async fn remove(&self, name: &str) -> Result<String, String> {
+        let name = AccountName::new(name).map_err(|err| err.to_string())?;
         let mut books = self.books.lock().await;
         let mut next = Next::from(&self.state.snapshot());
-        let name = AccountName::new(name).map_err(|err| err.to_string())?;
         let Some(account) = next.registry.get(&name) else {
             return Err(format!("there is no account {name}"));
         };
@@ -579,6 +572,10 @@ impl Manager {
         // Every account is checked against the new config before anything is applied.
         let mut changed = Vec::new();
         for account in snapshot.registry.accounts() {
+            // A file edited since it was applied is read afresh by the pass below.
+            if FileStamp::of(&account.file).ok().as_ref() != books.seen.get(&account.file) {
+                continue;
+            }
             let rebuilt = Registry::account_from(&account.file, account.written.clone(), &rules)
                 .map_err(|err| format!("{err} (with the new config; nothing was changed)"))?;
             let pool = &account.written.pool;
@@ -714,16 +711,20 @@ async fn ready(running: &Running) -> Result<(), String> {
 }
 
 /// Puts an account's previous version back, with the generation the current snapshot runs.
-fn restore(next: &mut Next, previous: &Arc<Account>) {
-    if next.registry.insert((**previous).clone()).is_err() {
-        tracing::error!(account = %previous.name, "the account's users were taken meanwhile");
+fn restore(books: &mut Books, next: &mut Next, previous: &Arc<Account>) {
+    if let Err(err) = next.registry.insert((**previous).clone()) {
+        // Another account took its users in this pass: it cannot be routed, so it goes, and
+        // its file is looked at again by the next pass.
+        tracing::error!(account = %previous.name, "the account is stopped: {err}");
+        next.remove(&previous.name);
+        books.seen.remove(&previous.file);
     }
 }
 
 /// How a new account's workers start, for the answer to `add`.
 fn starts_how(account: &Account) -> &'static str {
     match &account.backend {
-        Backend::External(_) => "requests are routed to its socket",
+        Backend::External { .. } => "requests are routed to its socket",
         Backend::Managed(plan) => match plan.settings.pm {
             Pm::Ondemand { .. } => "routable now; its first worker starts on its first request",
             Pm::Static | Pm::Dynamic { .. } => "routable now; its workers are starting",

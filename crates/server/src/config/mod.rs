@@ -9,7 +9,6 @@ mod duration;
 mod pool_keys;
 mod yaml;
 
-use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
@@ -183,6 +182,35 @@ fn endpoints<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<TcpEndpoint>,
         .collect()
 }
 
+fn read(file: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(file).map_err(|error| ConfigError::Read {
+        file: file.to_owned(),
+        error,
+    })
+}
+
+/// The absolute directory of a config file, which its relative paths are taken from: absolute,
+/// so that no check compares a relative path with an absolute one (a relative `-c` included).
+fn base_dir(file: &Path) -> PathBuf {
+    let parent = file
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::path::absolute(parent).unwrap_or_else(|_| parent.to_owned())
+}
+
+/// Makes a relative `path` one below `base`.
+fn anchor(base: &Path, path: &mut PathBuf) {
+    if path.is_relative() {
+        *path = base.join(&*path);
+    }
+}
+
+/// `control.sock` in the runtime directory, where no `control:` says otherwise.
+fn default_control(runtime_dir: &Path) -> Address {
+    Address::Unix(runtime_dir.join("control.sock"))
+}
+
 fn optional_address<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Address>, D::Error> {
     Option::<String>::deserialize(d)?
         .map(|text| text.parse().map_err(serde::de::Error::custom))
@@ -193,17 +221,8 @@ impl Config {
     /// Reads, parses and checks the config file. Relative paths in it are taken relative to
     /// the file's own directory, so a config and its files move together.
     pub fn load(file: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(file).map_err(|error| ConfigError::Read {
-            file: file.to_owned(),
-            error,
-        })?;
-        let mut config = Self::parse(&text, file)?;
-        // Absolute, so that no check compares a relative path with an absolute one.
-        let parent = file
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        let base = std::path::absolute(parent).unwrap_or_else(|_| parent.to_owned());
+        let mut config = Self::parse(&read(file)?, file)?;
+        let base = base_dir(file);
         for path in [
             &mut config.accounts_dir,
             &mut config.runtime_dir,
@@ -212,19 +231,15 @@ impl Config {
         .into_iter()
         .chain(config.socket_dirs.iter_mut())
         {
-            if path.is_relative() {
-                *path = base.join(&*path);
+            anchor(&base, path);
+        }
+        for address in [Some(&mut config.listen), config.control.as_mut()]
+            .into_iter()
+            .flatten()
+        {
+            if let Address::Unix(path) = address {
+                anchor(&base, path);
             }
-        }
-        if let Address::Unix(path) = &mut config.listen
-            && path.is_relative()
-        {
-            *path = base.join(&*path);
-        }
-        if let Some(Address::Unix(path)) = &mut config.control
-            && path.is_relative()
-        {
-            *path = base.join(&*path);
         }
         Ok(config)
     }
@@ -245,28 +260,18 @@ impl Config {
             control: Option<Address>,
             runtime_dir: Option<PathBuf>,
         }
-        let text = std::fs::read_to_string(file).map_err(|error| ConfigError::Read {
-            file: file.to_owned(),
-            error,
-        })?;
-        let partial: Partial = yaml::parse(&text, file)?;
-        // Absolute, so that no check compares a relative path with an absolute one.
-        let parent = file
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        let base = std::path::absolute(parent).unwrap_or_else(|_| parent.to_owned());
-        let relative_to_file = |path: PathBuf| {
-            if path.is_relative() {
-                base.join(path)
-            } else {
-                path
-            }
-        };
+        let partial: Partial = yaml::parse(&read(file)?, file)?;
+        let base = base_dir(file);
         match (partial.control, partial.runtime_dir) {
-            (Some(Address::Unix(path)), _) => Ok(Address::Unix(relative_to_file(path))),
+            (Some(Address::Unix(mut path)), _) => {
+                anchor(&base, &mut path);
+                Ok(Address::Unix(path))
+            }
             (Some(tcp), _) => Ok(tcp),
-            (None, Some(dir)) => Ok(Address::Unix(relative_to_file(dir).join("control.sock"))),
+            (None, Some(mut dir)) => {
+                anchor(&base, &mut dir);
+                Ok(default_control(&dir))
+            }
             (None, None) => Err(ConfigError::invalid(
                 file,
                 "neither control: nor runtime_dir: is set, so there is no control socket",
@@ -278,7 +283,7 @@ impl Config {
     pub fn control_socket(&self) -> Address {
         self.control
             .clone()
-            .unwrap_or_else(|| Address::Unix(self.runtime_dir.join("control.sock")))
+            .unwrap_or_else(|| default_control(&self.runtime_dir))
     }
 
     fn check(&self, file: &Path) -> Result<(), ConfigError> {
@@ -379,9 +384,6 @@ impl AccountFile {
         })
     }
 }
-
-/// Environment maps as they appear in YAML.
-pub type Env = BTreeMap<String, String>;
 
 #[cfg(test)]
 mod tests;

@@ -78,7 +78,13 @@ async fn answer(mut stream: UnixStream, manager: &Manager) {
     let response = match stream.peer_cred() {
         Ok(cred) if allowed(cred.uid()) => match read_request(&mut stream).await {
             Ok(request) => {
-                tracing::info!(uid = cred.uid(), ?request, "control request");
+                // The operation and the account, never the values (env may hold secrets).
+                tracing::info!(
+                    uid = cred.uid(),
+                    op = request.op(),
+                    account = request.account(),
+                    "control request"
+                );
                 carry_out(request, manager).await
             }
             Err(why) => Response::refused(why),

@@ -23,6 +23,29 @@ pub enum Request {
     Status { full: bool },
 }
 
+impl Request {
+    /// The operation's name, for the log.
+    pub fn op(&self) -> &'static str {
+        match self {
+            Self::List => "list",
+            Self::Add(_) => "add",
+            Self::Remove { .. } => "remove",
+            Self::Reload { .. } => "reload",
+            Self::Status { .. } => "status",
+        }
+    }
+
+    /// The account it names, if any, for the log.
+    pub fn account(&self) -> Option<&str> {
+        match self {
+            Self::Add(add) => Some(&add.name),
+            Self::Remove { name } => Some(name),
+            Self::Reload { name } => name.as_deref(),
+            Self::List | Self::Status { .. } => None,
+        }
+    }
+}
+
 /// `plexer accounts add NAME [--socket ADDR] [--env K=V]… [--user NAME]… [--set KEY=VALUE]…`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
