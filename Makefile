@@ -21,13 +21,13 @@ SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 .PHONY: test deps build run lint bench clean
 
 # Install what the tests need, build once, then run all tests and the doctests.
+# nextest, not cargo test: each supervisor test reaps with waitpid(-1) as a subreaper, so it
+# needs a process of its own, which nextest gives every test.
 test: deps build
-	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
-		$(CARGO) nextest run --workspace; \
-	else \
-		echo "cargo-nextest is not installed: running cargo test instead"; \
-		$(CARGO) test --workspace; \
-	fi
+	@$(CARGO) nextest --version >/dev/null 2>&1 || { \
+		echo "missing: cargo-nextest - installing it"; \
+		$(CARGO) install --locked cargo-nextest; }
+	$(CARGO) nextest run --workspace
 	$(CARGO) test --workspace --doc
 
 # Install the Debian packages of the test peers when any of their programs is missing.
@@ -103,6 +103,7 @@ run:
 
 # Formatting and clippy, as CI would judge them.
 lint:
+	@command -v rustup >/dev/null && rustup component add rustfmt clippy >/dev/null 2>&1 || true
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 

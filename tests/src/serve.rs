@@ -178,6 +178,22 @@ impl PlexerServe {
         crate::run(&mut command, b"", Duration::from_secs(60))
     }
 
+    /// Waits until a request of `account` is being served (a worker busy), by
+    /// `plexer status --json`: what a test does next then happens mid-request.
+    pub fn wait_busy(&self, account: &str) {
+        let busy = || {
+            let mut command = Command::new(build::plexer());
+            command.args(["status", "--json", "-c"]).arg(&self.config);
+            let status = crate::run(&mut command, b"", Duration::from_secs(10));
+            let json: serde_json::Value = serde_json::from_slice(&status.stdout).ok()?;
+            let accounts = json["accounts"].as_array()?;
+            let entry = accounts.iter().find(|a| a["account"] == account)?;
+            (entry["busy"].as_u64()? >= 1).then_some(())
+        };
+        crate::wait_for_value(busy, Duration::from_secs(10))
+            .unwrap_or_else(|| panic!("no request of {account} was in flight: {}", self.log()));
+    }
+
     /// The file of account `name` in accounts.d.
     pub fn account_file(&self, name: &str) -> PathBuf {
         self.dir.join("accounts.d").join(format!("{name}.yaml"))

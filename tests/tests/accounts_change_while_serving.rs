@@ -78,7 +78,7 @@ fn a_removed_account_goes_to_login_after_its_request_in_flight_finished() {
     let worker = answer.pid();
     let slow = std::thread::scope(|s| {
         let slow = s.spawn(|| plexer.get(Some(&bob), "/slow?sleep=1500"));
-        std::thread::sleep(Duration::from_millis(300));
+        plexer.wait_busy("bob");
         let removed = plexer.accounts(&["remove", "bob"]);
         removed.assert_success();
         assert!(!plexer.account_file("bob").exists());

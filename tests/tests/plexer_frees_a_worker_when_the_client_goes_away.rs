@@ -20,7 +20,7 @@ fn send_and_leave(plexer: &PlexerServe, cookie: &str, uri: &str) {
         .unwrap();
     conn.write_all(&wire::request(1, &pairs, b"", false))
         .unwrap();
-    std::thread::sleep(Duration::from_millis(200));
+    plexer.wait_busy("bob");
 }
 
 fn one_worker(scratch: &Scratch) -> PlexerServe {
@@ -39,7 +39,7 @@ fn a_worker_that_ends_the_abandoned_request_serves_the_next_one() {
     let plexer = one_worker(&scratch);
     let bob = plexer.cookie("bob");
     let worker = plexer.get(Some(&bob), "/warm").1.pid();
-    send_and_leave(&plexer, &bob, "/slow?sleep=300");
+    send_and_leave(&plexer, &bob, "/slow?sleep=600");
     wait_until(
         "plexer notices the client left",
         || plexer.log().contains("the worker is free again"),

@@ -30,6 +30,7 @@ enum Action {
     /// Print the account a cookie value names; exit 1 if it is not valid.
     Verify {
         value: String,
+        /// The config file (for secret_file).
         #[arg(short = 'c', long = "config", value_name = "FILE")]
         config: PathBuf,
     },
