@@ -253,7 +253,7 @@ impl ClientConnection {
                 data: record.body,
             }),
             RecordType::EndRequest => {
-                let body = eight_byte_body(&record)?;
+                let body = record.eight_byte_body()?;
                 self.in_flight.swap_remove(index);
                 Some(ClientEvent::End {
                     id,
@@ -292,7 +292,7 @@ impl ClientConnection {
                 Ok(Some(ClientEvent::Values(values)))
             }
             RecordType::UnknownType => {
-                let body = eight_byte_body(&record)?;
+                let body = record.eight_byte_body()?;
                 Ok(Some(ClientEvent::UnknownType(body[0])))
             }
             record_type => Err(ProtocolError::UnexpectedRecord {
@@ -303,18 +303,6 @@ impl ClientConnection {
             .into()),
         }
     }
-}
-
-fn eight_byte_body(record: &Record) -> Result<&[u8; 8], ProtocolError> {
-    record
-        .body
-        .first_chunk::<8>()
-        .filter(|_| record.body.len() == 8)
-        .ok_or(ProtocolError::BadBodyLength {
-            record_type: record.record_type,
-            len: record.body.len(),
-            expected: 8,
-        })
 }
 
 #[cfg(test)]

@@ -19,6 +19,19 @@ pub struct Record {
 }
 
 impl Record {
+    /// The body of a fixed 8-byte record (BEGIN_REQUEST, END_REQUEST, UNKNOWN_TYPE), or the
+    /// error naming its wrong length.
+    pub(crate) fn eight_byte_body(&self) -> Result<&[u8; 8], ProtocolError> {
+        self.body
+            .first_chunk::<8>()
+            .filter(|_| self.body.len() == 8)
+            .ok_or(ProtocolError::BadBodyLength {
+                record_type: self.record_type,
+                len: self.body.len(),
+                expected: 8,
+            })
+    }
+
     /// Management records carry request id 0 (§3.3).
     pub fn is_management(&self) -> bool {
         self.request_id == NULL_REQUEST_ID

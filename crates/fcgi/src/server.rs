@@ -251,7 +251,7 @@ impl ServerConnection {
 
     fn on_begin(&mut self, record: Record) -> Result<(), Error> {
         let id = record.request_id;
-        let body = begin_body(&record)?;
+        let body = record.eight_byte_body()?;
         if self.active.iter().any(|a| a.id == id) {
             return Err(ProtocolError::DuplicateBegin(id).into());
         }
@@ -378,18 +378,6 @@ impl ServerConnection {
         }
         Ok(())
     }
-}
-
-fn begin_body(record: &Record) -> Result<&[u8; 8], ProtocolError> {
-    record
-        .body
-        .first_chunk::<8>()
-        .filter(|_| record.body.len() == 8)
-        .ok_or(ProtocolError::BadBodyLength {
-            record_type: RecordType::BeginRequest,
-            len: record.body.len(),
-            expected: 8,
-        })
 }
 
 /// `FCGI_EndRequestBody` (§5.5).

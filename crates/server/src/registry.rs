@@ -107,8 +107,8 @@ impl AccountRules {
     }
 }
 
-/// Every account, by name and by user. Cheap to clone: accounts are shared, so a change makes
-/// a new registry without copying every account.
+/// Every account, by name and by user. A change clones it: the accounts themselves are shared
+/// (`Arc`), the maps of names and users are copied.
 #[derive(Clone, Debug, Default)]
 pub struct Registry {
     accounts: BTreeMap<AccountName, Arc<Account>>,
