@@ -124,11 +124,31 @@ impl PlexerServe {
             &scratch.unique("plexer", "log"),
         );
         wait::wait_until_listening("plexer listens", &socket, Duration::from_secs(10));
-        Self {
+        let mut serve = Self {
             dir,
             config,
             socket,
             process,
+        };
+        serve.wait_accounts_loaded();
+        serve
+    }
+
+    /// The listening socket is bound before the accounts are read; the control socket answers
+    /// only after. A test that changes accounts_dir right after the start must not race the
+    /// first read of it.
+    fn wait_accounts_loaded(&mut self) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            if self.accounts(&["list"]).code() == Some(0) {
+                return;
+            }
+            self.process.assert_running();
+            assert!(
+                std::time::Instant::now() < deadline,
+                "plexer serve never answered `plexer accounts list`"
+            );
+            std::thread::sleep(Duration::from_millis(10));
         }
     }
 
@@ -202,7 +222,18 @@ impl PlexerServe {
     /// A GET of `uri` sent straight to plexer's socket, as a web server would, with
     /// `cookie` (a whole `name=value`) when given.
     pub fn get(&self, cookie: Option<&str>, uri: &str) -> (CgiResponse, HelloAnswer) {
-        let mut params = cgi::params_for("GET", uri, 0);
+        let response = self.send("GET", cookie, uri, b"");
+        let answer = HelloAnswer::parse(&response.body);
+        (response, answer)
+    }
+
+    /// A POST of `body` to `uri`, as [`get`](Self::get) sends a GET.
+    pub fn post(&self, cookie: Option<&str>, uri: &str, body: &[u8]) -> CgiResponse {
+        self.send("POST", cookie, uri, body)
+    }
+
+    fn send(&self, method: &str, cookie: Option<&str>, uri: &str, body: &[u8]) -> CgiResponse {
+        let mut params = cgi::params_for(method, uri, body.len());
         if let Some(cookie) = cookie {
             params.push(("HTTP_COOKIE".into(), cookie.into()));
         }
@@ -213,11 +244,9 @@ impl PlexerServe {
         let mut conn = Addr::Unix(self.socket.clone())
             .connect(Duration::from_secs(10))
             .unwrap_or_else(|err| panic!("connect to plexer: {err}"));
-        let raw = wire::exchange(&mut conn, &pairs, b"")
-            .unwrap_or_else(|err| panic!("GET {uri} through plexer failed: {err}"));
-        let response = CgiResponse::parse(&raw.stdout);
-        let answer = HelloAnswer::parse(&response.body);
-        (response, answer)
+        let raw = wire::exchange(&mut conn, &pairs, body)
+            .unwrap_or_else(|err| panic!("{method} {uri} through plexer failed: {err}"));
+        CgiResponse::parse(&raw.stdout)
     }
 
     /// The account a GET with `cookie` lands on, by hello's answer (`-` for plexer's own).

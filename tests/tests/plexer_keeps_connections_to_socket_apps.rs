@@ -1,7 +1,8 @@
 //! Accounts whose `socket:` names an app someone else runs: plexer keeps its connections to the
 //! app open between requests (FCGI_KEEP_CONN), never opens more than the account's
 //! `max_children` (a kept connection holds one of the app's processes, and a request on one
-//! more would starve behind it), and copes with an app that closes after each request.
+//! more would starve behind it), and copes with an app that closes after each request or
+//! closes a kept connection just as the next request arrives.
 
 use std::process::Command;
 use std::time::Duration;
@@ -112,4 +113,89 @@ fn an_app_that_closes_after_each_request_is_served_on_a_new_connection_each_time
             response.body_text()
         );
     }
+}
+
+/// A FastCGI app that answers, waits 300 ms without reading, and then closes the connection:
+/// a request plexer sends on the kept connection meanwhile is never read. The answer says how
+/// many body bytes the request brought.
+const LINGERING_APP: &str = r#"
+import socket, struct, sys, time
+path = sys.argv[1]
+server = socket.socket(socket.AF_UNIX)
+server.bind(path)
+server.listen(16)
+served = 0
+def record(kind, rid, body):
+    return struct.pack(">BBHHBB", 1, kind, rid, len(body), 0, 0) + body
+while True:
+    conn, _ = server.accept()
+    buf, body = b"", 0
+    while True:
+        data = conn.recv(65536)
+        if not data:
+            break
+        buf += data
+        answered = False
+        while len(buf) >= 8:
+            _, kind, rid, clen, plen, _ = struct.unpack(">BBHHBB", buf[:8])
+            if len(buf) < 8 + clen + plen:
+                break
+            content, buf = buf[8:8 + clen], buf[8 + clen + plen:]
+            if kind == 5 and content:
+                body += len(content)
+            elif kind == 5:
+                served += 1
+                out = b"Content-Type: text/plain\r\n\r\nrequest %d, %d body bytes\n" % (served, body)
+                conn.sendall(record(6, rid, out) + record(6, rid, b"") + record(3, rid, bytes(8)))
+                answered = True
+        if answered:
+            time.sleep(0.3)
+            break
+    conn.close()
+"#;
+
+#[test]
+fn a_kept_connection_closed_as_the_next_request_arrives_gets_that_request_again_on_a_new_one() {
+    let scratch = Scratch::new();
+    let socket = scratch.join("lingering.sock");
+    let mut command = Command::new("python3");
+    command.args(["-c", LINGERING_APP]).arg(&socket);
+    let _app = Running::spawn(
+        "lingering app",
+        &mut command,
+        &scratch.join("lingering.log"),
+    );
+    wait::wait_until_listening("the lingering app", &socket, Duration::from_secs(10));
+    let account = format!(
+        "users: [ext]\nsocket: unix:{}\nmax_children: 1\n",
+        socket.display()
+    );
+    let plexer = PlexerServe::start(
+        &scratch,
+        ServeSetup {
+            accounts: &[("login", ""), ("ext", &account)],
+            ..ServeSetup::default()
+        },
+    );
+    let ext = plexer.cookie("ext");
+    let (first, _) = plexer.get(Some(&ext), "/first");
+    assert!(
+        first.body_text().contains("request 1,"),
+        "{}",
+        first.body_text()
+    );
+    // Within the app's 300 ms: sent on the kept connection, which the app then closes with the
+    // request unread. A POST is sent again only because it was provably not read.
+    let second = plexer.post(Some(&ext), "/second", &[b'x'; 3000]);
+    assert!(
+        second.body_text().contains("request 2, 3000 body bytes"),
+        "{}",
+        second.body_text()
+    );
+    let (third, _) = plexer.get(Some(&ext), "/third");
+    assert!(
+        third.body_text().contains("request 3,"),
+        "{}",
+        third.body_text()
+    );
 }

@@ -14,11 +14,16 @@
 //! - [`Ended::BackendFailed`]: the backend died or broke the protocol: 502 if the head was not
 //!   sent yet; after it, the web server's connection is closed so the client sees the response
 //!   cut short rather than complete.
+//! - [`Ended::Unsent`]: on a kept connection only: the app had closed it (or closed it as the
+//!   request arrived) and answered nothing, so the request goes again, once, on a new
+//!   connection. That is the race every keep-alive client meets; like nginx, it is retried when
+//!   the request cannot have been read (the connection was reset with it unread) or its method
+//!   is idempotent.
 
 use std::io::IoSlice;
 use std::time::Instant;
 
-use bytes::Buf;
+use bytes::{Buf, Bytes};
 use plexer_fcgi::cgi::{HeadParser, ResponseHead};
 use plexer_fcgi::{
     ClientConnection, ClientEvent, Limits, Outbox, Params, Role, ServerConnection, ServerEvent,
@@ -30,6 +35,9 @@ use crate::app_stderr::StderrLines;
 /// Pending bytes for one side above which the other side is not read.
 pub const HIGH_WATER: usize = 256 * 1024;
 const READ_CHUNK: usize = 64 * 1024;
+/// Request body kept to send again should a kept connection turn out closed; a longer body
+/// is not kept, and its request is not sent again.
+const RESEND_LIMIT: usize = 64 * 1024;
 
 /// The web server's connection: its protocol state, its socket halves, and what waits to be
 /// written to it.
@@ -64,6 +72,21 @@ pub enum Ended {
         head_sent: bool,
         why: String,
     },
+    /// The kept connection was closed before the app answered anything: `resend` goes on a
+    /// new connection. `why` is what the closed connection said.
+    Unsent {
+        resend: Resend,
+        why: String,
+    },
+}
+
+/// What a request sent on a connection that turned out closed had taken from the web server,
+/// to send again on a new connection.
+#[derive(Debug, Default)]
+pub struct Resend {
+    stdin: Vec<Bytes>,
+    stdin_bytes: usize,
+    stdin_ended: bool,
 }
 
 /// What the relay needs to rewrite the response head; `rewrite` is called once with the head.
@@ -75,9 +98,31 @@ pub struct Relay<'a> {
     pub params: &'a Params,
     pub limits: &'a Limits,
     pub deadline: Instant,
-    pub rewrite: &'a mut (dyn FnMut(&mut ResponseHead) + Send),
+    pub rewrite: &'a (dyn Fn(&mut ResponseHead) + Sync),
     /// Ask the backend to keep the connection open for a next request (FCGI_KEEP_CONN).
     pub keep_conn: bool,
+    /// The connection carried an earlier request: if the app closed it meanwhile, the relay
+    /// ends with [`Ended::Unsent`] rather than failing the request.
+    pub kept_connection: bool,
+    /// What an earlier attempt took from the web server (see [`Ended::Unsent`]).
+    pub resend: Resend,
+}
+
+/// Whether a request may be sent twice (nginx's rule: all but POST, LOCK and PATCH).
+fn idempotent(params: &Params) -> bool {
+    !matches!(
+        params.get_str("REQUEST_METHOD"),
+        Some("POST" | "LOCK" | "PATCH")
+    )
+}
+
+/// Whether a socket error says the app closed with our bytes unread (Linux resets a unix or
+/// TCP connection closed with unread data), so it never read the request.
+fn unread(err: &std::io::Error) -> bool {
+    matches!(
+        err.kind(),
+        std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe
+    )
 }
 
 /// Writes some of `outbox` with one vectored write.
@@ -122,10 +167,23 @@ where
             };
         }
     };
+    let Resend {
+        stdin: earlier_stdin,
+        mut stdin_ended,
+        ..
+    } = relay.resend;
+    for data in earlier_stdin {
+        let _ = bconn.stdin(bid, data);
+    }
+    if stdin_ended {
+        let _ = bconn.stdin_end(bid);
+    }
+    // While the app has said nothing on a kept connection, what it was sent is kept.
+    let mut resend = relay.kept_connection.then(Resend::default);
+    let mut request_unread = false;
     let mut bpending = Outbox::new();
     let mut head = Some(HeadParser::new(relay.limits));
     let mut backend_writable = true;
-    let mut stdin_ended = false;
     let (mut status, mut body_bytes) = (0u16, 0u64);
     let rewrite = relay.rewrite;
     let mut stderr_lines = StderrLines::new(relay.account, relay.worker);
@@ -140,11 +198,21 @@ where
         loop {
             match front.conn.poll_event() {
                 Ok(Some(ServerEvent::Stdin { id, data })) if id == fid => {
+                    if let Some(kept) = resend.as_mut() {
+                        kept.stdin_bytes += data.len();
+                        kept.stdin.push(data.clone());
+                        if kept.stdin_bytes > RESEND_LIMIT {
+                            resend = None;
+                        }
+                    }
                     let _ = bconn.stdin(bid, data);
                 }
                 Ok(Some(ServerEvent::StdinEnd { id })) if id == fid => {
                     let _ = bconn.stdin_end(bid);
                     stdin_ended = true;
+                    if let Some(kept) = resend.as_mut() {
+                        kept.stdin_ended = true;
+                    }
                 }
                 Ok(Some(ServerEvent::Abort { id })) if id == fid => {
                     return abandon(bconn, bid, &mut brd, &mut bwr, bpending).await;
@@ -226,17 +294,26 @@ where
                 }
             }
             read = brd.read_buf(bconn.read_buf()), if front.pending.len() < HIGH_WATER => {
-                match read {
-                    Ok(0) => {
-                        let why = match bconn.on_eof() {
-                            Err(err) => err.to_string(),
-                            Ok(()) => "it closed the connection".into(),
-                        };
-                        return failed(&head, why);
+                let why = match read {
+                    Ok(0) => match bconn.on_eof() {
+                        Err(err) => err.to_string(),
+                        Ok(()) => "it closed the connection".into(),
+                    },
+                    Ok(_) => {
+                        resend = None;
+                        continue;
                     }
-                    Ok(_) => {}
-                    Err(err) => return failed(&head, format!("reading from it: {err}")),
-                }
+                    Err(err) => {
+                        request_unread |= unread(&err);
+                        format!("reading from it: {err}")
+                    }
+                };
+                return match resend {
+                    Some(resend) if request_unread || idempotent(relay.params) => {
+                        Ended::Unsent { resend, why }
+                    }
+                    _ => failed(&head, why),
+                };
             }
             written = write_some(&mut front.wr, &mut front.pending), if !front.pending.is_empty() => {
                 if written.is_err() {
@@ -246,7 +323,8 @@ where
             written = write_some(&mut bwr, &mut bpending), if !bpending.is_empty() => {
                 // An app may stop reading its input once it has answered (§6.2): stop sending
                 // and keep reading its response.
-                if written.is_err() {
+                if let Err(err) = written {
+                    request_unread |= unread(&err);
                     backend_writable = false;
                     bpending = Outbox::new();
                 }

@@ -26,7 +26,7 @@ use crate::config::Config;
 use crate::cookie::Keys;
 use crate::live::{Running, State, Target};
 use crate::registry::{AccountRules, Registry};
-use crate::relay::{self, Ended, Front, Relay};
+use crate::relay::{self, Ended, Front, Relay, Resend};
 use crate::responses::{self, HeadContext};
 use crate::router::{self, Decision};
 use crate::systemd::{self, Activated};
@@ -416,7 +416,7 @@ where
     let https = params
         .get_str("HTTPS")
         .is_some_and(|v| v.eq_ignore_ascii_case("on"));
-    let mut rewrite = |head: &mut ResponseHead| {
+    let rewrite = |head: &mut ResponseHead| {
         let cx = HeadContext {
             config: &snapshot.config,
             keys: &snapshot.keys,
@@ -430,7 +430,7 @@ where
             tracing::info!(account = %account, "{note}");
         }
     };
-    let relay_args = |rewrite, worker| Relay {
+    let relay_args = |rewrite, worker, kept_connection, resend| Relay {
         front_id: id,
         account: account.as_str(),
         worker,
@@ -439,28 +439,44 @@ where
         deadline: Instant::now() + running.request_timeout,
         rewrite,
         keep_conn: true,
+        kept_connection,
+        resend,
     };
     let (ended, pid) = match (lease, &running.target) {
         (Some(lease), _) => {
             let pid = lease.pid();
-            // The worker's connection from its last request, or a new one.
-            let connection = match lease.take_connection() {
-                Some(kept) => Ok(kept),
-                None => UnixStream::connect(lease.socket()).await,
-            };
-            let (ended, connection) = match connection {
-                Ok(mut backend) => {
-                    let worker = pid.map(|p| p.as_raw());
-                    let args = relay_args(&mut rewrite, worker);
-                    (relay::relay(front, &mut backend, args).await, Some(backend))
-                }
-                Err(err) => {
-                    let why = format!("cannot connect to worker {pid:?}: {err}");
-                    let ended = Ended::BackendFailed {
-                        head_sent: false,
+            let worker = pid.map(|p| p.as_raw());
+            // The worker's connection from its last request, or a new one; a kept one the
+            // worker closed meanwhile gets the request again on a new one.
+            let mut kept = lease.take_connection();
+            let mut resend = Resend::default();
+            let (ended, connection) = loop {
+                let kept_connection = kept.is_some();
+                let connection = match kept.take() {
+                    Some(kept) => Ok(kept),
+                    None => UnixStream::connect(lease.socket()).await,
+                };
+                let mut backend = match connection {
+                    Ok(backend) => backend,
+                    Err(err) => {
+                        let why = format!("cannot connect to worker {pid:?}: {err}");
+                        let ended = Ended::BackendFailed {
+                            head_sent: false,
+                            why,
+                        };
+                        break (ended, None);
+                    }
+                };
+                let args = relay_args(&rewrite, worker, kept_connection, resend);
+                match relay::relay(front, &mut backend, args).await {
+                    Ended::Unsent {
+                        resend: unsent,
                         why,
-                    };
-                    (ended, None)
+                    } => {
+                        tracing::debug!(account = %account, worker, "kept connection closed ({why}): sent again on a new one");
+                        resend = unsent;
+                    }
+                    ended => break (ended, Some(backend)),
                 }
             };
             match (&ended, connection) {
@@ -471,7 +487,10 @@ where
                 (Ended::TimedOut { .. }, _) => lease.release(Outcome::TimedOut),
                 // Ended, but the connection may hold the rest of its output: not kept.
                 (Ended::ClientGone { worker_free: true }, _) => lease.release(Outcome::Done),
-                (Ended::ClientGone { .. } | Ended::BackendFailed { .. }, _) => {
+                (
+                    Ended::ClientGone { .. } | Ended::BackendFailed { .. } | Ended::Unsent { .. },
+                    _,
+                ) => {
                     lease.release(Outcome::Broken);
                 }
             }
@@ -480,12 +499,37 @@ where
         (None, Target::External(external)) => {
             let ended = match external.connection().await {
                 Ok(mut leased) => {
-                    let args = relay_args(&mut rewrite, None);
-                    let ended = relay::relay(front, &mut leased.stream, args).await;
-                    if let Ended::Completed { reusable: true, .. } = ended {
-                        external.keep(leased);
+                    let mut kept_connection = leased.kept;
+                    let mut resend = Resend::default();
+                    loop {
+                        let args = relay_args(&rewrite, None, kept_connection, resend);
+                        match relay::relay(front, &mut leased.stream, args).await {
+                            Ended::Unsent {
+                                resend: unsent,
+                                why,
+                            } => {
+                                tracing::debug!(account = %account, "kept connection closed ({why}): sent again on a new one");
+                                match upstream::connect(&external.address).await {
+                                    Ok(stream) => leased.stream = stream,
+                                    Err(err) => {
+                                        break Ended::BackendFailed {
+                                            head_sent: false,
+                                            why: format!(
+                                                "cannot connect to {}: {err}",
+                                                external.address
+                                            ),
+                                        };
+                                    }
+                                }
+                                (kept_connection, resend) = (false, unsent);
+                            }
+                            ended @ Ended::Completed { reusable: true, .. } => {
+                                external.keep(leased);
+                                break ended;
+                            }
+                            ended => break ended,
+                        }
                     }
-                    ended
                 }
                 Err(upstream::ConnectError::Busy(..)) => {
                     count(&running, true);
@@ -503,6 +547,14 @@ where
     };
     let uri = params.get_str("REQUEST_URI").unwrap_or("-");
     let took = started.elapsed();
+    // A new connection never ends Unsent; were it to, the request failed.
+    let ended = match ended {
+        Ended::Unsent { why, .. } => Ended::BackendFailed {
+            head_sent: false,
+            why,
+        },
+        ended => ended,
+    };
     match ended {
         Ended::Completed {
             app_status,
@@ -529,6 +581,7 @@ where
                 answer(front, id, responses::timeout()).await
             }
         }
+        Ended::Unsent { .. } => unreachable!("made a failure above"),
         Ended::BackendFailed { head_sent, why } => {
             count(&running, true);
             tracing::warn!(account = %account, worker = pid, uri, ?took, "the application failed: {why}");

@@ -35,6 +35,8 @@ pub struct External {
 /// A connection held for one request, with its slot.
 pub struct Leased<'a> {
     pub stream: Upstream,
+    /// The connection carried an earlier request.
+    pub kept: bool,
     _slot: SemaphorePermit<'a>,
 }
 
@@ -65,23 +67,25 @@ impl External {
             .await
             .map_err(|_| ConnectError::Busy(self.max_connections, self.queue_timeout))?
             .expect("the semaphore is never closed");
-        let stream = self.open().await?;
+        let (stream, kept) = self.open().await?;
         Ok(Leased {
             stream,
+            kept,
             _slot: slot,
         })
     }
 
-    async fn open(&self) -> std::io::Result<Upstream> {
+    /// A kept connection (true) or a new one (false).
+    async fn open(&self) -> std::io::Result<(Upstream, bool)> {
         loop {
             let kept = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
             match kept {
-                Some(connection) if connection.is_open() => return Ok(connection),
+                Some(connection) if connection.is_open() => return Ok((connection, true)),
                 Some(_closed) => continue,
                 None => break,
             }
         }
-        connect(&self.address).await
+        Ok((connect(&self.address).await?, false))
     }
 
     /// Keeps a connection whose request went well, for the next one; its slot is freed.

@@ -21,6 +21,9 @@ const SETTLE: Duration = Duration::from_millis(100);
 /// an odd filesystem) the plexer runs on, with SIGHUP and the control socket.
 pub fn watch(dir: &Path, manager: Arc<Manager>) -> Option<notify::RecommendedWatcher> {
     let (tx, mut rx) = mpsc::unbounded_channel();
+    // A file written after the manager's first read and before the watch began raised no
+    // event: one pass once the watch is on applies it.
+    let look_once = tx.clone();
     let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         if let Ok(event) = event
             && !event.kind.is_access()
@@ -39,6 +42,7 @@ pub fn watch(dir: &Path, manager: Arc<Manager>) -> Option<notify::RecommendedWat
         tracing::warn!(dir = %dir.display(), error = %err, "cannot watch accounts_dir: changes apply on SIGHUP");
         return None;
     }
+    let _ = look_once.send(());
     tokio::spawn(async move {
         while rx.recv().await.is_some() {
             tokio::time::sleep(SETTLE).await;
