@@ -1,5 +1,7 @@
 //! `plexer serve` answers `?openmetrics` and `?html` on its status page itself, with the right
-//! Content-Type, while every worker of an account is busy and a request waits in its queue.
+//! Content-Type, while every worker of an account is busy and a request waits in its queue;
+//! with `&full` each busy worker shows the URI it serves and for how long, and a request longer
+//! than `request_slowlog_timeout` is counted as slow (the time it waited in the queue is not).
 
 use std::time::Duration;
 
@@ -8,7 +10,10 @@ use plexer_tests::{CgiResponse, PlexerRequest, PlexerServe, Scratch, ServeSetup}
 /// bob has one worker, and lets a request wait long enough to be seen in the queue.
 const ACCOUNTS: &[(&str, &str)] = &[
     ("login", ""),
-    ("bob", "users: [bob]\nmax_children: 1\nqueue_timeout: 20s"),
+    (
+        "bob",
+        "users: [bob]\nmax_children: 1\nqueue_timeout: 20s\nrequest_slowlog_timeout: 1s",
+    ),
     ("sue", "users: [sue]"),
 ];
 
@@ -84,6 +89,21 @@ fn openmetrics_and_html_while_every_worker_of_an_account_is_busy() {
         "{metrics}"
     );
 
+    // The busy worker's request, in every format.
+    let json: serde_json::Value =
+        serde_json::from_slice(&status(&plexer, "json&full").body).expect("the status page's json");
+    let bob_json = &json["accounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["account"] == "bob")
+        .unwrap()["workers"][0];
+    assert_eq!(bob_json["uri"], "/slow?sleep=2000", "{json}");
+    let age = bob_json["request_seconds"].as_f64().unwrap();
+    assert!((0.0..3.0).contains(&age), "{json}");
+    let text = String::from_utf8_lossy(&status(&plexer, "full").body).into_owned();
+    assert!(text.contains(": /slow?sleep=2000 for "), "{text}");
+
     let page = status(&plexer, "html&full");
     assert_eq!(
         page.header("Content-Type"),
@@ -104,6 +124,7 @@ fn openmetrics_and_html_while_every_worker_of_an_account_is_busy() {
     );
     assert!(html.contains(r#"<th>pid</th><th>state</th>"#), "{html}");
     assert!(html.contains(r#"<td class="ok">busy</td>"#), "{html}");
+    assert!(html.contains("<td>/slow?sleep=2000</td>"), "{html}");
 
     // Both of bob's requests are then served by the one worker.
     slow.join().unwrap().assert_success();
@@ -114,4 +135,19 @@ fn openmetrics_and_html_while_every_worker_of_an_account_is_busy() {
             .status()
             .is_none_or(|s| s.starts_with("200"))
     );
+    // The 2 s request was slow; the one that waited 2 s for the worker and then took none
+    // was not.
+    let metrics = wait_for_metric(
+        &plexer,
+        r#"plexer_account_slow_requests_total{account="bob"} 1"#,
+    );
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == r#"plexer_account_slow_requests_total{account="sue"} 0"#),
+        "{metrics}"
+    );
+    let log = plexer.log();
+    assert_eq!(log.matches("slow request").count(), 1, "{log}");
+    assert!(log.contains("/slow?sleep=2000"), "{log}");
 }

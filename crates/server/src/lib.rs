@@ -29,6 +29,7 @@ pub mod config;
 pub mod control;
 pub mod cookie;
 pub mod http_front;
+pub mod in_flight;
 pub mod live;
 pub mod registry;
 pub mod relay;

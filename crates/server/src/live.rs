@@ -18,6 +18,7 @@ use plexer_prefork::supervisor::PoolHandle;
 use crate::account::AccountName;
 use crate::config::{AuditMode, Config};
 use crate::cookie::Keys;
+use crate::in_flight::InFlight;
 use crate::registry::Registry;
 use crate::upstream::External;
 
@@ -26,6 +27,8 @@ use crate::upstream::External;
 pub struct AccountCounters {
     pub requests: AtomicU64,
     pub errors: AtomicU64,
+    /// Requests that took longer than the account's `request_slowlog_timeout`.
+    pub slow: AtomicU64,
 }
 
 /// Where an account's requests go, once started.
@@ -47,6 +50,10 @@ pub struct Running {
     pub generation: u64,
     /// The plexer's own timer for one request; 504 when it passes.
     pub request_timeout: Duration,
+    /// Longer requests are counted and logged as slow; `None`: not counted.
+    pub slow_request: Option<Duration>,
+    /// What each busy worker is serving.
+    pub in_flight: InFlight,
     /// The outside fork-safety audit of this generation's processes.
     pub audit: AuditMode,
     /// Its workers' sockets, removed once it stopped.

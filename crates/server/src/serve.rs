@@ -408,6 +408,8 @@ where
         break (snapshot, account, user, running, lease);
     };
     count(&running, false);
+    // Slow is the app's time, as php-fpm counts it: not the wait for a worker.
+    let sent = Instant::now();
     let login = snapshot.config.login.account.as_deref() == Some(account.as_str());
     params.push("PLEXER_ACCOUNT", account.as_str().to_owned());
     if let Some(user) = &user {
@@ -446,6 +448,8 @@ where
         (Some(lease), _) => {
             let pid = lease.pid();
             let worker = pid.map(|p| p.as_raw());
+            let uri = params.get_str("REQUEST_URI").unwrap_or("-");
+            let _serving = worker.map(|worker| running.in_flight.begin(worker, uri));
             // The worker's connection from its last request, or a new one; a kept one the
             // worker closed meanwhile gets the request again on a new one.
             let mut kept = lease.take_connection();
@@ -547,6 +551,13 @@ where
     };
     let uri = params.get_str("REQUEST_URI").unwrap_or("-");
     let took = started.elapsed();
+    if running
+        .slow_request
+        .is_some_and(|after| sent.elapsed() >= after)
+    {
+        running.counters.slow.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(account = %account, worker = pid, uri, ?took, "slow request: longer than request_slowlog_timeout");
+    }
     // A new connection never ends Unsent; were it to, the request failed.
     let ended = match ended {
         Ended::Unsent { why, .. } => Ended::BackendFailed {

@@ -2,9 +2,10 @@
 //! of every account is busy (php-fpm's is served by a worker, and counts itself as active).
 //!
 //! Per account: its state, workers starting/idle/busy, requests routed to it, errors plexer
-//! answered for it, the queue now and at most, how often max_children was reached, failures,
-//! and seconds since the last spawn and failure; with `full`, every worker: pid, state, for how
-//! long, requests served, and its limit.
+//! answered for it, slow requests (longer than `request_slowlog_timeout`), the queue now and at
+//! most, how often max_children was reached, failures, and seconds since the last spawn and
+//! failure; with `full`, every worker: pid, state, for how long, requests served, its limit,
+//! its resident memory, and the URI of the request it serves and for how long.
 //!
 //! Formats: text (default), `?json` (the report as it is), `?openmetrics` (OpenMetrics 1.0
 //! text for Prometheus, accounts and workers as labels; `status/openmetrics.rs`) and `?html` (a
@@ -59,6 +60,7 @@ pub fn report(snapshot: &Snapshot, started: Instant, full: bool) -> Value {
             "account": account.name.as_str(),
             "requests": running.map_or(0, |r| r.counters.requests.load(Ordering::Relaxed)),
             "errors": running.map_or(0, |r| r.counters.errors.load(Ordering::Relaxed)),
+            "slow_requests": running.map_or(0, |r| r.counters.slow.load(Ordering::Relaxed)),
             "generation": running.map(|r| r.generation),
         });
         match running.map(|r| &r.target) {
@@ -87,13 +89,18 @@ pub fn report(snapshot: &Snapshot, started: Instant, full: bool) -> Value {
                         .workers
                         .iter()
                         .map(|w| {
+                            let pid = w.pid.map(|p| p.as_raw());
+                            let current = pid.and_then(|pid| running?.in_flight.current(pid));
+                            let (uri, age) = current.unzip();
                             json!({
-                                "pid": w.pid.map(|p| p.as_raw()),
+                                "pid": pid,
                                 "state": format!("{:?}", w.state).to_lowercase(),
                                 "seconds_in_state": w.since.elapsed().as_secs_f64(),
                                 "requests": w.served,
                                 "max_requests": w.limit,
                                 "rss_bytes": w.pid.and_then(rss_bytes),
+                                "uri": uri,
+                                "request_seconds": age.map(|age| age.as_secs_f64()),
                             })
                         })
                         .collect();
@@ -173,13 +180,18 @@ pub fn text(report: &Value) -> String {
             .flatten()
         {
             out.push_str(&format!(
-                "  worker pid {} {} for {:.1}s, {} requests (limit {})\n",
+                "  worker pid {} {} for {:.1}s, {} requests (limit {})",
                 worker["pid"],
                 worker["state"].as_str().unwrap_or("-"),
                 worker["seconds_in_state"].as_f64().unwrap_or(0.0),
                 worker["requests"],
                 worker["max_requests"]
             ));
+            if let Some(uri) = worker["uri"].as_str() {
+                let seconds = worker["request_seconds"].as_f64().unwrap_or(0.0);
+                out.push_str(&format!(": {} for {seconds:.1}s", uri.escape_debug()));
+            }
+            out.push('\n');
         }
     }
     out

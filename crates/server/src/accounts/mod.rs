@@ -24,9 +24,11 @@ use serde_json::{Value, json};
 use tokio_util::task::TaskTracker;
 
 use crate::account::AccountName;
+use crate::config::DEFAULT_SLOW_REQUEST;
 use crate::config::{AuditMode, Config};
 use crate::control::protocol::AddAccount;
 use crate::cookie::Keys;
+use crate::in_flight::InFlight;
 use crate::live::{AccountCounters, Running, Snapshot, State, Target};
 use crate::registry::{Account, AccountRules, Backend, Registry, account_files};
 use crate::serve::ServeError;
@@ -241,6 +243,8 @@ impl Manager {
                     counters,
                     generation,
                     request_timeout: plan.request_timeout,
+                    slow_request: plan.slow_request,
+                    in_flight: InFlight::default(),
                     audit: plan.audit,
                     sockets_dir: Some(dir),
                 }
@@ -257,6 +261,8 @@ impl Manager {
                 counters,
                 generation,
                 request_timeout: EXTERNAL_REQUEST_TIMEOUT,
+                slow_request: Some(DEFAULT_SLOW_REQUEST),
+                in_flight: InFlight::default(),
                 audit: AuditMode::Off,
                 sockets_dir: None,
             },
@@ -614,6 +620,8 @@ impl Manager {
                 counters: Arc::clone(&current.counters),
                 generation,
                 request_timeout: current.request_timeout,
+                slow_request: current.slow_request,
+                in_flight: InFlight::default(),
                 audit: AuditMode::Off,
                 sockets_dir: None,
             }),

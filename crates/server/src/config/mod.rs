@@ -20,7 +20,7 @@ use crate::account::AccountName;
 
 pub use duration::Span;
 pub use plexer_prefork::listen::parse_mode;
-pub use pool_keys::{AuditMode, PmKind, PoolKeys, PoolPlan};
+pub use pool_keys::{AuditMode, DEFAULT_SLOW_REQUEST, PmKind, PoolKeys, PoolPlan};
 
 /// What went wrong with a config or account file.
 #[derive(Debug, thiserror::Error)]

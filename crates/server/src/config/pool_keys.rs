@@ -97,6 +97,9 @@ pool_keys! {
     max_requests: u64,
     max_requests_jitter: u64,
     request_timeout: Span,
+    /// A request that takes longer is logged and counted as slow (php-fpm's
+    /// request_slowlog_timeout); `0s` turns that off.
+    request_slowlog_timeout: Span,
     queue_timeout: Span,
     max_queue: usize,
     user: String,
@@ -116,8 +119,13 @@ pub struct PoolPlan {
     pub command: WorkerCommand,
     /// The plexer's own timer for one request; 504 when it passes.
     pub request_timeout: Duration,
+    /// Longer requests are slow; `None`: not counted.
+    pub slow_request: Option<Duration>,
     pub audit: AuditMode,
 }
+
+/// `request_slowlog_timeout` when not given.
+pub const DEFAULT_SLOW_REQUEST: Duration = Duration::from_secs(5);
 
 impl PoolKeys {
     /// The pool of `account` from these keys over `template`, checked. The message names the
@@ -201,6 +209,11 @@ impl PoolKeys {
             request_timeout: keys
                 .request_timeout
                 .map_or(Duration::from_secs(60), |s| s.0),
+            slow_request: Some(
+                keys.request_slowlog_timeout
+                    .map_or(DEFAULT_SLOW_REQUEST, |s| s.0),
+            )
+            .filter(|after| !after.is_zero()),
             audit: keys.audit.unwrap_or_default(),
         })
     }
