@@ -19,7 +19,7 @@ use crate::limits::Limits;
 use crate::outbox::Outbox;
 use crate::params::{Params, encode_pair};
 use crate::protocol::{
-    KEEP_CONN, MAX_CONTENT_LEN, NULL_REQUEST_ID, ProtocolStatus, RecordType, Role,
+    HEADER_LEN, KEEP_CONN, MAX_CONTENT_LEN, NULL_REQUEST_ID, ProtocolStatus, RecordType, Role,
 };
 use crate::record::{Record, check_clean_eof, decode_record};
 
@@ -63,7 +63,9 @@ impl ClientConnection {
     pub fn new(limits: Limits) -> Self {
         Self {
             limits,
-            read_buf: BytesMut::with_capacity(16 * 1024),
+            // Sized by the reader's first reserve, not here: a 16 KiB buffer grown to the
+            // reader's size at once would be two allocations per connection.
+            read_buf: BytesMut::new(),
             outbox: Outbox::new(),
             in_flight: Vec::new(),
             multiplex: false,
@@ -113,6 +115,9 @@ impl ClientConnection {
         let len = params.encoded_len()?; // checked before anything is queued
         let [r0, r1] = role.code().to_be_bytes();
         let flags = if keep_conn { KEEP_CONN } else { 0 };
+        // BEGIN_REQUEST, one PARAMS record (padding at most 7) and its end record.
+        self.outbox
+            .reserve(3 * HEADER_LEN + 8 + len.min(MAX_CONTENT_LEN) + 7);
         self.outbox.push_record_slice(
             RecordType::BeginRequest,
             id,
@@ -122,11 +127,14 @@ impl ClientConnection {
             // One record, which is all nginx ever sends: encoded in place, no buffer of its own.
             if len > 0 {
                 self.outbox
-                    .push_record_with(RecordType::Params, id, len, |dst| params.encode(dst))?;
+                    .push_record_with(RecordType::Params, id, len, |dst| {
+                        params.encode_checked(dst, len);
+                        Ok::<(), UsageError>(())
+                    })?;
             }
         } else {
-            let mut encoded = BytesMut::with_capacity(len);
-            params.encode(&mut encoded)?;
+            let mut encoded = BytesMut::new();
+            params.encode_checked(&mut encoded, len);
             self.outbox
                 .push_stream(RecordType::Params, id, encoded.freeze());
         }

@@ -55,6 +55,12 @@ impl Outbox {
         Self::default()
     }
 
+    /// Makes room for `additional` more bytes of copied records at once, so that records
+    /// queued one after another do not grow the buffer step by step.
+    pub fn reserve(&mut self, additional: usize) {
+        self.copied.reserve(additional);
+    }
+
     /// Bytes queued and not yet written.
     pub fn len(&self) -> usize {
         self.len

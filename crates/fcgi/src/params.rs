@@ -93,11 +93,22 @@ impl Params {
 
     /// Appends the canonical encoding of every pair to `dst`.
     pub fn encode(&self, dst: &mut BytesMut) -> Result<(), UsageError> {
-        dst.reserve(self.encoded_len()?);
-        for (name, value) in &self.pairs {
-            encode_pair(dst, name, value)?;
-        }
+        let len = self.encoded_len()?;
+        self.encode_checked(dst, len);
         Ok(())
+    }
+
+    /// [`encode`](Self::encode) once [`encoded_len`](Self::encoded_len) returned `len`: the
+    /// lengths are known to fit, so the room is made once and each pair is copied without a
+    /// check of its own (this runs once per request relayed).
+    pub(crate) fn encode_checked(&self, dst: &mut BytesMut, len: usize) {
+        dst.reserve(len);
+        for (name, value) in &self.pairs {
+            put_length(dst, name.len());
+            put_length(dst, value.len());
+            dst.extend_from_slice(name);
+            dst.extend_from_slice(value);
+        }
     }
 
     /// The length of [`Params::encode`]'s output, so a caller can size or frame it first;

@@ -35,6 +35,36 @@ use crate::app_stderr::StderrLines;
 /// Pending bytes for one side above which the other side is not read.
 pub const HIGH_WATER: usize = 256 * 1024;
 const READ_CHUNK: usize = 64 * 1024;
+/// Room asked for before each read: a small response costs a small buffer (its record bodies
+/// keep the buffer they were read into alive until written, so a 64 KiB buffer per read was a
+/// 64 KiB allocation per request); a read that fills its room makes the next one 4 times larger,
+/// up to [`READ_CHUNK`], so a large body still moves in large reads.
+pub struct ReadRoom(usize);
+
+impl ReadRoom {
+    pub fn new() -> Self {
+        Self(4 * 1024)
+    }
+
+    /// Makes room in `buf` for the next read.
+    pub fn make(&self, buf: &mut bytes::BytesMut) {
+        buf.reserve(self.0);
+    }
+
+    /// Notes that a read brought `n` bytes.
+    pub fn after_read(&mut self, n: usize) {
+        if n >= self.0 {
+            self.0 = (self.0 * 4).min(READ_CHUNK);
+        }
+    }
+}
+
+impl Default for ReadRoom {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// Request body kept to send again should a kept connection turn out closed; a longer body
 /// is not kept, and its request is not sent again.
 const RESEND_LIMIT: usize = 64 * 1024;
@@ -182,6 +212,7 @@ where
     let mut resend = relay.kept_connection.then(Resend::default);
     let mut request_unread = false;
     let mut bpending = Outbox::new();
+    let (mut front_room, mut backend_room) = (ReadRoom::new(), ReadRoom::new());
     let mut head = Some(HeadParser::new(relay.limits));
     let mut backend_writable = true;
     let (mut status, mut body_bytes) = (0u16, 0u64);
@@ -285,12 +316,13 @@ where
         }
         front.pending.append(front.conn.outbox());
 
-        front.conn.read_buf().reserve(READ_CHUNK);
-        bconn.read_buf().reserve(READ_CHUNK);
+        front_room.make(front.conn.read_buf());
+        backend_room.make(bconn.read_buf());
         tokio::select! {
             read = front.rd.read_buf(front.conn.read_buf()), if bpending.len() < HIGH_WATER => {
-                if !matches!(read, Ok(n) if n > 0) {
-                    return abandon(bconn, bid, &mut brd, &mut bwr, bpending).await;
+                match read {
+                    Ok(n) if n > 0 => front_room.after_read(n),
+                    _ => return abandon(bconn, bid, &mut brd, &mut bwr, bpending).await,
                 }
             }
             read = brd.read_buf(bconn.read_buf()), if front.pending.len() < HIGH_WATER => {
@@ -299,7 +331,8 @@ where
                         Err(err) => err.to_string(),
                         Ok(()) => "it closed the connection".into(),
                     },
-                    Ok(_) => {
+                    Ok(n) => {
+                        backend_room.after_read(n);
                         resend = None;
                         continue;
                     }

@@ -294,6 +294,7 @@ where
         wr,
         pending: Outbox::new(),
     };
+    let mut room = relay::ReadRoom::new();
     loop {
         let head = loop {
             match front.conn.poll_event() {
@@ -314,14 +315,15 @@ where
             if front.conn.is_closing() && front.pending.is_empty() {
                 return;
             }
-            front.conn.read_buf().reserve(16 * 1024);
+            room.make(front.conn.read_buf());
             tokio::select! {
-                read = front.rd.read_buf(front.conn.read_buf()) => {
-                    if !matches!(read, Ok(n) if n > 0) {
+                read = front.rd.read_buf(front.conn.read_buf()) => match read {
+                    Ok(n) if n > 0 => room.after_read(n),
+                    _ => {
                         let _ = relay::flush(&mut front.wr, &mut front.pending).await;
                         return;
                     }
-                }
+                },
                 written = relay::write_some(&mut front.wr, &mut front.pending), if !front.pending.is_empty() => {
                     if written.is_err() {
                         return;
