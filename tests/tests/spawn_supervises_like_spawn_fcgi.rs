@@ -261,3 +261,63 @@ fn audit_warn_logs_the_shared_connection_and_keeps_running() {
     );
     spawned.assert_running();
 }
+
+#[test]
+fn sighup_starts_new_workers_and_lets_the_old_ones_finish_their_requests() {
+    let scratch = Scratch::new();
+    let (mut spawned, socket) = spawn(&scratch, &["-F", "2"], &[&hello()]);
+    let old = wait_for_workers(&spawned, 2);
+    let addr = format!("unix:{}", socket.display());
+    let slow = std::thread::spawn(move || PlexerRequest::new(addr, "/?sleep=2000").run());
+    std::thread::sleep(Duration::from_millis(300)); // being served now
+    spawned.signal(Signal::SIGHUP);
+    wait_until(
+        "the old workers are gone",
+        || old.iter().all(|&pid| !running(pid)),
+        DEADLINE,
+    );
+    let finished = slow.join().unwrap();
+    finished.assert_success();
+    let answered_by = HelloAnswer::parse(&CgiResponse::parse(&finished.stdout).body).pid();
+    assert!(old.contains(&answered_by), "the old worker finished it");
+    let new = wait_for_workers(&spawned, 2);
+    assert!(new.iter().all(|pid| !old.contains(pid)), "{old:?} {new:?}");
+    assert!(new.contains(&get(&socket).pid()));
+    // SIGUSR1 (reopen logs, for php-fpm's users) changes nothing.
+    spawned.signal(Signal::SIGUSR1);
+    wait_until(
+        "SIGUSR1 is logged",
+        || spawned.log().contains("SIGUSR1"),
+        DEADLINE,
+    );
+    assert!(new.contains(&get(&socket).pid()));
+    spawned.assert_running();
+}
+
+#[test]
+fn sighup_keeps_the_old_workers_when_the_new_ones_fail() {
+    let scratch = Scratch::new();
+    let healthy = scratch.join("healthy");
+    std::fs::write(&healthy, "").unwrap();
+    // Starts hello while the file exists, and fails at once after.
+    let app = format!("[ -e '{}' ] && exec '{}'", healthy.display(), hello());
+    let (mut spawned, socket) = spawn(&scratch, &["-F", "2"], &["/bin/sh", "-c", &app]);
+    let old = wait_for_workers(&spawned, 2);
+    std::fs::remove_file(&healthy).unwrap();
+    spawned.signal(Signal::SIGHUP);
+    wait_until(
+        "the failed restart is logged",
+        || spawned.log().contains("the old ones serve on"),
+        DEADLINE,
+    );
+    let mut left: Vec<u32> = children_of(spawned.pid())
+        .into_iter()
+        .filter(|&pid| running(pid))
+        .collect();
+    left.sort_unstable();
+    let mut old_sorted = old.clone();
+    old_sorted.sort_unstable();
+    assert_eq!(left, old_sorted, "only the old workers run");
+    assert!(old.contains(&get(&socket).pid()));
+    spawned.assert_running();
+}

@@ -9,6 +9,11 @@
 //! several of the application's processes (an app that connects and then forks, as flup's
 //! prefork server did). spawn-fcgi + multiwatch users swap the command and gain all that.
 //!
+//! Signals: SIGTERM and SIGINT stop once the requests in flight are done, SIGQUIT at once;
+//! SIGHUP starts new workers (new code, as uWSGI's reload and php-fpm's SIGUSR2 do) and lets
+//! the old ones finish their requests, unless the new ones die in their first second, which
+//! leaves the old ones serving; SIGUSR1 is logged (the logs go to stderr: nothing to reopen).
+//!
 //! Deliberate differences from spawn-fcgi, for safety: `-a` defaults to 127.0.0.1, not every
 //! address; a unix socket gets mode 0660 unless `-M` says otherwise; `-P` holds plexer's own pid
 //! (the process to signal), not the workers'.
@@ -26,7 +31,7 @@ use clap::{Args, ValueEnum};
 use nix::unistd::Pid;
 use plexer_prefork::audit::{AuditPolicy, TcpEndpoint, processes_in_groups, shared_db_handles};
 use plexer_prefork::listen::{self, SocketAccess, parse_mode};
-use plexer_prefork::pool::{Pm, PoolSettings, PoolState};
+use plexer_prefork::pool::{MIN_LIFETIME, Pm, PoolSettings, PoolState};
 use plexer_prefork::spawn::{Identity, WorkerCommand};
 use plexer_prefork::supervisor::{PoolHandle, Sockets, Supervisor};
 use tokio::signal::unix::{SignalKind, signal};
@@ -155,15 +160,23 @@ async fn supervise(
         .program
         .file_name()
         .map_or("app".into(), |n| n.to_string_lossy().into_owned());
-    let pool = supervisor.add_pool(
-        &name,
-        settings,
-        command,
-        Sockets::Shared(Arc::new(listener)),
-    )?;
+    let listener = Arc::new(listener);
+    let start = || {
+        supervisor.add_pool(
+            &name,
+            settings.clone(),
+            command.clone(),
+            Sockets::Shared(Arc::clone(&listener)),
+        )
+    };
+    let mut pool = start()?;
     let mut terminate = signal(SignalKind::terminate())?;
     let mut interrupt = signal(SignalKind::interrupt())?;
     let mut quit = signal(SignalKind::quit())?;
+    let mut hangup = signal(SignalKind::hangup())?;
+    let mut user1 = signal(SignalKind::user_defined1())?;
+    // Workers replaced by a SIGHUP, finishing their requests; a graceful stop waits for them.
+    let mut retiring = Vec::new();
     let mut audit_tick = tokio::time::interval(AUDIT_EVERY);
     let mut warned = BTreeSet::new();
     // New clients are turned away at once (no socket file) while the workers finish.
@@ -176,13 +189,33 @@ async fn supervise(
         tokio::select! {
             _ = terminate.recv() => {
                 unlink();
-                return stop(&pool, DRAIN_TIMEOUT, "SIGTERM").await;
+                return stop_all(&pool, retiring, "SIGTERM").await;
             }
             _ = interrupt.recv() => {
                 unlink();
-                return stop(&pool, DRAIN_TIMEOUT, "SIGINT").await;
+                return stop_all(&pool, retiring, "SIGINT").await;
             }
             _ = quit.recv() => return stop(&pool, Duration::ZERO, "SIGQUIT").await,
+            _ = hangup.recv() => {
+                tracing::info!(pool = pool.name(), "SIGHUP: starting new workers");
+                match start() {
+                    Ok(fresh) => match settled(&fresh).await {
+                        Ok(()) => {
+                            tracing::info!(pool = pool.name(), "SIGHUP: new workers serve; the old ones finish their requests");
+                            let old = std::mem::replace(&mut pool, fresh);
+                            retiring.push(tokio::spawn(async move { old.drain(DRAIN_TIMEOUT).await }));
+                        }
+                        Err(why) => {
+                            fresh.drain(Duration::ZERO).await;
+                            tracing::error!(pool = pool.name(), "SIGHUP: the new workers failed ({why}); the old ones serve on");
+                        }
+                    },
+                    Err(err) => tracing::error!(pool = pool.name(), error = %err, "SIGHUP: cannot start new workers; the old ones serve on"),
+                }
+            }
+            _ = user1.recv() => {
+                tracing::info!(pool = pool.name(), "SIGUSR1: logs go to stderr; nothing to reopen");
+            }
             _ = audit_tick.tick() => {
                 if let PoolState::Failed { reason } = pool.status().state {
                     stop(&pool, Duration::ZERO, "a crash loop").await?;
@@ -201,6 +234,31 @@ async fn supervise(
             }
         }
     }
+}
+
+/// Waits [`MIN_LIFETIME`] for a new pool's workers: a failure meanwhile (a worker that could
+/// not start or died young) is its reason.
+async fn settled(pool: &PoolHandle) -> Result<(), String> {
+    tokio::time::sleep(MIN_LIFETIME + Duration::from_millis(100)).await;
+    let status = pool.status();
+    match (status.state, status.stats.last_failure) {
+        (PoolState::Failed { reason }, _) => Err(reason),
+        (_, Some((_, why))) => Err(why),
+        _ => Ok(()),
+    }
+}
+
+/// A graceful stop of the current workers and of those a SIGHUP replaced.
+async fn stop_all(
+    pool: &PoolHandle,
+    retiring: Vec<tokio::task::JoinHandle<()>>,
+    why: &str,
+) -> anyhow::Result<ExitCode> {
+    let code = stop(pool, DRAIN_TIMEOUT, why).await;
+    for old in retiring {
+        let _ = old.await;
+    }
+    code
 }
 
 async fn stop(pool: &PoolHandle, timeout: Duration, why: &str) -> anyhow::Result<ExitCode> {
