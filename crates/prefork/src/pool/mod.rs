@@ -372,8 +372,10 @@ impl Pool {
 
     /// A worker process ended. Expected after [`Action::Terminate`] or [`Action::Kill`], and
     /// after an intentional exit with status 0 (FastCGI §7, e.g. php-cgi's own request limit)
-    /// by a worker that lived at least [`MIN_LIFETIME`]; any other end is a failure that delays
-    /// the next spawn, so that a command that exits at once cannot spin.
+    /// by an idle worker that lived at least [`MIN_LIFETIME`] or served a request (php-cgi's
+    /// default limit of 500 is reached in under a second at a few hundred requests a second);
+    /// any other end is a failure that delays the next spawn, so that a command that exits at
+    /// once cannot spin.
     pub fn exited(&mut self, pid: Pid, exit: Exit, now: Instant) {
         let Some(index) = self.workers.iter().position(|w| w.pid == Some(pid)) else {
             return;
@@ -381,7 +383,9 @@ impl Pool {
         let worker = self.workers.swap_remove(index);
         let lived = now.saturating_duration_since(worker.started) >= MIN_LIFETIME;
         let expected = worker.state == WorkerState::Stopping
-            || (exit == Exit::Code(0) && worker.state == WorkerState::Idle && lived);
+            || (exit == Exit::Code(0)
+                && worker.state == WorkerState::Idle
+                && (lived || worker.served > 0));
         if !expected {
             let during = if worker.state == WorkerState::Busy {
                 " during a request"

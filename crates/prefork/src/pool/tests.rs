@@ -369,6 +369,21 @@ fn an_intentional_exit_of_an_idle_worker_is_no_failure() {
 }
 
 #[test]
+fn a_young_worker_that_served_and_exits_0_is_no_failure() {
+    // php-cgi exits 0 at its own request limit (500 by default), which a busy worker reaches
+    // in under MIN_LIFETIME.
+    let mut sim = Sim::new(settings(Pm::Static, 1));
+    let Acquire::Worker(worker) = sim.acquire(1) else {
+        panic!("the idle worker is handed out");
+    };
+    sim.release(worker, Outcome::Done);
+    let pid = sim.pool.workers()[0].pid.unwrap();
+    sim.exit(pid, Exit::Code(0));
+    assert_eq!(sim.pool.stats().failures, 0);
+    assert_eq!(sim.count(WorkerState::Idle), 1, "replaced at once");
+}
+
+#[test]
 fn a_command_that_exits_0_at_once_backs_off_instead_of_spinning() {
     let mut sim = Sim::new(settings(Pm::Static, 1));
     let pid = sim.pool.workers()[0].pid.unwrap();
