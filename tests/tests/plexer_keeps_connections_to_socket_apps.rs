@@ -49,6 +49,38 @@ fn a_one_process_app_serves_concurrent_requests_one_after_another_on_a_kept_conn
     );
 }
 
+/// The python FastCGI app `source` on a unix socket, and a plexer whose account `ext` routes
+/// to it with `max_children`; with the cookie of `ext`.
+fn behind_plexer(
+    scratch: &Scratch,
+    name: &str,
+    source: &str,
+    max_children: usize,
+) -> (Running, PlexerServe, String) {
+    let socket = scratch.join(format!("{name}.sock"));
+    let mut command = Command::new("python3");
+    command.args(["-c", source]).arg(&socket);
+    let app = Running::spawn(
+        &format!("{name} app"),
+        &mut command,
+        &scratch.join(format!("{name}.log")),
+    );
+    wait::wait_until_listening(name, &socket, Duration::from_secs(10));
+    let account = format!(
+        "users: [ext]\nsocket: unix:{}\nmax_children: {max_children}\n",
+        socket.display()
+    );
+    let plexer = PlexerServe::start(
+        scratch,
+        ServeSetup {
+            accounts: &[("login", ""), ("ext", &account)],
+            ..ServeSetup::default()
+        },
+    );
+    let ext = plexer.cookie("ext");
+    (app, plexer, ext)
+}
+
 /// A FastCGI app that answers and then closes the connection, whatever FCGI_KEEP_CONN says.
 const CLOSING_APP: &str = r#"
 import socket, struct, sys, os
@@ -86,23 +118,7 @@ while True:
 #[test]
 fn an_app_that_closes_after_each_request_is_served_on_a_new_connection_each_time() {
     let scratch = Scratch::new();
-    let socket = scratch.join("closing.sock");
-    let mut command = Command::new("python3");
-    command.args(["-c", CLOSING_APP]).arg(&socket);
-    let _app = Running::spawn("closing app", &mut command, &scratch.join("closing.log"));
-    wait::wait_until_listening("the closing app", &socket, Duration::from_secs(10));
-    let account = format!(
-        "users: [ext]\nsocket: unix:{}\nmax_children: 2\n",
-        socket.display()
-    );
-    let plexer = PlexerServe::start(
-        &scratch,
-        ServeSetup {
-            accounts: &[("login", ""), ("ext", &account)],
-            ..ServeSetup::default()
-        },
-    );
-    let ext = plexer.cookie("ext");
+    let (_app, plexer, ext) = behind_plexer(&scratch, "closing", CLOSING_APP, 2);
     for i in 1..=5 {
         let (response, _) = plexer.get(Some(&ext), "/x");
         assert!(
@@ -157,27 +173,7 @@ while True:
 #[test]
 fn a_kept_connection_closed_as_the_next_request_arrives_gets_that_request_again_on_a_new_one() {
     let scratch = Scratch::new();
-    let socket = scratch.join("lingering.sock");
-    let mut command = Command::new("python3");
-    command.args(["-c", LINGERING_APP]).arg(&socket);
-    let _app = Running::spawn(
-        "lingering app",
-        &mut command,
-        &scratch.join("lingering.log"),
-    );
-    wait::wait_until_listening("the lingering app", &socket, Duration::from_secs(10));
-    let account = format!(
-        "users: [ext]\nsocket: unix:{}\nmax_children: 1\n",
-        socket.display()
-    );
-    let plexer = PlexerServe::start(
-        &scratch,
-        ServeSetup {
-            accounts: &[("login", ""), ("ext", &account)],
-            ..ServeSetup::default()
-        },
-    );
-    let ext = plexer.cookie("ext");
+    let (_app, plexer, ext) = behind_plexer(&scratch, "lingering", LINGERING_APP, 1);
     let (first, _) = plexer.get(Some(&ext), "/first");
     assert!(
         first.body_text().contains("request 1,"),
