@@ -367,6 +367,40 @@ where
     }
 }
 
+/// Relays one request on `backend` (`kept`: it carried an earlier request); when the app had
+/// closed that connection before it read the request ([`Ended::Unsent`]), sends it once more
+/// on a connection from `reconnect`, which replaces `backend`. `relay` makes the arguments
+/// for an attempt from whether its connection is a kept one and what to send again.
+pub async fn relay_or_resend<'a, R, W, B>(
+    front: &mut Front<R, W>,
+    backend: &mut B,
+    kept: bool,
+    relay: impl Fn(bool, Resend) -> Relay<'a>,
+    reconnect: impl AsyncFnOnce() -> Result<B, String>,
+) -> Ended
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+    B: AsyncRead + AsyncWrite + Unpin,
+{
+    let (resend, why) = match self::relay(front, backend, relay(kept, Resend::default())).await {
+        Ended::Unsent { resend, why } => (resend, why),
+        ended => return ended,
+    };
+    tracing::debug!("kept connection closed ({why}): the request goes again on a new one");
+    match reconnect().await {
+        // Not a kept connection: this attempt never ends Unsent.
+        Ok(fresh) => {
+            *backend = fresh;
+            self::relay(front, backend, relay(false, resend)).await
+        }
+        Err(why) => Ended::BackendFailed {
+            head_sent: false,
+            why,
+        },
+    }
+}
+
 /// How long a backend gets to end a request the web server gave up on.
 pub const ABORT_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 

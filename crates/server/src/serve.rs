@@ -26,7 +26,7 @@ use crate::config::Config;
 use crate::cookie::Keys;
 use crate::live::{Running, State, Target};
 use crate::registry::{AccountRules, Registry};
-use crate::relay::{self, Ended, Front, Relay, Resend};
+use crate::relay::{self, Ended, Front, Relay};
 use crate::responses::{self, HeadContext};
 use crate::router::{self, Decision};
 use crate::systemd::{self, Activated};
@@ -434,14 +434,15 @@ where
             tracing::info!(account = %account, "{note}");
         }
     };
-    let relay_args = |rewrite, worker, kept_connection, resend| Relay {
+    let uri = params.get_str("REQUEST_URI").unwrap_or("-");
+    let relay_args = |worker, kept_connection, resend| Relay {
         front_id: id,
         account: account.as_str(),
         worker,
         params: &params,
         limits: &state.limits,
         deadline: Instant::now() + running.request_timeout,
-        rewrite,
+        rewrite: &rewrite,
         keep_conn: true,
         kept_connection,
         resend,
@@ -450,39 +451,32 @@ where
         (Some(lease), _) => {
             let pid = lease.pid();
             let worker = pid.map(|p| p.as_raw());
-            let uri = params.get_str("REQUEST_URI").unwrap_or("-");
             let _serving = worker.map(|worker| running.in_flight.begin(worker, uri));
-            // The worker's connection from its last request, or a new one; a kept one the
-            // worker closed meanwhile gets the request again on a new one.
-            let mut kept = lease.take_connection();
-            let mut resend = Resend::default();
-            let (ended, connection) = loop {
-                let kept_connection = kept.is_some();
-                let connection = match kept.take() {
-                    Some(kept) => Ok(kept),
-                    None => UnixStream::connect(lease.socket()).await,
-                };
-                let mut backend = match connection {
-                    Ok(backend) => backend,
-                    Err(err) => {
-                        let why = format!("cannot connect to worker {pid:?}: {err}");
-                        let ended = Ended::BackendFailed {
-                            head_sent: false,
-                            why,
-                        };
-                        break (ended, None);
-                    }
-                };
-                let args = relay_args(&rewrite, worker, kept_connection, resend);
-                match relay::relay(front, &mut backend, args).await {
-                    Ended::Unsent {
-                        resend: unsent,
+            // The worker's connection from its last request, or a new one.
+            let connect = async || {
+                UnixStream::connect(lease.socket())
+                    .await
+                    .map_err(|err| format!("cannot connect to worker {pid:?}: {err}"))
+            };
+            let kept = lease.take_connection();
+            let was_kept = kept.is_some();
+            let connection = match kept {
+                Some(kept) => Ok(kept),
+                None => connect().await,
+            };
+            let (ended, connection) = match connection {
+                Ok(mut backend) => {
+                    let args = |kept, resend| relay_args(worker, kept, resend);
+                    let ended =
+                        relay::relay_or_resend(front, &mut backend, was_kept, args, connect).await;
+                    (ended, Some(backend))
+                }
+                Err(why) => {
+                    let ended = Ended::BackendFailed {
+                        head_sent: false,
                         why,
-                    } => {
-                        tracing::debug!(account = %account, worker, "kept connection closed ({why}): sent again on a new one");
-                        resend = unsent;
-                    }
-                    ended => break (ended, Some(backend)),
+                    };
+                    (ended, None)
                 }
             };
             match (&ended, connection) {
@@ -505,37 +499,20 @@ where
         (None, Target::External(external)) => {
             let ended = match external.connection().await {
                 Ok(mut leased) => {
-                    let mut kept_connection = leased.kept;
-                    let mut resend = Resend::default();
-                    loop {
-                        let args = relay_args(&rewrite, None, kept_connection, resend);
-                        match relay::relay(front, &mut leased.stream, args).await {
-                            Ended::Unsent {
-                                resend: unsent,
-                                why,
-                            } => {
-                                tracing::debug!(account = %account, "kept connection closed ({why}): sent again on a new one");
-                                match upstream::connect(&external.address).await {
-                                    Ok(stream) => leased.stream = stream,
-                                    Err(err) => {
-                                        break Ended::BackendFailed {
-                                            head_sent: false,
-                                            why: format!(
-                                                "cannot connect to {}: {err}",
-                                                external.address
-                                            ),
-                                        };
-                                    }
-                                }
-                                (kept_connection, resend) = (false, unsent);
-                            }
-                            ended @ Ended::Completed { reusable: true, .. } => {
-                                external.keep(leased);
-                                break ended;
-                            }
-                            ended => break ended,
-                        }
+                    let args = |kept, resend| relay_args(None, kept, resend);
+                    let reconnect = async || {
+                        upstream::connect(&external.address)
+                            .await
+                            .map_err(|err| format!("cannot connect to {}: {err}", external.address))
+                    };
+                    let kept = leased.kept;
+                    let ended =
+                        relay::relay_or_resend(front, &mut leased.stream, kept, args, reconnect)
+                            .await;
+                    if let Ended::Completed { reusable: true, .. } = ended {
+                        external.keep(leased);
                     }
+                    ended
                 }
                 Err(upstream::ConnectError::Busy(..)) => {
                     count(&running, true);
@@ -551,7 +528,6 @@ where
         }
         (None, _) => unreachable!("a pool's request holds a lease"),
     };
-    let uri = params.get_str("REQUEST_URI").unwrap_or("-");
     let took = started.elapsed();
     if running
         .slow_request
