@@ -64,11 +64,16 @@ impl LineBuffer {
     /// for each [`MAX_LOG_LINE`]-byte piece of a longer one (`continued`).
     fn push(&mut self, mut data: &[u8], mut emit: impl FnMut(&[u8], bool)) {
         while let Some(newline) = data.iter().position(|&b| b == b'\n') {
-            self.partial.extend_from_slice(&data[..newline]);
+            self.extend(&data[..newline], &mut emit);
             emit(&self.partial, false);
             self.partial.clear();
             data = &data[newline + 1..];
         }
+        self.extend(data, &mut emit);
+    }
+
+    /// Adds bytes of the current line, emitting each [`MAX_LOG_LINE`]-byte piece it fills.
+    fn extend(&mut self, mut data: &[u8], emit: &mut impl FnMut(&[u8], bool)) {
         while self.partial.len() + data.len() > MAX_LOG_LINE {
             let room = MAX_LOG_LINE - self.partial.len();
             self.partial.extend_from_slice(&data[..room]);
@@ -114,6 +119,15 @@ mod tests {
         ];
         let want: Vec<(String, bool)> = want.iter().map(|(l, c)| (l.to_string(), *c)).collect();
         assert_eq!(got, want);
+    }
+
+    #[test]
+    fn a_long_line_ending_in_the_same_record_is_cut_too() {
+        let mut record = vec![b'y'; MAX_LOG_LINE + 5];
+        record.extend_from_slice(b"\nnext\n");
+        let got = lines_of(&[&record]);
+        let shape: Vec<(usize, bool)> = got.iter().map(|(l, c)| (l.len(), *c)).collect();
+        assert_eq!(shape, [(MAX_LOG_LINE, true), (5, false), (4, false)]);
     }
 
     #[test]

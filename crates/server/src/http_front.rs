@@ -52,7 +52,6 @@ use crate::upstream::{self, Upstream};
 pub const BODY_CHUNKS: usize = 4;
 /// How long a client may take to send a request head (slow-loris bound).
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
-const READ_CHUNK: usize = 64 * 1024;
 /// Response headers that describe one HTTP hop, not the resource; hyper writes its own.
 const HOP_BY_HOP: [&str; 7] = [
     "connection",
@@ -283,6 +282,8 @@ fn percent_decode(bytes: &[u8]) -> Bytes {
     while i < bytes.len() {
         let hex = bytes
             .get(i + 1..i + 3)
+            // from_str_radix alone would take "+A" as a number.
+            .filter(|h| h.iter().all(u8::is_ascii_hexdigit))
             .and_then(|h| std::str::from_utf8(h).ok())
             .and_then(|h| u8::from_str_radix(h, 16).ok());
         match (bytes[i], hex) {
@@ -429,6 +430,7 @@ impl Exchange {
         let mut pending = Outbox::new();
         let mut queued: VecDeque<Bytes> = VecDeque::new();
         let mut upload_open = true;
+        let mut room = relay::ReadRoom::new();
         let mut upstream_writable = true;
         let failure = loop {
             // What plexer sent becomes the head, then body chunks.
@@ -446,7 +448,7 @@ impl Exchange {
                 // client still sends is dropped, not kept.
                 *conn.outbox() = Outbox::new();
             }
-            conn.read_buf().reserve(READ_CHUNK);
+            room.make(conn.read_buf());
             let reading_upload =
                 upload_open && !matches!(stage, Stage::Ended) && pending.len() < HIGH_WATER;
             let reading_upstream = queued.is_empty() && !matches!(stage, Stage::Ended);
@@ -471,7 +473,7 @@ impl Exchange {
                         Err(err) => format!("plexer broke the connection: {err}"),
                         Ok(()) => "plexer closed the connection before END_REQUEST".into(),
                     },
-                    Ok(_) => {}
+                    Ok(n) => room.after_read(n),
                     Err(err) => break format!("reading from plexer: {err}"),
                 },
                 written = relay::write_some(&mut wr, &mut pending),
@@ -560,6 +562,7 @@ mod tests {
             "/a b/€".as_bytes()
         );
         assert_eq!(&percent_decode(b"/100%/%zz/%4")[..], b"/100%/%zz/%4");
+        assert_eq!(&percent_decode(b"/a%+A/%-1")[..], b"/a%+A/%-1");
     }
 
     #[test]

@@ -14,11 +14,12 @@
 //! - [`Ended::BackendFailed`]: the backend died or broke the protocol: 502 if the head was not
 //!   sent yet; after it, the web server's connection is closed so the client sees the response
 //!   cut short rather than complete.
-//! - [`Ended::Unsent`]: on a kept connection only: the app had closed it (or closed it as the
-//!   request arrived) and answered nothing, so the request goes again, once, on a new
-//!   connection. That is the race every keep-alive client meets; like nginx, it is retried when
-//!   the request cannot have been read (the connection was reset with it unread) or its method
-//!   is idempotent.
+//!
+//! [`relay`] asks the backend to keep the connection (FCGI_KEEP_CONN). On a kept connection the
+//! app may have closed it (or close it as the request arrives) and answer nothing: the race
+//! every keep-alive client meets. Like nginx, the request then goes again, once, on a new
+//! connection, when it cannot have been read (the connection was reset with it unread) or its
+//! method is idempotent.
 
 use std::io::IoSlice;
 use std::time::Instant;
@@ -102,18 +103,19 @@ pub enum Ended {
         head_sent: bool,
         why: String,
     },
-    /// The kept connection was closed before the app answered anything: `resend` goes on a
-    /// new connection. `why` is what the closed connection said.
-    Unsent {
-        resend: Resend,
-        why: String,
-    },
+}
+
+/// A kept connection closed before the app answered anything: `resend` goes on a new
+/// connection; `why` is what the closed connection said.
+struct Unsent {
+    resend: Resend,
+    why: String,
 }
 
 /// What a request sent on a connection that turned out closed had taken from the web server,
 /// to send again on a new connection.
 #[derive(Debug, Default)]
-pub struct Resend {
+struct Resend {
     stdin: Vec<Bytes>,
     stdin_bytes: usize,
     stdin_ended: bool,
@@ -129,13 +131,6 @@ pub struct Relay<'a> {
     pub limits: &'a Limits,
     pub deadline: Instant,
     pub rewrite: &'a (dyn Fn(&mut ResponseHead) + Sync),
-    /// Ask the backend to keep the connection open for a next request (FCGI_KEEP_CONN).
-    pub keep_conn: bool,
-    /// The connection carried an earlier request: if the app closed it meanwhile, the relay
-    /// ends with [`Ended::Unsent`] rather than failing the request.
-    pub kept_connection: bool,
-    /// What an earlier attempt took from the web server (see [`Ended::Unsent`]).
-    pub resend: Resend,
 }
 
 /// Whether a request may be sent twice (nginx's rule: all but POST, LOCK and PATCH).
@@ -178,8 +173,16 @@ pub async fn flush<W: AsyncWrite + Unpin>(wr: &mut W, outbox: &mut Outbox) -> st
     wr.flush().await
 }
 
-/// Relays one request to `backend` until it ends.
-pub async fn relay<R, W, B>(front: &mut Front<R, W>, backend: &mut B, relay: Relay<'_>) -> Ended
+/// One attempt of a request on `backend` (`kept`: the connection carried an earlier one),
+/// sending first what an earlier attempt took from the web server. `Err` only on a kept
+/// connection the app had closed before it answered anything.
+async fn attempt<R, W, B>(
+    front: &mut Front<R, W>,
+    backend: &mut B,
+    relay: &Relay<'_>,
+    kept: bool,
+    earlier: Resend,
+) -> Result<Ended, Unsent>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
@@ -188,20 +191,20 @@ where
     let (mut brd, mut bwr) = tokio::io::split(backend);
     let fid = relay.front_id;
     let mut bconn = ClientConnection::new(relay.limits.clone());
-    let bid = match bconn.begin_request(Role::Responder, relay.keep_conn, relay.params) {
+    let bid = match bconn.begin_request(Role::Responder, true, relay.params) {
         Ok(id) => id,
         Err(err) => {
-            return Ended::BackendFailed {
+            return Ok(Ended::BackendFailed {
                 head_sent: false,
                 why: err.to_string(),
-            };
+            });
         }
     };
     let Resend {
         stdin: earlier_stdin,
         mut stdin_ended,
         ..
-    } = relay.resend;
+    } = earlier;
     for data in earlier_stdin {
         let _ = bconn.stdin(bid, data);
     }
@@ -209,7 +212,7 @@ where
         let _ = bconn.stdin_end(bid);
     }
     // While the app has said nothing on a kept connection, what it was sent is kept.
-    let mut resend = relay.kept_connection.then(Resend::default);
+    let mut resend = kept.then(Resend::default);
     let mut request_unread = false;
     let mut bpending = Outbox::new();
     let (mut front_room, mut backend_room) = (ReadRoom::new(), ReadRoom::new());
@@ -246,13 +249,13 @@ where
                     }
                 }
                 Ok(Some(ServerEvent::Abort { id })) if id == fid => {
-                    return abandon(bconn, bid, &mut brd, &mut bwr, bpending).await;
+                    return Ok(abandon(bconn, bid, &mut brd, &mut bwr, bpending).await);
                 }
                 Ok(Some(_)) => {} // DATA of a FILTER request: a responder backend takes none
                 Ok(None) => break,
                 Err(err) => {
                     tracing::warn!(error = %err, "the web server broke the protocol");
-                    return abandon(bconn, bid, &mut brd, &mut bwr, bpending).await;
+                    return Ok(abandon(bconn, bid, &mut brd, &mut bwr, bpending).await);
                 }
             }
         }
@@ -280,7 +283,7 @@ where
                             let _ = front.conn.stdout(fid, rest);
                             head = None;
                         }
-                        Err(err) => return failed(&head, format!("its response head: {err}")),
+                        Err(err) => return Ok(failed(&head, format!("its response head: {err}"))),
                     },
                 },
                 Ok(Some(ClientEvent::Stderr { data, .. })) => {
@@ -289,29 +292,28 @@ where
                 }
                 Ok(Some(ClientEvent::End { app_status, .. })) => {
                     if head.is_some() {
-                        return failed(
+                        return Ok(failed(
                             &head,
                             "it ended the request without a response head".into(),
-                        );
+                        ));
                     }
                     let _ = front.conn.end_request(fid, app_status);
                     front.pending.append(front.conn.outbox());
                     // Reusable only when the backend took the whole request and said no more.
-                    let reusable = relay.keep_conn
-                        && stdin_ended
+                    let reusable = stdin_ended
                         && backend_writable
                         && bpending.is_empty()
                         && bconn.outbox().is_empty();
-                    return Ended::Completed {
+                    return Ok(Ended::Completed {
                         app_status,
                         status,
                         body_bytes,
                         reusable,
-                    };
+                    });
                 }
                 Ok(Some(_)) => {}
                 Ok(None) => break,
-                Err(err) => return failed(&head, err.to_string()),
+                Err(err) => return Ok(failed(&head, err.to_string())),
             }
         }
         front.pending.append(front.conn.outbox());
@@ -322,7 +324,7 @@ where
             read = front.rd.read_buf(front.conn.read_buf()), if bpending.len() < HIGH_WATER => {
                 match read {
                     Ok(n) if n > 0 => front_room.after_read(n),
-                    _ => return abandon(bconn, bid, &mut brd, &mut bwr, bpending).await,
+                    _ => return Ok(abandon(bconn, bid, &mut brd, &mut bwr, bpending).await),
                 }
             }
             read = brd.read_buf(bconn.read_buf()), if front.pending.len() < HIGH_WATER => {
@@ -343,14 +345,14 @@ where
                 };
                 return match resend {
                     Some(resend) if request_unread || idempotent(relay.params) => {
-                        Ended::Unsent { resend, why }
+                        Err(Unsent { resend, why })
                     }
-                    _ => failed(&head, why),
+                    _ => Ok(failed(&head, why)),
                 };
             }
             written = write_some(&mut front.wr, &mut front.pending), if !front.pending.is_empty() => {
                 if written.is_err() {
-                    return abandon(bconn, bid, &mut brd, &mut bwr, bpending).await;
+                    return Ok(abandon(bconn, bid, &mut brd, &mut bwr, bpending).await);
                 }
             }
             written = write_some(&mut bwr, &mut bpending), if !bpending.is_empty() => {
@@ -362,20 +364,19 @@ where
                     bpending = Outbox::new();
                 }
             }
-            () = &mut sleep => return Ended::TimedOut { head_sent: head.is_none() },
+            () = &mut sleep => return Ok(Ended::TimedOut { head_sent: head.is_none() }),
         }
     }
 }
 
-/// Relays one request on `backend` (`kept`: it carried an earlier request); when the app had
-/// closed that connection before it read the request ([`Ended::Unsent`]), sends it once more
-/// on a connection from `reconnect`, which replaces `backend`. `relay` makes the arguments
-/// for an attempt from whether its connection is a kept one and what to send again.
-pub async fn relay_or_resend<'a, R, W, B>(
+/// Relays one request on `backend` until it ends (`kept`: the connection carried an earlier
+/// request). When the app had closed a kept connection before it read the request, the request
+/// goes once more on a connection from `reconnect`, which replaces `backend`.
+pub async fn relay<R, W, B>(
     front: &mut Front<R, W>,
     backend: &mut B,
     kept: bool,
-    relay: impl Fn(bool, Resend) -> Relay<'a>,
+    relay: Relay<'_>,
     reconnect: impl AsyncFnOnce() -> Result<B, String>,
 ) -> Ended
 where
@@ -383,22 +384,31 @@ where
     W: AsyncWrite + Unpin,
     B: AsyncRead + AsyncWrite + Unpin,
 {
-    let (resend, why) = match self::relay(front, backend, relay(kept, Resend::default())).await {
-        Ended::Unsent { resend, why } => (resend, why),
-        ended => return ended,
-    };
-    tracing::debug!("kept connection closed ({why}): the request goes again on a new one");
-    match reconnect().await {
-        // Not a kept connection: this attempt never ends Unsent.
+    let Unsent { resend, why } =
+        match attempt(front, backend, &relay, kept, Resend::default()).await {
+            Ok(ended) => return ended,
+            Err(unsent) => unsent,
+        };
+    tracing::debug!(
+        account = relay.account,
+        worker = relay.worker,
+        "kept connection closed ({why}): the request goes again on a new one"
+    );
+    let ended = match reconnect().await {
         Ok(fresh) => {
             *backend = fresh;
-            self::relay(front, backend, relay(false, resend)).await
+            attempt(front, backend, &relay, false, resend).await
         }
-        Err(why) => Ended::BackendFailed {
+        Err(why) => Ok(Ended::BackendFailed {
             head_sent: false,
             why,
-        },
-    }
+        }),
+    };
+    // A new connection is never a kept one, so this attempt does not end unsent.
+    ended.unwrap_or_else(|Unsent { why, .. }| Ended::BackendFailed {
+        head_sent: false,
+        why,
+    })
 }
 
 /// How long a backend gets to end a request the web server gave up on.

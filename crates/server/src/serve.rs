@@ -435,17 +435,16 @@ where
         }
     };
     let uri = params.get_str("REQUEST_URI").unwrap_or("-");
-    let relay_args = |worker, kept_connection, resend| Relay {
+    // One deadline for the request, a second attempt on a new connection included.
+    let deadline = sent + running.request_timeout;
+    let relay_args = |worker| Relay {
         front_id: id,
         account: account.as_str(),
         worker,
         params: &params,
         limits: &state.limits,
-        deadline: Instant::now() + running.request_timeout,
+        deadline,
         rewrite: &rewrite,
-        keep_conn: true,
-        kept_connection,
-        resend,
     };
     let (ended, pid) = match (lease, &running.target) {
         (Some(lease), _) => {
@@ -456,7 +455,7 @@ where
             let connect = async || {
                 UnixStream::connect(lease.socket())
                     .await
-                    .map_err(|err| format!("cannot connect to worker {pid:?}: {err}"))
+                    .map_err(|err| format!("cannot connect to its worker: {err}"))
             };
             let kept = lease.take_connection();
             let was_kept = kept.is_some();
@@ -466,9 +465,8 @@ where
             };
             let (ended, connection) = match connection {
                 Ok(mut backend) => {
-                    let args = |kept, resend| relay_args(worker, kept, resend);
-                    let ended =
-                        relay::relay_or_resend(front, &mut backend, was_kept, args, connect).await;
+                    let args = relay_args(worker);
+                    let ended = relay::relay(front, &mut backend, was_kept, args, connect).await;
                     (ended, Some(backend))
                 }
                 Err(why) => {
@@ -487,10 +485,7 @@ where
                 (Ended::TimedOut { .. }, _) => lease.release(Outcome::TimedOut),
                 // Ended, but the connection may hold the rest of its output: not kept.
                 (Ended::ClientGone { worker_free: true }, _) => lease.release(Outcome::Done),
-                (
-                    Ended::ClientGone { .. } | Ended::BackendFailed { .. } | Ended::Unsent { .. },
-                    _,
-                ) => {
+                (Ended::ClientGone { .. } | Ended::BackendFailed { .. }, _) => {
                     lease.release(Outcome::Broken);
                 }
             }
@@ -499,7 +494,7 @@ where
         (None, Target::External(external)) => {
             let ended = match external.connection().await {
                 Ok(mut leased) => {
-                    let args = |kept, resend| relay_args(None, kept, resend);
+                    let args = relay_args(None);
                     let reconnect = async || {
                         upstream::connect(&external.address)
                             .await
@@ -507,8 +502,7 @@ where
                     };
                     let kept = leased.kept;
                     let ended =
-                        relay::relay_or_resend(front, &mut leased.stream, kept, args, reconnect)
-                            .await;
+                        relay::relay(front, &mut leased.stream, kept, args, reconnect).await;
                     if let Ended::Completed { reusable: true, .. } = ended {
                         external.keep(leased);
                     }
@@ -536,14 +530,6 @@ where
         running.counters.slow.fetch_add(1, Ordering::Relaxed);
         tracing::warn!(account = %account, worker = pid, uri, ?took, "slow request: longer than request_slowlog_timeout");
     }
-    // A new connection never ends Unsent; were it to, the request failed.
-    let ended = match ended {
-        Ended::Unsent { why, .. } => Ended::BackendFailed {
-            head_sent: false,
-            why,
-        },
-        ended => ended,
-    };
     match ended {
         Ended::Completed {
             app_status,
@@ -570,7 +556,6 @@ where
                 answer(front, id, responses::timeout()).await
             }
         }
-        Ended::Unsent { .. } => unreachable!("made a failure above"),
         Ended::BackendFailed { head_sent, why } => {
             count(&running, true);
             tracing::warn!(account = %account, worker = pid, uri, ?took, "the application failed: {why}");

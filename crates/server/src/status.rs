@@ -94,7 +94,7 @@ pub fn report(snapshot: &Snapshot, started: Instant, full: bool) -> Value {
                             let (uri, age) = current.unzip();
                             json!({
                                 "pid": pid,
-                                "state": format!("{:?}", w.state).to_lowercase(),
+                                "state": worker_state(w.state),
                                 "seconds_in_state": w.since.elapsed().as_secs_f64(),
                                 "requests": w.served,
                                 "max_requests": w.limit,
@@ -133,6 +133,16 @@ pub fn pool_state(state: &PoolState) -> String {
         PoolState::Failed { reason } => format!("failed: {reason}"),
         PoolState::Draining { .. } => "draining".to_owned(),
         PoolState::Stopped => "stopped".to_owned(),
+    }
+}
+
+/// A worker's state as the page names it (and OpenMetrics' `WORKER_STATES`).
+pub fn worker_state(state: WorkerState) -> &'static str {
+    match state {
+        WorkerState::Starting => "starting",
+        WorkerState::Idle => "idle",
+        WorkerState::Busy => "busy",
+        WorkerState::Stopping => "stopping",
     }
 }
 
