@@ -61,6 +61,21 @@ pub struct Running {
 }
 
 impl Running {
+    /// This generation stopped (by the audit) for `why`: its requests get a 503 until the
+    /// operator reloads the account; its counters go on.
+    pub fn stopped(&self, why: String) -> Self {
+        Self {
+            target: Target::Stopped { why },
+            counters: Arc::clone(&self.counters),
+            generation: self.generation,
+            request_timeout: self.request_timeout,
+            slow_request: self.slow_request,
+            in_flight: InFlight::default(),
+            audit: AuditMode::Off,
+            sockets_dir: None,
+        }
+    }
+
     pub fn pool(&self) -> Option<&PoolHandle> {
         match &self.target {
             Target::Pool(pool) => Some(pool),

@@ -371,7 +371,7 @@ where
                 return answer(front, id, responses::plain(200, "OK", &[], "pong")).await;
             }
             Decision::Status { format, full } => {
-                let body = status::render(&snapshot, state.started, format, full);
+                let body = status::render(snapshot, state.started, format, full).await;
                 return answer(front, id, body).await;
             }
             Decision::StatusForbidden | Decision::Forbidden => {

@@ -12,6 +12,7 @@
 //! page that refreshes itself; `status/html.rs`). Every format is written from the JSON
 //! [`report`] alone, so a field added there reaches all of them.
 
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
@@ -29,8 +30,13 @@ mod openmetrics;
 mod sample_report;
 
 /// The whole CGI response for the status page.
-pub fn render(snapshot: &Snapshot, started: Instant, format: StatusFormat, full: bool) -> Bytes {
-    let report = report(snapshot, started, full);
+pub async fn render(
+    snapshot: Arc<Snapshot>,
+    started: Instant,
+    format: StatusFormat,
+    full: bool,
+) -> Bytes {
+    let report = report_off_thread(snapshot, started, full).await;
     match format {
         StatusFormat::Json => typed("application/json", &report.to_string()),
         StatusFormat::OpenMetrics => typed(
@@ -45,6 +51,17 @@ pub fn render(snapshot: &Snapshot, started: Instant, format: StatusFormat, full:
 /// A 200 with `body` as `content_type`: the page is a snapshot, never cached.
 fn typed(content_type: &str, body: &str) -> Bytes {
     crate::responses::typed(200, "OK", content_type, &[], body)
+}
+
+/// [`report`] on a blocking thread when `full`, which reads /proc for every worker: the
+/// runtime's one thread relays every request.
+pub async fn report_off_thread(snapshot: Arc<Snapshot>, started: Instant, full: bool) -> Value {
+    if !full {
+        return report(&snapshot, started, false);
+    }
+    tokio::task::spawn_blocking(move || report(&snapshot, started, true))
+        .await
+        .expect("the status report does not panic")
 }
 
 fn seconds_since(at: Option<Instant>) -> Value {

@@ -109,8 +109,9 @@ pub(crate) fn run(args: SpawnArgs) -> anyhow::Result<ExitCode> {
     if args.children == 0 {
         bail!("-F 0 starts no worker: give at least 1");
     }
-    let listener = bind(&args)?;
+    // Checked before the socket exists, so a bad -u or -g leaves no socket file behind.
     let command = worker_command(&args)?;
+    let listener = bind(&args)?;
     if let Some(pidfile) = &args.pidfile {
         std::fs::write(pidfile, format!("{}\n", std::process::id()))
             .with_context(|| format!("cannot write the pid file {}", pidfile.display()))?;

@@ -37,11 +37,15 @@ pub(crate) struct WriteError {
 
 /// Writes `text` as `dir/NAME.yaml`: a temporary file first, synced, renamed over the old one,
 /// then the directory synced, so that the file is either the old one or the new one, also after
-/// a crash.
+/// a crash. Mode 0600: an account's `env` may hold secrets, and other accounts' workers may
+/// run as other users on the same machine.
 pub(crate) fn write_atomically(dir: &Path, name: &str, text: &str) -> Result<PathBuf, WriteError> {
     let path = dir.join(format!("{name}.yaml"));
     // Hidden, so the watcher and the loader skip it while it is written.
     let temporary = dir.join(format!(".{name}.yaml.{}.tmp", std::process::id()));
+    // Left by a plexer killed mid-write (with this pid again, as PID 1 in a container would
+    // be); writes are made one at a time, so no other write owns it.
+    let _ = std::fs::remove_file(&temporary);
     let fail = |doing, path: &Path| {
         let path = path.to_owned();
         move |error| WriteError { doing, path, error }
@@ -50,7 +54,7 @@ pub(crate) fn write_atomically(dir: &Path, name: &str, text: &str) -> Result<Pat
         let mut file = OpenOptions::new()
             .write(true)
             .create_new(true)
-            .mode(0o644)
+            .mode(0o600)
             .open(&temporary)?;
         file.write_all(text.as_bytes())?;
         file.sync_all()
@@ -63,7 +67,10 @@ pub(crate) fn write_atomically(dir: &Path, name: &str, text: &str) -> Result<Pat
         let _ = std::fs::remove_file(&temporary);
         return Err(fail("rename into place", &path)(source));
     }
-    sync_dir(dir).map_err(fail("sync the directory of", &path))?;
+    // The new file is in place: a failed sync makes it less durable, not undone.
+    if let Err(err) = sync_dir(dir) {
+        tracing::warn!(path = %path.display(), error = %err, "written, but the directory could not be synced: the change may not survive a crash");
+    }
     Ok(path)
 }
 
@@ -79,7 +86,10 @@ pub(crate) fn remove_durably(path: &Path) -> Result<(), WriteError> {
         Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(()),
         Err(err) => return Err(fail(err)),
     }
-    sync_dir(path.parent().unwrap_or(Path::new("."))).map_err(fail)
+    if let Err(err) = sync_dir(path.parent().unwrap_or(Path::new("."))) {
+        tracing::warn!(path = %path.display(), error = %err, "removed, but the directory could not be synced: the removal may not survive a crash");
+    }
+    Ok(())
 }
 
 fn sync_dir(dir: &Path) -> io::Result<()> {

@@ -147,18 +147,9 @@ impl Manager {
         let rules = AccountRules::from_config(&config);
         let mut registry = Registry::default();
         let mut seen = HashMap::new();
-        for file in account_files(&config.accounts_dir)? {
-            // Stamped before it is read: an edit after the read is seen as a change later.
-            if let Ok(stamp) = FileStamp::of(&file) {
-                seen.insert(file.clone(), stamp);
-            }
-            let text = std::fs::read_to_string(&file).map_err(|error| {
-                crate::config::ConfigError::Read {
-                    file: file.clone(),
-                    error,
-                }
-            })?;
-            registry.insert(Registry::account(&file, &text, &rules)?)?;
+        for (file, stamp, account) in scan_dir(&config.accounts_dir, &seen, &rules)?.changed {
+            registry.insert(account.map_err(ServeError::Start)?)?;
+            seen.insert(file, stamp);
         }
         let state = Arc::new(State::new(Snapshot {
             config: Arc::new(config),
@@ -186,7 +177,13 @@ impl Manager {
         for (started, account) in registry.accounts().enumerate() {
             let running = manager
                 .launch(&mut books, account, &next.config, Arc::default())
-                .map_err(ServeError::Start)?;
+                .map_err(|why| {
+                    ServeError::Start(format!(
+                        "{}: cannot start account {}: {why}",
+                        account.file.display(),
+                        account.name
+                    ))
+                })?;
             next.running.insert(account.name.clone(), Arc::new(running));
             if (started + 1) % PROGRESS_EVERY == 0 {
                 tracing::info!("starting accounts: {} of {total}", started + 1);
@@ -213,7 +210,7 @@ impl Manager {
     ) -> Result<Running, String> {
         let generation = books.next_generation;
         books.next_generation += 1;
-        Ok(match &account.backend {
+        let (target, request_timeout, slow_request, audit, sockets_dir) = match &account.backend {
             Backend::Managed(plan) => {
                 // Built from the checked account name and a counter, never from client text.
                 let dir = config
@@ -238,34 +235,37 @@ impl Manager {
                         Sockets::PerWorker(dir.clone()),
                     )
                     .map_err(|err| err.to_string())?;
-                Running {
-                    target: Target::Pool(pool),
-                    counters,
-                    generation,
-                    request_timeout: plan.request_timeout,
-                    slow_request: plan.slow_request,
-                    in_flight: InFlight::default(),
-                    audit: plan.audit,
-                    sockets_dir: Some(dir),
-                }
+                let target = Target::Pool(pool);
+                (
+                    target,
+                    plan.request_timeout,
+                    plan.slow_request,
+                    plan.audit,
+                    Some(dir),
+                )
             }
             Backend::External {
                 address,
                 max_connections,
-            } => Running {
-                target: Target::External(crate::upstream::External::new(
+            } => {
+                let app = crate::upstream::External::new(
                     address.clone(),
                     *max_connections,
                     EXTERNAL_QUEUE_TIMEOUT,
-                )),
-                counters,
-                generation,
-                request_timeout: EXTERNAL_REQUEST_TIMEOUT,
-                slow_request: Some(DEFAULT_SLOW_REQUEST),
-                in_flight: InFlight::default(),
-                audit: AuditMode::Off,
-                sockets_dir: None,
-            },
+                );
+                let (timeout, slow) = (EXTERNAL_REQUEST_TIMEOUT, Some(DEFAULT_SLOW_REQUEST));
+                (Target::External(app), timeout, slow, AuditMode::Off, None)
+            }
+        };
+        Ok(Running {
+            target,
+            counters,
+            generation,
+            request_timeout,
+            slow_request,
+            in_flight: InFlight::default(),
+            audit,
+            sockets_dir,
         })
     }
 
@@ -316,17 +316,38 @@ impl Manager {
         rules: &AccountRules,
         applied: &mut Applied,
     ) {
-        // The directory is listed and stamped off the runtime's thread: with 10,000 accounts
-        // that is 10,000 stat calls, which would hold up every request being relayed.
-        let dir = next.config.accounts_dir.clone();
+        let scan = Self::scan(books, &next.config.accounts_dir, rules).await;
+        self.apply_scan(books, next, scan, applied).await;
+    }
+
+    /// Lists accounts_dir, stamps every file and reads and checks those that changed, off the
+    /// runtime's thread: with 10,000 accounts that is 10,000 stat calls (and a user lookup per
+    /// changed account), which would hold up every request being relayed.
+    async fn scan(
+        books: &mut Books,
+        dir: &Path,
+        rules: &AccountRules,
+    ) -> Result<DirScan, crate::config::ConfigError> {
+        let (dir, rules) = (dir.to_owned(), rules.clone());
         let seen = std::mem::take(&mut books.seen);
-        let (seen, scan) = tokio::task::spawn_blocking(move || {
-            let scan = scan_dir(&dir, &seen);
+        let (seen, scan) = off_thread(move || {
+            let scan = scan_dir(&dir, &seen, &rules);
             (seen, scan)
         })
-        .await
-        .expect("the scan of accounts_dir does not panic");
+        .await;
         books.seen = seen;
+        scan
+    }
+
+    /// Applies a [`scan`](Self::scan): accounts whose file is gone are removed, changed files
+    /// are added or reloaded, bad ones refused.
+    async fn apply_scan(
+        &self,
+        books: &mut Books,
+        next: &mut Next,
+        scan: Result<DirScan, crate::config::ConfigError>,
+        applied: &mut Applied,
+    ) {
         let DirScan { files, changed } = match scan {
             Ok(scan) => scan,
             Err(err) => {
@@ -350,12 +371,7 @@ impl Manager {
         }
         books.seen.retain(|file, _| present.contains(file));
         let mut accounts = Vec::new();
-        for (file, stamp, text) in changed {
-            let account = text
-                .map_err(|err| format!("cannot read {}: {err}", file.display()))
-                .and_then(|text| {
-                    Registry::account(&file, &text, rules).map_err(|err| err.to_string())
-                });
+        for (file, stamp, account) in changed {
             books.seen.insert(file, stamp);
             match account {
                 Ok(account) => accounts.push(account),
@@ -481,7 +497,11 @@ impl Manager {
         next.registry
             .insert(account.clone())
             .map_err(|err| err.to_string())?;
-        write_atomically(&dir, name.as_str(), &text).map_err(|err| err.to_string())?;
+        let written = {
+            let (dir, name, text) = (dir.clone(), name.to_string(), text.clone());
+            off_thread(move || write_atomically(&dir, &name, &text)).await
+        };
+        written.map_err(|err| err.to_string())?;
         if let Ok(stamp) = FileStamp::of(&path) {
             books.seen.insert(path.clone(), stamp);
         }
@@ -489,7 +509,8 @@ impl Manager {
             Ok(running) => running,
             Err(why) => {
                 books.seen.remove(&path);
-                let _ = remove_durably(&path);
+                let removed = path.clone();
+                let _ = off_thread(move || remove_durably(&removed)).await;
                 return Err(format!("cannot start account {name}: {why}"));
             }
         };
@@ -510,7 +531,10 @@ impl Manager {
             return Err(format!("there is no account {name}"));
         };
         let file = account.file.clone();
-        remove_durably(&file).map_err(|err| err.to_string())?;
+        let removed = file.clone();
+        off_thread(move || remove_durably(&removed))
+            .await
+            .map_err(|err| err.to_string())?;
         books.seen.remove(&file);
         next.remove(&name);
         let drain = next.config.drain_timeout;
@@ -572,26 +596,26 @@ impl Manager {
         }
         let old_rules = AccountRules::from_config(&snapshot.config);
         let rules = AccountRules::from_config(&config);
-        // Every account is checked against the new config before anything is applied.
-        let mut changed = Vec::new();
-        for account in snapshot.registry.accounts() {
-            // A file edited since it was applied is read afresh by the pass below.
-            if FileStamp::of(&account.file).ok().as_ref() != books.seen.get(&account.file) {
-                continue;
+        // Files edited since they were applied (or gone) are the scan's to apply.
+        let scan = Self::scan(&mut books, &snapshot.config.accounts_dir, &rules).await;
+        // Every other account is checked against the new config before anything is applied.
+        let scan = off_thread({
+            let (snapshot, rules) = (Arc::clone(&snapshot), rules.clone());
+            move || {
+                let changed_files = scan.as_ref().ok().map(DirScan::changed_files);
+                let skip = scan.as_ref().ok().zip(changed_files.as_ref());
+                let changed = changed_by_template(&snapshot, &old_rules, &rules, skip);
+                (scan, changed)
             }
-            let rebuilt = Registry::account_from(&account.file, account.written.clone(), &rules)
-                .map_err(|err| format!("{err} (with the new config; nothing was changed)"))?;
-            let pool = &account.written.pool;
-            if pool.over(&old_rules.template) != pool.over(&rules.template) {
-                changed.push(rebuilt);
-            }
-        }
+        })
+        .await;
+        let (scan, changed) = (scan.0, scan.1?);
         next.config = Arc::new(config);
         next.keys = Arc::new(keys);
         let mut applied = Applied::default();
         self.apply_accounts(&mut books, &mut next, changed, &mut applied)
             .await;
-        self.rescan(&mut books, &mut next, &rules, &mut applied)
+        self.apply_scan(&mut books, &mut next, scan, &mut applied)
             .await;
         self.publish(next);
         log_applied(&applied);
@@ -610,26 +634,11 @@ impl Manager {
             return;
         }
         tracing::error!(account = %name, "{why}: the account is stopped until `plexer accounts reload {name}`");
-        next.running.insert(
-            name.clone(),
-            Arc::new(Running {
-                target: Target::Stopped { why },
-                counters: Arc::clone(&current.counters),
-                generation,
-                request_timeout: current.request_timeout,
-                slow_request: current.slow_request,
-                in_flight: InFlight::default(),
-                audit: AuditMode::Off,
-                sockets_dir: None,
-            }),
-        );
-        next.retire.push(current);
-        // At once: the workers share a database connection.
-        let drain = std::mem::take(&mut next.retire);
+        next.running
+            .insert(name.clone(), Arc::new(current.stopped(why)));
         self.publish(next);
-        for old in drain {
-            self.retire(old, Duration::ZERO);
-        }
+        // At once: the workers share a database connection.
+        self.retire(current, Duration::ZERO);
     }
 
     /// `plexer accounts list`.
@@ -782,17 +791,67 @@ fn log_applied(applied: &Applied) {
     );
 }
 
-/// What a pass over accounts_dir found: every account file there, and the stamp and text of
-/// each whose stamp differs from what was applied.
-struct DirScan {
-    files: Vec<PathBuf>,
-    changed: Vec<(PathBuf, FileStamp, std::io::Result<String>)>,
+/// Runs file I/O that syncs to disk on a blocking thread: the runtime's one thread relays every
+/// request.
+async fn off_thread<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
+    tokio::task::spawn_blocking(work)
+        .await
+        .expect("file I/O does not panic")
 }
 
-/// Lists accounts_dir and reads the files that changed since `seen` (blocking I/O).
+/// What a pass over accounts_dir found: every account file there, and the stamp and account
+/// (or why it is refused) of each whose stamp differs from what was applied.
+struct DirScan {
+    files: Vec<PathBuf>,
+    changed: Vec<(PathBuf, FileStamp, Result<Account, String>)>,
+}
+
+impl DirScan {
+    /// The files this scan applies itself: those changed since they were applied. (A file
+    /// gone is not among `files`, which are sorted.)
+    fn changed_files(&self) -> HashSet<PathBuf> {
+        self.changed
+            .iter()
+            .map(|(file, _, _)| file.clone())
+            .collect()
+    }
+
+    fn lists(&self, file: &PathBuf) -> bool {
+        self.files.binary_search(file).is_ok()
+    }
+}
+
+/// The accounts whose effective pool changes when the template goes from `old` to `new`,
+/// checked against `new`, leaving out the files `scan` applies itself (blocking: each check
+/// may look up the account's user).
+fn changed_by_template(
+    snapshot: &Snapshot,
+    old: &AccountRules,
+    new: &AccountRules,
+    scan: Option<(&DirScan, &HashSet<PathBuf>)>,
+) -> Result<Vec<Account>, String> {
+    let mut changed = Vec::new();
+    for account in snapshot.registry.accounts() {
+        if let Some((scan, changed_files)) = scan
+            && (changed_files.contains(&account.file) || !scan.lists(&account.file))
+        {
+            continue;
+        }
+        let rebuilt = Registry::account_from(&account.file, account.written.clone(), new)
+            .map_err(|err| format!("{err} (with the new config; nothing was changed)"))?;
+        let pool = &account.written.pool;
+        if pool.over(&old.template) != pool.over(&new.template) {
+            changed.push(rebuilt);
+        }
+    }
+    Ok(changed)
+}
+
+/// Lists accounts_dir and reads and checks the files that changed since `seen` (blocking I/O).
 fn scan_dir(
     dir: &Path,
     seen: &HashMap<PathBuf, FileStamp>,
+    rules: &AccountRules,
 ) -> Result<DirScan, crate::config::ConfigError> {
     let files = account_files(dir)?;
     let mut changed = Vec::new();
@@ -810,7 +869,12 @@ fn scan_dir(
             continue; // gone since the listing: the next event removes it
         };
         if seen.get(file) != Some(&stamp) {
-            changed.push((file.clone(), stamp, std::fs::read_to_string(file)));
+            let account = std::fs::read_to_string(file)
+                .map_err(|err| format!("cannot read {}: {err}", file.display()))
+                .and_then(|text| {
+                    Registry::account(file, &text, rules).map_err(|err| err.to_string())
+                });
+            changed.push((file.clone(), stamp, account));
         }
     }
     Ok(DirScan { files, changed })

@@ -130,7 +130,8 @@ impl AddAccount {
                     "--set {key:?}: a key is a pool key like max_children"
                 ));
             }
-            if value.contains(['\n', '\r']) {
+            // YAML also breaks lines at NEL, LS and PS: any of them would start a new key.
+            if value.contains(|c: char| c.is_control() || matches!(c, '\u{2028}' | '\u{2029}')) {
                 return Err(format!("--set {key}: the value must be one line"));
             }
             if seen.contains(&key) {
@@ -178,6 +179,8 @@ mod tests {
         for (key, value, expected) in [
             ("users", "[x]", "give users with --user NAME"),
             ("max_children", "2\nsocket: x", "must be one line"),
+            ("max_children", "2\u{2028}socket: x", "must be one line"),
+            ("max_children", "2\u{85}socket: x", "must be one line"),
             ("Max", "2", "a key is a pool key"),
         ] {
             let add = AddAccount {
