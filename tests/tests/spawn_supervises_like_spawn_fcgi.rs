@@ -303,6 +303,17 @@ fn sighup_keeps_the_old_workers_when_the_new_ones_fail() {
     let app = format!("[ -e '{}' ] && exec '{}'", healthy.display(), hello());
     let (mut spawned, socket) = spawn(&scratch, &["-F", "2"], &["/bin/sh", "-c", &app]);
     let old = wait_for_workers(&spawned, 2);
+    // Both must have found the file and become hello before it goes.
+    wait_until(
+        "both workers run hello",
+        || {
+            old.iter().all(|pid| {
+                std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                    .is_ok_and(|comm| comm.trim() == "hello")
+            })
+        },
+        DEADLINE,
+    );
     std::fs::remove_file(&healthy).unwrap();
     spawned.signal(Signal::SIGHUP);
     wait_until(

@@ -179,11 +179,17 @@ struct Connection<S> {
 }
 
 impl<S: Read + Write> Connection<S> {
-    /// The next event, reading from the socket as needed; `None` when the peer closed cleanly.
+    /// The next event, reading from the socket as needed; `None` when the peer closed cleanly,
+    /// or when this side must close (a request without `FCGI_KEEP_CONN` ended or was refused,
+    /// §5.1): its answer is flushed first, and nothing after it is read.
     fn next_event(&mut self) -> Result<Option<ServerEvent>, Error> {
         loop {
             if let Some(event) = self.protocol.poll_event()? {
                 return Ok(Some(event));
+            }
+            if self.protocol.is_closing() {
+                self.flush()?;
+                return Ok(None);
             }
             // Management answers (GET_VALUES_RESULT, ...) go out before we block on reading.
             self.flush()?;
@@ -306,12 +312,13 @@ impl<S: Read + Write> Request<'_, S> {
     }
 
     /// Reads the rest of the body into memory, refusing bodies over
-    /// [`crate::Limits::max_stdin_buffered`].
+    /// [`crate::Limits::max_stdin_buffered`]. A request the web server aborted is an error
+    /// (`ConnectionAborted`), never a shorter body.
     pub fn read_body(&mut self) -> Result<Vec<u8>, Error> {
         let limit = self.conn.protocol_limits().max_stdin_buffered;
         let mut body = Vec::new();
         loop {
-            let chunk = self.next_chunk(Input::Stdin)?;
+            let chunk = self.next_input(Input::Stdin)?;
             if chunk.is_empty() {
                 return Ok(body);
             }
@@ -346,7 +353,7 @@ impl<S: Read + Write> Request<'_, S> {
             let event = self
                 .conn
                 .next_event()?
-                .ok_or(ProtocolError::TruncatedRecord { buffered: 0 })?;
+                .ok_or(ProtocolError::InputUnfinished(id))?;
             let limit = self.conn.protocol_limits().max_stdin_buffered;
             let (target, chunk) = match event {
                 ServerEvent::Stdin { id: i, data } if i == id => (&mut self.stdin, Some(data)),
@@ -373,21 +380,40 @@ impl<S: Read + Write> Request<'_, S> {
         }
     }
 
-    fn read_input(&mut self, input: Input, buf: &mut [u8]) -> io::Result<usize> {
+    /// [`next_chunk`](Self::next_chunk) for the application: a protocol or transport failure
+    /// is recorded (it ends the connection however the handler takes it; the handler gets its
+    /// description), a limit is the request's own error, and an aborted request's end is an
+    /// error (`ConnectionAborted`), never the end of its input.
+    fn next_input(&mut self, input: Input) -> Result<Bytes, Error> {
         let chunk = match self.next_chunk(input) {
             Ok(chunk) => chunk,
+            Err(err @ Error::Limit(_)) => return Err(err),
             Err(err) => {
-                let io = io::Error::new(io::ErrorKind::InvalidData, err.to_string());
+                let returned = io::Error::new(io::ErrorKind::InvalidData, err.to_string());
                 self.failure.get_or_insert(err);
-                return Err(io);
+                return Err(Error::Io(returned));
             }
         };
         if self.aborted && chunk.is_empty() {
-            return Err(io::Error::new(
+            return Err(Error::Io(io::Error::new(
                 io::ErrorKind::ConnectionAborted,
                 "the web server aborted the request",
-            ));
+            )));
         }
+        Ok(chunk)
+    }
+
+    fn read_input(&mut self, input: Input, buf: &mut [u8]) -> io::Result<usize> {
+        let chunk = match self.next_input(input) {
+            Ok(chunk) => chunk,
+            Err(Error::Io(err)) => return Err(err),
+            // Read has no way to say "this request only": the connection ends.
+            Err(err) => {
+                let returned = io::Error::new(io::ErrorKind::InvalidData, err.to_string());
+                self.failure.get_or_insert(err);
+                return Err(returned);
+            }
+        };
         let n = chunk.len().min(buf.len());
         buf[..n].copy_from_slice(&chunk[..n]);
         if n < chunk.len() {
@@ -450,20 +476,21 @@ where
             // request the handler already ended is not active, and that is fine).
             ServerEvent::Abort { id } => {
                 let _ = conn.protocol.end_request(id, 0);
-                conn.flush()?;
-                if conn.protocol.is_closing() {
-                    return Ok(());
-                }
                 continue;
             }
             _ => continue, // input of a request the handler already ended
         };
         let id = head.id;
+        let filter = head.role == crate::Role::Filter;
         let mut request = Request {
             head,
             conn: &mut conn,
             stdin: Pending::default(),
-            data: Pending::default(),
+            // Only a FILTER request has a DATA stream (§6.4): for the others it is over.
+            data: Pending {
+                ended: !filter,
+                ..Pending::default()
+            },
             aborted: false,
             stdout_started: false,
             exit_status: 0,
@@ -484,9 +511,6 @@ where
         }
         conn.protocol.end_request(id, status)?;
         conn.flush()?;
-        if conn.protocol.is_closing() {
-            return Ok(());
-        }
     }
     Ok(())
 }
@@ -642,6 +666,51 @@ mod tests {
         let got = responses(&stream.output, 2);
         assert_eq!(got[0], (Vec::new(), 0), "the aborted one was ended");
         assert!(got[1].0.ends_with(b"ok"));
+    }
+
+    #[test]
+    fn read_body_of_an_aborted_request_is_an_error_not_a_shorter_body() {
+        let mut client = ClientConnection::new(Limits::default());
+        let params: Params = [("REQUEST_URI", "/upload")].into_iter().collect();
+        let id = client
+            .begin_request(Role::Responder, true, &params)
+            .unwrap();
+        client.stdin(id, Bytes::from_static(b"half of it")).unwrap();
+        client.abort(id).unwrap();
+        let out = client.outbox();
+        let mut stream = Wire {
+            input: io::Cursor::new(out.copy_to_bytes(out.remaining()).to_vec()),
+            output: Vec::new(),
+        };
+        let mut seen = None;
+        serve_connection(&mut stream, &ServerConfig::default(), |req| {
+            seen = Some(req.read_body().map_err(|err| err.to_string()));
+            Ok(())
+        })
+        .unwrap();
+        let err = seen.expect("the handler ran").unwrap_err();
+        assert!(err.contains("aborted"), "{err}");
+    }
+
+    #[test]
+    fn a_refused_request_without_keep_conn_closes_the_connection_unread() {
+        // An unknown role without FCGI_KEEP_CONN is refused (§5.5) and the connection closes
+        // (§5.1): what follows is not read, and no handler runs.
+        let mut wire = vec![1, 1, 0, 1, 0, 8, 0, 0, 0, 9, 0, 0, 0, 0, 0, 0];
+        wire.extend(requests(&[b"never"], true));
+        let mut stream = Wire {
+            input: io::Cursor::new(wire),
+            output: Vec::new(),
+        };
+        let mut handled = 0;
+        serve_connection(&mut stream, &ServerConfig::default(), |_| {
+            handled += 1;
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(handled, 0);
+        assert_eq!(stream.output.len(), 16, "END_REQUEST (UNKNOWN_ROLE) only");
+        assert_eq!(stream.output[1], 3, "an END_REQUEST record");
     }
 
     #[test]

@@ -171,9 +171,20 @@ impl HeadParser {
     }
 
     /// Adds STDOUT bytes. Once the blank line is in, returns the head and the body bytes that
-    /// followed it in `data` (maybe none); the parser is then spent.
-    pub fn push(&mut self, data: &[u8]) -> Result<Option<(ResponseHead, Bytes)>, CgiError> {
-        self.buf.extend_from_slice(data);
+    /// followed it in `data` (maybe none); the parser is then spent. A head that arrives in one
+    /// record, as almost every one does, is parsed where it lies: the body bytes after it are
+    /// a slice of `data`, not a copy.
+    pub fn push(&mut self, data: Bytes) -> Result<Option<(ResponseHead, Bytes)>, CgiError> {
+        if self.buf.is_empty()
+            && let Some((at, len)) = find_blank_line(&data)
+        {
+            if at > self.limit {
+                return Err(LimitExceeded::ResponseHead { limit: self.limit }.into());
+            }
+            let head = ResponseHead::parse(&data[..at + len])?;
+            return Ok(Some((head, data.slice(at + len..))));
+        }
+        self.buf.extend_from_slice(&data);
         let from = self.scanned.saturating_sub(3);
         let end = find_blank_line(&self.buf[from..]).map(|(at, len)| (from + at, len));
         let Some((at, len)) = end else {
@@ -246,7 +257,7 @@ mod tests {
         let mut parser = HeadParser::new(&Limits::default());
         let mut done = None;
         for (i, byte) in wire.iter().enumerate() {
-            if let Some(got) = parser.push(std::slice::from_ref(byte)).unwrap() {
+            if let Some(got) = parser.push(Bytes::copy_from_slice(&[*byte])).unwrap() {
                 done = Some((i, got));
                 break;
             }
@@ -261,9 +272,15 @@ mod tests {
     #[test]
     fn body_bytes_after_the_blank_line_are_returned() {
         let mut parser = HeadParser::new(&Limits::default());
-        let (head, rest) = parser.push(b"A: 1\n\nhello").unwrap().unwrap();
+        let record = Bytes::from_static(b"A: 1\n\nhello");
+        let (head, rest) = parser.push(record.clone()).unwrap().unwrap();
         assert_eq!(head.get("A"), Some(&b"1"[..]));
         assert_eq!(&rest[..], b"hello");
+        assert_eq!(
+            rest.as_ptr(),
+            record[6..].as_ptr(),
+            "the record's bytes, not a copy"
+        );
     }
 
     #[test]
@@ -281,7 +298,9 @@ mod tests {
             ..Limits::default()
         };
         let mut parser = HeadParser::new(&limits);
-        let err = parser.push(b"X-Long-Header: 0123456789\n").unwrap_err();
+        let err = parser
+            .push(Bytes::from_static(b"X-Long-Header: 0123456789\n"))
+            .unwrap_err();
         assert_eq!(
             err.to_string(),
             "CGI response header block too long: a CGI response header block over the \

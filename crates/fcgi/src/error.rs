@@ -38,6 +38,8 @@ pub enum ProtocolError {
     },
     #[error("connection closed inside a record ({buffered} bytes of it arrived)")]
     TruncatedRecord { buffered: usize },
+    #[error("connection closed before the input of request {0} ended")]
+    InputUnfinished(u16),
     #[error("connection closed before END_REQUEST of request {0}")]
     MissingEndRequest(u16),
     #[error("GET_VALUES_RESULT value of {name} is not a decimal number")]

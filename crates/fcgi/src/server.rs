@@ -157,7 +157,10 @@ impl ServerConnection {
 
     /// The next event the buffered bytes make, answering management records on the way.
     pub fn poll_event(&mut self) -> Result<Option<ServerEvent>, Error> {
-        while let Some(record) = decode_record(&mut self.read_buf)? {
+        // Closing (§5.1): what the peer sent after the last request is not ours to serve.
+        while !self.closing
+            && let Some(record) = decode_record(&mut self.read_buf)?
+        {
             if let Some(event) = self.on_record(record)? {
                 return Ok(Some(event));
             }

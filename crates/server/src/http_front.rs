@@ -519,7 +519,7 @@ fn drain_events(
             Some(ClientEvent::Stdout { data, .. }) => match stage {
                 Stage::Head(parser, _) => {
                     let parsed = parser
-                        .push(&data)
+                        .push(data)
                         .map_err(|err| format!("the response head: {err}"))?;
                     if let Some((head, rest)) = parsed {
                         let Stage::Head(_, reply) = std::mem::replace(stage, Stage::Body) else {

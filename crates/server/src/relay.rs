@@ -273,7 +273,7 @@ where
                         body_bytes += data.len() as u64;
                         let _ = front.conn.stdout(fid, data);
                     }
-                    Some(parser) => match parser.push(&data) {
+                    Some(parser) => match parser.push(data) {
                         Ok(None) => {}
                         Ok(Some((mut parsed, rest))) => {
                             rewrite(&mut parsed);

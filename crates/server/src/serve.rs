@@ -317,7 +317,9 @@ where
             }
             room.make(front.conn.read_buf());
             tokio::select! {
-                read = front.rd.read_buf(front.conn.read_buf()) => match read {
+                // A peer that sends management records and never reads the answers stops
+                // being read rather than growing them without bound.
+                read = front.rd.read_buf(front.conn.read_buf()), if front.pending.len() < relay::HIGH_WATER => match read {
                     Ok(n) if n > 0 => room.after_read(n),
                     _ => {
                         let _ = relay::flush(&mut front.wr, &mut front.pending).await;
