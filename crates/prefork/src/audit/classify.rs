@@ -255,6 +255,9 @@ fn classify_socket(
     if let Some(entry) = tables.unix.get(&inode) {
         return classify_unix(target, fd, entry);
     }
+    if tables.ambiguous_unix.contains(&inode) {
+        return classify_ambiguous_unix(target, fd, inode);
+    }
     let family = target
         .own
         .then(|| getsockname::<SockaddrStorage>(fd).ok()?.family())
@@ -292,19 +295,33 @@ fn classify_unix(target: &Target, fd: RawFd, entry: &UnixEntry) -> DescriptorKin
         return DescriptorKind::UnixListener { name: local };
     }
     if target.own {
-        return match getpeername::<UnixAddr>(fd) {
-            Ok(peer) => DescriptorKind::UnixConnection {
-                local,
-                peer: Some(unix_name(&peer)),
-            },
-            Err(Errno::ENOTCONN) => DescriptorKind::UnixUnconnected { local },
-            Err(_) => DescriptorKind::UnixConnection { local, peer: None },
-        };
+        return own_unix(fd, local);
     }
     if entry.state == UNIX_CONNECTED {
         DescriptorKind::UnixConnection { local, peer: None }
     } else {
         DescriptorKind::UnixUnconnected { local }
+    }
+}
+
+/// A unix socket the table lists twice, so that neither record can be trusted. The audit's
+/// own socket is asked directly instead; another process's stays unknown.
+fn classify_ambiguous_unix(target: &Target, fd: RawFd, inode: u64) -> DescriptorKind {
+    match target.own.then(|| getsockname::<UnixAddr>(fd)) {
+        // Without the table a listener reads as unconnected; neither is a database handle.
+        Some(Ok(local)) => own_unix(fd, unix_name(&local)),
+        _ => DescriptorKind::UnixAmbiguous { inode },
+    }
+}
+
+fn own_unix(fd: RawFd, local: UnixName) -> DescriptorKind {
+    match getpeername::<UnixAddr>(fd) {
+        Ok(peer) => DescriptorKind::UnixConnection {
+            local,
+            peer: Some(unix_name(&peer)),
+        },
+        Err(Errno::ENOTCONN) => DescriptorKind::UnixUnconnected { local },
+        Err(_) => DescriptorKind::UnixConnection { local, peer: None },
     }
 }
 

@@ -61,7 +61,8 @@ fn group_serving(group: Pid) -> bool {
 }
 
 /// A process serves a request when it holds a connection whose own address is that of one
-/// of its listening sockets: an accepted connection (a unix one carries the listener's path).
+/// of its listening sockets: an accepted connection (a unix one carries the listener's path),
+/// or a unix socket the audit could not classify.
 pub(crate) fn serves_its_listener<'a>(
     kinds: impl Iterator<Item = &'a DescriptorKind> + Clone,
 ) -> bool {
@@ -82,6 +83,8 @@ pub(crate) fn serves_its_listener<'a>(
         DescriptorKind::UnixConnection { local, .. } => {
             listening.contains(&Listening::Unix(local.clone()))
         }
+        // It may be a connection on the listener: waiting is safe, and stop_timeout bounds it.
+        DescriptorKind::UnixAmbiguous { .. } => true,
         _ => false,
     })
 }
@@ -154,5 +157,14 @@ mod tests {
         };
         assert!(serves_its_listener([wildcard.clone(), via_loopback].iter()));
         assert!(!serves_its_listener([wildcard, other_port].iter()));
+    }
+
+    #[test]
+    fn a_unix_socket_the_audit_cannot_classify_may_be_serving() {
+        let listener = DescriptorKind::UnixListener {
+            name: unix("/run/app.sock"),
+        };
+        let ambiguous = DescriptorKind::UnixAmbiguous { inode: 12345 };
+        assert!(serves_its_listener([listener, ambiguous].iter()));
     }
 }
