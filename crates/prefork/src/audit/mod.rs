@@ -38,6 +38,7 @@ mod known;
 mod policy;
 mod proc_locks;
 mod proc_net;
+mod proc_stat;
 mod report;
 mod shared;
 mod sqlite;
@@ -114,18 +115,11 @@ pub fn processes_by_group(groups: &[Pid]) -> HashMap<Pid, Vec<Pid>> {
         }
         return by_group;
     };
-    for pid in entries.filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<i32>().ok()) {
-        // /proc/PID/stat: "pid (comm) state ppid pgrp ..."; comm may hold spaces or ')'.
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        let fields = stat.rsplit_once(')').map(|(_, rest)| rest);
-        let pgrp = fields
-            .and_then(|rest| rest.split_whitespace().nth(2))
-            .and_then(|g| g.parse::<i32>().ok())
-            .map(Pid::from_raw);
-        if let Some(group) = pgrp.filter(|g| groups.contains(g)) {
-            by_group.entry(group).or_default().push(Pid::from_raw(pid));
+    let pids = entries.filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok());
+    for pid in pids.map(Pid::from_raw) {
+        // A process that exited since the listing is in no group any more.
+        if let Some(group) = proc_stat::process_group(pid).filter(|g| groups.contains(g)) {
+            by_group.entry(group).or_default().push(pid);
         }
     }
     by_group
