@@ -1,12 +1,14 @@
 //! The unix socket a web server connects to, bound the way spawn-fcgi and php-fpm bind it: a
 //! socket file that still answers is another server's and is refused; a stale one (its server
-//! died) is replaced. Owner, group and mode are set before the socket listens, so
+//! died) is replaced; anything else at the path is refused, never deleted (a mistyped path
+//! could name the configuration). Owner, group and mode are set before the socket listens, so
 //! nothing connects under the umask's mode (spawn-fcgi's `-U -G -M`, php-fpm's
 //! `listen.owner/group/mode`; web servers that cannot connect because of them are a classic,
 //! h2o#1089 and friends).
 
+use std::io::ErrorKind;
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 
@@ -37,6 +39,12 @@ pub enum BindError {
         path: PathBuf,
         error: std::io::Error,
     },
+    #[error(
+        "{} exists and is not a socket; binding there would delete it: check the path, or \
+         move what is there out of the way",
+        .0.display()
+    )]
+    NotASocket(PathBuf),
     #[error("socket owner: {0}")]
     Owner(SpawnError),
 }
@@ -70,12 +78,7 @@ pub fn bind_unix(path: &Path, access: &SocketAccess<'_>) -> Result<UnixListener,
         .map(resolve_group)
         .transpose()
         .map_err(BindError::Owner)?;
-    if path.exists() {
-        if UnixStream::connect(path).is_ok() {
-            return Err(BindError::InUse(path.to_owned()));
-        }
-        std::fs::remove_file(path).map_err(failed("remove the stale socket", path))?;
-    }
+    remove_stale_socket(path)?;
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(failed("create the directory of", path))?;
     }
@@ -97,6 +100,27 @@ pub fn bind_unix(path: &Path, access: &SocketAccess<'_>) -> Result<UnixListener,
         return Err(err);
     }
     Ok(UnixListener::from(socket))
+}
+
+/// Clears the way for the new socket: a socket file nobody listens on any more (its server
+/// died) is removed; a live one, or anything that is not a socket, is refused.
+fn remove_stale_socket(path: &Path) -> Result<(), BindError> {
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_socket() => {}
+        Ok(_) => return Err(BindError::NotASocket(path.to_owned())),
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(failed("look at", path)(e)),
+    }
+    match UnixStream::connect(path) {
+        Ok(_) => Err(BindError::InUse(path.to_owned())),
+        // Refused: nothing listens there any more.
+        Err(e) if e.kind() == ErrorKind::ConnectionRefused => {
+            std::fs::remove_file(path).map_err(failed("remove the stale socket", path))
+        }
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+        // Not allowed to connect, say: a server may well be there, and its socket is not ours.
+        Err(e) => Err(failed("check whether a server still listens on", path)(e)),
+    }
 }
 
 fn set_access(
@@ -177,6 +201,30 @@ mod tests {
             std::fs::symlink_metadata(&path).is_err(),
             "{path:?} was left"
         );
+    }
+
+    #[test]
+    fn a_path_that_is_not_a_socket_is_refused_and_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("plexer.toml");
+        std::fs::write(&config, "listen = \"plexer.toml\"\n").unwrap();
+        let link = dir.path().join("link.sock");
+        std::os::unix::fs::symlink(&config, &link).unwrap();
+
+        for path in [&config, &link] {
+            let err = bind_unix(path, &SocketAccess::default()).unwrap_err();
+            assert!(matches!(err, BindError::NotASocket(_)), "{err}");
+            assert!(
+                err.to_string()
+                    .contains(&format!("{} exists and is not a socket", path.display())),
+                "{err}"
+            );
+        }
+        assert_eq!(
+            std::fs::read_to_string(&config).unwrap(),
+            "listen = \"plexer.toml\"\n"
+        );
+        assert!(std::fs::symlink_metadata(&link).unwrap().is_symlink());
     }
 
     #[test]
