@@ -1,12 +1,21 @@
 //! The unix socket a web server connects to, bound the way spawn-fcgi and php-fpm bind it: a
 //! socket file that still answers is another server's and is refused; a stale one (its server
-//! died) is replaced; owner, group and mode are set before anything can use it (spawn-fcgi's
-//! `-U -G -M`, php-fpm's `listen.owner/group/mode`; web servers that cannot connect because of
-//! them are a classic, h2o#1089 and friends).
+//! died) is replaced; anything else at the path is refused, never deleted (a mistyped path
+//! could name the configuration). Owner, group and mode are set before the socket listens, so
+//! nothing connects under the umask's mode (spawn-fcgi's `-U -G -M`, php-fpm's
+//! `listen.owner/group/mode`; web servers that cannot connect because of them are a classic,
+//! h2o#1089 and friends).
 
-use std::os::unix::fs::PermissionsExt;
+use std::io::ErrorKind;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
+
+use nix::sys::socket::{
+    AddressFamily, Backlog, SockFlag, SockType, UnixAddr, bind, listen, socket,
+};
+use nix::unistd::{Gid, Uid};
 
 use crate::spawn::{SpawnError, resolve_group, resolve_user};
 
@@ -30,6 +39,12 @@ pub enum BindError {
         path: PathBuf,
         error: std::io::Error,
     },
+    #[error(
+        "{} exists and is not a socket; binding there would delete it: check the path, or \
+         move what is there out of the way",
+        .0.display()
+    )]
+    NotASocket(PathBuf),
     #[error("socket owner: {0}")]
     Owner(SpawnError),
 }
@@ -52,21 +67,7 @@ pub fn parse_mode(text: &str) -> Option<u32> {
 
 /// Binds `path` (a blocking listener, as a FastCGI worker expects on fd 0) with `access`.
 pub fn bind_unix(path: &Path, access: &SocketAccess<'_>) -> Result<UnixListener, BindError> {
-    let io = |what, error| BindError::Io {
-        what,
-        path: path.to_owned(),
-        error,
-    };
-    if path.exists() {
-        if UnixStream::connect(path).is_ok() {
-            return Err(BindError::InUse(path.to_owned()));
-        }
-        std::fs::remove_file(path).map_err(|e| io("remove the stale socket", e))?;
-    }
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| io("create the directory of", e))?;
-    }
-    let listener = UnixListener::bind(path).map_err(|e| io("bind", e))?;
+    // Looked up before anything is touched: a misspelt name leaves no socket file behind.
     let owner = access
         .owner
         .map(resolve_user)
@@ -77,13 +78,74 @@ pub fn bind_unix(path: &Path, access: &SocketAccess<'_>) -> Result<UnixListener,
         .map(resolve_group)
         .transpose()
         .map_err(BindError::Owner)?;
-    if owner.is_some() || group.is_some() {
-        nix::unistd::chown(path, owner, group).map_err(|e| io("change the owner of", e.into()))?;
+    remove_stale_socket(path)?;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(failed("create the directory of", path))?;
     }
-    let mode = access.mode.unwrap_or(DEFAULT_MODE);
+    let socket = socket(
+        AddressFamily::Unix,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .map_err(failed("create a socket for", path))?;
+    let address = UnixAddr::new(path).map_err(failed("bind", path))?;
+    bind(socket.as_raw_fd(), &address).map_err(failed("bind", path))?;
+    // Bound but not yet listening: connections are refused until owner and mode are right.
+    let ready = set_access(path, owner, group, access.mode.unwrap_or(DEFAULT_MODE))
+        .and_then(|()| listen(&socket, Backlog::MAXALLOWABLE).map_err(failed("listen on", path)));
+    if let Err(err) = ready {
+        // The file is ours: a socket nobody will ever listen on is not left behind.
+        let _ = std::fs::remove_file(path);
+        return Err(err);
+    }
+    Ok(UnixListener::from(socket))
+}
+
+/// Clears the way for the new socket: a socket file nobody listens on any more (its server
+/// died) is removed; a live one, or anything that is not a socket, is refused.
+fn remove_stale_socket(path: &Path) -> Result<(), BindError> {
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_socket() => {}
+        Ok(_) => return Err(BindError::NotASocket(path.to_owned())),
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(failed("look at", path)(e)),
+    }
+    match UnixStream::connect(path) {
+        Ok(_) => Err(BindError::InUse(path.to_owned())),
+        // Refused: nothing listens there any more.
+        Err(e) if e.kind() == ErrorKind::ConnectionRefused => {
+            std::fs::remove_file(path).map_err(failed("remove the stale socket", path))
+        }
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+        // Not allowed to connect, say: a server may well be there, and its socket is not ours.
+        Err(e) => Err(failed("check whether a server still listens on", path)(e)),
+    }
+}
+
+fn set_access(
+    path: &Path,
+    owner: Option<Uid>,
+    group: Option<Gid>,
+    mode: u32,
+) -> Result<(), BindError> {
+    if owner.is_some() || group.is_some() {
+        nix::unistd::chown(path, owner, group).map_err(failed("change the owner of", path))?;
+    }
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
-        .map_err(|e| io("set the mode of", e))?;
-    Ok(listener)
+        .map_err(failed("set the mode of", path))
+}
+
+/// For `map_err`: `what` failed on `path`.
+fn failed<'a, E: Into<std::io::Error>>(
+    what: &'static str,
+    path: &'a Path,
+) -> impl FnOnce(E) -> BindError + 'a {
+    move |error| BindError::Io {
+        what,
+        path: path.to_owned(),
+        error: error.into(),
+    }
 }
 
 #[cfg(test)]
@@ -123,6 +185,46 @@ mod tests {
             err.contains("user \"no-such-user-here\" does not exist"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_misspelt_owner_leaves_no_socket_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.sock");
+        let nobody = SocketAccess {
+            group: Some("no-such-group-here"),
+            ..SocketAccess::default()
+        };
+        let err = bind_unix(&path, &nobody).unwrap_err().to_string();
+        assert!(err.contains("no-such-group-here"), "{err}");
+        assert!(
+            std::fs::symlink_metadata(&path).is_err(),
+            "{path:?} was left"
+        );
+    }
+
+    #[test]
+    fn a_path_that_is_not_a_socket_is_refused_and_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("plexer.toml");
+        std::fs::write(&config, "listen = \"plexer.toml\"\n").unwrap();
+        let link = dir.path().join("link.sock");
+        std::os::unix::fs::symlink(&config, &link).unwrap();
+
+        for path in [&config, &link] {
+            let err = bind_unix(path, &SocketAccess::default()).unwrap_err();
+            assert!(matches!(err, BindError::NotASocket(_)), "{err}");
+            assert!(
+                err.to_string()
+                    .contains(&format!("{} exists and is not a socket", path.display())),
+                "{err}"
+            );
+        }
+        assert_eq!(
+            std::fs::read_to_string(&config).unwrap(),
+            "listen = \"plexer.toml\"\n"
+        );
+        assert!(std::fs::symlink_metadata(&link).unwrap().is_symlink());
     }
 
     #[test]

@@ -17,9 +17,11 @@
 //! gid and uid last, since after `setuid` the worker may no longer be allowed the others.
 
 use std::ffi::{CString, OsString};
+use std::io::Write;
 use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::CommandExt;
+use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStderr, ChildStdout, Command, Stdio};
 
@@ -217,7 +219,8 @@ pub fn spawn_worker(
     })
 }
 
-/// Forks without exec: the child runs `child` and exits with what it returns.
+/// Forks without exec: the child runs `child` and exits with what it returns, or with 101
+/// (Rust's status for a panic) if it panics.
 ///
 /// This is how [`crate::prefork`] starts workers that share a preloaded application. It is
 /// sound only in a single-threaded process, since the child gets a copy of this thread alone
@@ -232,8 +235,14 @@ pub fn fork_without_exec(child: impl FnOnce() -> i32) -> Result<Pid, ForkError> 
     match unsafe { nix::unistd::fork() }.map_err(ForkError::Fork)? {
         nix::unistd::ForkResult::Parent { child } => Ok(child),
         nix::unistd::ForkResult::Child => {
-            let code = child();
-            std::process::exit(code);
+            // Every frame below this one is the parent's: a panic unwinding into them would
+            // run the parent's guards (temporary directories, pidfiles, sockets) in the child.
+            let code = std::panic::catch_unwind(AssertUnwindSafe(child)).unwrap_or(101);
+            // Rust's stdout is buffered (stderr is not), and _exit flushes nothing.
+            let _ = std::io::stdout().flush();
+            // SAFETY: _exit ends the process at once, skipping the parent's atexit handlers,
+            // which belong to the parent as much as its destructors do.
+            unsafe { libc::_exit(code) }
         }
     }
 }

@@ -60,16 +60,7 @@ pub(crate) fn descriptors(
 ) -> Result<Vec<Descriptor>, AuditError> {
     let fd_dir = target.proc_dir.join("fd");
     let links = read_links(target, &fd_dir)?;
-
-    let inodes: Vec<u64> = links
-        .iter()
-        .filter_map(|(_, link)| socket_inode(link))
-        .collect();
-    let tables = if inodes.is_empty() {
-        Rc::new(SocketTables::default())
-    } else {
-        cache.tables(&target.proc_dir, &inodes)?
-    };
+    let tables = socket_tables(target, &links, cache)?;
     let locked = if target.own {
         own_posix_locks(target.pid)
     } else {
@@ -85,6 +76,37 @@ pub(crate) fn descriptors(
         }
     }
     Ok(descriptors)
+}
+
+/// The sockets among the descriptors, classified as [`descriptors`] would: no file is
+/// looked at, which makes it cheap enough to repeat every few milliseconds.
+#[cfg(feature = "tokio")] // the supervisor's only
+pub(crate) fn sockets(
+    target: &Target,
+    cache: &mut TableCache,
+) -> Result<Vec<Descriptor>, AuditError> {
+    let links = read_links(target, &target.proc_dir.join("fd"))?;
+    let tables = socket_tables(target, &links, cache)?;
+    Ok(links
+        .iter()
+        .filter_map(|(fd, link)| Some(socket_descriptor(target, *fd, socket_inode(link)?, &tables)))
+        .collect())
+}
+
+fn socket_tables(
+    target: &Target,
+    links: &[(RawFd, String)],
+    cache: &mut TableCache,
+) -> Result<Rc<SocketTables>, AuditError> {
+    let inodes: Vec<u64> = links
+        .iter()
+        .filter_map(|(_, link)| socket_inode(link))
+        .collect();
+    if inodes.is_empty() {
+        Ok(Rc::new(SocketTables::default()))
+    } else {
+        cache.tables(&target.proc_dir, &inodes)
+    }
 }
 
 /// Lists the descriptors and reads every link before anything else is opened, so that the
@@ -141,12 +163,7 @@ fn classify(
         header: Header::Unread,
     };
     if let Some(inode) = socket_inode(link) {
-        return Some(Descriptor {
-            fd,
-            kind: classify_socket(target, fd, inode, tables),
-            identity: Some(Identity::Socket(inode)),
-            header: Header::Unread,
-        });
+        return Some(socket_descriptor(target, fd, inode, tables));
     }
     if let Some(inode) = link
         .strip_prefix("pipe:[")
@@ -170,6 +187,15 @@ fn classify(
         }));
     }
     classify_path(target, fd, link, fd_path, locked)
+}
+
+fn socket_descriptor(target: &Target, fd: RawFd, inode: u64, tables: &SocketTables) -> Descriptor {
+    Descriptor {
+        fd,
+        kind: classify_socket(target, fd, inode, tables),
+        identity: Some(Identity::Socket(inode)),
+        header: Header::Unread,
+    }
 }
 
 fn classify_path(
@@ -255,6 +281,9 @@ fn classify_socket(
     if let Some(entry) = tables.unix.get(&inode) {
         return classify_unix(target, fd, entry);
     }
+    if tables.ambiguous_unix.contains(&inode) {
+        return classify_ambiguous_unix(target, fd, inode);
+    }
     let family = target
         .own
         .then(|| getsockname::<SockaddrStorage>(fd).ok()?.family())
@@ -292,19 +321,33 @@ fn classify_unix(target: &Target, fd: RawFd, entry: &UnixEntry) -> DescriptorKin
         return DescriptorKind::UnixListener { name: local };
     }
     if target.own {
-        return match getpeername::<UnixAddr>(fd) {
-            Ok(peer) => DescriptorKind::UnixConnection {
-                local,
-                peer: Some(unix_name(&peer)),
-            },
-            Err(Errno::ENOTCONN) => DescriptorKind::UnixUnconnected { local },
-            Err(_) => DescriptorKind::UnixConnection { local, peer: None },
-        };
+        return own_unix(fd, local);
     }
     if entry.state == UNIX_CONNECTED {
         DescriptorKind::UnixConnection { local, peer: None }
     } else {
         DescriptorKind::UnixUnconnected { local }
+    }
+}
+
+/// A unix socket the table lists twice, so that neither record can be trusted. The audit's
+/// own socket is asked directly instead; another process's stays unknown.
+fn classify_ambiguous_unix(target: &Target, fd: RawFd, inode: u64) -> DescriptorKind {
+    match target.own.then(|| getsockname::<UnixAddr>(fd)) {
+        // Without the table a listener reads as unconnected; neither is a database handle.
+        Some(Ok(local)) => own_unix(fd, unix_name(&local)),
+        _ => DescriptorKind::UnixAmbiguous { inode },
+    }
+}
+
+fn own_unix(fd: RawFd, local: UnixName) -> DescriptorKind {
+    match getpeername::<UnixAddr>(fd) {
+        Ok(peer) => DescriptorKind::UnixConnection {
+            local,
+            peer: Some(unix_name(&peer)),
+        },
+        Err(Errno::ENOTCONN) => DescriptorKind::UnixUnconnected { local },
+        Err(_) => DescriptorKind::UnixConnection { local, peer: None },
     }
 }
 

@@ -72,6 +72,12 @@ pub enum DescriptorKind {
     UnixUnconnected {
         local: UnixName,
     },
+    /// Another process's unix socket whose inode `/proc/net/unix` lists more than once: a
+    /// socket name there held a forged record, so whether it listens, is connected, and its
+    /// name are all unknown.
+    UnixAmbiguous {
+        inode: u64,
+    },
     /// A socket of another family (netlink, packet, …) or one missing from the tables.
     OtherSocket {
         inode: u64,
@@ -136,6 +142,10 @@ impl fmt::Display for DescriptorKind {
             DescriptorKind::UnixUnconnected { local } => {
                 write!(f, "unix socket {local} (not connected)")
             }
+            DescriptorKind::UnixAmbiguous { inode } => write!(
+                f,
+                "unix socket:[{inode}] (listed more than once in /proc/net/unix, so unknown)"
+            ),
             DescriptorKind::OtherSocket {
                 inode,
                 family: Some(family),
@@ -166,7 +176,8 @@ impl fmt::Display for DescriptorKind {
 #[non_exhaustive]
 pub enum UnixName {
     Path(PathBuf),
-    /// Linux's abstract namespace, shown with a leading `@`.
+    /// Linux's abstract namespace, shown with a leading `@`; bytes that are not UTF-8 read as
+    /// U+FFFD.
     Abstract(String),
     Unnamed,
 }

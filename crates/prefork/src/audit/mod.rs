@@ -38,6 +38,7 @@ mod known;
 mod policy;
 mod proc_locks;
 mod proc_net;
+mod proc_stat;
 mod report;
 mod shared;
 mod sqlite;
@@ -58,17 +59,19 @@ pub use shared::{SharedHandle, shared_db_handles, shared_db_handles_each};
 pub use sqlite::SqlitePart;
 pub use threads::check_single_threaded;
 
+pub(crate) use proc_net::TableCache;
+
 /// Lists and classifies every open descriptor of `pid` (this process when `None`) and picks
 /// out the database handles.
 pub fn audit_process(pid: Option<Pid>, policy: &AuditPolicy) -> Result<AuditReport, AuditError> {
-    audit_with(pid, policy, &mut proc_net::TableCache::default())
+    audit_with(pid, policy, &mut TableCache::default())
 }
 
 /// [`audit_process`] with socket tables kept across the processes of one audit.
 pub(crate) fn audit_with(
     pid: Option<Pid>,
     policy: &AuditPolicy,
-    cache: &mut proc_net::TableCache,
+    cache: &mut TableCache,
 ) -> Result<AuditReport, AuditError> {
     let target = classify::Target::new(pid);
     let _span = tracing::debug_span!("audit_fds", pid = target.pid.as_raw()).entered();
@@ -83,6 +86,14 @@ pub(crate) fn audit_with(
         "audited open descriptors"
     );
     Ok(AuditReport::new(target.pid, descriptors, findings, policy))
+}
+
+/// The sockets of another process, classified as its audit would, with the socket tables
+/// kept in `cache` across the processes of one check. Reads no file: for checks repeated
+/// every few milliseconds, such as whether a worker is serving a request.
+#[cfg(feature = "tokio")] // the supervisor's only
+pub(crate) fn sockets_of(pid: Pid, cache: &mut TableCache) -> Result<Vec<Descriptor>, AuditError> {
+    classify::sockets(&classify::Target::new(Some(pid)), cache)
 }
 
 /// The prefork parent's check before every fork: this process runs one thread, and holds no
@@ -114,18 +125,11 @@ pub fn processes_by_group(groups: &[Pid]) -> HashMap<Pid, Vec<Pid>> {
         }
         return by_group;
     };
-    for pid in entries.filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<i32>().ok()) {
-        // /proc/PID/stat: "pid (comm) state ppid pgrp ..."; comm may hold spaces or ')'.
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        let fields = stat.rsplit_once(')').map(|(_, rest)| rest);
-        let pgrp = fields
-            .and_then(|rest| rest.split_whitespace().nth(2))
-            .and_then(|g| g.parse::<i32>().ok())
-            .map(Pid::from_raw);
-        if let Some(group) = pgrp.filter(|g| groups.contains(g)) {
-            by_group.entry(group).or_default().push(Pid::from_raw(pid));
+    let pids = entries.filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok());
+    for pid in pids.map(Pid::from_raw) {
+        // A process that exited since the listing is in no group any more.
+        if let Some(group) = proc_stat::process_group(pid).filter(|g| groups.contains(g)) {
+            by_group.entry(group).or_default().push(pid);
         }
     }
     by_group

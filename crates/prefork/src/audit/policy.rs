@@ -40,11 +40,6 @@ impl AuditPolicy {
         self
     }
 
-    pub fn allow_fds(mut self, fds: impl IntoIterator<Item = RawFd>) -> Self {
-        self.allow_fds.extend(fds);
-        self
-    }
-
     /// Declares a database server: a connected TCP socket whose peer is `endpoint` is a
     /// finding, reported under `name`. Declared endpoints win over the built-in names.
     pub fn database_endpoint(mut self, endpoint: TcpEndpoint, name: impl Into<String>) -> Self {

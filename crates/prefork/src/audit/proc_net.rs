@@ -5,9 +5,11 @@
 //! The tables belong to the process's network namespace, so they are always read through the
 //! audited pid's own `net` directory.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::ffi::OsString;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::os::unix::ffi::OsStringExt;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
@@ -52,6 +54,9 @@ pub(crate) struct SocketTables {
     pub(crate) tcp: HashMap<u64, InetEntry>,
     pub(crate) udp: HashMap<u64, InetEntry>,
     pub(crate) unix: HashMap<u64, UnixEntry>,
+    /// Unix socket inodes listed more than once: all but one of the records was forged inside
+    /// a socket name, and nothing tells which, so none of them is kept.
+    pub(crate) ambiguous_unix: HashSet<u64>,
 }
 
 /// The socket tables already read, by network namespace, for an audit of several processes:
@@ -89,6 +94,7 @@ impl SocketTables {
         self.tcp.contains_key(&inode)
             || self.udp.contains_key(&inode)
             || self.unix.contains_key(&inode)
+            || self.ambiguous_unix.contains(&inode)
     }
 
     pub(crate) fn load(net_dir: &Path) -> Result<Self, AuditError> {
@@ -121,16 +127,29 @@ impl SocketTables {
         let path = net_dir.join("unix");
         if let Some(text) = read_table(&path)? {
             let entries = parse_unix(&text).map_err(|e| parse_failure(path, e))?;
-            tables
-                .unix
-                .extend(entries.into_iter().map(|e| (e.inode, e)));
+            tables.add_unix(entries);
         }
         Ok(tables)
     }
+
+    fn add_unix(&mut self, entries: Vec<UnixEntry>) {
+        for entry in entries {
+            if self.ambiguous_unix.contains(&entry.inode) {
+                continue;
+            }
+            if self.unix.remove(&entry.inode).is_some() {
+                self.ambiguous_unix.insert(entry.inode);
+            } else {
+                self.unix.insert(entry.inode, entry);
+            }
+        }
+    }
 }
 
-fn read_table(path: &Path) -> Result<Option<String>, AuditError> {
-    match std::fs::read_to_string(path) {
+/// The table's raw bytes: `/proc/net/unix` prints socket names byte for byte, so it need not
+/// be UTF-8.
+fn read_table(path: &Path) -> Result<Option<Vec<u8>>, AuditError> {
+    match std::fs::read(path) {
         Ok(text) => Ok(Some(text)),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(source) => Err(AuditError::ReadProc {
@@ -149,35 +168,79 @@ fn parse_failure(path: PathBuf, e: ParseError) -> AuditError {
     }
 }
 
+/// One line of a table after its header.
+#[derive(Clone, Copy)]
+struct Row<'a> {
+    /// Counted from 1, header included, as an editor shows it.
+    line_no: usize,
+    text: &'a [u8],
+}
+
+impl<'a> Row<'a> {
+    fn is_blank(&self) -> bool {
+        self.text.trim_ascii().is_empty()
+    }
+
+    fn fail(&self, reason: &'static str) -> ParseError {
+        ParseError {
+            line_no: self.line_no,
+            line: String::from_utf8_lossy(self.text).into_owned(),
+            reason,
+        }
+    }
+
+    /// The first `N` whitespace-separated columns, and the rest of the row from the separator
+    /// after the last of them; `None` when the row has fewer. The kernel prints the columns in
+    /// ASCII: one that is not text reads as empty, which no column parses as.
+    fn columns<const N: usize>(&self) -> Option<([&'a str; N], &'a [u8])> {
+        let mut rest = self.text;
+        let mut columns = [""; N];
+        for column in &mut columns {
+            let trimmed = rest.trim_ascii_start();
+            let end = trimmed
+                .iter()
+                .position(u8::is_ascii_whitespace)
+                .unwrap_or(trimmed.len());
+            if end == 0 {
+                return None;
+            }
+            *column = std::str::from_utf8(&trimmed[..end]).unwrap_or_default();
+            rest = &trimmed[end..];
+        }
+        Some((columns, rest))
+    }
+}
+
+/// Every line of `text` after the header; the final newline ends the last row rather than
+/// starting an empty one.
+fn rows(text: &[u8]) -> impl Iterator<Item = Row<'_>> {
+    let text = text.strip_suffix(b"\n").unwrap_or(text);
+    text.split(|&byte| byte == b'\n')
+        .enumerate()
+        .skip(1)
+        .map(|(index, text)| Row {
+            line_no: index + 1,
+            text,
+        })
+}
+
 /// Parses `/proc/net/tcp`, `tcp6`, `udp` or `udp6`. Fails on any line it does not understand:
 /// an audit that skipped it could miss the one database connection on it.
-pub(crate) fn parse_inet(text: &str, v6: bool) -> Result<Vec<InetEntry>, ParseError> {
-    let mut entries = Vec::new();
-    for (index, line) in text.lines().enumerate().skip(1) {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let fail = |reason| ParseError {
-            line_no: index + 1,
-            line: line.to_owned(),
-            reason,
-        };
-        let fields: Vec<&str> = line.split_whitespace().collect();
-        if fields.len() < 10 {
-            return Err(fail("fewer than 10 columns"));
-        }
-        let local = parse_inet_addr(fields[1], v6).ok_or_else(|| fail("bad local_address"))?;
-        let remote = parse_inet_addr(fields[2], v6).ok_or_else(|| fail("bad rem_address"))?;
-        let state = u8::from_str_radix(fields[3], 16).map_err(|_| fail("bad st"))?;
-        let inode = fields[9].parse().map_err(|_| fail("bad inode"))?;
-        entries.push(InetEntry {
-            local,
-            remote,
-            state,
-            inode,
-        });
-    }
-    Ok(entries)
+pub(crate) fn parse_inet(text: &[u8], v6: bool) -> Result<Vec<InetEntry>, ParseError> {
+    rows(text)
+        .filter(|row| !row.is_blank())
+        .map(|row| {
+            let ([_, local, remote, state, _, _, _, _, _, inode], _) = row
+                .columns()
+                .ok_or_else(|| row.fail("fewer than 10 columns"))?;
+            Ok(InetEntry {
+                local: parse_inet_addr(local, v6).ok_or_else(|| row.fail("bad local_address"))?,
+                remote: parse_inet_addr(remote, v6).ok_or_else(|| row.fail("bad rem_address"))?,
+                state: u8::from_str_radix(state, 16).map_err(|_| row.fail("bad st"))?,
+                inode: inode.parse().map_err(|_| row.fail("bad inode"))?,
+            })
+        })
+        .collect()
 }
 
 /// The kernel prints each 32-bit word of the address as a native-endian integer holding bytes
@@ -202,50 +265,67 @@ fn parse_inet_addr(field: &str, v6: bool) -> Option<SocketAddr> {
     Some(SocketAddr::new(ip, port))
 }
 
+/// A record of `/proc/net/unix` whose name may go on over the lines after it.
+struct UnixRecord {
+    flags: u32,
+    state: u8,
+    inode: u64,
+    name: Vec<u8>,
+}
+
 /// Parses `/proc/net/unix`: `Num RefCount Protocol Flags Type St Inode [Path]`.
-pub(crate) fn parse_unix(text: &str) -> Result<Vec<UnixEntry>, ParseError> {
-    let mut entries = Vec::new();
-    for (index, line) in text.lines().enumerate().skip(1) {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let fail = |reason| ParseError {
-            line_no: index + 1,
-            line: line.to_owned(),
-            reason,
-        };
-        let mut rest = line;
-        let mut fields = [""; 7];
-        for field in &mut fields {
-            let trimmed = rest.trim_start();
-            let end = trimmed.find(' ').unwrap_or(trimmed.len());
-            *field = &trimmed[..end];
-            rest = &trimmed[end..];
-        }
-        if fields[6].is_empty() {
-            return Err(fail("fewer than 7 columns"));
-        }
-        let flags = u32::from_str_radix(fields[3], 16).map_err(|_| fail("bad Flags"))?;
-        let state = u8::from_str_radix(fields[5], 16).map_err(|_| fail("bad St"))?;
-        let inode = fields[6].parse().map_err(|_| fail("bad Inode"))?;
-        // The path is everything after one separating space, so a path with spaces survives.
-        let path = rest.strip_prefix(' ').unwrap_or(rest);
-        let name = match path {
-            "" => UnixName::Unnamed,
-            // The kernel marks the abstract namespace with '@' (and prints its NULs as '@').
-            abstract_name if abstract_name.starts_with('@') => {
-                UnixName::Abstract(abstract_name[1..].to_owned())
+///
+/// The kernel prints a name byte for byte (only NULs become `@`), so any local user can bind
+/// a name holding a newline: the lines after it that are not records belong to that name.
+/// Such a name can also hold a line that reads as a record; [`SocketTables`] trusts no inode
+/// listed twice.
+pub(crate) fn parse_unix(text: &[u8]) -> Result<Vec<UnixEntry>, ParseError> {
+    let mut records: Vec<UnixRecord> = Vec::new();
+    for row in rows(text) {
+        match (unix_record(row), records.last_mut()) {
+            (Ok(record), _) => records.push(record),
+            (Err(_), Some(last)) => {
+                last.name.push(b'\n');
+                last.name.extend_from_slice(row.text);
             }
-            path => UnixName::Path(PathBuf::from(path)),
-        };
-        entries.push(UnixEntry {
-            flags,
-            state,
-            inode,
-            name,
-        });
+            (Err(_), None) if row.is_blank() => {}
+            // The first record must read as one: a table that starts otherwise is not understood.
+            (Err(e), None) => return Err(e),
+        }
     }
-    Ok(entries)
+    Ok(records.into_iter().map(UnixRecord::into_entry).collect())
+}
+
+fn unix_record(row: Row<'_>) -> Result<UnixRecord, ParseError> {
+    let ([_, _, _, flags, _, state, inode], rest) = row
+        .columns()
+        .ok_or_else(|| row.fail("fewer than 7 columns"))?;
+    Ok(UnixRecord {
+        flags: u32::from_str_radix(flags, 16).map_err(|_| row.fail("bad Flags"))?,
+        state: u8::from_str_radix(state, 16).map_err(|_| row.fail("bad St"))?,
+        inode: inode.parse().map_err(|_| row.fail("bad Inode"))?,
+        // The name is everything after one separating space, so a name with spaces survives.
+        name: rest.strip_prefix(b" ").unwrap_or(rest).to_vec(),
+    })
+}
+
+impl UnixRecord {
+    fn into_entry(self) -> UnixEntry {
+        let name = if self.name.is_empty() {
+            UnixName::Unnamed
+        } else if let Some(abstract_name) = self.name.strip_prefix(b"@") {
+            // The kernel marks the abstract namespace with '@' (and prints its NULs as '@').
+            UnixName::Abstract(String::from_utf8_lossy(abstract_name).into_owned())
+        } else {
+            UnixName::Path(PathBuf::from(OsString::from_vec(self.name)))
+        };
+        UnixEntry {
+            flags: self.flags,
+            state: self.state,
+            inode: self.inode,
+            name,
+        }
+    }
 }
 
 #[cfg(all(test, target_endian = "little"))]
@@ -286,7 +366,7 @@ mod tests {
 
     #[test]
     fn tcp_table_gives_listeners_and_connections_by_inode() {
-        let entries = parse_inet(TCP, false).unwrap();
+        let entries = parse_inet(TCP.as_bytes(), false).unwrap();
         assert_eq!(entries.len(), 4);
         assert_eq!(
             entries[0],
@@ -311,7 +391,7 @@ mod tests {
 
     #[test]
     fn tcp6_table_decodes_loopback_and_mapped_v4() {
-        let entries = parse_inet(TCP6, true).unwrap();
+        let entries = parse_inet(TCP6.as_bytes(), true).unwrap();
         assert_eq!(entries[0].local, addr("[::1]:34535"));
         assert_eq!(entries[1].remote, addr("[::1]:34535"));
         assert_eq!(entries[2].local, addr("127.0.0.1:45264"));
@@ -320,7 +400,7 @@ mod tests {
 
     #[test]
     fn udp_table_gives_connected_peer() {
-        let entries = parse_inet(UDP, false).unwrap();
+        let entries = parse_inet(UDP.as_bytes(), false).unwrap();
         assert_eq!(entries[0].local, addr("127.0.0.1:59696"));
         assert_eq!(entries[0].remote, addr("127.0.0.1:53"));
         assert_eq!(entries[0].inode, 12656);
@@ -328,7 +408,7 @@ mod tests {
 
     #[test]
     fn unix_table_gives_paths_flags_and_states() {
-        let entries = parse_unix(UNIX).unwrap();
+        let entries = parse_unix(UNIX.as_bytes()).unwrap();
         assert_eq!(entries.len(), 6);
         assert_eq!(
             entries[0].name,
@@ -350,15 +430,73 @@ mod tests {
     }
 
     #[test]
+    fn unix_names_with_newlines_and_stray_bytes_stay_one_name() {
+        // Anyone may bind such names; the kernel prints them raw.
+        let mut text = b"Num       RefCount Protocol Flags    Type St Inode Path
+00000000e16b7603: 00000003 00000000 00000000 0001 03 12659 /tmp/.s.PGSQL.5432
+000000005c984fbf: 00000002 00000000 00010000 0001 01 12657 @evil\nline two\n
+00000000a832a846: 00000002 00000000 00010000 0001 01 12660 /tmp/caf\xe9\n
+00000000a832a847: 00000002 00000000 00010000 0001 01 12661 @bad\xff
+"
+        .to_vec();
+        let entries = parse_unix(&text).unwrap();
+        assert_eq!(entries.len(), 4);
+        assert_eq!(entries[0].inode, 12659);
+        assert_eq!(
+            entries[1].name,
+            UnixName::Abstract("evil\nline two\n".into())
+        );
+        assert_eq!(entries[1].flags & UNIX_ACCEPTCON, UNIX_ACCEPTCON);
+        assert_eq!(
+            entries[2].name,
+            UnixName::Path(PathBuf::from(OsString::from_vec(
+                b"/tmp/caf\xe9\n".to_vec()
+            )))
+        );
+        assert_eq!(entries[3].name, UnixName::Abstract("bad\u{FFFD}".into()));
+
+        // A name that ends the table keeps its trailing newline too.
+        text.extend_from_slice(b"00000000a832a848: 00000002 00000000 00000000 0001 01 12662 x\n\n");
+        let entries = parse_unix(&text).unwrap();
+        assert_eq!(entries[4].name, UnixName::Path("x\n".into()));
+    }
+
+    #[test]
+    fn an_inode_listed_twice_is_trusted_in_neither_record() {
+        // The second record is forged inside the first one's name, to pass a database
+        // connection (12659) off as a listener.
+        let text = b"Num       RefCount Protocol Flags    Type St Inode Path
+00000000e16b7603: 00000003 00000000 00000000 0001 03 12659 /tmp/.s.PGSQL.5432
+000000005c984fbf: 00000002 00000000 00010000 0001 01 12657 @x
+0: 00000002 00000000 00010000 0001 01 12659 /tmp/harmless
+";
+        let mut tables = SocketTables::default();
+        tables.add_unix(parse_unix(text).unwrap());
+        assert!(!tables.unix.contains_key(&12659));
+        assert!(tables.ambiguous_unix.contains(&12659));
+        assert!(
+            tables.contains(12659),
+            "the cache must not read the tables again for it"
+        );
+        assert_eq!(tables.unix[&12657].name, UnixName::Abstract("x".into()));
+    }
+
+    #[test]
     fn malformed_lines_fail_closed() {
         let text = "  sl  local_address rem_address st\n   0: 0100007F:AE97 garbage 0A\n";
-        let err = parse_inet(text, false).unwrap_err();
+        let err = parse_inet(text.as_bytes(), false).unwrap_err();
         assert_eq!(err.line_no, 2);
         let text = "  sl  local_address\n   0: 0100007F:AE97 00000000:0000 0A 0:0 0:0 0 0 0 nope\n";
-        assert_eq!(parse_inet(text, false).unwrap_err().reason, "bad inode");
+        assert_eq!(
+            parse_inet(text.as_bytes(), false).unwrap_err().reason,
+            "bad inode"
+        );
         let text = "Num RefCount\n0000: 00000002 00000000 00010000 0001\n";
-        assert_eq!(parse_unix(text).unwrap_err().reason, "fewer than 7 columns");
+        assert_eq!(
+            parse_unix(text.as_bytes()).unwrap_err().reason,
+            "fewer than 7 columns"
+        );
         // A v4 address in a v6 table is a table we misread, not a socket to skip.
-        assert!(parse_inet(TCP, true).is_err());
+        assert!(parse_inet(TCP.as_bytes(), true).is_err());
     }
 }

@@ -35,11 +35,6 @@ impl SharedHandle {
         &self.database
     }
 
-    /// Every (pid, fd) holding it, in the order the pids were given.
-    pub fn holders(&self) -> &[(Pid, RawFd)] {
-        &self.holders
-    }
-
     /// The distinct pids holding it, in the order they were given.
     pub fn pids(&self) -> Vec<Pid> {
         let mut pids: Vec<Pid> = Vec::new();

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use nix::unistd::Pid;
 
-pub use settings::{Pm, PoolSettings, SettingsError};
+pub use settings::{MAX_DURATION, Pm, PoolSettings, SettingsError};
 
 /// A worker that exits with status 0 sooner than this after it started counts as failed: an
 /// intentional exit (a request limit reached) takes longer, and a command that exits at once
@@ -403,13 +403,14 @@ impl Pool {
     }
 
     /// Stops serving: waiting requests get a 503, idle workers stop now, busy ones after their
-    /// request or at `deadline`, when they are killed.
+    /// request or `timeout` after `now`, when they are killed. A `timeout` over
+    /// [`MAX_DURATION`] (`Duration::MAX` for "no limit") waits that long.
     pub fn drain(&mut self, now: Instant, timeout: Duration) {
         self.state = if self.workers.is_empty() {
             PoolState::Stopped
         } else {
             PoolState::Draining {
-                deadline: now + timeout,
+                deadline: now + timeout.min(MAX_DURATION),
             }
         };
         self.maintain(now);

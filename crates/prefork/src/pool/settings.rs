@@ -3,6 +3,10 @@
 
 use std::time::Duration;
 
+/// The longest any of a pool's durations may be (the configuration's own limit too): it keeps
+/// `Instant + duration` far from overflowing, which would panic in the pool's driver.
+pub const MAX_DURATION: Duration = Duration::from_secs(365 * 86_400);
+
 /// How many workers a pool keeps (php-fpm's `pm`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Pm {
@@ -81,6 +85,11 @@ pub enum SettingsError {
     DynamicRange(String),
     #[error("max_queue is 0: a request that finds every worker busy could never wait")]
     NoQueue,
+    #[error(
+        "{key} is {value:?}, over the {} days any pool duration may be; give a shorter one",
+        MAX_DURATION.as_secs() / 86_400
+    )]
+    TooLong { key: &'static str, value: Duration },
 }
 
 impl PoolSettings {
@@ -91,6 +100,9 @@ impl PoolSettings {
         }
         if self.max_queue == 0 {
             return Err(SettingsError::NoQueue);
+        }
+        if let Some((key, value)) = self.durations().find(|&(_, value)| value > MAX_DURATION) {
+            return Err(SettingsError::TooLong { key, value });
         }
         if let Pm::Dynamic {
             start,
@@ -105,5 +117,23 @@ impl PoolSettings {
             )));
         }
         Ok(())
+    }
+
+    /// Every duration of the settings, by key.
+    fn durations(&self) -> impl Iterator<Item = (&'static str, Duration)> {
+        let idle_timeout = match self.pm {
+            Pm::Ondemand { idle_timeout } => Some(("idle_timeout", idle_timeout)),
+            Pm::Static | Pm::Dynamic { .. } => None,
+        };
+        [
+            ("queue_timeout", self.queue_timeout),
+            ("backoff_initial", self.backoff_initial),
+            ("backoff_max", self.backoff_max),
+            ("crash_loop_window", self.crash_loop_window),
+            ("stop_timeout", self.stop_timeout),
+            ("spare_grace", self.spare_grace),
+        ]
+        .into_iter()
+        .chain(idle_timeout)
     }
 }

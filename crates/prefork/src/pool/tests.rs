@@ -504,6 +504,54 @@ fn settings_that_cannot_work_are_named() {
 }
 
 #[test]
+fn durations_that_would_overflow_a_deadline_are_refused() {
+    let mut too_long = PoolSettings {
+        stop_timeout: Duration::MAX,
+        ..PoolSettings::default()
+    };
+    assert_eq!(
+        Pool::new(too_long.clone(), Instant::now(), 1)
+            .unwrap_err()
+            .to_string(),
+        format!(
+            "stop_timeout is {:?}, over the 365 days any pool duration may be; give a shorter one",
+            Duration::MAX
+        )
+    );
+    too_long.stop_timeout = MAX_DURATION;
+    too_long.pm = Pm::Ondemand {
+        idle_timeout: MAX_DURATION + Duration::from_millis(1),
+    };
+    assert!(matches!(
+        too_long.validate(),
+        Err(SettingsError::TooLong {
+            key: "idle_timeout",
+            ..
+        })
+    ));
+    too_long.pm = Pm::Static;
+    too_long.queue_timeout = MAX_DURATION;
+    assert_eq!(too_long.validate(), Ok(()), "the limit itself is allowed");
+}
+
+#[test]
+fn a_drain_without_limit_waits_for_the_request() {
+    let mut sim = Sim::new(settings(Pm::Static, 1));
+    let Acquire::Worker(busy) = sim.acquire(1) else {
+        panic!()
+    };
+    sim.pool.drain(sim.now, Duration::MAX);
+    sim.run();
+    assert_eq!(sim.count(WorkerState::Busy), 1);
+    assert_eq!(
+        sim.pool.next_deadline(sim.now),
+        Some(sim.now + MAX_DURATION)
+    );
+    sim.release(busy, Outcome::Done);
+    assert_eq!(sim.count(WorkerState::Stopping), 1);
+}
+
+#[test]
 fn next_deadline_names_the_earliest_timer() {
     let mut sim = Sim::new(settings(ondemand(), 1));
     assert_eq!(

@@ -16,7 +16,7 @@ use nix::errno::Errno;
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 
-use crate::audit::{AuditPolicy, DescriptorKind, UnixName, audit_process};
+use crate::audit::{DescriptorKind, TableCache, UnixName, processes_in_groups, sockets_of};
 
 /// How often a busy worker is looked at again.
 const RECHECK: Duration = Duration::from_millis(20);
@@ -49,19 +49,21 @@ pub(super) fn terminate_when_idle(pool: String, pid: Pid) {
 }
 
 /// Whether any process of the worker's group holds a connection accepted on the listening
-/// socket it serves.
+/// socket it serves. The group's processes share their socket tables, read once per check.
 fn group_serving(group: Pid) -> bool {
-    crate::audit::processes_in_groups(&[group])
+    let mut tables = TableCache::default();
+    processes_in_groups(&[group])
         .into_iter()
-        .any(|pid| match audit_process(Some(pid), &AuditPolicy::new()) {
-            Ok(report) => serves_its_listener(report.descriptors().iter().map(|d| d.kind())),
+        .any(|pid| match sockets_of(pid, &mut tables) {
+            Ok(sockets) => serves_its_listener(sockets.iter().map(|d| d.kind())),
             // A process that vanished serves nothing; one we cannot read is assumed busy.
-            Err(_) => std::path::Path::new(&format!("/proc/{pid}")).exists(),
+            Err(e) => !e.is_gone_process(),
         })
 }
 
 /// A process serves a request when it holds a connection whose own address is that of one
-/// of its listening sockets: an accepted connection (a unix one carries the listener's path).
+/// of its listening sockets: an accepted connection (a unix one carries the listener's path),
+/// or a unix socket the audit could not classify.
 pub(crate) fn serves_its_listener<'a>(
     kinds: impl Iterator<Item = &'a DescriptorKind> + Clone,
 ) -> bool {
@@ -82,6 +84,8 @@ pub(crate) fn serves_its_listener<'a>(
         DescriptorKind::UnixConnection { local, .. } => {
             listening.contains(&Listening::Unix(local.clone()))
         }
+        // It may be a connection on the listener: waiting is safe, and stop_timeout bounds it.
+        DescriptorKind::UnixAmbiguous { .. } => true,
         _ => false,
     })
 }
@@ -95,7 +99,10 @@ enum Listening {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::{BufRead, BufReader};
+    use std::os::unix::process::CommandExt;
     use std::path::PathBuf;
+    use std::process::{Command, Stdio};
 
     fn unix(path: &str) -> UnixName {
         UnixName::Path(PathBuf::from(path))
@@ -154,5 +161,60 @@ mod tests {
         };
         assert!(serves_its_listener([wildcard.clone(), via_loopback].iter()));
         assert!(!serves_its_listener([wildcard, other_port].iter()));
+    }
+
+    /// A python process in its own group, listening on `path`; with `busy`, it also holds a
+    /// connection it accepted there.
+    fn group_holding_listener(path: &std::path::Path, busy: bool) -> Killed {
+        let script = "import socket, sys, time\n\
+            l = socket.socket(socket.AF_UNIX); l.bind(sys.argv[1]); l.listen()\n\
+            if sys.argv[2] == 'busy':\n\
+            \x20   c = socket.socket(socket.AF_UNIX); c.connect(sys.argv[1]); a, _ = l.accept()\n\
+            print('ready', flush=True); time.sleep(60)\n";
+        let mut child = Command::new("python3")
+            .args(["-c", script])
+            .arg(path)
+            .arg(if busy { "busy" } else { "idle" })
+            .process_group(0)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("python3 runs");
+        let mut ready = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut ready)
+            .unwrap();
+        assert_eq!(ready, "ready\n");
+        Killed(child)
+    }
+
+    struct Killed(std::process::Child);
+
+    impl Drop for Killed {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
+    #[test]
+    fn a_group_is_serving_while_it_holds_a_connection_on_its_listener() {
+        let dir = tempfile::tempdir().unwrap();
+        let idle = group_holding_listener(&dir.path().join("idle.sock"), false);
+        let busy = group_holding_listener(&dir.path().join("busy.sock"), true);
+        let group = |child: &Killed| Pid::from_raw(child.0.id() as i32);
+        assert!(!group_serving(group(&idle)));
+        assert!(group_serving(group(&busy)));
+        let gone = group(&idle);
+        drop(idle);
+        assert!(!group_serving(gone), "a group that is gone serves nothing");
+    }
+
+    #[test]
+    fn a_unix_socket_the_audit_cannot_classify_may_be_serving() {
+        let listener = DescriptorKind::UnixListener {
+            name: unix("/run/app.sock"),
+        };
+        let ambiguous = DescriptorKind::UnixAmbiguous { inode: 12345 };
+        assert!(serves_its_listener([listener, ambiguous].iter()));
     }
 }
