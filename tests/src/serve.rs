@@ -198,14 +198,19 @@ impl PlexerServe {
         crate::run(&mut command, b"", Duration::from_secs(60))
     }
 
+    /// `plexer status --json`, or `null` when it gave no JSON.
+    pub fn status_json(&self) -> serde_json::Value {
+        let mut command = Command::new(build::plexer());
+        command.args(["status", "--json", "-c"]).arg(&self.config);
+        let status = crate::run(&mut command, b"", Duration::from_secs(10));
+        serde_json::from_slice(&status.stdout).unwrap_or_default()
+    }
+
     /// Waits until a request of `account` is being served (a worker busy), by
     /// `plexer status --json`: what a test does next then happens mid-request.
     pub fn wait_busy(&self, account: &str) {
         let busy = || {
-            let mut command = Command::new(build::plexer());
-            command.args(["status", "--json", "-c"]).arg(&self.config);
-            let status = crate::run(&mut command, b"", Duration::from_secs(10));
-            let json: serde_json::Value = serde_json::from_slice(&status.stdout).ok()?;
+            let json = self.status_json();
             let accounts = json["accounts"].as_array()?;
             let entry = accounts.iter().find(|a| a["account"] == account)?;
             (entry["busy"].as_u64()? >= 1).then_some(())

@@ -1,6 +1,7 @@
 //! A client that goes away mid-request frees its worker: plexer sends the app ABORT_REQUEST
 //! and waits briefly for it to end the request; a worker that ends it serves the next request
-//! (php-fpm leaves it busy to the end), and one that does not within the wait is replaced.
+//! (php-fpm leaves it busy to the end), and one that does not within the wait is replaced. A
+//! client that goes away while its request waits for a worker never costs a worker at all.
 
 use std::io::Write;
 use std::time::Duration;
@@ -64,5 +65,66 @@ fn a_worker_still_busy_after_the_wait_is_replaced_and_the_account_serves_on() {
     assert_ne!(
         next, worker,
         "the stuck worker was replaced, not waited for"
+    );
+}
+
+#[test]
+fn a_request_whose_client_left_while_it_waited_never_reaches_a_worker() {
+    let scratch = Scratch::new();
+    let plexer = one_worker(&scratch);
+    let bob = plexer.cookie("bob");
+    let warm = plexer.get(Some(&bob), "/warm").1;
+    // The one worker is busy for 800 ms; a second request waits for it, then its client leaves.
+    let busy = std::thread::spawn({
+        let (socket, bob) = (plexer.socket.clone(), bob.clone());
+        move || {
+            let mut params = cgi::params_for("GET", "/busy?sleep=800", 0);
+            params.push(("HTTP_COOKIE".into(), bob));
+            let pairs: Vec<(&str, &str)> = params
+                .iter()
+                .map(|(n, v)| (n.as_str(), v.as_str()))
+                .collect();
+            let mut conn = Addr::Unix(socket).connect(Duration::from_secs(5)).unwrap();
+            wire::exchange(&mut conn, &pairs, b"").unwrap()
+        }
+    });
+    plexer.wait_busy("bob");
+    let mut params = cgi::params_for("GET", "/abandoned", 0);
+    params.push(("HTTP_COOKIE".into(), bob.clone()));
+    let pairs: Vec<(&str, &str)> = params
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .collect();
+    let mut conn = Addr::Unix(plexer.socket.clone())
+        .connect(Duration::from_secs(5))
+        .unwrap();
+    conn.write_all(&wire::request(1, &pairs, b"", false))
+        .unwrap();
+    wait_until(
+        "the request waits in bob's queue",
+        || {
+            plexer.status_json()["accounts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|a| a["account"] == "bob" && a["queue"] == 1)
+        },
+        Duration::from_secs(5),
+    );
+    drop(conn);
+    wait_until(
+        "plexer notices the client left",
+        || plexer.log().contains("went away while its request waited"),
+        Duration::from_secs(5),
+    );
+    busy.join().unwrap();
+    // The worker served /warm, /busy and now /next: never /abandoned.
+    let next = plexer.get(Some(&bob), "/next").1;
+    assert_eq!(next.pid(), warm.pid());
+    assert_eq!(next.requests(), warm.requests() + 2, "{}", plexer.log());
+    assert!(
+        !plexer.log().contains("/abandoned\" status"),
+        "{}",
+        plexer.log()
     );
 }

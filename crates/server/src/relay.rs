@@ -214,6 +214,8 @@ where
     // While the app has said nothing on a kept connection, what it was sent is kept.
     let mut resend = kept.then(Resend::default);
     let mut request_unread = false;
+    // Nothing of this request has reached the backend yet: given up now, it never ran.
+    let mut sent_any = false;
     let mut bpending = Outbox::new();
     let (mut front_room, mut backend_room) = (ReadRoom::new(), ReadRoom::new());
     let mut head = Some(HeadParser::new(relay.limits));
@@ -249,13 +251,13 @@ where
                     }
                 }
                 Ok(Some(ServerEvent::Abort { id })) if id == fid => {
-                    return Ok(abandon(bconn, bid, &mut brd, &mut bwr, bpending).await);
+                    return Ok(abandon(sent_any, bconn, bid, &mut brd, &mut bwr, bpending).await);
                 }
                 Ok(Some(_)) => {} // DATA of a FILTER request: a responder backend takes none
                 Ok(None) => break,
                 Err(err) => {
                     tracing::warn!(error = %err, "the web server broke the protocol");
-                    return Ok(abandon(bconn, bid, &mut brd, &mut bwr, bpending).await);
+                    return Ok(abandon(sent_any, bconn, bid, &mut brd, &mut bwr, bpending).await);
                 }
             }
         }
@@ -324,7 +326,7 @@ where
             read = front.rd.read_buf(front.conn.read_buf()), if bpending.len() < HIGH_WATER => {
                 match read {
                     Ok(n) if n > 0 => front_room.after_read(n),
-                    _ => return Ok(abandon(bconn, bid, &mut brd, &mut bwr, bpending).await),
+                    _ => return Ok(abandon(sent_any, bconn, bid, &mut brd, &mut bwr, bpending).await),
                 }
             }
             read = brd.read_buf(bconn.read_buf()), if front.pending.len() < HIGH_WATER => {
@@ -352,16 +354,19 @@ where
             }
             written = write_some(&mut front.wr, &mut front.pending), if !front.pending.is_empty() => {
                 if written.is_err() {
-                    return Ok(abandon(bconn, bid, &mut brd, &mut bwr, bpending).await);
+                    return Ok(abandon(sent_any, bconn, bid, &mut brd, &mut bwr, bpending).await);
                 }
             }
             written = write_some(&mut bwr, &mut bpending), if !bpending.is_empty() => {
                 // An app may stop reading its input once it has answered (§6.2): stop sending
                 // and keep reading its response.
-                if let Err(err) = written {
-                    request_unread |= unread(&err);
-                    backend_writable = false;
-                    bpending = Outbox::new();
+                match written {
+                    Ok(()) => sent_any = true,
+                    Err(err) => {
+                        request_unread |= unread(&err);
+                        backend_writable = false;
+                        bpending = Outbox::new();
+                    }
                 }
             }
             () = &mut sleep => return Ok(Ended::TimedOut { head_sent: head.is_none() }),
@@ -416,8 +421,11 @@ pub const ABORT_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The web server gave up on the request: tell the backend (ABORT_REQUEST) and wait briefly
 /// for its END_REQUEST, dropping whatever it still sends, so that the worker is free again
-/// rather than busy with a request nobody wants (php-fpm leaves it busy to the end).
+/// rather than busy with a request nobody wants (php-fpm leaves it busy to the end). When
+/// nothing of the request reached the backend yet (`sent_any` false), there is nothing to
+/// abort: the worker never saw it.
 async fn abandon<BR, BW>(
+    sent_any: bool,
     mut bconn: ClientConnection,
     bid: u16,
     brd: &mut BR,
@@ -428,6 +436,9 @@ where
     BR: AsyncRead + Unpin,
     BW: AsyncWrite + Unpin,
 {
+    if !sent_any {
+        return Ended::ClientGone { worker_free: true };
+    }
     let ended = async {
         if bconn.abort(bid).is_ok() {
             bpending.append(bconn.outbox());

@@ -390,13 +390,19 @@ where
             return answer(front, id, responses::unavailable(why)).await;
         };
         let lease = match &running.target {
-            Target::Pool(pool) => match pool.acquire().await {
-                Ok(lease) => Some(lease),
-                Err(Refusal::Draining) if reroutes < REROUTES && !state.is_current(&snapshot) => {
+            Target::Pool(pool) => match unless_front_closes(front, pool.acquire()).await {
+                None => {
+                    tracing::info!(account = %account, "the client went away while its request waited for a worker");
+                    return false;
+                }
+                Some(Ok(lease)) => Some(lease),
+                Some(Err(Refusal::Draining))
+                    if reroutes < REROUTES && !state.is_current(&snapshot) =>
+                {
                     reroutes += 1;
                     continue;
                 }
-                Err(refusal) => {
+                Some(Err(refusal)) => {
                     count(&running, true);
                     let why = refusal.to_string();
                     return answer(front, id, responses::unavailable(&why)).await;
@@ -494,7 +500,11 @@ where
             (ended, pid.map(|p| p.as_raw()))
         }
         (None, Target::External(external)) => {
-            let ended = match external.connection().await {
+            let Some(connection) = unless_front_closes(front, external.connection()).await else {
+                tracing::info!(account = %account, "the client went away while its request waited for the app");
+                return false;
+            };
+            let ended = match connection {
                 Ok(mut leased) => {
                     let args = relay_args(None);
                     let reconnect = async || {
@@ -567,6 +577,36 @@ where
                 answer(front, id, responses::bad_gateway(&why)).await
             }
         }
+    }
+}
+
+/// Waits for `wait` (a worker, a connection to the app) while watching the web server's
+/// connection: `None` when it closed first, its client having left while the request waited,
+/// so no worker ever runs a request nobody wants. What the web server sends meanwhile (the
+/// request's body) stays in the connection's read buffer for the relay.
+async fn unless_front_closes<R, W, T>(
+    front: &mut Front<R, W>,
+    wait: impl Future<Output = T>,
+) -> Option<T>
+where
+    R: AsyncRead + Unpin,
+{
+    let closed = async {
+        loop {
+            if front.conn.read_buf().len() >= relay::HIGH_WATER {
+                // Enough is buffered: the rest waits in the socket, and so does the close.
+                return std::future::pending().await;
+            }
+            front.conn.read_buf().reserve(4 * 1024);
+            match front.rd.read_buf(front.conn.read_buf()).await {
+                Ok(n) if n > 0 => {}
+                _ => return,
+            }
+        }
+    };
+    tokio::select! {
+        got = wait => Some(got),
+        () = closed => None,
     }
 }
 
