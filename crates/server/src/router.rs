@@ -66,14 +66,24 @@ pub fn strip_claims(params: &mut Params) -> usize {
     before - params.len()
 }
 
-/// The path of the request, without its query string.
-fn request_path(params: &Params) -> &str {
-    let uri = params
-        .get_str("DOCUMENT_URI")
-        .or_else(|| params.get_str("REQUEST_URI"))
+/// The path of the request, without its query string; `None` when it can match nothing: a
+/// `DOCUMENT_URI` (the web server's decoded, normalised path, preferred) that is not UTF-8,
+/// or a raw `REQUEST_URI` with `.` or `..` segments, which the web server may have resolved
+/// to another path than the one plexer would read.
+fn request_path(params: &Params) -> Option<&str> {
+    if let Some(document) = params.get("DOCUMENT_URI") {
+        // Decoded: a `?` in it was `%3F` in the path, not a query.
+        return std::str::from_utf8(document).ok();
+    }
+    let raw = params
+        .get_str("REQUEST_URI")
         .or_else(|| params.get_str("SCRIPT_NAME"))
         .unwrap_or("/");
-    uri.split('?').next().unwrap_or("/")
+    let path = raw.split('?').next().unwrap_or("/");
+    let dotted = path
+        .split('/')
+        .any(|segment| segment == "." || segment == "..");
+    (!dotted).then_some(path)
 }
 
 /// Decides where a request goes. `params` must have been through [`strip_claims`].
@@ -85,10 +95,10 @@ pub fn route(
     now: u64,
 ) -> Decision {
     let path = request_path(params);
-    if path == config.ping_path {
+    if path == Some(config.ping_path.as_str()) {
         return Decision::Ping;
     }
-    if path == config.status_path {
+    if path == Some(config.status_path.as_str()) {
         let allowed = params
             .get_str("REMOTE_ADDR")
             .and_then(|addr| addr.parse::<IpAddr>().ok())
@@ -130,12 +140,16 @@ pub fn route(
             .filter(|name| registry.get(name).is_some())
     };
     let found = match config.route.by {
-        RouteBy::Cookie => params
-            .get_str("HTTP_COOKIE")
-            .and_then(|header| find_cookie(header, &config.route.cookie))
-            .and_then(|value| keys.verify(value, now).ok())
-            .filter(|account| registry.get(account).is_some())
-            .map(|account| (account, None)),
+        RouteBy::Cookie => {
+            // Lossy: another cookie's bytes that are not UTF-8 must not hide ours.
+            let header = params.get("HTTP_COOKIE").map(String::from_utf8_lossy);
+            header
+                .as_deref()
+                .and_then(|header| find_cookie(header, &config.route.cookie))
+                .and_then(|value| keys.verify(value, now).ok())
+                .filter(|account| registry.get(account).is_some())
+                .map(|account| (account, None))
+        }
         RouteBy::RemoteUser => params
             .get_str("REMOTE_USER")
             .filter(|user| !user.is_empty())
@@ -161,7 +175,7 @@ pub fn route(
             })
             .map(|account| (account, None)),
         RouteBy::PathPrefix => path
-            .strip_prefix('/')
+            .and_then(|path| path.strip_prefix('/'))
             .and_then(|rest| rest.split('/').next())
             .and_then(known)
             .map(|account| (account, None)),

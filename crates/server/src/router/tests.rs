@@ -234,3 +234,43 @@ fn status_and_ping_are_answered_by_plexer_and_status_only_for_allowed_clients() 
         Decision::StatusForbidden
     );
 }
+
+#[test]
+fn bytes_that_are_not_utf8_never_move_a_request_elsewhere() {
+    let with_login = config("login: { account: login }");
+    // Another cookie's odd bytes do not hide the routing cookie.
+    let mut with_cookie = params(&[("DOCUMENT_URI", "/x")]);
+    let mut header = b"theme=\xff\xfe; ".to_vec();
+    header.extend_from_slice(cookie("bob", NOW + 60).as_bytes());
+    with_cookie.push("HTTP_COOKIE", header);
+    assert_eq!(
+        route(&with_login, &keys(), &registry(), &with_cookie, NOW),
+        account("bob")
+    );
+    // A decoded path that is not UTF-8 matches no account, not the raw REQUEST_URI's.
+    let by_path = config("route: { by: path_prefix }\nlogin: { account: login }");
+    let mut params = params(&[("REQUEST_URI", "/bob/x%FF")]);
+    params.push("DOCUMENT_URI", b"/bob/x\xff".to_vec());
+    assert_eq!(route(&by_path, &keys(), &registry(), &params, NOW), login());
+}
+
+#[test]
+fn a_raw_uri_with_dot_segments_matches_no_account_and_a_decoded_question_mark_is_path() {
+    let by_path = config("route: { by: path_prefix }\nlogin: { account: login }");
+    // Without DOCUMENT_URI the raw REQUEST_URI is read; /sue/../bob/x is bob's to the web
+    // server, so it is no one's here.
+    assert_eq!(
+        decide(&by_path, &[("REQUEST_URI", "/sue/../bob/x")]),
+        login()
+    );
+    assert_eq!(
+        decide(&by_path, &[("REQUEST_URI", "/bob/x?y=1")]),
+        account("bob")
+    );
+    let with_login = config("login: { account: login }");
+    assert_eq!(
+        decide(&with_login, &[("DOCUMENT_URI", "/plexer-ping?x")]),
+        login(),
+        "%3F in the path is not a query"
+    );
+}
