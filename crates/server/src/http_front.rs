@@ -46,7 +46,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::relay::{self, HIGH_WATER};
-use crate::upstream::{self, Upstream};
+use crate::upstream;
 
 /// Response chunks queued between the FastCGI side and hyper, each up to a read's worth.
 pub const BODY_CHUNKS: usize = 4;
@@ -163,8 +163,7 @@ async fn handle(request: Request<Incoming>, ends: &Ends) -> Response<FrontBody> 
         limits,
     };
     match upstream::connect(&ends.upstream).await {
-        Ok(Upstream::Unix(stream)) => drop(tokio::spawn(exchange.run(stream))),
-        Ok(Upstream::Tcp(stream)) => drop(tokio::spawn(exchange.run(stream))),
+        Ok(stream) => drop(tokio::spawn(exchange.run(stream))),
         Err(err) => {
             let why = format!("cannot connect to plexer at {}: {err}", ends.upstream);
             tracing::warn!("HTTP front: {why}");

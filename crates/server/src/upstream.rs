@@ -16,8 +16,8 @@ use std::time::Duration;
 use tokio::sync::{Semaphore, SemaphorePermit};
 
 use plexer_fcgi::Address;
-use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpStream, UnixStream};
+use tokio_util::either::Either;
 
 /// How long a connect may take before the request gets a 502.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -80,7 +80,7 @@ impl External {
         loop {
             let kept = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
             match kept {
-                Some(connection) if connection.is_open() => return Ok((connection, true)),
+                Some(connection) if is_open(&connection) => return Ok((connection, true)),
                 Some(_closed) => continue,
                 None => break,
             }
@@ -90,7 +90,7 @@ impl External {
 
     /// Keeps a connection whose request went well, for the next one; its slot is freed.
     pub fn keep(&self, leased: Leased<'_>) {
-        if leased.stream.is_open() {
+        if is_open(&leased.stream) {
             self.idle
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
@@ -103,11 +103,11 @@ impl External {
 pub async fn connect(address: &Address) -> std::io::Result<Upstream> {
     let connecting = async {
         Ok(match address {
-            Address::Unix(path) => Upstream::Unix(UnixStream::connect(path).await?),
+            Address::Unix(path) => Either::Left(UnixStream::connect(path).await?),
             Address::Tcp(hostport) => {
                 let stream = TcpStream::connect(hostport).await?;
                 let _ = stream.set_nodelay(true);
-                Upstream::Tcp(stream)
+                Either::Right(stream)
             }
         })
     };
@@ -117,80 +117,15 @@ pub async fn connect(address: &Address) -> std::io::Result<Upstream> {
 }
 
 /// A connection to an app of either family.
-pub enum Upstream {
-    Unix(UnixStream),
-    Tcp(TcpStream),
-}
+pub type Upstream = Either<UnixStream, TcpStream>;
 
-impl Upstream {
-    /// Whether the app still holds its end: one that closed has sent its FIN by now.
-    fn is_open(&self) -> bool {
-        let mut byte = [0u8; 1];
-        let read = match self {
-            Self::Unix(s) => s.try_read(&mut byte),
-            Self::Tcp(s) => s.try_read(&mut byte),
-        };
-        matches!(read, Err(err) if err.kind() == std::io::ErrorKind::WouldBlock)
-    }
-}
-
-impl AsyncRead for Upstream {
-    fn poll_read(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &mut tokio::io::ReadBuf<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            Self::Unix(s) => std::pin::Pin::new(s).poll_read(cx, buf),
-            Self::Tcp(s) => std::pin::Pin::new(s).poll_read(cx, buf),
-        }
-    }
-}
-
-impl AsyncWrite for Upstream {
-    fn poll_write(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &[u8],
-    ) -> std::task::Poll<std::io::Result<usize>> {
-        match self.get_mut() {
-            Self::Unix(s) => std::pin::Pin::new(s).poll_write(cx, buf),
-            Self::Tcp(s) => std::pin::Pin::new(s).poll_write(cx, buf),
-        }
-    }
-
-    fn poll_write_vectored(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        bufs: &[std::io::IoSlice<'_>],
-    ) -> std::task::Poll<std::io::Result<usize>> {
-        match self.get_mut() {
-            Self::Unix(s) => std::pin::Pin::new(s).poll_write_vectored(cx, bufs),
-            Self::Tcp(s) => std::pin::Pin::new(s).poll_write_vectored(cx, bufs),
-        }
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        true
-    }
-
-    fn poll_flush(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            Self::Unix(s) => std::pin::Pin::new(s).poll_flush(cx),
-            Self::Tcp(s) => std::pin::Pin::new(s).poll_flush(cx),
-        }
-    }
-
-    fn poll_shutdown(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            Self::Unix(s) => std::pin::Pin::new(s).poll_shutdown(cx),
-            Self::Tcp(s) => std::pin::Pin::new(s).poll_shutdown(cx),
-        }
-    }
+/// Whether the app still holds its end of `connection`: one that closed has sent its FIN by
+/// now.
+fn is_open(connection: &Upstream) -> bool {
+    let mut byte = [0u8; 1];
+    let read = match connection {
+        Either::Left(s) => s.try_read(&mut byte),
+        Either::Right(s) => s.try_read(&mut byte),
+    };
+    matches!(read, Err(err) if err.kind() == std::io::ErrorKind::WouldBlock)
 }
