@@ -37,6 +37,7 @@
 //! | [`examples`] | the shipped example files under `examples/`, rendered for a test |
 //! | [`nginx`] | Debian's nginx in front, on the shipped examples/nginx site file |
 //! | [`lighttpd`] | Debian's lighttpd in front, on the shipped examples/lighttpd snippet |
+//! | [`site`] | plexer with `hello` accounts behind nginx or lighttpd, held as one value |
 //! | [`http`] | a small HTTP/1.0 client for nginx and lighttpd |
 //! | [`browser`] | an HTTP client that keeps cookies, for walking through a site |
 //! | [`django`] | the Django example behind plexer: its virtualenv, databases and config |
@@ -65,6 +66,7 @@ pub mod postgres;
 pub mod process;
 pub mod scratch;
 pub mod serve;
+pub mod site;
 pub mod tools;
 pub mod wait;
 pub mod wire;
@@ -83,6 +85,7 @@ pub use postgres::Postgres;
 pub use process::{Finished, Running, run};
 pub use scratch::Scratch;
 pub use serve::{PlexerServe, ServeFiles, ServeSetup};
+pub use site::Site;
 pub use wait::{wait_for, wait_for_value, wait_until};
 
 use std::time::Duration;
