@@ -38,6 +38,7 @@
 //! | [`nginx`] | Debian's nginx in front, on the shipped examples/nginx site file |
 //! | [`lighttpd`] | Debian's lighttpd in front, on the shipped examples/lighttpd snippet |
 //! | [`site`] | plexer with `hello` accounts behind nginx or lighttpd, held as one value |
+//! | [`ownership`] | the owner, group and mode of a socket file, asserted |
 //! | [`http`] | a small HTTP/1.0 client for nginx and lighttpd |
 //! | [`browser`] | an HTTP client that keeps cookies, for walking through a site |
 //! | [`django`] | the Django example behind plexer: its virtualenv, databases and config |
@@ -60,6 +61,7 @@ pub mod http;
 pub mod lighttpd;
 pub mod load;
 pub mod nginx;
+pub mod ownership;
 pub mod php;
 pub mod plexer;
 pub mod postgres;
