@@ -15,6 +15,8 @@ const LOAD_FOR: Duration = Duration::from_secs(4);
 const CLIENTS: usize = 4;
 const CHURN_EVERY: Duration = Duration::from_millis(200);
 const ROUNDS: usize = 10;
+/// How long clients may run past the longest churn, should the stop flag never come.
+const CLIENT_GRACE: Duration = Duration::from_secs(10);
 
 fn open_fds(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd"))
@@ -61,6 +63,16 @@ struct Phase {
     failures: Vec<String>,
 }
 
+/// Sets the flag when dropped, so that the client threads stop when the churn ends, also by a
+/// panic: the scope joins them before the panic goes on.
+struct StopOnDrop<'a>(&'a AtomicBool);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
 /// Requests to the stable accounts from CLIENTS threads while the accounts churn: at least
 /// `min_for` and `min_rounds` rounds, at most three times `min_for`. Temporary accounts are
 /// named from `first_round` on.
@@ -74,12 +86,19 @@ fn load_while_churning(
     let stop = AtomicBool::new(false);
     let served = AtomicUsize::new(0);
     let failures = std::sync::Mutex::new(Vec::new());
+    // The churn stops by 3 × min_for; the clients' own bound only matters if the flag is
+    // never set.
+    let clients_until = Instant::now() + 3 * min_for + CLIENT_GRACE;
     let rounds = std::thread::scope(|s| {
+        let _stop_clients = StopOnDrop(&stop);
         for client in 0..CLIENTS {
             let (stop, served, failures, port) = (&stop, &served, &failures, site.nginx.port);
             s.spawn(move || {
+                let more = |n: usize| {
+                    !stop.load(Ordering::Relaxed) && n < 100_000 && Instant::now() < clients_until
+                };
                 let mut n = client;
-                while !stop.load(Ordering::Relaxed) && n < 100_000 {
+                while more(n) {
                     let (name, cookie) = &stable[n % stable.len()];
                     let path = format!("/load/{client}/{n}");
                     let response = http::get(port, &path, &[("Cookie", cookie)]);
@@ -129,7 +148,6 @@ fn load_while_churning(
         plexer
             .accounts(&["remove", &format!("tmp{}", round - 1)])
             .assert_success();
-        stop.store(true, Ordering::Relaxed);
         round - first_round
     });
     Phase {
