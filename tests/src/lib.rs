@@ -42,7 +42,7 @@
 //! | [`http`] | a small HTTP/1.0 client for nginx and lighttpd |
 //! | [`browser`] | an HTTP client that keeps cookies, for walking through a site |
 //! | [`django`] | the Django example behind plexer: its virtualenv, databases and config |
-//! | [`load`] | a bounded HTTP/1.1 load generator: N kept-alive connections, per-request timeouts |
+//! | [`load`] | a bounded HTTP/1.1 load generator: N kept-alive connections on one thread, per-request timeouts (the front benchmark uses it too) |
 //! | [`postgres`] | a private PostgreSQL server on a unix socket in the scratch directory |
 //! | [`fake`] | a scripted FastCGI server that misbehaves on purpose |
 //! | [`tools`] | finding the system programs the tests need (`make test` installs them) |

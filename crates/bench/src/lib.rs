@@ -26,14 +26,14 @@
 //! | [`guard`] | a server process (nginx, `plexer serve`, `plexer spawn`) stopped on drop |
 //! | [`plexer_cli`] | `plexer serve` and `plexer spawn` as processes, with their configs |
 //! | [`nginx`] | nginx in front of one FastCGI socket, with or without upstream keepalive |
-//! | [`http_load`] | a lean HTTP/1.1 load generator: kept-alive connections on one thread |
 //! | [`procs`] | what is read from `/proc`: liveness, children, CPU time |
 //! | [`timing`] | medians and spreads, formatted |
+//!
+//! The HTTP/1.1 load generator is the tests' own, `plexer_tests::load`.
 
 pub mod canned;
 pub mod fcgi_get;
 pub mod guard;
-pub mod http_load;
 pub mod nginx;
 pub mod ours;
 pub mod peers;

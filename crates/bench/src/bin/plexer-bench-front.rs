@@ -20,17 +20,16 @@
 
 use std::error::Error;
 use std::io::{self, Write};
-use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use plexer_bench::http_load::{self, Plan, Report, quantile};
 use plexer_bench::nginx::{self, Nginx};
 use plexer_bench::php_fpm::{self, FpmPm, PhpFpm};
 use plexer_bench::plexer_cli::{self, PlexerProcess};
 use plexer_bench::procs;
 use plexer_bench::timing::human;
+use plexer_tests::load::{self, LoadPlan, LoadReport};
 
 type Result<T, E = Box<dyn Error>> = std::result::Result<T, E>;
 
@@ -392,14 +391,15 @@ async fn cell(
     duration: Duration,
 ) -> Result<Cell> {
     let nginx = Nginx::start(&args.nginx, dir, server.socket(), script, keepalive)?;
-    let mut plan = Plan {
-        addr: SocketAddr::from((Ipv4Addr::LOCALHOST, nginx.port)),
+    let mut plan = LoadPlan {
+        port: nginx.port,
         path: "/bench.php?page=2".into(),
+        headers: Vec::new(),
         connections,
         duration: WARM_UP,
         request_timeout: REQUEST_TIMEOUT,
     };
-    let warm = http_load::run(&plan).await;
+    let warm = load::drive(&plan).await;
     if warm.ok() == 0 {
         return Err(format!(
             "no request was answered during the warm-up: {:?}\nnginx's error log:\n{}",
@@ -418,14 +418,13 @@ async fn cell(
         ]
     };
     let before = cpu();
-    let report = http_load::run(&plan).await;
+    let report = load::drive(&plan).await;
     let after = cpu();
     drop(nginx);
     Ok(summarise(&report, before, after))
 }
 
-fn summarise(report: &Report, before: [u64; 3], after: [u64; 3]) -> Cell {
-    let sorted = report.sorted_latencies();
+fn summarise(report: &LoadReport, before: [u64; 3], after: [u64; 3]) -> Cell {
     let ok = report.ok();
     let spent: Vec<Duration> = (0..3)
         .map(|i| procs::ticks_to_duration(after[i].saturating_sub(before[i])))
@@ -433,8 +432,8 @@ fn summarise(report: &Report, before: [u64; 3], after: [u64; 3]) -> Cell {
     let per_request = |d: Duration| (ok > 0).then(|| d / ok as u32);
     Cell {
         per_second: report.per_second(),
-        p50: quantile(&sorted, 0.5),
-        p99: quantile(&sorted, 0.99),
+        p50: report.latency(0.5),
+        p99: report.latency(0.99),
         timeouts: report.timeouts(),
         errors: report.errors(),
         first_error: report.first_error().map(str::to_owned),
