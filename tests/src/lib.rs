@@ -45,6 +45,7 @@
 //! | [`load`] | a bounded HTTP/1.1 load generator: N kept-alive connections on one thread, per-request timeouts (the front benchmark uses it too) |
 //! | [`postgres`] | a private PostgreSQL server on a unix socket in the scratch directory |
 //! | [`fake`] | a scripted FastCGI server that misbehaves on purpose |
+//! | [`procs`] | what is read from `/proc`: liveness, children, descriptors, memory, CPU time |
 //! | [`tools`] | finding the system programs the tests need (`make test` installs them) |
 //! | [`data`] | test bodies and the FNV-1a checksum `hello` reports |
 
@@ -66,6 +67,7 @@ pub mod php;
 pub mod plexer;
 pub mod postgres;
 pub mod process;
+pub mod procs;
 pub mod scratch;
 pub mod serve;
 pub mod site;

@@ -8,8 +8,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
-use plexer_tests::http;
 use plexer_tests::{Nginx, PlexerServe, Scratch, ServeSetup, wait_for};
+use plexer_tests::{http, procs};
 
 const LOAD_FOR: Duration = Duration::from_secs(4);
 const CLIENTS: usize = 4;
@@ -17,38 +17,6 @@ const CHURN_EVERY: Duration = Duration::from_millis(200);
 const ROUNDS: usize = 10;
 /// How long clients may run past the longest churn, should the stop flag never come.
 const CLIENT_GRACE: Duration = Duration::from_secs(10);
-
-fn open_fds(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .map(|dir| dir.count())
-        .unwrap_or(0)
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
-        .unwrap_or(0)
-}
-
-/// The plexer's children: its workers.
-fn children(pid: u32) -> usize {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return 0;
-    };
-    entries
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|child| {
-            let stat = std::fs::read_to_string(format!("/proc/{child}/stat")).unwrap_or_default();
-            let ppid = stat
-                .rsplit_once(')')
-                .and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<u32>().ok());
-            ppid == Some(pid)
-        })
-        .count()
-}
 
 struct Site {
     plexer: PlexerServe,
@@ -162,11 +130,15 @@ fn load_while_churning(
 fn settled(site: &Site) -> (usize, u64) {
     let pid = site.plexer.pid();
     assert!(
-        wait_for(|| children(pid) == 0, Duration::from_secs(15)),
+        // Unreaped workers count: they are not gone yet.
+        wait_for(
+            || procs::children_of(pid).is_empty(),
+            Duration::from_secs(15)
+        ),
         "the workers did not idle out: {} left",
-        children(pid)
+        procs::children_of(pid).len()
     );
-    (open_fds(pid), rss_kib(pid))
+    (procs::open_fds(pid), procs::rss_kib(pid).unwrap_or(0))
 }
 
 #[test]

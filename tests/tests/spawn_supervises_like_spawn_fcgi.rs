@@ -12,6 +12,8 @@ use std::time::Duration;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use plexer_tests::ownership::assert_owner_group_mode;
+// A worker that exited is not running, though it is a child until plexer reaps it.
+use plexer_tests::procs::{children_of, running};
 use plexer_tests::wait::wait_until;
 use plexer_tests::{CgiResponse, HelloAnswer, PlexerRequest, Running, Scratch, build, run};
 
@@ -47,37 +49,6 @@ fn get(socket: &Path) -> HelloAnswer {
     let finished = PlexerRequest::new(format!("unix:{}", socket.display()), "/").run();
     finished.assert_success();
     HelloAnswer::parse(&CgiResponse::parse(&finished.stdout).body)
-}
-
-/// The pids whose parent is `parent`, from /proc.
-fn children_of(parent: u32) -> Vec<u32> {
-    let mut children = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        let ppid = stat
-            .rsplit_once(')')
-            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
-            .and_then(|p| p.parse::<u32>().ok());
-        if ppid == Some(parent) {
-            children.push(pid);
-        }
-    }
-    children
-}
-
-/// Gone, or a zombie no one has reaped yet: either way not running.
-fn running(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
-        let state = stat
-            .rsplit_once(')')
-            .and_then(|(_, r)| r.split_whitespace().next());
-        state != Some("Z")
-    })
 }
 
 fn wait_for_workers(spawned: &Running, count: usize) -> Vec<u32> {

@@ -42,8 +42,8 @@ impl Server {
         })
     }
 
-    pub fn pid(&self) -> i32 {
-        self.child.id() as i32
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Everything it wrote so far.
@@ -78,7 +78,7 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        let pid = Pid::from_raw(self.pid());
+        let pid = Pid::from_raw(self.pid() as i32);
         let _ = kill(pid, Signal::SIGTERM);
         let started = Instant::now();
         while started.elapsed() < STOP_TIMEOUT {

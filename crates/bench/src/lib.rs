@@ -26,10 +26,10 @@
 //! | [`guard`] | a server process (nginx, `plexer serve`, `plexer spawn`) stopped on drop |
 //! | [`plexer_cli`] | `plexer serve` and `plexer spawn` as processes, with their configs |
 //! | [`nginx`] | nginx in front of one FastCGI socket, with or without upstream keepalive |
-//! | [`procs`] | what is read from `/proc`: liveness, children, CPU time |
 //! | [`timing`] | medians and spreads, formatted |
 //!
-//! The HTTP/1.1 load generator is the tests' own, `plexer_tests::load`.
+//! The HTTP/1.1 load generator and what is read from `/proc` are the tests' own:
+//! `plexer_tests::load` and `plexer_tests::procs`.
 
 pub mod canned;
 pub mod fcgi_get;
@@ -40,7 +40,6 @@ pub mod peers;
 pub mod php_fpm;
 pub mod pipe;
 pub mod plexer_cli;
-pub mod procs;
 pub mod supervised;
 pub mod timing;
 pub mod workload;

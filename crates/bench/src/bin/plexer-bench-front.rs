@@ -27,9 +27,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use plexer_bench::nginx::{self, Nginx};
 use plexer_bench::php_fpm::{self, FpmPm, PhpFpm};
 use plexer_bench::plexer_cli::{self, PlexerProcess};
-use plexer_bench::procs;
 use plexer_bench::timing::human;
 use plexer_tests::load::{self, LoadPlan, LoadReport};
+use plexer_tests::procs;
 
 type Result<T, E = Box<dyn Error>> = std::result::Result<T, E>;
 
@@ -185,10 +185,10 @@ impl Running {
         }
     }
 
-    fn pid(&self) -> i32 {
+    fn pid(&self) -> u32 {
         match self {
             Self::Plexer(p) => p.server.pid(),
-            Self::Fpm(f) => f.pid().as_raw(),
+            Self::Fpm(f) => f.pid().as_raw() as u32,
         }
     }
 }
@@ -409,7 +409,7 @@ async fn cell(
         .into());
     }
     plan.duration = duration;
-    let me = std::process::id() as i32;
+    let me = std::process::id();
     let cpu = || {
         [
             procs::cpu_ticks(me).unwrap_or(0),

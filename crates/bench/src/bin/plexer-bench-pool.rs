@@ -29,12 +29,12 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use nix::unistd::Pid;
 use plexer_bench::fcgi_get;
 use plexer_bench::php_fpm::{self, FpmPm, PhpFpm};
-use plexer_bench::procs;
 use plexer_bench::supervised::{self, HelloPool, wait_until};
 use plexer_bench::timing::{Summary, human, ratio};
 use plexer_prefork::audit::{AuditPolicy, audit_process, shared_db_handles};
 use plexer_prefork::pool::{Pm, PoolSettings};
 use plexer_prefork::supervisor::Supervisor;
+use plexer_tests::procs;
 
 type Result<T, E = Box<dyn Error>> = std::result::Result<T, E>;
 
@@ -356,7 +356,7 @@ fn settings(pm: Pm, max_children: usize) -> PoolSettings {
     }
 }
 
-fn pid_in(answer: &[u8]) -> Option<i32> {
+fn pid_in(answer: &[u8]) -> Option<u32> {
     let text = String::from_utf8_lossy(answer);
     let at = text.find("pid: ")?;
     text[at + 5..]
@@ -378,10 +378,10 @@ async fn plexer_cold(supervisor: &Supervisor, hello: &Path, dir: &Path) -> Resul
         settings(Pm::Ondemand { idle_timeout }, 4),
     )?;
     let mut samples = Vec::with_capacity(COLD_RUNS);
-    let mut last: Option<i32> = None;
+    let mut last: Option<u32> = None;
     for run in 0..=COLD_RUNS {
         wait_until("the pool scaled to zero", Duration::from_secs(10), || {
-            pool.pids().is_empty() && last.is_none_or(|pid| !procs::alive(pid))
+            pool.pids().is_empty() && last.is_none_or(|pid| !procs::running(pid))
         })
         .await?;
         let started = Instant::now();
