@@ -15,8 +15,8 @@
 //! Each round trip returns the STDOUT bytes it received, and the benches check that figure on
 //! every iteration, so no side can win by skipping work.
 //!
-//! The process benchmarks (`src/bin/plexer-bench-pool.rs`, `src/bin/plexer-bench-front.rs`)
-//! run real servers instead:
+//! The process benchmarks (`src/bin/plexer-bench-pool.rs`, `src/bin/plexer-bench-front.rs`,
+//! `src/bin/plexer-bench-accounts.rs`) run real servers instead:
 //!
 //! | module | what it holds |
 //! |---|---|
@@ -24,6 +24,7 @@
 //! | [`supervised`] | plexer-prefork's supervisor in this process, with pools of `hello` |
 //! | [`fcgi_get`] | one FastCGI GET with `fastcgi-client`, for both of those |
 //! | [`guard`] | a server process (nginx, `plexer serve`, `plexer spawn`) stopped on drop |
+//! | [`timed_run`] | a command timed to its exit and killed at a deadline (`plexer accounts add`) |
 //! | [`plexer_cli`] | `plexer serve` and `plexer spawn` as processes, with their configs |
 //! | [`nginx`] | nginx in front of one FastCGI socket, with or without upstream keepalive |
 //! | [`timing`] | medians and spreads, formatted |
@@ -41,5 +42,6 @@ pub mod php_fpm;
 pub mod pipe;
 pub mod plexer_cli;
 pub mod supervised;
+pub mod timed_run;
 pub mod timing;
 pub mod workload;
