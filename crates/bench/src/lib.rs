@@ -28,13 +28,17 @@
 //! | [`plexer_cli`] | `plexer serve` and `plexer spawn` as processes, with their configs |
 //! | [`nginx`] | nginx in front of one FastCGI socket, with or without upstream keepalive |
 //! | [`timing`] | medians and spreads, formatted |
+//! | [`machine`] | the machine a run was on: CPU, cores, kernel, load average |
+//! | [`binaries`] | `plexer` and `hello` as given, or next to the benchmark's binary |
 //!
 //! The HTTP/1.1 load generator and what is read from `/proc` are the tests' own:
 //! `plexer_tests::load` and `plexer_tests::procs`.
 
+pub mod binaries;
 pub mod canned;
 pub mod fcgi_get;
 pub mod guard;
+pub mod machine;
 pub mod nginx;
 pub mod ours;
 pub mod peers;

@@ -3,8 +3,9 @@
 //! plexer's memory and routing cost with 10,000 accounts registered (ondemand, idle) beside
 //! one with 10, both running in the same run and measured in alternating batches.
 //!
-//! `plexer-bench-accounts --plexer target/release/plexer --hello target/release/examples/hello`
-//! prints markdown tables for docs/benchmarks.md.
+//! `plexer-bench-accounts [--plexer PATH] [--hello PATH]` prints markdown tables for
+//! docs/benchmarks.md. `plexer` and `hello` should be release builds; by default they are looked
+//! for next to this binary.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -12,6 +13,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use fastcgi_client::{Client, Params, Request};
+use plexer_bench::binaries;
 use plexer_bench::guard::Server;
 use plexer_bench::timed_run::timed_run;
 use plexer_bench::timing::{Summary, human};
@@ -45,17 +47,22 @@ struct Args {
 }
 
 fn args() -> Args {
-    let mut plexer = PathBuf::from("target/release/plexer");
-    let mut hello = PathBuf::from("target/release/examples/hello");
+    let (mut plexer, mut hello) = (None, None);
     let mut argv = std::env::args().skip(1);
     while let Some(arg) = argv.next() {
         match arg.as_str() {
-            "--plexer" => plexer = argv.next().expect("--plexer PATH").into(),
-            "--hello" => hello = argv.next().expect("--hello PATH").into(),
+            "--plexer" => plexer = Some(argv.next().expect("--plexer PATH").into()),
+            "--hello" => hello = Some(argv.next().expect("--hello PATH").into()),
             other => panic!("unknown argument {other:?}: use --plexer PATH --hello PATH"),
         }
     }
-    Args { plexer, hello }
+    let found = |given, name, build| {
+        binaries::find(given, name, build).unwrap_or_else(|why| panic!("{why}"))
+    };
+    Args {
+        plexer: found(plexer, "plexer", binaries::BUILD_PLEXER),
+        hello: found(hello, "examples/hello", binaries::BUILD_HELLO),
+    }
 }
 
 /// A `plexer serve` in a directory of its own, stopped on drop (its log is in that directory).

@@ -28,6 +28,7 @@ use plexer_bench::nginx::{self, Nginx};
 use plexer_bench::php_fpm::{self, FpmPm, PhpFpm};
 use plexer_bench::plexer_cli::{self, PlexerProcess};
 use plexer_bench::timing::human;
+use plexer_bench::{binaries, machine};
 use plexer_tests::load::{self, LoadPlan, LoadReport};
 use plexer_tests::procs;
 
@@ -97,35 +98,10 @@ fn parse_args() -> Result<Args> {
         paths[slot] = Some(PathBuf::from(value));
     }
     let [plexer, hello, php_fpm, php_cgi, nginx] = paths;
-    let beside_me = |name: &str| -> Result<PathBuf> {
-        Ok(std::env::current_exe()?
-            .parent()
-            .ok_or("this binary has no directory")?
-            .join(name))
-    };
-    let plexer = match plexer {
-        Some(path) => path,
-        None => beside_me("plexer")?,
-    };
-    let hello = match hello {
-        Some(path) => path,
-        None => beside_me("examples/hello")?,
-    };
-    for (path, build) in [
-        (&plexer, "cargo build --release -p plexer --bin plexer"),
-        (
-            &hello,
-            "cargo build --release -p plexer-fcgi --example hello",
-        ),
-    ] {
-        if !path.is_file() {
-            return Err(format!(
-                "{} does not exist: build it with `{build}`, or pass its path\n{USAGE}",
-                path.display()
-            )
-            .into());
-        }
-    }
+    let with_usage = |why: String| format!("{why}\n{USAGE}");
+    let plexer = binaries::find(plexer, "plexer", binaries::BUILD_PLEXER).map_err(with_usage)?;
+    let hello =
+        binaries::find(hello, "examples/hello", binaries::BUILD_HELLO).map_err(with_usage)?;
     let nginx = nginx.or_else(nginx::find).ok_or(
         "nginx is not installed (none on the PATH or in /usr/sbin): `apt-get install nginx-light`",
     )?;
@@ -247,7 +223,15 @@ async fn measure_all(args: &Args, dir: &Path) -> Result<()> {
     let script = dir.join("bench.php");
     std::fs::write(&script, php_fpm::SCRIPT)?;
     let out = &mut io::stdout().lock();
-    writeln!(out, "Machine: {}", machine())?;
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    writeln!(
+        out,
+        "Machine: {}, load average {} at start, Unix time {now}",
+        machine::describe(),
+        machine::load_average()
+    )?;
     writeln!(out, "plexer: {}", args.plexer.display())?;
     writeln!(out, "hello: {}", args.hello.display())?;
     writeln!(
@@ -334,7 +318,11 @@ async fn measure_all(args: &Args, dir: &Path) -> Result<()> {
     }
     print_tables(out, &servers, &results)?;
     // Other work on a shared machine shows here: the figures are only as good as this is low.
-    writeln!(out, "\nLoad average at the end: {}", load_average())?;
+    writeln!(
+        out,
+        "\nLoad average at the end: {}",
+        machine::load_average()
+    )?;
     Ok(())
 }
 
@@ -657,35 +645,6 @@ fn opt(d: Option<Duration>) -> String {
 
 fn on_off(on: bool) -> &'static str {
     if on { "on" } else { "off" }
-}
-
-fn machine() -> String {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|info| {
-            info.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split_once(':'))
-                .map(|(_, model)| model.trim().to_owned())
-        })
-        .unwrap_or_else(|| "unknown CPU".to_owned());
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    format!(
-        "{cpu}, {cores} cores, load average {} at start, Unix time {now}",
-        load_average()
-    )
-}
-
-/// The 1, 5 and 15 minute load averages.
-fn load_average() -> String {
-    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    load.split_whitespace()
-        .take(3)
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 /// The first line a program prints for `flag` (nginx prints its version on stderr).
