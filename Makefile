@@ -18,7 +18,7 @@ DEB_PROGRAMS := cgi-fcgi php-cgi nginx lighttpd psql sqlite3
 DEB_PACKAGES := libfcgi-bin php-cgi nginx-light lighttpd postgresql sqlite3
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: test deps build run lint bench clean
+.PHONY: test deps c-compiler build run lint bench clean
 
 # Install what the tests need, build once, then run all tests and the doctests.
 # nextest, not cargo test: each supervisor test reaps with waitpid(-1) as a subreaper, so it
@@ -30,8 +30,16 @@ test: deps build
 	$(CARGO) nextest run --workspace
 	$(CARGO) test --workspace --doc
 
+# rustc links through `cc`, and rustup brings no C compiler: Debian's build-essential has it.
+# Every target that builds needs it first.
+c-compiler:
+	@command -v cc >/dev/null || { \
+		echo "missing: cc - installing build-essential"; \
+		$(SUDO) apt-get update && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y build-essential; }
+
 # Install the Debian packages of the test peers when any of their programs is missing.
-deps:
+deps: c-compiler
 	@missing=$$(for p in $(DEB_PROGRAMS); do \
 		PATH="$$PATH:/usr/local/sbin:/usr/sbin:/sbin" command -v $$p >/dev/null || echo $$p; \
 	done; ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || echo initdb); \
@@ -62,7 +70,7 @@ $(VENV_STAMP): $(PY_REQUIREMENTS)
 	cp $(PY_REQUIREMENTS) $@
 
 # Build every crate and target once, and the two binaries the end-to-end tests run.
-build:
+build: c-compiler
 	$(CARGO) build --workspace --all-targets
 	$(CARGO) build -p plexer-fcgi --example hello
 	$(CARGO) build -p plexer --bin plexer
@@ -78,7 +86,7 @@ QUICKSTART_HTTP ?= 127.0.0.1:8080
 SHOWN_PLEXER := $(patsubst $(CURDIR)/%,%,$(PLEXER))
 SHOWN_QUICKSTART := $(patsubst $(CURDIR)/%,%,$(QUICKSTART))
 SHOWN_CONFIG := $(SHOWN_QUICKSTART)/plexer.yaml
-run:
+run: c-compiler
 	$(CARGO) build -p plexer-fcgi --example hello
 	$(CARGO) build -p plexer --bin plexer
 	@rm -rf $(QUICKSTART)/accounts.d && mkdir -p $(QUICKSTART)/accounts.d
@@ -102,7 +110,7 @@ run:
 	@exec $(PLEXER) serve -c $(QUICKSTART)/plexer.yaml --http $(QUICKSTART_HTTP)
 
 # Formatting and clippy, as CI would judge them.
-lint:
+lint: c-compiler
 	@command -v rustup >/dev/null && rustup component add rustfmt clippy >/dev/null 2>&1 || true
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
@@ -110,7 +118,7 @@ lint:
 # Benchmarks beside the peers, printed as markdown tables for docs/benchmarks.md: once as
 # installed, once with glibc's rep-movsb copy path off (docs/benchmarks.md says why).
 NO_REP_MOVSB := GLIBC_TUNABLES=glibc.cpu.x86_rep_movsb_threshold=4294967295
-bench:
+bench: c-compiler
 	$(CARGO) bench -p plexer-bench --bench codec_round_trip
 	$(CARGO) run -q -p plexer-bench --bin plexer-bench-table
 	CRITERION_HOME=$(TARGET_DIR)/criterion-no-rep-movsb $(NO_REP_MOVSB) \

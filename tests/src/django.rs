@@ -141,6 +141,20 @@ pub fn sign_in(browser: &mut Browser, username: &str, password: &str) -> HttpRes
     )
 }
 
+/// Signs `username` in with the example's password, and checks that it worked as a sign-in
+/// must: a redirect, the app's `X-Plexer-User` taken out by plexer, and plexer's routing cookie
+/// for `tenant` in the browser. The redirect is returned for more checks.
+pub fn sign_in_to_tenant(browser: &mut Browser, username: &str, tenant: &str) -> HttpResponse {
+    let signed_in = sign_in(browser, username, PASSWORD);
+    assert_eq!(signed_in.status, 302, "{}", signed_in.text());
+    assert_eq!(signed_in.header("X-Plexer-User"), None, "plexer removes it");
+    let cookie = browser
+        .cookie("plexer_account")
+        .expect("plexer's routing cookie");
+    assert!(cookie.starts_with(&format!("{tenant}.")), "{cookie}");
+    signed_in
+}
+
 fn display(path: &Path) -> String {
     path.display().to_string()
 }

@@ -6,6 +6,9 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
+/// How long one read or write of a request may block.
+const IO_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// An HTTP response.
 #[derive(Debug)]
 pub struct HttpResponse {
@@ -79,9 +82,12 @@ pub fn exchange(
     body: &[u8],
 ) -> Vec<u8> {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect to the HTTP server");
+    // A server that stops reading (one that refused the body, say) must fail the write, not
+    // hang it.
     stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .expect("set a read timeout");
+        .set_read_timeout(Some(IO_TIMEOUT))
+        .and_then(|()| stream.set_write_timeout(Some(IO_TIMEOUT)))
+        .expect("set the read and write timeouts");
     let mut head = format!("{method} {path} {version}\r\nHost: localhost\r\nConnection: close\r\n");
     for (name, value) in headers {
         head.push_str(&format!("{name}: {value}\r\n"));

@@ -37,12 +37,15 @@
 //! | [`examples`] | the shipped example files under `examples/`, rendered for a test |
 //! | [`nginx`] | Debian's nginx in front, on the shipped examples/nginx site file |
 //! | [`lighttpd`] | Debian's lighttpd in front, on the shipped examples/lighttpd snippet |
+//! | [`site`] | plexer with `hello` accounts behind nginx or lighttpd, held as one value |
+//! | [`ownership`] | the owner, group and mode of a socket file, asserted |
 //! | [`http`] | a small HTTP/1.0 client for nginx and lighttpd |
 //! | [`browser`] | an HTTP client that keeps cookies, for walking through a site |
 //! | [`django`] | the Django example behind plexer: its virtualenv, databases and config |
-//! | [`load`] | a bounded HTTP/1.1 load generator: N kept-alive connections, per-request timeouts |
+//! | [`load`] | a bounded HTTP/1.1 load generator: N kept-alive connections on one thread, per-request timeouts (the front benchmark uses it too) |
 //! | [`postgres`] | a private PostgreSQL server on a unix socket in the scratch directory |
 //! | [`fake`] | a scripted FastCGI server that misbehaves on purpose |
+//! | [`procs`] | what is read from `/proc`: liveness, children, descriptors, memory, CPU time |
 //! | [`tools`] | finding the system programs the tests need (`make test` installs them) |
 //! | [`data`] | test bodies and the FNV-1a checksum `hello` reports |
 
@@ -59,12 +62,15 @@ pub mod http;
 pub mod lighttpd;
 pub mod load;
 pub mod nginx;
+pub mod ownership;
 pub mod php;
 pub mod plexer;
 pub mod postgres;
 pub mod process;
+pub mod procs;
 pub mod scratch;
 pub mod serve;
+pub mod site;
 pub mod tools;
 pub mod wait;
 pub mod wire;
@@ -83,6 +89,7 @@ pub use postgres::Postgres;
 pub use process::{Finished, Running, run};
 pub use scratch::Scratch;
 pub use serve::{PlexerServe, ServeFiles, ServeSetup};
+pub use site::Site;
 pub use wait::{wait_for, wait_for_value, wait_until};
 
 use std::time::Duration;

@@ -1,21 +1,35 @@
-//! A small, bounded HTTP/1.1 load generator for the tests: N client connections, each a thread
-//! with its own kept-alive `TcpStream` to 127.0.0.1, sending `GET` after `GET` until the
-//! run's time is up. Every request has a deadline; one that passes it counts as a timeout,
-//! and that connection is dropped and opened again (its state is unknown), as a browser would.
+//! A small, bounded HTTP/1.1 load generator, for the tests and for the front benchmark: N
+//! kept-alive connections to 127.0.0.1, each sending `GET` after `GET` (closed loop: the next
+//! request leaves when the answer is in) until the run's time is up. Every request has a
+//! deadline; one that passes it counts as a timeout, and that connection is dropped and opened
+//! again (its state is unknown), as a browser would.
 //!
-//! It counts per connection, so a test can tell "every connection made progress" from "a few
-//! connections did all the work while the rest starved", and keeps the latency of every
-//! answered request. It stops by itself: no request starts after `duration`, and none waits
-//! longer than `request_timeout`.
+//! All connections are tasks on one `current_thread` tokio runtime: one thread and raw TCP keep
+//! the generator's own CPU cost small, so that on a 2-core machine it does not take the cores
+//! it loads, and the benchmark can measure that cost. A test calls [`run`], which makes the
+//! runtime; the benchmark calls [`drive`] on its own.
+//!
+//! It counts per connection ([`LoadReport`]) and keeps the latency of every answered request.
+//! It stops by itself: no request starts after `duration`, and none waits longer than
+//! `request_timeout`.
 
-use std::io::{self, Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpStream};
-use std::thread;
+mod http1;
+mod report;
+
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use http1::Framing;
+pub use report::{ConnectionTally, LoadReport};
 
 /// What to send, how many connections, and for how long.
 #[derive(Clone, Debug)]
 pub struct LoadPlan {
+    /// The HTTP server's port on 127.0.0.1.
     pub port: u16,
     pub path: String,
     /// Extra request headers (a routing cookie, say).
@@ -27,116 +41,37 @@ pub struct LoadPlan {
     pub request_timeout: Duration,
 }
 
-/// What one client connection saw.
-#[derive(Clone, Debug, Default)]
-pub struct ConnectionTally {
-    /// Requests answered with a 200.
-    pub ok: u64,
-    pub timeouts: u64,
-    /// Anything else: refused or reset connections, non-200 answers, unreadable responses.
-    pub errors: u64,
-    pub first_error: Option<String>,
-    /// The time to each 200 answer, from the first byte sent.
-    pub latencies: Vec<Duration>,
-}
-
-/// What a whole run saw.
-#[derive(Debug)]
-pub struct LoadReport {
-    pub connections: Vec<ConnectionTally>,
-    pub elapsed: Duration,
-}
-
-impl LoadReport {
-    pub fn ok(&self) -> u64 {
-        self.connections.iter().map(|c| c.ok).sum()
-    }
-
-    pub fn timeouts(&self) -> u64 {
-        self.connections.iter().map(|c| c.timeouts).sum()
-    }
-
-    pub fn errors(&self) -> u64 {
-        self.connections.iter().map(|c| c.errors).sum()
-    }
-
-    /// Connections that got at least one answer.
-    pub fn progressed(&self) -> usize {
-        self.connections.iter().filter(|c| c.ok > 0).count()
-    }
-
-    /// Connections that saw at least one request time out.
-    pub fn starved(&self) -> usize {
-        self.connections.iter().filter(|c| c.timeouts > 0).count()
-    }
-
-    /// The first error any connection saw, for a failure message.
-    pub fn first_error(&self) -> Option<&str> {
-        self.connections
-            .iter()
-            .find_map(|c| c.first_error.as_deref())
-    }
-
-    /// The latency at quantile `q` (0.0 to 1.0) of the answered requests, nearest rank.
-    pub fn latency(&self, q: f64) -> Option<Duration> {
-        let mut all: Vec<Duration> = self
-            .connections
-            .iter()
-            .flat_map(|c| c.latencies.iter().copied())
-            .collect();
-        if all.is_empty() {
-            return None;
-        }
-        all.sort_unstable();
-        let rank = ((all.len() as f64 * q).ceil() as usize).clamp(1, all.len());
-        Some(all[rank - 1])
-    }
-
-    /// One line for a test's output: counts, throughput, latencies.
-    pub fn summary(&self) -> String {
-        let ms = |d: Option<Duration>| d.map_or("-".into(), |d| format!("{:.1} ms", ms_of(d)));
-        format!(
-            "{} answered ({:.0}/s), {} timed out, {} errors, {}/{} connections made progress, \
-             {} saw a timeout, latency p50 {} p99 {} max {}",
-            self.ok(),
-            self.ok() as f64 / self.elapsed.as_secs_f64(),
-            self.timeouts(),
-            self.errors(),
-            self.progressed(),
-            self.connections.len(),
-            self.starved(),
-            ms(self.latency(0.5)),
-            ms(self.latency(0.99)),
-            ms(self.latency(1.0)),
-        )
-    }
-}
-
-fn ms_of(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
-}
-
-/// Runs `plan`: one thread per connection, all started together; returns when every one has
-/// stopped (at most `duration + request_timeout` and a connect timeout later).
+/// Runs `plan` on a `current_thread` runtime of its own; returns when every connection has
+/// stopped (at most `duration + request_timeout` later).
 pub fn run(plan: &LoadPlan) -> LoadReport {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime for the load")
+        .block_on(drive(plan))
+}
+
+/// Runs `plan` on the caller's runtime, all connections started together.
+pub async fn drive(plan: &LoadPlan) -> LoadReport {
     let request = request_bytes(plan);
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, plan.port));
     let started = Instant::now();
     let stop_at = started + plan.duration;
-    let threads: Vec<_> = (0..plan.connections)
-        .map(|n| {
+    let tasks: Vec<_> = (0..plan.connections)
+        .map(|_| {
             let request = request.clone();
-            let port = plan.port;
             let timeout = plan.request_timeout;
-            thread::Builder::new()
-                .name(format!("load-{n}"))
-                .spawn(move || client(port, &request, timeout, stop_at))
-                .expect("start a load thread")
+            tokio::spawn(async move { client(addr, &request, timeout, stop_at).await })
         })
         .collect();
-    let connections = threads
-        .into_iter()
-        .map(|t| t.join().expect("a load thread panicked"))
-        .collect();
+    let mut connections = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        connections.push(task.await.unwrap_or_else(|err| {
+            let mut tally = ConnectionTally::default();
+            tally.note_error(format!("the client task failed: {err}"));
+            tally
+        }));
+    }
     LoadReport {
         connections,
         elapsed: started.elapsed(),
@@ -152,62 +87,67 @@ fn request_bytes(plan: &LoadPlan) -> Vec<u8> {
     head.into_bytes()
 }
 
-/// How one request ended.
-enum Outcome {
-    Ok { keep: bool },
-    TimedOut,
-    Failed(String),
+/// How the server answered one request.
+struct Answer {
+    status: u16,
+    keep: bool,
 }
 
 /// One client connection's loop: request after request on one kept-alive connection, a new
 /// connection after a timeout, an error or a `Connection: close`.
-fn client(port: u16, request: &[u8], timeout: Duration, stop_at: Instant) -> ConnectionTally {
-    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+async fn client(
+    addr: SocketAddr,
+    request: &[u8],
+    timeout: Duration,
+    stop_at: Instant,
+) -> ConnectionTally {
     let mut tally = ConnectionTally::default();
     let mut conn: Option<Conn> = None;
     while Instant::now() < stop_at {
         let sent = Instant::now();
-        let deadline = sent + timeout;
-        let outcome = match conn.as_mut() {
-            Some(c) => c.exchange(request, deadline),
-            None => match TcpStream::connect_timeout(&addr, timeout) {
-                Ok(stream) => {
-                    let _ = stream.set_nodelay(true);
-                    conn.insert(Conn::new(stream)).exchange(request, deadline)
-                }
-                Err(err) if is_timeout(&err) => Outcome::TimedOut,
-                Err(err) => Outcome::Failed(format!("connect: {err}")),
-            },
+        // The deadline covers the connect too, when the connection is new.
+        let exchange = async {
+            if conn.is_none() {
+                let stream = TcpStream::connect(addr).await?;
+                stream.set_nodelay(true)?;
+                conn = Some(Conn::new(stream));
+            }
+            conn.as_mut()
+                .expect("connected above")
+                .exchange(request)
+                .await
         };
-        match outcome {
-            Outcome::Ok { keep } => {
+        let failed = match tokio::time::timeout(timeout, exchange).await {
+            Ok(Ok(Answer { status: 200, keep })) => {
                 tally.ok += 1;
                 tally.latencies.push(sent.elapsed());
                 if !keep {
                     conn = None;
                 }
+                false
             }
-            Outcome::TimedOut => {
+            Ok(Ok(Answer { status, .. })) => {
+                tally.note_error(format!("HTTP status {status}"));
+                true
+            }
+            Ok(Err(err)) => {
+                tally.note_error(err.to_string());
+                true
+            }
+            Err(_) => {
                 tally.timeouts += 1;
                 conn = None;
+                false
             }
-            Outcome::Failed(why) => {
-                tally.errors += 1;
-                tally.first_error.get_or_insert(why);
-                conn = None;
-                // A refused or reset connection fails at once: do not spin on it.
-                thread::sleep(Duration::from_millis(10));
-            }
+        };
+        if failed {
+            conn = None;
+            // A refused or reset connection, or an error page, comes back at once: do not
+            // spin on it.
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
     tally
-}
-
-fn is_timeout(err: &io::Error) -> bool {
-    matches!(
-        err.kind(),
-        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-    )
 }
 
 /// A kept-alive connection and the bytes read past the last response.
@@ -216,71 +156,52 @@ struct Conn {
     buf: Vec<u8>,
 }
 
-/// A response head's parts the client acts on.
-struct Head {
-    status: u16,
-    length: Option<usize>,
-    chunked: bool,
-    close: bool,
-}
-
 impl Conn {
     fn new(stream: TcpStream) -> Self {
         Self {
             stream,
-            buf: Vec::with_capacity(4096),
+            buf: Vec::with_capacity(16 * 1024),
         }
     }
 
-    fn exchange(&mut self, request: &[u8], deadline: Instant) -> Outcome {
-        match self.try_exchange(request, deadline) {
-            Ok(outcome) => outcome,
-            Err(err) if is_timeout(&err) => Outcome::TimedOut,
-            Err(err) => Outcome::Failed(err.to_string()),
-        }
-    }
-
-    fn try_exchange(&mut self, request: &[u8], deadline: Instant) -> io::Result<Outcome> {
-        self.stream.set_write_timeout(Some(remaining(deadline)?))?;
-        self.stream.write_all(request)?;
+    /// Sends `request` and reads its whole response, body skipped.
+    async fn exchange(&mut self, request: &[u8]) -> io::Result<Answer> {
+        self.stream.write_all(request).await?;
         let head_end = loop {
-            if let Some(end) = find(&self.buf, b"\r\n\r\n") {
-                break end + 4;
+            if let Some(end) = http1::head_end(&self.buf) {
+                break end;
             }
-            self.fill(deadline)?;
+            self.fill().await?;
         };
-        let head = parse_head(&self.buf[..head_end])?;
+        let head = http1::parse_head(&self.buf[..head_end])?;
         self.buf.drain(..head_end);
-        if head.chunked {
-            self.skip_chunked(deadline)?;
-        } else {
-            let length = head.length.ok_or_else(|| {
-                io::Error::other("a keep-alive response without Content-Length or chunked body")
-            })?;
-            self.skip(length, deadline)?;
+        match head.framing {
+            Framing::Chunked => self.skip_chunked().await?,
+            Framing::Length(length) => self.skip(length).await?,
+            Framing::Unframed => {
+                return Err(io::Error::other(
+                    "a keep-alive response without Content-Length or a chunked body",
+                ));
+            }
         }
-        if head.status != 200 {
-            return Ok(Outcome::Failed(format!("HTTP status {}", head.status)));
-        }
-        Ok(Outcome::Ok { keep: !head.close })
+        Ok(Answer {
+            status: head.status,
+            keep: !head.close,
+        })
     }
 
-    /// Reads more bytes into the buffer, waiting at most until `deadline`.
-    fn fill(&mut self, deadline: Instant) -> io::Result<()> {
-        self.stream.set_read_timeout(Some(remaining(deadline)?))?;
-        let mut chunk = [0u8; 16 * 1024];
-        let n = self.stream.read(&mut chunk)?;
-        if n == 0 {
+    /// Reads more bytes into the buffer.
+    async fn fill(&mut self) -> io::Result<()> {
+        if self.stream.read_buf(&mut self.buf).await? == 0 {
             return Err(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
                 "the server closed the connection",
             ));
         }
-        self.buf.extend_from_slice(&chunk[..n]);
         Ok(())
     }
 
-    fn skip(&mut self, mut length: usize, deadline: Instant) -> io::Result<()> {
+    async fn skip(&mut self, mut length: usize) -> io::Result<()> {
         loop {
             let n = length.min(self.buf.len());
             self.buf.drain(..n);
@@ -288,30 +209,23 @@ impl Conn {
             if length == 0 {
                 return Ok(());
             }
-            self.fill(deadline)?;
+            self.fill().await?;
         }
     }
 
-    /// Skips a chunked body: `SIZE\r\n DATA\r\n` … `0\r\n\r\n` (no trailers from nginx).
-    fn skip_chunked(&mut self, deadline: Instant) -> io::Result<()> {
+    /// Skips a chunked body: `SIZE\r\n DATA\r\n` … `0\r\n\r\n` (nginx sends no trailers).
+    async fn skip_chunked(&mut self) -> io::Result<()> {
         loop {
             let line_end = loop {
-                if let Some(end) = find(&self.buf, b"\r\n") {
+                if let Some(end) = http1::find(&self.buf, b"\r\n") {
                     break end;
                 }
-                self.fill(deadline)?;
+                self.fill().await?;
             };
-            let line = String::from_utf8_lossy(&self.buf[..line_end]);
-            let size_text = line.split(';').next().unwrap_or_default().trim();
-            let size = usize::from_str_radix(size_text, 16).map_err(|_| {
-                io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!("bad chunk size line {line:?}"),
-                )
-            })?;
+            let size = http1::chunk_size(&self.buf[..line_end])?;
             self.buf.drain(..line_end + 2);
             // The chunk's data and its CRLF; the last chunk is followed by an empty line.
-            self.skip(size + 2, deadline)?;
+            self.skip(size + 2).await?;
             if size == 0 {
                 return Ok(());
             }
@@ -319,74 +233,59 @@ impl Conn {
     }
 }
 
-fn remaining(deadline: Instant) -> io::Result<Duration> {
-    let left = deadline.saturating_duration_since(Instant::now());
-    if left.is_zero() {
-        return Err(io::ErrorKind::TimedOut.into());
-    }
-    Ok(left)
-}
-
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
-}
-
-fn parse_head(raw: &[u8]) -> io::Result<Head> {
-    let text = String::from_utf8_lossy(raw);
-    let mut lines = text.split("\r\n");
-    let status_line = lines.next().unwrap_or_default();
-    let status = status_line
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| {
-            io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("bad status line {status_line:?}"),
-            )
-        })?;
-    let mut head = Head {
-        status,
-        length: None,
-        chunked: false,
-        close: status_line.starts_with("HTTP/1.0"),
-    };
-    for (name, value) in lines.filter_map(|l| l.split_once(':')) {
-        let value = value.trim();
-        if name.eq_ignore_ascii_case("content-length") {
-            head.length = value.parse().ok();
-        } else if name.eq_ignore_ascii_case("transfer-encoding") {
-            head.chunked = value.eq_ignore_ascii_case("chunked");
-        } else if name.eq_ignore_ascii_case("connection") {
-            head.close = value.eq_ignore_ascii_case("close");
-        }
-    }
-    Ok(head)
-}
-
 #[cfg(test)]
 mod tests {
+    use std::io::{Read, Write};
+    use std::net::TcpListener;
+
     use super::*;
 
-    #[test]
-    fn a_chunked_head_is_read() {
-        let head = parse_head(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n").unwrap();
-        assert!(head.chunked && !head.close && head.status == 200);
+    /// A server on one kept-alive connection that answers its requests in turn with a
+    /// chunked body, a Content-Length body, and both (which RFC 9112 frames as chunked).
+    fn serve_mixed_framing() -> u16 {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().unwrap();
+            let answers: [&[u8]; 3] = [
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+                b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc",
+                b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n\
+                  5\r\nabcde\r\n0\r\n\r\n",
+            ];
+            let (mut buf, mut n) = (Vec::new(), 0);
+            let mut chunk = [0u8; 1024];
+            // Ends when the client drops the connection.
+            while let Ok(read @ 1..) = stream.read(&mut chunk) {
+                buf.extend_from_slice(&chunk[..read]);
+                while let Some(end) = http1::head_end(&buf) {
+                    buf.drain(..end);
+                    if stream.write_all(answers[n % answers.len()]).is_err() {
+                        return;
+                    }
+                    n += 1;
+                }
+            }
+        });
+        port
     }
 
     #[test]
-    fn quantiles_are_nearest_rank() {
-        let tally = ConnectionTally {
-            ok: 4,
-            latencies: [4, 1, 3, 2].map(Duration::from_millis).to_vec(),
-            ..ConnectionTally::default()
-        };
-        let report = LoadReport {
-            connections: vec![tally, ConnectionTally::default()],
-            elapsed: Duration::from_secs(1),
-        };
-        assert_eq!(report.latency(0.5), Some(Duration::from_millis(2)));
-        assert_eq!(report.latency(1.0), Some(Duration::from_millis(4)));
-        assert_eq!(report.progressed(), 1);
+    fn one_connection_stays_in_step_across_body_framings() {
+        let report = run(&LoadPlan {
+            port: serve_mixed_framing(),
+            path: "/".into(),
+            headers: vec![("Cookie".into(), "a=b".into())],
+            connections: 1,
+            duration: Duration::from_millis(200),
+            request_timeout: Duration::from_secs(2),
+        });
+        assert!(report.ok() >= 3, "{}", report.summary());
+        assert_eq!(
+            (report.timeouts(), report.errors()),
+            (0, 0),
+            "{:?}",
+            report.first_error()
+        );
     }
 }

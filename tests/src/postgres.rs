@@ -23,6 +23,9 @@ fn pg_bin(program: &str) -> PathBuf {
         .join(program)
 }
 
+/// How long PostgreSQL may take to answer one message of a session.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// A running PostgreSQL server.
 pub struct Postgres {
     dir: PathBuf,
@@ -66,29 +69,35 @@ impl Postgres {
             "-c",
             "fsync=off",
         ]);
-        let server = Running::spawn(
+        let mut server = Running::spawn(
             "postgres",
             &mut postgres,
             &scratch.unique("postgres", "log"),
         );
+        // A server that failed to start fails the wait at once, with its log.
         let socket = dir.join(".s.PGSQL.5432");
         wait::wait_until(
             "PostgreSQL listens",
-            || socket.exists(),
+            || {
+                server.assert_running();
+                socket.exists()
+            },
             Duration::from_secs(30),
         );
-        let postgres = Self {
-            dir,
-            _server: server,
-        };
         // The socket exists before the server takes sessions ("the database system is starting
         // up"): ready means a query answers.
         wait::wait_until(
             "PostgreSQL answers queries",
-            || postgres.try_query("select 1").is_some(),
+            || {
+                server.assert_running();
+                psql(&dir, "select 1").is_some()
+            },
             Duration::from_secs(30),
         );
-        postgres
+        Self {
+            dir,
+            _server: server,
+        }
     }
 
     /// The socket directory (`host` for libpq, `-h` for psql).
@@ -103,11 +112,16 @@ impl Postgres {
 
     /// Opens a session as `postgres` the way any client library does: a StartupMessage
     /// (protocol 3.0) on the unix socket, then the server's first answer, which must be an
-    /// authentication message ('R'). The session lives as long as the stream.
+    /// authentication message ('R'). The session lives as long as the stream, whose reads and
+    /// writes time out after ANSWER_TIMEOUT.
     pub fn session(&self) -> std::os::unix::net::UnixStream {
         use std::io::{Read, Write};
         let mut stream =
             std::os::unix::net::UnixStream::connect(self.socket()).expect("connect to PostgreSQL");
+        stream
+            .set_read_timeout(Some(ANSWER_TIMEOUT))
+            .and_then(|()| stream.set_write_timeout(Some(ANSWER_TIMEOUT)))
+            .expect("set the session's timeouts");
         let mut body = 196_608u32.to_be_bytes().to_vec();
         for part in ["user", "postgres", "database", "postgres"] {
             body.extend_from_slice(part.as_bytes());
@@ -143,14 +157,20 @@ impl Postgres {
     }
 
     fn try_query(&self, sql: &str) -> Option<String> {
-        let mut psql = Command::new("psql");
-        psql.arg("-h")
-            .arg(&self.dir)
-            .args(["-U", "postgres", "-d", "postgres", "-At", "-c", sql]);
-        let finished = run(&mut psql, b"", Duration::from_secs(30));
-        finished
-            .status
-            .success()
-            .then(|| String::from_utf8_lossy(&finished.stdout).trim().to_owned())
+        psql(&self.dir, sql)
     }
+}
+
+/// Runs `sql` with psql on the server whose socket is in `dir`; its output, or `None` if psql
+/// failed.
+fn psql(dir: &Path, sql: &str) -> Option<String> {
+    let mut psql = Command::new("psql");
+    psql.arg("-h")
+        .arg(dir)
+        .args(["-U", "postgres", "-d", "postgres", "-At", "-c", sql]);
+    let finished = run(&mut psql, b"", Duration::from_secs(30));
+    finished
+        .status
+        .success()
+        .then(|| String::from_utf8_lossy(&finished.stdout).trim().to_owned())
 }

@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 
+use crate::wait;
+
 /// A server process that lives until the guard is dropped.
 ///
 /// It runs in a process group of its own, so that dropping the guard (also while a test
@@ -108,7 +110,7 @@ impl Running {
 
     /// Waits up to `timeout` for the process to exit by itself.
     pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
-        crate::wait::wait_for_value(|| self.try_exit(), timeout)
+        wait::wait_for_value(|| self.try_exit(), timeout)
     }
 
     fn pgid(&self) -> Pid {
@@ -228,26 +230,49 @@ fn run_inner(command: &mut Command, stdin: Option<&[u8]>, timeout: Duration) -> 
         }
         thread::sleep(Duration::from_millis(5));
     };
+    // Also after an exit: a process the command left in its group (a grandchild) may hold the
+    // pipes open, and the readers would wait for their end for ever.
+    let _ = killpg(Pid::from_raw(child.id() as i32), Signal::SIGKILL);
     let Some(status) = status else {
-        let _ = killpg(Pid::from_raw(child.id() as i32), Signal::SIGKILL);
         let _ = child.wait();
         let finished = Finished {
+            stdout: join_reader(out, &shown, "stdout"),
+            stderr: join_reader(err, &shown, "stderr"),
             command: shown,
             status: ExitStatus::from_raw(9),
-            stdout: out.join().unwrap_or_default(),
-            stderr: err.join().unwrap_or_default(),
         };
         panic!("still running after {timeout:?}, killed: {finished}");
     };
-    if let Some(writer) = writer {
+    // The writer ignores errors and ends once no one holds the pipe's other end; one that
+    // does not is left behind rather than waited for.
+    if let Some(writer) = writer
+        && wait::wait_for(|| writer.is_finished(), PIPE_GRACE)
+    {
         let _ = writer.join();
     }
     Finished {
+        stdout: join_reader(out, &shown, "stdout"),
+        stderr: join_reader(err, &shown, "stderr"),
         command: shown,
         status,
-        stdout: out.join().expect("stdout reader"),
-        stderr: err.join().expect("stderr reader"),
     }
+}
+
+/// How long the pipes may stay open after the command's group is killed: only a process that
+/// left the group (a daemon in a session of its own) still holds them then.
+const PIPE_GRACE: Duration = Duration::from_secs(5);
+
+/// What a [`drain`] thread read, once the pipe has ended; panics if it does not end within
+/// [`PIPE_GRACE`].
+fn join_reader(reader: thread::JoinHandle<Vec<u8>>, shown: &str, pipe: &str) -> Vec<u8> {
+    assert!(
+        wait::wait_for(|| reader.is_finished(), PIPE_GRACE),
+        "the {pipe} of {shown} is still open {PIPE_GRACE:?} after its process group was \
+         killed: a process outside the group holds it"
+    );
+    reader
+        .join()
+        .unwrap_or_else(|_| panic!("the {pipe} reader"))
 }
 
 fn drain(mut pipe: impl Read + Send + 'static) -> thread::JoinHandle<Vec<u8>> {
@@ -276,4 +301,24 @@ fn truncate(text: &str, max: usize) -> String {
         end -= 1;
     }
     format!("{}… ({} bytes in all)", &text[..end], text.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_grandchild_holding_the_pipes_does_not_hold_up_run() {
+        let started = Instant::now();
+        let mut command = Command::new("/bin/sh");
+        command.args(["-c", "sleep 60 & echo started"]);
+        let finished = run(&mut command, b"", Duration::from_secs(30));
+        finished.assert_success();
+        assert_eq!(finished.stdout_text(), "started\n");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "run waited for the grandchild: {:?}",
+            started.elapsed()
+        );
+    }
 }

@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
+use plexer_tests::procs::running;
 use plexer_tests::{PlexerServe, Scratch, ServeSetup, wait_for, wait_until};
 
 fn plexer(scratch: &Scratch) -> PlexerServe {
@@ -21,13 +22,6 @@ fn generation(plexer: &PlexerServe, account: &str) -> Option<u64> {
         .iter()
         .find(|a| a["account"] == account)
         .and_then(|a| a["generation"].as_u64())
-}
-
-fn alive(pid: u32) -> bool {
-    std::path::Path::new(&format!("/proc/{pid}")).exists()
-        && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .unwrap_or_default()
-            .contains(") Z ")
 }
 
 #[test]
@@ -92,7 +86,7 @@ fn a_removed_account_goes_to_login_after_its_request_in_flight_finished() {
     );
     wait_until(
         "bob's worker stops",
-        || !alive(worker),
+        || !running(worker),
         Duration::from_secs(10),
     );
     let gone = plexer.accounts(&["remove", "bob"]);
@@ -120,7 +114,7 @@ fn a_reload_moves_traffic_to_a_new_generation_and_the_old_one_stops() {
     assert!(generation(&plexer, "bob").unwrap() > first);
     wait_until(
         "the old worker stops",
-        || !alive(before),
+        || !running(before),
         Duration::from_secs(10),
     );
 }

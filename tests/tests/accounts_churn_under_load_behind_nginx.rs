@@ -8,45 +8,15 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
-use plexer_tests::http;
 use plexer_tests::{Nginx, PlexerServe, Scratch, ServeSetup, wait_for};
+use plexer_tests::{http, procs};
 
 const LOAD_FOR: Duration = Duration::from_secs(4);
 const CLIENTS: usize = 4;
 const CHURN_EVERY: Duration = Duration::from_millis(200);
 const ROUNDS: usize = 10;
-
-fn open_fds(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .map(|dir| dir.count())
-        .unwrap_or(0)
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
-        .unwrap_or(0)
-}
-
-/// The plexer's children: its workers.
-fn children(pid: u32) -> usize {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return 0;
-    };
-    entries
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|child| {
-            let stat = std::fs::read_to_string(format!("/proc/{child}/stat")).unwrap_or_default();
-            let ppid = stat
-                .rsplit_once(')')
-                .and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<u32>().ok());
-            ppid == Some(pid)
-        })
-        .count()
-}
+/// How long clients may run past the longest churn, should the stop flag never come.
+const CLIENT_GRACE: Duration = Duration::from_secs(10);
 
 struct Site {
     plexer: PlexerServe,
@@ -59,6 +29,16 @@ struct Phase {
     served: usize,
     rounds: usize,
     failures: Vec<String>,
+}
+
+/// Sets the flag when dropped, so that the client threads stop when the churn ends, also by a
+/// panic: the scope joins them before the panic goes on.
+struct StopOnDrop<'a>(&'a AtomicBool);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
 }
 
 /// Requests to the stable accounts from CLIENTS threads while the accounts churn: at least
@@ -74,12 +54,19 @@ fn load_while_churning(
     let stop = AtomicBool::new(false);
     let served = AtomicUsize::new(0);
     let failures = std::sync::Mutex::new(Vec::new());
+    // The churn stops by 3 × min_for; the clients' own bound only matters if the flag is
+    // never set.
+    let clients_until = Instant::now() + 3 * min_for + CLIENT_GRACE;
     let rounds = std::thread::scope(|s| {
+        let _stop_clients = StopOnDrop(&stop);
         for client in 0..CLIENTS {
             let (stop, served, failures, port) = (&stop, &served, &failures, site.nginx.port);
             s.spawn(move || {
+                let more = |n: usize| {
+                    !stop.load(Ordering::Relaxed) && n < 100_000 && Instant::now() < clients_until
+                };
                 let mut n = client;
-                while !stop.load(Ordering::Relaxed) && n < 100_000 {
+                while more(n) {
                     let (name, cookie) = &stable[n % stable.len()];
                     let path = format!("/load/{client}/{n}");
                     let response = http::get(port, &path, &[("Cookie", cookie)]);
@@ -129,7 +116,6 @@ fn load_while_churning(
         plexer
             .accounts(&["remove", &format!("tmp{}", round - 1)])
             .assert_success();
-        stop.store(true, Ordering::Relaxed);
         round - first_round
     });
     Phase {
@@ -144,11 +130,15 @@ fn load_while_churning(
 fn settled(site: &Site) -> (usize, u64) {
     let pid = site.plexer.pid();
     assert!(
-        wait_for(|| children(pid) == 0, Duration::from_secs(15)),
+        // Unreaped workers count: they are not gone yet.
+        wait_for(
+            || procs::children_of(pid).is_empty(),
+            Duration::from_secs(15)
+        ),
         "the workers did not idle out: {} left",
-        children(pid)
+        procs::children_of(pid).len()
     );
-    (open_fds(pid), rss_kib(pid))
+    (procs::open_fds(pid), procs::rss_kib(pid).unwrap_or(0))
 }
 
 #[test]

@@ -3,7 +3,7 @@
 //! that the shipped lighttpd snippet's `fix-root-scriptname` hands Django the path: the note's
 //! POST to /notes/ reaches the add view, not the list at /.
 
-use plexer_tests::django::{self, DjangoSite, account_shown, csrf_token, sign_in};
+use plexer_tests::django::{DjangoSite, account_shown, csrf_token, sign_in_to_tenant};
 use plexer_tests::{Browser, Lighttpd, Scratch};
 
 #[test]
@@ -13,14 +13,7 @@ fn a_tenant_signs_in_and_adds_a_note_through_lighttpd() {
     let lighttpd = Lighttpd::start(&scratch, &site.plexer.socket);
 
     let mut grace = Browser::new(lighttpd.port);
-    let signed_in = sign_in(&mut grace, "grace", django::PASSWORD);
-    assert_eq!(signed_in.status, 302, "{}", signed_in.text());
-    assert_eq!(signed_in.header("X-Plexer-User"), None, "plexer removes it");
-    assert!(
-        grace
-            .cookie("plexer_account")
-            .is_some_and(|c| c.starts_with("globex.")),
-    );
+    sign_in_to_tenant(&mut grace, "grace", "globex");
 
     let home = grace.get("/");
     assert_eq!(account_shown(&home), "globex");

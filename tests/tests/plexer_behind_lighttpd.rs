@@ -10,31 +10,14 @@
 use std::time::Duration;
 
 use plexer_tests::http::{self, HttpResponse};
-use plexer_tests::{
-    HelloAnswer, Lighttpd, PlexerServe, Scratch, ServeSetup, fnv1a64, pattern_bytes, wait_for,
-};
+use plexer_tests::{HelloAnswer, Lighttpd, fnv1a64, pattern_bytes, wait_for};
 
 const TWENTY_MIB: usize = 20 << 20;
 
-struct Site {
-    _scratch: Scratch,
-    plexer: PlexerServe,
-    lighttpd: Lighttpd,
-}
-
-fn site() -> Site {
-    let scratch = Scratch::new();
-    let plexer = PlexerServe::start(&scratch, ServeSetup::default());
-    let lighttpd = Lighttpd::start(&scratch, &plexer.socket);
-    Site {
-        _scratch: scratch,
-        plexer,
-        lighttpd,
-    }
-}
+type Site = plexer_tests::Site<Lighttpd>;
 
 fn get(site: &Site, path: &str, headers: &[(&str, &str)]) -> (HttpResponse, HelloAnswer) {
-    let response = http::get(site.lighttpd.port, path, headers);
+    let response = http::get(site.port(), path, headers);
     assert_eq!(response.status, 200, "GET {path}: {}", response.text());
     let answer = HelloAnswer::parse(&response.body);
     (response, answer)
@@ -42,7 +25,7 @@ fn get(site: &Site, path: &str, headers: &[(&str, &str)]) -> (HttpResponse, Hell
 
 #[test]
 fn each_request_lands_on_the_account_of_its_cookie() {
-    let site = site();
+    let site = Site::behind_lighttpd();
     let bob = site.plexer.cookie("bob");
     let sue = site.plexer.cookie("sue");
     let mut pids = std::collections::HashMap::new();
@@ -71,7 +54,7 @@ fn each_request_lands_on_the_account_of_its_cookie() {
 
 #[test]
 fn the_login_apps_choice_becomes_a_cookie_that_routes_to_that_account() {
-    let site = site();
+    let site = Site::behind_lighttpd();
     let (response, answer) = get(&site, "/signin?login=bob", &[]);
     assert_eq!(answer.get("account"), "login");
     assert_eq!(
@@ -98,9 +81,9 @@ fn the_login_apps_choice_becomes_a_cookie_that_routes_to_that_account() {
 
 #[test]
 fn a_twenty_mib_upload_is_buffered_by_lighttpd_and_reaches_the_worker_intact() {
-    let site = site();
+    let site = Site::behind_lighttpd();
     let sue = site.plexer.cookie("sue");
-    let port = site.lighttpd.port;
+    let port = site.port();
     let body = pattern_bytes(TWENTY_MIB, 11);
     let expected_fnv = format!("{:016x}", fnv1a64(&body));
     // hello waits 1.5 s before it reads the body, so the upload is still in flight, and
@@ -117,7 +100,7 @@ fn a_twenty_mib_upload_is_buffered_by_lighttpd_and_reaches_the_worker_intact() {
             &body,
         )
     });
-    let upload_dir = &site.lighttpd.upload_dir;
+    let upload_dir = &site.front.upload_dir;
     let buffered = wait_for(
         || std::fs::read_dir(upload_dir).is_ok_and(|mut files| files.next().is_some()),
         Duration::from_secs(10),

@@ -3,20 +3,10 @@
 
 use std::time::Duration;
 
-use plexer_tests::http;
 use plexer_tests::{HelloAnswer, Nginx, PlexerServe, Scratch, ServeSetup, fnv1a64, pattern_bytes};
+use plexer_tests::{http, procs};
 
 const FIFTY_MIB: usize = 50 << 20;
-
-/// Resident memory of a process, in KiB.
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
-        .unwrap()
-}
 
 #[test]
 fn fifty_mib_each_way_pass_with_bounded_memory() {
@@ -42,7 +32,7 @@ fn fifty_mib_each_way_pass_with_bounded_memory() {
     assert!(down.body.starts_with(b"abcdefghijklmnopqrstuvwxyz"));
 
     // The relay holds at most a few high-water marks, not the bodies.
-    let rss = rss_kib(plexer.pid());
+    let rss = procs::rss_kib(plexer.pid()).expect("plexer's VmRSS");
     assert!(
         rss < 40 * 1024,
         "plexer's RSS is {rss} KiB after 100 MiB relayed"

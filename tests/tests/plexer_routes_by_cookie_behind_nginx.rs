@@ -5,27 +5,12 @@
 //! becomes a signed cookie.
 
 use plexer_tests::http::{self, HttpResponse};
-use plexer_tests::{HelloAnswer, Nginx, PlexerServe, Scratch, ServeSetup};
+use plexer_tests::{HelloAnswer, Nginx};
 
-struct Site {
-    _scratch: Scratch,
-    plexer: PlexerServe,
-    nginx: Nginx,
-}
-
-fn site() -> Site {
-    let scratch = Scratch::new();
-    let plexer = PlexerServe::start(&scratch, ServeSetup::default());
-    let nginx = Nginx::start(&scratch, &plexer.socket);
-    Site {
-        _scratch: scratch,
-        plexer,
-        nginx,
-    }
-}
+type Site = plexer_tests::Site<Nginx>;
 
 fn get(site: &Site, path: &str, headers: &[(&str, &str)]) -> (HttpResponse, HelloAnswer) {
-    let response = http::get(site.nginx.port, path, headers);
+    let response = http::get(site.port(), path, headers);
     let answer = HelloAnswer::parse(&response.body);
     (response, answer)
 }
@@ -38,7 +23,7 @@ fn account_of(site: &Site, headers: &[(&str, &str)]) -> String {
 
 #[test]
 fn each_request_lands_on_its_own_accounts_workers_even_alternating() {
-    let site = site();
+    let site = Site::behind_nginx();
     let bob = site.plexer.cookie("bob");
     let sue = site.plexer.cookie("sue");
     let mut pids = std::collections::HashMap::new();
@@ -63,7 +48,7 @@ fn each_request_lands_on_its_own_accounts_workers_even_alternating() {
 
 #[test]
 fn without_a_valid_cookie_requests_go_to_the_login_app() {
-    let site = site();
+    let site = Site::behind_nginx();
     let good = site.plexer.cookie("bob");
     let value = good.strip_prefix("plexer_account=").unwrap();
     let signature = value.rsplit('.').next().unwrap();
@@ -89,7 +74,7 @@ fn without_a_valid_cookie_requests_go_to_the_login_app() {
 
 #[test]
 fn the_login_apps_choice_becomes_a_signed_cookie_that_routes() {
-    let site = site();
+    let site = Site::behind_nginx();
     let (response, answer) = get(&site, "/signin?login=sue", &[]);
     assert_eq!(answer.get("account"), "login");
     assert_eq!(
@@ -114,15 +99,15 @@ fn the_login_apps_choice_becomes_a_signed_cookie_that_routes() {
 
 #[test]
 fn the_status_page_and_ping_are_answered_by_plexer() {
-    let site = site();
+    let site = Site::behind_nginx();
     let bob = site.plexer.cookie("bob");
     get(&site, "/", &[("Cookie", &bob)]);
-    let status = http::get(site.nginx.port, "/plexer-status?json&full", &[]);
+    let status = http::get(site.port(), "/plexer-status?json&full", &[]);
     assert_eq!(status.status, 200, "{}", status.text());
     assert_eq!(status.header("Content-Type"), Some("application/json"));
     let text = status.text();
     assert!(text.contains("\"account\":\"bob\""), "{text}");
     assert!(text.contains("\"workers\":[{\"pid\":"), "{text}");
-    let ping = http::get(site.nginx.port, "/plexer-ping", &[]);
+    let ping = http::get(site.port(), "/plexer-ping", &[]);
     assert_eq!((ping.status, ping.text().trim()), (200, "pong"));
 }

@@ -1,11 +1,10 @@
 //! `plexer serve` binds its socket as the config says (listen_owner, listen_group,
 //! listen_mode), and refuses to take over a socket another running plexer serves.
 
-use std::os::unix::fs::MetadataExt;
 use std::process::Command;
 use std::time::Duration;
 
-use nix::unistd::{Group, User};
+use plexer_tests::ownership::assert_owner_group_mode;
 use plexer_tests::{PlexerServe, Scratch, ServeSetup, build, run};
 
 #[test]
@@ -21,16 +20,8 @@ fn owner_group_and_mode_apply_and_a_live_socket_is_refused() {
             ..ServeSetup::default()
         },
     );
-    let meta = std::fs::metadata(&plexer.socket).unwrap();
-    assert_eq!(meta.mode() & 0o7777, 0o666, "listen_mode from the config");
-    assert_eq!(
-        meta.uid(),
-        User::from_name("nobody").unwrap().unwrap().uid.as_raw()
-    );
-    assert_eq!(
-        meta.gid(),
-        Group::from_name("nogroup").unwrap().unwrap().gid.as_raw()
-    );
+    // listen_mode "0666" comes from the config ServeSetup writes.
+    assert_owner_group_mode(&plexer.socket, "nobody", "nogroup", 0o666);
 
     let mut second = Command::new(build::plexer());
     second.arg("serve").arg("-c").arg(plexer.config_path());

@@ -4,16 +4,18 @@
 //! connection.
 
 use std::net::TcpListener;
-use std::os::unix::fs::MetadataExt;
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
 use nix::sys::signal::{Signal, kill};
-use nix::unistd::{Group, Pid, User};
+use nix::unistd::Pid;
+use plexer_tests::ownership::assert_owner_group_mode;
+// A worker that exited is not running, though it is a child until plexer reaps it.
+use plexer_tests::procs::{children_of, running};
 use plexer_tests::wait::wait_until;
-use plexer_tests::{CgiResponse, HelloAnswer, PlexerRequest, Running, Scratch, build};
+use plexer_tests::{CgiResponse, HelloAnswer, PlexerRequest, Running, Scratch, build, run};
 
 const DEADLINE: Duration = Duration::from_secs(10);
 
@@ -47,37 +49,6 @@ fn get(socket: &Path) -> HelloAnswer {
     let finished = PlexerRequest::new(format!("unix:{}", socket.display()), "/").run();
     finished.assert_success();
     HelloAnswer::parse(&CgiResponse::parse(&finished.stdout).body)
-}
-
-/// The pids whose parent is `parent`, from /proc.
-fn children_of(parent: u32) -> Vec<u32> {
-    let mut children = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        let ppid = stat
-            .rsplit_once(')')
-            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
-            .and_then(|p| p.parse::<u32>().ok());
-        if ppid == Some(parent) {
-            children.push(pid);
-        }
-    }
-    children
-}
-
-/// Gone, or a zombie no one has reaped yet: either way not running.
-fn running(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
-        let state = stat
-            .rsplit_once(')')
-            .and_then(|(_, r)| r.split_whitespace().next());
-        state != Some("Z")
-    })
 }
 
 fn wait_for_workers(spawned: &Running, count: usize) -> Vec<u32> {
@@ -126,16 +97,7 @@ fn the_socket_gets_the_owner_group_and_mode_asked_for() {
         &[&hello()],
     );
     wait_for_workers(&spawned, 1);
-    let meta = std::fs::metadata(&socket).unwrap();
-    assert_eq!(meta.mode() & 0o7777, 0o640);
-    assert_eq!(
-        meta.uid(),
-        User::from_name("nobody").unwrap().unwrap().uid.as_raw()
-    );
-    assert_eq!(
-        meta.gid(),
-        Group::from_name("nogroup").unwrap().unwrap().gid.as_raw()
-    );
+    assert_owner_group_mode(&socket, "nobody", "nogroup", 0o640);
 }
 
 #[test]
@@ -147,16 +109,17 @@ fn a_live_socket_is_refused_and_a_stale_one_replaced() {
     wait_for_workers(&spawned, 1);
     get(&socket);
 
-    let second = Command::new(build::plexer())
+    // Bounded: a second spawn that took the live socket over would run until killed.
+    let mut second = Command::new(build::plexer());
+    second
         .arg("spawn")
         .arg("-s")
         .arg(&socket)
         .arg("--")
-        .arg(hello())
-        .output()
-        .unwrap();
+        .arg(hello());
+    let second = run(&mut second, b"", DEADLINE);
     assert!(!second.status.success());
-    let stderr = String::from_utf8_lossy(&second.stderr);
+    let stderr = second.stderr_text();
     assert!(stderr.contains("is in use by a running server"), "{stderr}");
     get(&socket); // the first one still serves
 }

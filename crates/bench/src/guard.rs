@@ -1,6 +1,7 @@
-//! A server the front benchmark started (nginx, `plexer serve`, `plexer spawn`): in a process
-//! group of its own, its output in a log file, and stopped with its children when the guard is
-//! dropped, also when the benchmark fails.
+//! A server a benchmark started (nginx, `plexer serve`, `plexer spawn`): in a process group of
+//! its own, its output in a log file, and stopped with its children when the guard is dropped,
+//! also when the benchmark fails. Every wait on it has a deadline and fails, with its log, as
+//! soon as it exits.
 
 use std::fs::{self, File};
 use std::io;
@@ -15,6 +16,10 @@ use nix::unistd::Pid;
 
 /// How long a server gets to stop after SIGTERM before its group is killed.
 const STOP_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a server gets to be ready ([`Server::wait_ready`]).
+const READY_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often a wait polls: short, since some waits are what a benchmark measures.
+const POLL: Duration = Duration::from_millis(2);
 
 /// A running server; SIGTERM, then SIGKILL to its process group, on drop.
 #[derive(Debug)]
@@ -42,8 +47,8 @@ impl Server {
         })
     }
 
-    pub fn pid(&self) -> i32 {
-        self.child.id() as i32
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Everything it wrote so far.
@@ -51,34 +56,51 @@ impl Server {
         fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    /// Polls `ready` every 5 ms for up to 10 s; fails with the server's log if it exited or
-    /// never got ready.
-    pub fn wait_ready(&mut self, what: &str, mut ready: impl FnMut() -> bool) -> io::Result<()> {
+    /// Polls `ready` for up to 10 s; fails with the server's log if it exited or never got
+    /// ready.
+    pub fn wait_ready(&mut self, what: &str, ready: impl FnMut() -> bool) -> io::Result<()> {
+        self.wait_until(what, READY_TIMEOUT, ready)
+    }
+
+    /// Polls `cond` for up to `within`; fails with the server's log if it exited first or
+    /// `cond` never held.
+    pub fn wait_until(
+        &mut self,
+        what: &str,
+        within: Duration,
+        mut cond: impl FnMut() -> bool,
+    ) -> io::Result<()> {
         let started = Instant::now();
-        while !ready() {
-            if let Some(status) = self.child.try_wait()? {
+        while !cond() {
+            self.check_running(what)?;
+            if started.elapsed() > within {
                 return Err(io::Error::other(format!(
-                    "{} exited ({status}) before {what}; its log:\n{}",
+                    "{} did not get to {what} within {within:?}; its log:\n{}",
                     self.name,
                     self.log()
                 )));
             }
-            if started.elapsed() > Duration::from_secs(10) {
-                return Err(io::Error::other(format!(
-                    "{} did not get to {what} within 10 s; its log:\n{}",
-                    self.name,
-                    self.log()
-                )));
-            }
-            std::thread::sleep(Duration::from_millis(5));
+            std::thread::sleep(POLL);
         }
         Ok(())
+    }
+
+    /// Fails, with the server's log, if it has exited (`what` is what it did not get to).
+    pub fn check_running(&mut self, what: &str) -> io::Result<()> {
+        match self.child.try_wait()? {
+            None => Ok(()),
+            Some(status) => Err(io::Error::other(format!(
+                "{} exited ({status}) before {what}; its log:\n{}",
+                self.name,
+                self.log()
+            ))),
+        }
     }
 }
 
 impl Drop for Server {
     fn drop(&mut self) {
-        let pid = Pid::from_raw(self.pid());
+        let pid = Pid::from_raw(self.pid() as i32);
         let _ = kill(pid, Signal::SIGTERM);
         let started = Instant::now();
         while started.elapsed() < STOP_TIMEOUT {

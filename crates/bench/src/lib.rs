@@ -15,8 +15,8 @@
 //! Each round trip returns the STDOUT bytes it received, and the benches check that figure on
 //! every iteration, so no side can win by skipping work.
 //!
-//! The process benchmarks (`src/bin/plexer-bench-pool.rs`, `src/bin/plexer-bench-front.rs`)
-//! run real servers instead:
+//! The process benchmarks (`src/bin/plexer-bench-pool.rs`, `src/bin/plexer-bench-front.rs`,
+//! `src/bin/plexer-bench-accounts.rs`) run real servers instead:
 //!
 //! | module | what it holds |
 //! |---|---|
@@ -24,23 +24,28 @@
 //! | [`supervised`] | plexer-prefork's supervisor in this process, with pools of `hello` |
 //! | [`fcgi_get`] | one FastCGI GET with `fastcgi-client`, for both of those |
 //! | [`guard`] | a server process (nginx, `plexer serve`, `plexer spawn`) stopped on drop |
+//! | [`timed_run`] | a command timed to its exit and killed at a deadline (`plexer accounts add`) |
 //! | [`plexer_cli`] | `plexer serve` and `plexer spawn` as processes, with their configs |
 //! | [`nginx`] | nginx in front of one FastCGI socket, with or without upstream keepalive |
-//! | [`http_load`] | a lean HTTP/1.1 load generator: kept-alive connections on one thread |
-//! | [`procs`] | what is read from `/proc`: liveness, children, CPU time |
 //! | [`timing`] | medians and spreads, formatted |
+//! | [`machine`] | the machine a run was on: CPU, cores, kernel, load average |
+//! | [`binaries`] | `plexer` and `hello` as given, or next to the benchmark's binary |
+//!
+//! The HTTP/1.1 load generator and what is read from `/proc` are the tests' own:
+//! `plexer_tests::load` and `plexer_tests::procs`.
 
+pub mod binaries;
 pub mod canned;
 pub mod fcgi_get;
 pub mod guard;
-pub mod http_load;
+pub mod machine;
 pub mod nginx;
 pub mod ours;
 pub mod peers;
 pub mod php_fpm;
 pub mod pipe;
 pub mod plexer_cli;
-pub mod procs;
 pub mod supervised;
+pub mod timed_run;
 pub mod timing;
 pub mod workload;

@@ -3,15 +3,19 @@
 //! plexer's memory and routing cost with 10,000 accounts registered (ondemand, idle) beside
 //! one with 10, both running in the same run and measured in alternating batches.
 //!
-//! `plexer-bench-accounts --plexer target/release/plexer --hello target/release/examples/hello`
-//! prints markdown tables for docs/benchmarks.md.
+//! `plexer-bench-accounts [--plexer PATH] [--hello PATH]` prints markdown tables for
+//! docs/benchmarks.md. `plexer` and `hello` should be release builds; by default they are looked
+//! for next to this binary.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use fastcgi_client::{Client, Params, Request};
+use plexer_bench::binaries;
+use plexer_bench::guard::Server;
+use plexer_bench::timed_run::timed_run;
 use plexer_bench::timing::{Summary, human};
 use plexer_server::account::AccountName;
 use plexer_server::control::client;
@@ -30,6 +34,12 @@ const FILES: usize = 1_000;
 const MANY: usize = 10_000;
 const BATCH: usize = 200;
 const BATCHES: usize = 10;
+/// The longest a plexer may take to load its accounts (10,000 of them at the start).
+const LOAD_TIMEOUT: Duration = Duration::from_secs(120);
+/// The longest one request, or one `plexer accounts add`, may take.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// The longest until an added account serves its first request.
+const FIRST_SERVED_TIMEOUT: Duration = Duration::from_secs(30);
 
 struct Args {
     plexer: PathBuf,
@@ -37,23 +47,29 @@ struct Args {
 }
 
 fn args() -> Args {
-    let mut plexer = PathBuf::from("target/release/plexer");
-    let mut hello = PathBuf::from("target/release/examples/hello");
+    let (mut plexer, mut hello) = (None, None);
     let mut argv = std::env::args().skip(1);
     while let Some(arg) = argv.next() {
         match arg.as_str() {
-            "--plexer" => plexer = argv.next().expect("--plexer PATH").into(),
-            "--hello" => hello = argv.next().expect("--hello PATH").into(),
+            "--plexer" => plexer = Some(argv.next().expect("--plexer PATH").into()),
+            "--hello" => hello = Some(argv.next().expect("--hello PATH").into()),
             other => panic!("unknown argument {other:?}: use --plexer PATH --hello PATH"),
         }
     }
-    Args { plexer, hello }
+    let found = |given, name, build| {
+        binaries::find(given, name, build).unwrap_or_else(|why| panic!("{why}"))
+    };
+    Args {
+        plexer: found(plexer, "plexer", binaries::BUILD_PLEXER),
+        hello: found(hello, "examples/hello", binaries::BUILD_HELLO),
+    }
 }
 
-/// A `plexer serve` in a directory of its own, stopped on drop.
+/// A `plexer serve` in a directory of its own, stopped on drop (its log is in that directory).
 struct Plexer {
+    /// Before `dir`: fields drop in order, so the server stops before its directory goes.
+    server: Server,
     dir: tempfile::TempDir,
-    child: Child,
     keys: Keys,
 }
 
@@ -81,16 +97,16 @@ impl Plexer {
         )
         .unwrap();
         let started = Instant::now();
-        let child = Command::new(&args.plexer)
+        let mut command = Command::new(&args.plexer);
+        command
             .args(["serve", "-c"])
             .arg(root.join("plexer.yaml"))
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .spawn()
-            .expect("start plexer serve");
+            .env("RUST_LOG", "warn");
+        let server = Server::spawn("plexer serve", &mut command, &root.join("plexer.log"))
+            .unwrap_or_else(|err| panic!("{err}"));
         let keys = Keys::load(&root.join("secret")).unwrap();
-        let plexer = Self { dir, child, keys };
-        plexer.wait_for_accounts(accounts + 1, Duration::from_secs(120));
+        let mut plexer = Self { server, dir, keys };
+        plexer.wait_for_accounts(accounts + 1, LOAD_TIMEOUT);
         (plexer, started.elapsed())
     }
 
@@ -106,23 +122,22 @@ impl Plexer {
         self.root().join("plexer.sock")
     }
 
-    fn accounts(&self) -> usize {
-        client::call(&self.control(), &Control::List)
+    /// How many accounts plexer lists (the control client has a read timeout of its own).
+    fn accounts(control: &Path) -> usize {
+        client::call(control, &Control::List)
             .ok()
             .and_then(|r| r.data)
             .and_then(|d| d.as_array().map(Vec::len))
             .unwrap_or(0)
     }
 
-    fn wait_for_accounts(&self, count: usize, within: Duration) {
-        let deadline = Instant::now() + within;
-        while self.accounts() < count {
-            assert!(
-                Instant::now() < deadline,
-                "plexer did not load {count} accounts"
-            );
-            std::thread::sleep(Duration::from_millis(2));
-        }
+    fn wait_for_accounts(&mut self, count: usize, within: Duration) {
+        let control = self.control();
+        self.server
+            .wait_until(&format!("{count} accounts loaded"), within, || {
+                Self::accounts(&control) >= count
+            })
+            .unwrap_or_else(|err| panic!("{err}"));
     }
 
     fn cookie(&self, account: &str) -> String {
@@ -136,23 +151,7 @@ impl Plexer {
     }
 
     fn rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .unwrap_or_default();
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
-            .unwrap_or(0)
-    }
-}
-
-impl Drop for Plexer {
-    fn drop(&mut self) {
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(self.child.id() as i32),
-            nix::sys::signal::Signal::SIGTERM,
-        );
-        let _ = self.child.wait();
+        plexer_tests::procs::rss_kib(self.server.pid()).unwrap_or(0)
     }
 }
 
@@ -164,8 +163,15 @@ fn write_account(root: &Path, name: &str) {
     .unwrap();
 }
 
-/// One GET through plexer with `cookie`; the account hello says it served.
+/// One GET through plexer with `cookie`, within REQUEST_TIMEOUT; the account hello says it
+/// served.
 async fn get(socket: &Path, cookie: &str) -> std::io::Result<String> {
+    tokio::time::timeout(REQUEST_TIMEOUT, get_unbounded(socket, cookie))
+        .await
+        .map_err(|_| std::io::Error::other(format!("no answer within {REQUEST_TIMEOUT:?}")))?
+}
+
+async fn get_unbounded(socket: &Path, cookie: &str) -> std::io::Result<String> {
     let stream = tokio::net::UnixStream::connect(socket).await?;
     let mut params = Params::default()
         .request_method("GET")
@@ -193,11 +199,18 @@ fn runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
-/// Sends GETs for `account` until one lands there.
-fn first_served(rt: &tokio::runtime::Runtime, plexer: &Plexer, account: &str) {
+/// Sends GETs for `account` until one lands there, one right after the other: a pause
+/// between them would count in the time measured.
+fn first_served(rt: &tokio::runtime::Runtime, plexer: &mut Plexer, account: &str) {
     let cookie = plexer.cookie(account);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while rt.block_on(get(&plexer.socket(), &cookie)).ok().as_deref() != Some(account) {
+    let socket = plexer.socket();
+    let deadline = Instant::now() + FIRST_SERVED_TIMEOUT;
+    while rt.block_on(get(&socket, &cookie)).ok().as_deref() != Some(account) {
+        let what = format!("serving {account}");
+        plexer
+            .server
+            .check_running(&what)
+            .unwrap_or_else(|err| panic!("{err}"));
         assert!(Instant::now() < deadline, "{account} never served");
     }
 }
@@ -220,21 +233,21 @@ fn main() {
     let rt = runtime();
 
     // 1. `plexer accounts add` to the first request served, and the command alone.
-    let (plexer, _) = Plexer::start(&args, 10);
+    let (mut plexer, _) = Plexer::start(&args, 10);
     let (mut to_first, mut command) = (Vec::new(), Vec::new());
     for i in 0..ADDS {
         let name = format!("new{i}");
         let started = Instant::now();
-        let status = Command::new(&args.plexer)
-            .args(["accounts", "--control"])
+        let mut add = Command::new(&args.plexer);
+        add.args(["accounts", "--control"])
             .arg(plexer.control())
             .args(["add", &name, "--user", &name])
-            .stdout(Stdio::null())
-            .status()
-            .unwrap();
+            .stdout(Stdio::null());
+        let (status, took) =
+            timed_run(&mut add, REQUEST_TIMEOUT).unwrap_or_else(|err| panic!("{err}"));
         assert!(status.success(), "plexer accounts add {name}");
-        command.push(started.elapsed());
-        first_served(&rt, &plexer, &name);
+        command.push(took);
+        first_served(&rt, &mut plexer, &name);
         to_first.push(started.elapsed());
     }
     table!("| step | runs | median | p90 | max |\n|---|---|---|---|---|");
@@ -258,7 +271,7 @@ fn main() {
             write_account(plexer.root(), &format!("f{round}x{i}"));
         }
         let written = started.elapsed();
-        plexer.wait_for_accounts(11 + ADDS + (round + 1) * FILES, Duration::from_secs(120));
+        plexer.wait_for_accounts(11 + ADDS + (round + 1) * FILES, LOAD_TIMEOUT);
         applied.push(started.elapsed());
         eprintln!(
             "1,000 files: written in {written:?}, applied in {:?}",
@@ -275,9 +288,9 @@ fn main() {
     drop(plexer);
 
     // 3. 10,000 accounts beside 10: memory, start-up, and the routing cost per request.
-    let (small, small_start) = Plexer::start(&args, 10);
-    let (large, large_start) = Plexer::start(&args, MANY);
-    for plexer in [&small, &large] {
+    let (mut small, small_start) = Plexer::start(&args, 10);
+    let (mut large, large_start) = Plexer::start(&args, MANY);
+    for plexer in [&mut small, &mut large] {
         first_served(&rt, plexer, "a7");
     }
     let (mut small_lat, mut large_lat) = (Vec::new(), Vec::new());

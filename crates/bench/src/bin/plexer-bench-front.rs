@@ -20,17 +20,17 @@
 
 use std::error::Error;
 use std::io::{self, Write};
-use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use plexer_bench::http_load::{self, Plan, Report, quantile};
 use plexer_bench::nginx::{self, Nginx};
 use plexer_bench::php_fpm::{self, FpmPm, PhpFpm};
 use plexer_bench::plexer_cli::{self, PlexerProcess};
-use plexer_bench::procs;
 use plexer_bench::timing::human;
+use plexer_bench::{binaries, machine};
+use plexer_tests::load::{self, LoadPlan, LoadReport};
+use plexer_tests::procs;
 
 type Result<T, E = Box<dyn Error>> = std::result::Result<T, E>;
 
@@ -98,35 +98,10 @@ fn parse_args() -> Result<Args> {
         paths[slot] = Some(PathBuf::from(value));
     }
     let [plexer, hello, php_fpm, php_cgi, nginx] = paths;
-    let beside_me = |name: &str| -> Result<PathBuf> {
-        Ok(std::env::current_exe()?
-            .parent()
-            .ok_or("this binary has no directory")?
-            .join(name))
-    };
-    let plexer = match plexer {
-        Some(path) => path,
-        None => beside_me("plexer")?,
-    };
-    let hello = match hello {
-        Some(path) => path,
-        None => beside_me("examples/hello")?,
-    };
-    for (path, build) in [
-        (&plexer, "cargo build --release -p plexer --bin plexer"),
-        (
-            &hello,
-            "cargo build --release -p plexer-fcgi --example hello",
-        ),
-    ] {
-        if !path.is_file() {
-            return Err(format!(
-                "{} does not exist: build it with `{build}`, or pass its path\n{USAGE}",
-                path.display()
-            )
-            .into());
-        }
-    }
+    let with_usage = |why: String| format!("{why}\n{USAGE}");
+    let plexer = binaries::find(plexer, "plexer", binaries::BUILD_PLEXER).map_err(with_usage)?;
+    let hello =
+        binaries::find(hello, "examples/hello", binaries::BUILD_HELLO).map_err(with_usage)?;
     let nginx = nginx.or_else(nginx::find).ok_or(
         "nginx is not installed (none on the PATH or in /usr/sbin): `apt-get install nginx-light`",
     )?;
@@ -186,10 +161,10 @@ impl Running {
         }
     }
 
-    fn pid(&self) -> i32 {
+    fn pid(&self) -> u32 {
         match self {
             Self::Plexer(p) => p.server.pid(),
-            Self::Fpm(f) => f.pid().as_raw(),
+            Self::Fpm(f) => f.pid().as_raw() as u32,
         }
     }
 }
@@ -248,7 +223,15 @@ async fn measure_all(args: &Args, dir: &Path) -> Result<()> {
     let script = dir.join("bench.php");
     std::fs::write(&script, php_fpm::SCRIPT)?;
     let out = &mut io::stdout().lock();
-    writeln!(out, "Machine: {}", machine())?;
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    writeln!(
+        out,
+        "Machine: {}, load average {} at start, Unix time {now}",
+        machine::describe(),
+        machine::load_average()
+    )?;
     writeln!(out, "plexer: {}", args.plexer.display())?;
     writeln!(out, "hello: {}", args.hello.display())?;
     writeln!(
@@ -335,7 +318,11 @@ async fn measure_all(args: &Args, dir: &Path) -> Result<()> {
     }
     print_tables(out, &servers, &results)?;
     // Other work on a shared machine shows here: the figures are only as good as this is low.
-    writeln!(out, "\nLoad average at the end: {}", load_average())?;
+    writeln!(
+        out,
+        "\nLoad average at the end: {}",
+        machine::load_average()
+    )?;
     Ok(())
 }
 
@@ -392,14 +379,15 @@ async fn cell(
     duration: Duration,
 ) -> Result<Cell> {
     let nginx = Nginx::start(&args.nginx, dir, server.socket(), script, keepalive)?;
-    let mut plan = Plan {
-        addr: SocketAddr::from((Ipv4Addr::LOCALHOST, nginx.port)),
+    let mut plan = LoadPlan {
+        port: nginx.port,
         path: "/bench.php?page=2".into(),
+        headers: Vec::new(),
         connections,
         duration: WARM_UP,
         request_timeout: REQUEST_TIMEOUT,
     };
-    let warm = http_load::run(&plan).await;
+    let warm = load::drive(&plan).await;
     if warm.ok() == 0 {
         return Err(format!(
             "no request was answered during the warm-up: {:?}\nnginx's error log:\n{}",
@@ -409,7 +397,7 @@ async fn cell(
         .into());
     }
     plan.duration = duration;
-    let me = std::process::id() as i32;
+    let me = std::process::id();
     let cpu = || {
         [
             procs::cpu_ticks(me).unwrap_or(0),
@@ -418,14 +406,13 @@ async fn cell(
         ]
     };
     let before = cpu();
-    let report = http_load::run(&plan).await;
+    let report = load::drive(&plan).await;
     let after = cpu();
     drop(nginx);
     Ok(summarise(&report, before, after))
 }
 
-fn summarise(report: &Report, before: [u64; 3], after: [u64; 3]) -> Cell {
-    let sorted = report.sorted_latencies();
+fn summarise(report: &LoadReport, before: [u64; 3], after: [u64; 3]) -> Cell {
     let ok = report.ok();
     let spent: Vec<Duration> = (0..3)
         .map(|i| procs::ticks_to_duration(after[i].saturating_sub(before[i])))
@@ -433,8 +420,8 @@ fn summarise(report: &Report, before: [u64; 3], after: [u64; 3]) -> Cell {
     let per_request = |d: Duration| (ok > 0).then(|| d / ok as u32);
     Cell {
         per_second: report.per_second(),
-        p50: quantile(&sorted, 0.5),
-        p99: quantile(&sorted, 0.99),
+        p50: report.latency(0.5),
+        p99: report.latency(0.99),
         timeouts: report.timeouts(),
         errors: report.errors(),
         first_error: report.first_error().map(str::to_owned),
@@ -658,35 +645,6 @@ fn opt(d: Option<Duration>) -> String {
 
 fn on_off(on: bool) -> &'static str {
     if on { "on" } else { "off" }
-}
-
-fn machine() -> String {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|info| {
-            info.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split_once(':'))
-                .map(|(_, model)| model.trim().to_owned())
-        })
-        .unwrap_or_else(|| "unknown CPU".to_owned());
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    format!(
-        "{cpu}, {cores} cores, load average {} at start, Unix time {now}",
-        load_average()
-    )
-}
-
-/// The 1, 5 and 15 minute load averages.
-fn load_average() -> String {
-    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    load.split_whitespace()
-        .take(3)
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 /// The first line a program prints for `flag` (nginx prints its version on stderr).

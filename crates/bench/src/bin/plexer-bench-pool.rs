@@ -27,14 +27,14 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use nix::unistd::Pid;
-use plexer_bench::fcgi_get;
 use plexer_bench::php_fpm::{self, FpmPm, PhpFpm};
-use plexer_bench::procs;
 use plexer_bench::supervised::{self, HelloPool, wait_until};
 use plexer_bench::timing::{Summary, human, ratio};
+use plexer_bench::{binaries, fcgi_get, machine};
 use plexer_prefork::audit::{AuditPolicy, audit_process, shared_db_handles};
 use plexer_prefork::pool::{Pm, PoolSettings};
 use plexer_prefork::supervisor::Supervisor;
+use plexer_tests::procs;
 
 type Result<T, E = Box<dyn Error>> = std::result::Result<T, E>;
 
@@ -90,21 +90,7 @@ fn parse_args() -> Result<Args> {
             }
         }
     }
-    let hello = match hello {
-        Some(path) => path,
-        None => std::env::current_exe()?
-            .parent()
-            .ok_or("this binary has no directory")?
-            .join("examples/hello"),
-    };
-    if !hello.is_file() {
-        return Err(format!(
-            "hello is not at {}: build it with `cargo build --release -p plexer-fcgi --example \
-             hello`, or pass --hello PATH",
-            hello.display()
-        )
-        .into());
-    }
+    let hello = binaries::find(hello, "examples/hello", binaries::BUILD_HELLO)?;
     Ok(Args {
         hello,
         php_fpm: php_fpm.or_else(php_fpm::find),
@@ -256,7 +242,7 @@ async fn measure_all(
     let script = dir.join("index.php");
     std::fs::write(&script, php_fpm::SCRIPT)?;
 
-    writeln!(out, "Machine: {}", machine())?;
+    writeln!(out, "Machine: {}", machine::describe())?;
     writeln!(out, "hello: {}", args.hello.display())?;
     match fpm {
         Ok(program) => writeln!(
@@ -328,23 +314,6 @@ async fn measure_all(
     Ok(())
 }
 
-fn machine() -> String {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|info| {
-            info.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split_once(':'))
-                .map(|(_, model)| model.trim().to_owned())
-        })
-        .unwrap_or_else(|| "unknown CPU".to_owned());
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
-        .map(|s| s.trim().to_owned())
-        .unwrap_or_default();
-    format!("{cpu}, {cores} cores, Linux {kernel}")
-}
-
 fn settings(pm: Pm, max_children: usize) -> PoolSettings {
     PoolSettings {
         pm,
@@ -356,7 +325,7 @@ fn settings(pm: Pm, max_children: usize) -> PoolSettings {
     }
 }
 
-fn pid_in(answer: &[u8]) -> Option<i32> {
+fn pid_in(answer: &[u8]) -> Option<u32> {
     let text = String::from_utf8_lossy(answer);
     let at = text.find("pid: ")?;
     text[at + 5..]
@@ -378,10 +347,10 @@ async fn plexer_cold(supervisor: &Supervisor, hello: &Path, dir: &Path) -> Resul
         settings(Pm::Ondemand { idle_timeout }, 4),
     )?;
     let mut samples = Vec::with_capacity(COLD_RUNS);
-    let mut last: Option<i32> = None;
+    let mut last: Option<u32> = None;
     for run in 0..=COLD_RUNS {
         wait_until("the pool scaled to zero", Duration::from_secs(10), || {
-            pool.pids().is_empty() && last.is_none_or(|pid| !procs::alive(pid))
+            pool.pids().is_empty() && last.is_none_or(|pid| !procs::running(pid))
         })
         .await?;
         let started = Instant::now();
