@@ -7,8 +7,8 @@
 use bytes::{BufMut, BytesMut};
 use tokio_util::codec::{Decoder, Encoder};
 
-use crate::error::Error;
-use crate::protocol::MAX_CONTENT_LEN;
+use crate::error::{Error, UsageError};
+use crate::protocol::Header;
 use crate::record::{Record, check_clean_eof, decode_record};
 
 /// Frames records: decodes whole records, encodes one record per item. Encoding a body over
@@ -36,19 +36,13 @@ impl Encoder<Record> for RecordCodec {
     type Error = Error;
 
     fn encode(&mut self, record: Record, dst: &mut BytesMut) -> Result<(), Error> {
-        if record.body.len() > MAX_CONTENT_LEN {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                format!(
-                    "a record body of {} bytes: one record carries at most 65535",
-                    record.body.len()
-                ),
-            )
-            .into());
-        }
-        let mut outbox = crate::Outbox::new();
-        outbox.push_record(record.record_type, record.request_id, record.body);
-        dst.put(outbox);
+        let len = u16::try_from(record.body.len())
+            .map_err(|_| UsageError::RecordTooLong(record.body.len()))?;
+        let header = Header::new(record.record_type, record.request_id, len);
+        dst.reserve(header.record_len());
+        dst.put_slice(&header.to_bytes());
+        dst.put_slice(&record.body);
+        dst.put_bytes(0, usize::from(header.padding_length));
         Ok(())
     }
 }
@@ -74,5 +68,18 @@ mod tests {
         assert!(codec.decode_eof(&mut wire).unwrap().is_none());
         wire.extend_from_slice(&[1, 6, 0]);
         assert!(codec.decode_eof(&mut wire).is_err());
+    }
+
+    #[test]
+    fn a_body_over_one_record_is_refused_not_split() {
+        let record = Record {
+            record_type: RecordType::Stdout,
+            request_id: 1,
+            body: Bytes::from(vec![0u8; 70_000]),
+        };
+        let mut wire = BytesMut::new();
+        let err = RecordCodec.encode(record, &mut wire).unwrap_err();
+        assert!(err.to_string().contains("at most 65535"), "{err}");
+        assert!(wire.is_empty());
     }
 }
