@@ -285,7 +285,7 @@ impl<S: Read + Write> Request<'_, S> {
         self.stdout_started |= !data.is_empty();
         self.conn
             .protocol
-            .stdout(self.head.id, Bytes::copy_from_slice(data))
+            .stdout_slice(self.head.id, data)
             .map_err(Error::from)?;
         self.flush_when_full()
     }
@@ -294,7 +294,7 @@ impl<S: Read + Write> Request<'_, S> {
     pub fn write_stderr(&mut self, data: &[u8]) -> io::Result<()> {
         self.conn
             .protocol
-            .stderr(self.head.id, Bytes::copy_from_slice(data))
+            .stderr_slice(self.head.id, data)
             .map_err(Error::from)?;
         self.flush_when_full()
     }

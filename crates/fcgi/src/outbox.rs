@@ -170,6 +170,14 @@ impl Outbox {
         }
     }
 
+    /// Like [`push_stream`](Self::push_stream) for borrowed bytes: copied once, into the copy
+    /// buffer, in records of at most 65535 bytes.
+    pub fn push_stream_slice(&mut self, record_type: RecordType, request_id: u16, data: &[u8]) {
+        for piece in data.chunks(MAX_CONTENT_LEN) {
+            self.push_record_slice(record_type, request_id, piece);
+        }
+    }
+
     /// Queues the empty record that ends a stream (§3.3).
     pub fn push_stream_end(&mut self, record_type: RecordType, request_id: u16) {
         self.push_record_slice(record_type, request_id, &[]);

@@ -339,15 +339,37 @@ impl ServerConnection {
         Ok(())
     }
 
+    /// [`stdout`](Self::stdout) for borrowed bytes, copied once into the outbox.
+    pub fn stdout_slice(&mut self, id: u16, data: &[u8]) -> Result<(), UsageError> {
+        self.active_mut(id)?;
+        self.outbox.push_stream_slice(RecordType::Stdout, id, data);
+        Ok(())
+    }
+
     /// Queues error-log bytes for request `id`.
     pub fn stderr(&mut self, id: u16, data: Bytes) -> Result<(), UsageError> {
-        let request = self.active_mut(id)?;
-        if data.is_empty() {
-            return Ok(());
+        if self.open_stderr(id, data.len())? {
+            self.outbox.push_stream(RecordType::Stderr, id, data);
         }
-        request.stderr_used = true;
-        self.outbox.push_stream(RecordType::Stderr, id, data);
         Ok(())
+    }
+
+    /// [`stderr`](Self::stderr) for borrowed bytes, copied once into the outbox.
+    pub fn stderr_slice(&mut self, id: u16, data: &[u8]) -> Result<(), UsageError> {
+        if self.open_stderr(id, data.len())? {
+            self.outbox.push_stream_slice(RecordType::Stderr, id, data);
+        }
+        Ok(())
+    }
+
+    /// Whether `len` bytes of STDERR are to be queued for request `id`; the stream then needs
+    /// its end record when the request ends.
+    fn open_stderr(&mut self, id: u16, len: usize) -> Result<bool, UsageError> {
+        let request = self.active_mut(id)?;
+        if len > 0 {
+            request.stderr_used = true;
+        }
+        Ok(len > 0)
     }
 
     /// Ends request `id` with `app_status` (the CGI exit code): closes its streams, queues
