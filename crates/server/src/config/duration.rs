@@ -4,6 +4,7 @@
 use std::fmt;
 use std::time::Duration;
 
+use serde::de::{self, Visitor};
 use serde::{Deserialize, Deserializer};
 
 /// A duration read from the config.
@@ -52,16 +53,27 @@ impl fmt::Display for Span {
 
 impl<'de> Deserialize<'de> for Span {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Seconds(u64),
-            Text(String),
-        }
-        match Raw::deserialize(deserializer)? {
-            Raw::Seconds(s) => Span::parse(&s.to_string()).map_err(serde::de::Error::custom),
-            Raw::Text(text) => Span::parse(&text).map_err(serde::de::Error::custom),
-        }
+        deserializer.deserialize_any(SpanVisitor)
+    }
+}
+
+/// A number of seconds or a text with its unit; anything else (`1.5`, `-1`, `true`) is named
+/// in the error with what a duration looks like.
+struct SpanVisitor;
+
+impl Visitor<'_> for SpanVisitor {
+    type Value = Span;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a duration: a number and a unit, like 500ms, 30s, 10m, 12h or 1d")
+    }
+
+    fn visit_u64<E: de::Error>(self, seconds: u64) -> Result<Span, E> {
+        Span::parse(&seconds.to_string()).map_err(E::custom)
+    }
+
+    fn visit_str<E: de::Error>(self, text: &str) -> Result<Span, E> {
+        Span::parse(text).map_err(E::custom)
     }
 }
 
@@ -96,5 +108,19 @@ mod tests {
             Span::parse("999999999d"),
             Err("duration \"999999999d\" is over the 365d that any timeout here may be".into())
         );
+    }
+
+    #[test]
+    fn a_config_value_of_another_type_says_what_a_duration_is() {
+        let read = |yaml: &str| serde_yaml::from_str::<Span>(yaml).map_err(|e| e.to_string());
+        assert_eq!(read("30"), Ok(Span(Duration::from_secs(30))));
+        assert_eq!(read("10m"), Ok(Span(Duration::from_secs(600))));
+        for bad in ["1.5", "-1", "true"] {
+            let err = read(bad).unwrap_err();
+            assert!(
+                err.contains("a number and a unit, like 500ms"),
+                "{bad}: {err}"
+            );
+        }
     }
 }
