@@ -6,21 +6,25 @@
 use std::io::Write;
 use std::time::Duration;
 
-use plexer_tests::{Addr, PlexerServe, Scratch, ServeSetup, cgi, wait_until, wire};
+use plexer_tests::{PlexerServe, Scratch, ServeSetup, cgi, wait_until, wire};
 
-/// Sends a request for `uri` as bob and closes the connection before the answer.
-fn send_and_leave(plexer: &PlexerServe, cookie: &str, uri: &str) {
+/// Sends a GET of `uri` with `cookie` and returns the connection, the answer unread.
+fn send(plexer: &PlexerServe, cookie: &str, uri: &str) -> std::os::unix::net::UnixStream {
     let mut params = cgi::params_for("GET", uri, 0);
     params.push(("HTTP_COOKIE".into(), cookie.into()));
     let pairs: Vec<(&str, &str)> = params
         .iter()
         .map(|(n, v)| (n.as_str(), v.as_str()))
         .collect();
-    let mut conn = Addr::Unix(plexer.socket.clone())
-        .connect(Duration::from_secs(5))
-        .unwrap();
+    let mut conn = std::os::unix::net::UnixStream::connect(&plexer.socket).unwrap();
     conn.write_all(&wire::request(1, &pairs, b"", false))
         .unwrap();
+    conn
+}
+
+/// Sends a request for `uri` as bob and closes the connection before the answer.
+fn send_and_leave(plexer: &PlexerServe, cookie: &str, uri: &str) {
+    let _conn = send(plexer, cookie, uri);
     plexer.wait_busy("bob");
 }
 
@@ -75,49 +79,29 @@ fn a_request_whose_client_left_while_it_waited_never_reaches_a_worker() {
     let bob = plexer.cookie("bob");
     let warm = plexer.get(Some(&bob), "/warm").1;
     // The one worker is busy for 800 ms; a second request waits for it, then its client leaves.
-    let busy = std::thread::spawn({
-        let (socket, bob) = (plexer.socket.clone(), bob.clone());
-        move || {
-            let mut params = cgi::params_for("GET", "/busy?sleep=800", 0);
-            params.push(("HTTP_COOKIE".into(), bob));
-            let pairs: Vec<(&str, &str)> = params
-                .iter()
-                .map(|(n, v)| (n.as_str(), v.as_str()))
-                .collect();
-            let mut conn = Addr::Unix(socket).connect(Duration::from_secs(5)).unwrap();
-            wire::exchange(&mut conn, &pairs, b"").unwrap()
-        }
+    std::thread::scope(|s| {
+        let busy = s.spawn(|| plexer.get(Some(&bob), "/busy?sleep=800"));
+        plexer.wait_busy("bob");
+        let conn = send(&plexer, &bob, "/abandoned");
+        wait_until(
+            "the request waits in bob's queue",
+            || {
+                plexer.status_json()["accounts"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|a| a["account"] == "bob" && a["queue"] == 1)
+            },
+            Duration::from_secs(5),
+        );
+        drop(conn);
+        wait_until(
+            "plexer notices the client left",
+            || plexer.log().contains("went away while its request waited"),
+            Duration::from_secs(5),
+        );
+        busy.join().unwrap();
     });
-    plexer.wait_busy("bob");
-    let mut params = cgi::params_for("GET", "/abandoned", 0);
-    params.push(("HTTP_COOKIE".into(), bob.clone()));
-    let pairs: Vec<(&str, &str)> = params
-        .iter()
-        .map(|(n, v)| (n.as_str(), v.as_str()))
-        .collect();
-    let mut conn = Addr::Unix(plexer.socket.clone())
-        .connect(Duration::from_secs(5))
-        .unwrap();
-    conn.write_all(&wire::request(1, &pairs, b"", false))
-        .unwrap();
-    wait_until(
-        "the request waits in bob's queue",
-        || {
-            plexer.status_json()["accounts"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .any(|a| a["account"] == "bob" && a["queue"] == 1)
-        },
-        Duration::from_secs(5),
-    );
-    drop(conn);
-    wait_until(
-        "plexer notices the client left",
-        || plexer.log().contains("went away while its request waited"),
-        Duration::from_secs(5),
-    );
-    busy.join().unwrap();
     // The worker served /warm, /busy and now /next: never /abandoned.
     let next = plexer.get(Some(&bob), "/next").1;
     assert_eq!(next.pid(), warm.pid());
