@@ -30,7 +30,9 @@ use nix::libc;
 use nix::sys::prctl;
 use nix::sys::resource::{Resource, rlim_t, setrlimit};
 use nix::sys::signal::{SigSet, SigmaskHow, Signal, sigprocmask};
-use nix::unistd::{Gid, Group, Pid, Uid, User, chdir, chroot, getppid, setgid, setgroups, setuid};
+use nix::unistd::{
+    Gid, Group, Pid, Uid, User, chdir, chroot, getppid, setgid, setgroups, setsid, setuid,
+};
 
 /// Who a worker runs as.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -188,8 +190,7 @@ pub fn spawn_worker(
     cmd.args(&command.args)
         .stdin(Stdio::from(listener))
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0);
+        .stderr(Stdio::piped());
     if command.clear_env {
         cmd.env_clear();
     }
@@ -198,7 +199,7 @@ pub fn spawn_worker(
     }
     cmd.envs(command.env.iter().map(|(k, v)| (k, v)));
     // SAFETY: `ChildSetup::apply` runs in the forked child before exec. It only calls
-    // async-signal-safe functions (prctl, getppid, sigprocmask, setrlimit, chroot, chdir,
+    // async-signal-safe functions (setsid, prctl, getppid, sigprocmask, setrlimit, chroot, chdir,
     // setgroups, setgid, setuid, close_range/fcntl, _exit) on data prepared in the parent
     // (`setup` is moved in, fully built), and it allocates nothing and takes no lock, so it is
     // sound even though the parent may be multi-threaded.
@@ -303,6 +304,11 @@ impl ChildSetup {
 
     /// Runs in the child. Async-signal-safe calls only; see the SAFETY comment at the call.
     fn apply(&self) -> std::io::Result<()> {
+        // The worker leads a session (and so a process group, which stopping it signals) of
+        // its own: whatever it forks stays in the session even when it moves to a process
+        // group of its own, as flup's prefork children do, so the pool audit still finds it.
+        // (Command::process_group would run first, and setsid refuses a group leader.)
+        setsid()?;
         // Die with the supervisor. If it died between fork and here, the signal will never
         // come, so check the parent is still the one that forked us.
         prctl::set_pdeathsig(Signal::SIGKILL)?;
@@ -422,9 +428,9 @@ mod tests {
     }
 
     #[test]
-    fn chdir_rlimits_and_process_group_apply() {
+    fn chdir_rlimits_and_session_apply() {
         let dir = tempfile::tempdir().unwrap();
-        let mut command = sh("pwd; ulimit -n; ps -o pgid= -p $$; echo $$");
+        let mut command = sh("pwd; ulimit -n; ps -o pgid= -p $$; echo $$; ps -o sid= -p $$");
         command.chdir = Some(dir.path().to_owned());
         command.rlimits = vec![(Resource::RLIMIT_NOFILE, 123)];
         let (out, _) = run(command);
@@ -435,6 +441,7 @@ mod tests {
         );
         assert_eq!(lines[1], "123");
         assert_eq!(lines[2], lines[3], "the worker leads its own process group");
+        assert_eq!(lines[4], lines[3], "and its own session");
     }
 
     #[test]

@@ -1,100 +1,121 @@
 //! The fork-safety audit from outside, for every pool the plexer runs: apps that fork by
 //! themselves (flup's prefork server, any language) cannot be audited before their fork, so
 //! the plexer looks at each pool's processes — the workers and whatever they forked — and
-//! finds one database connection held by two of them. `audit: strict` stops the account until
-//! the operator reloads it, `warn` logs each finding once, `off` skips.
+//! finds one connection held by two of them. A shared database handle stops the account with
+//! `audit: strict` until the operator reloads it; everything else is logged once; `off` skips.
+//! What is found and when it is acted on is `plexer_prefork::audit`'s [`PoolAuditor`].
 
-use std::collections::BTreeSet;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use nix::unistd::Pid;
-use plexer_prefork::audit::{AuditPolicy, processes_by_group, shared_db_handles_each};
+use plexer_prefork::audit::{
+    AuditMode, AuditPolicy, AuditRound, LOOK_EVERY, NoteLog, PoolAuditor, Verdict,
+};
 
 use crate::account::AccountName;
 use crate::accounts::Manager;
-use crate::config::AuditMode;
 use crate::live::Running;
 
-/// How often the pools are looked at: a few /proc reads per process.
-const EVERY: Duration = Duration::from_secs(2);
+/// One generation of one account: a reload starts its audit afresh.
+type PoolKey = (AccountName, u64);
+
+/// A pool being looked at this round, with the audit's memory of it.
+struct Watched {
+    key: PoolKey,
+    running: Arc<Running>,
+    workers: Vec<Pid>,
+    auditor: PoolAuditor,
+    verdicts: Vec<Verdict>,
+}
 
 /// Audits every pool until the task is dropped.
 pub async fn run(manager: Arc<Manager>) {
-    let mut reported = BTreeSet::new();
-    let mut tick = tokio::time::interval(EVERY);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut auditors: HashMap<PoolKey, PoolAuditor> = HashMap::new();
+    let mut notes = NoteLog::default();
     loop {
-        tick.tick().await;
-        let snapshot = manager.state().snapshot();
-        let policy = AuditPolicy::new().declaring(&snapshot.config.audit_databases);
-        // The pools to look at, and their workers (each leads its process group).
-        let pools: Vec<_> = snapshot
-            .running
-            .iter()
-            .filter(|(_, running)| running.audit != AuditMode::Off)
-            .filter_map(|(name, running)| {
-                let groups: Vec<_> = running
-                    .pool()?
-                    .status()
-                    .workers
-                    .iter()
-                    .filter_map(|w| w.pid)
-                    .collect();
-                (!groups.is_empty()).then(|| (name.clone(), Arc::clone(running), groups))
+        let mut pools = watched(&manager, &mut auditors);
+        if !pools.is_empty() {
+            let policy =
+                AuditPolicy::new().declaring(&manager.state().snapshot().config.audit_databases);
+            // /proc is read off the relay's thread: with many pools a round takes a while.
+            let looked = tokio::task::spawn_blocking(move || {
+                let mut round = AuditRound::start();
+                for pool in &mut pools {
+                    pool.verdicts = pool.auditor.look(&mut round, &pool.workers, &policy);
+                }
+                (pools, round.take_notes())
             })
-            .collect();
-        if pools.is_empty() {
-            continue;
+            .await;
+            if let Ok((pools, notes_now)) = looked {
+                for note in notes.first_time(notes_now) {
+                    tracing::warn!("{note}");
+                }
+                for pool in pools {
+                    act(&manager, &pool).await;
+                    auditors.insert(pool.key, pool.auditor);
+                }
+            }
         }
-        // /proc is read off the relay's thread: with many pools a pass takes a while.
-        let audited = tokio::task::spawn_blocking(move || findings(pools, &policy)).await;
-        for (name, running, finding) in audited.unwrap_or_default() {
-            match running.audit {
-                AuditMode::Strict => {
-                    let why = format!("{finding} (audit: strict)");
-                    manager.stop_for_audit(&name, running.generation, why).await;
-                }
-                AuditMode::Warn | AuditMode::Off => {
-                    if reported.insert(finding.clone()) {
-                        tracing::warn!(account = %name, "{finding} (audit: warn)");
-                    }
-                }
+        tokio::time::sleep(next_look(&auditors)).await;
+    }
+}
+
+/// The pools to look at now, each with its auditor taken out of `auditors`; the auditors of
+/// generations that are gone are dropped.
+fn watched(manager: &Manager, auditors: &mut HashMap<PoolKey, PoolAuditor>) -> Vec<Watched> {
+    let snapshot = manager.state().snapshot();
+    let pools: Vec<Watched> = snapshot
+        .running
+        .iter()
+        .filter(|(_, running)| running.audit != AuditMode::Off)
+        .filter_map(|(name, running)| {
+            let workers: Vec<Pid> = running
+                .pool()?
+                .status()
+                .workers
+                .iter()
+                .filter_map(|w| w.pid)
+                .collect();
+            let key = (name.clone(), running.generation);
+            let auditor = auditors
+                .remove(&key)
+                .unwrap_or_else(|| PoolAuditor::new(running.audit));
+            (!workers.is_empty()).then(|| Watched {
+                key,
+                running: Arc::clone(running),
+                workers,
+                auditor,
+                verdicts: Vec::new(),
+            })
+        })
+        .collect();
+    auditors.clear();
+    pools
+}
+
+async fn act(manager: &Manager, pool: &Watched) {
+    let (name, generation) = &pool.key;
+    for verdict in &pool.verdicts {
+        match verdict {
+            Verdict::Stop(finding) => {
+                let why = format!("{finding} (audit: strict)");
+                manager.stop_for_audit(name, *generation, why).await;
+                return;
+            }
+            Verdict::Warn(finding) => {
+                tracing::warn!(account = %name, "{finding} (audit: {})", pool.running.audit);
             }
         }
     }
 }
 
-/// The pools whose processes share a database connection, each with its first finding: one
-/// pass over /proc for the processes, one read of the socket tables for all pools.
-fn findings(
-    pools: Vec<(AccountName, Arc<Running>, Vec<Pid>)>,
-    policy: &AuditPolicy,
-) -> Vec<(AccountName, Arc<Running>, String)> {
-    let all: Vec<_> = pools
-        .iter()
-        .flat_map(|(_, _, g)| g.iter().copied())
-        .collect();
-    let mut by_group = processes_by_group(&all);
-    let sets: Vec<Vec<Pid>> = pools
-        .iter()
-        .map(|(_, _, groups)| {
-            groups
-                .iter()
-                .flat_map(|g| by_group.remove(g).unwrap_or_default())
-                .collect()
-        })
-        .collect();
-    let audited = shared_db_handles_each(&sets, policy);
-    pools
-        .into_iter()
-        .zip(audited)
-        .filter_map(|((name, running, _), shared)| match shared {
-            Ok(shared) => Some((name, running, shared.first()?.to_string())),
-            Err(err) => {
-                tracing::debug!(error = %err, "audit skipped this round");
-                None
-            }
-        })
-        .collect()
+/// Soon when any pool has something awaiting a second look.
+fn next_look(auditors: &HashMap<PoolKey, PoolAuditor>) -> Duration {
+    auditors
+        .values()
+        .map(PoolAuditor::next_look)
+        .min()
+        .unwrap_or(LOOK_EVERY)
 }

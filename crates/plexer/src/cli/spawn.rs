@@ -18,7 +18,6 @@
 //! address; a unix socket gets mode 0660 unless `-M` says otherwise; `-P` holds plexer's own pid
 //! (the process to signal), not the workers'.
 
-use std::collections::BTreeSet;
 use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
@@ -27,9 +26,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use clap::{Args, ValueEnum};
+use clap::Args;
+use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
 use nix::unistd::Pid;
-use plexer_prefork::audit::{AuditPolicy, TcpEndpoint, processes_in_groups, shared_db_handles};
+use plexer_prefork::audit::{
+    AuditMode, AuditPolicy, AuditRound, NoteLog, PoolAuditor, TcpEndpoint, Verdict,
+};
 use plexer_prefork::listen::{self, SocketAccess, parse_mode};
 use plexer_prefork::pool::{MIN_LIFETIME, Pm, PoolSettings, PoolState};
 use plexer_prefork::spawn::{Identity, WorkerCommand};
@@ -38,8 +40,6 @@ use tokio::signal::unix::{SignalKind, signal};
 
 /// How long a graceful stop (SIGTERM, SIGINT) lets requests in flight finish.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
-/// How often the audit looks at the application's processes (a few /proc reads per process).
-const AUDIT_EVERY: Duration = Duration::from_secs(2);
 
 #[derive(Debug, Args)]
 pub(crate) struct SpawnArgs {
@@ -84,7 +84,7 @@ pub(crate) struct SpawnArgs {
     #[arg(long, value_name = "N")]
     max_requests: Option<u64>,
     /// What to do when the application's processes share a database connection.
-    #[arg(long, value_enum, default_value_t = AuditMode::Strict)]
+    #[arg(long, default_value = "strict", value_parser = audit_modes())]
     audit: AuditMode,
     /// Also counts connections to this endpoint as database handles (repeatable): a port
     /// (6432) or an address (10.0.0.5:6432).
@@ -95,14 +95,18 @@ pub(crate) struct SpawnArgs {
     command: Vec<String>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub(crate) enum AuditMode {
-    /// Stop the workers and exit with the reason.
-    Strict,
-    /// Log the finding and go on.
-    Warn,
-    /// Do not look.
-    Off,
+/// `--audit`'s values, each with what it does.
+fn audit_modes() -> impl TypedValueParser<Value = AuditMode> {
+    let value = |mode: AuditMode, help: &'static str| PossibleValue::new(mode.as_str()).help(help);
+    PossibleValuesParser::new([
+        value(
+            AuditMode::Strict,
+            "Stop the workers and exit with the reason",
+        ),
+        value(AuditMode::Warn, "Log the finding and go on"),
+        value(AuditMode::Off, "Do not look"),
+    ])
+    .map(|name| name.parse().expect("one of the possible values"))
 }
 
 pub(crate) fn run(args: SpawnArgs) -> anyhow::Result<ExitCode> {
@@ -132,13 +136,13 @@ pub(crate) fn run(args: SpawnArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()?;
     let policy = AuditPolicy::new().declaring(&args.databases);
-    let audit = (args.audit != AuditMode::Off).then_some((args.audit, policy));
+    let auditor = PoolAuditor::new(args.audit);
     let code = runtime.block_on(supervise(
         settings,
         command,
         listener,
         args.socket.as_deref(),
-        audit,
+        (auditor, policy),
     ));
     if let Some(pidfile) = &args.pidfile {
         let _ = std::fs::remove_file(pidfile);
@@ -154,7 +158,7 @@ async fn supervise(
     command: WorkerCommand,
     listener: OwnedFd,
     socket_path: Option<&Path>,
-    audit: Option<(AuditMode, AuditPolicy)>,
+    (mut auditor, policy): (PoolAuditor, AuditPolicy),
 ) -> anyhow::Result<ExitCode> {
     let supervisor = Supervisor::start()?;
     let name = command
@@ -178,8 +182,8 @@ async fn supervise(
     let mut user1 = signal(SignalKind::user_defined1())?;
     // Workers replaced by a SIGHUP, finishing their requests; a graceful stop waits for them.
     let mut retiring = Vec::new();
-    let mut audit_tick = tokio::time::interval(AUDIT_EVERY);
-    let mut warned = BTreeSet::new();
+    let mut next_look = tokio::time::Instant::now();
+    let mut notes = NoteLog::default();
     // New clients are turned away at once (no socket file) while the workers finish.
     let unlink = || {
         if let Some(path) = socket_path {
@@ -217,21 +221,21 @@ async fn supervise(
             _ = user1.recv() => {
                 tracing::info!(pool = pool.name(), "SIGUSR1: logs go to stderr; nothing to reopen");
             }
-            _ = audit_tick.tick() => {
+            _ = tokio::time::sleep_until(next_look) => {
                 if let PoolState::Failed { reason } = pool.status().state {
                     stop(&pool, Duration::ZERO, "a crash loop").await?;
                     bail!("the workers keep failing: {reason}");
                 }
-                let finding = audit
-                    .as_ref()
-                    .and_then(|(mode, policy)| Some((*mode, audit_pool(&pool, policy, &mut warned)?)));
-                if let Some((mode, finding)) = finding {
-                    if mode == AuditMode::Strict {
-                        stop(&pool, Duration::ZERO, "the fork-safety audit").await?;
-                        bail!("{finding} (audit: strict stopped the workers)");
+                for verdict in audit_pool(&pool, &policy, &mut auditor, &mut notes) {
+                    match verdict {
+                        Verdict::Stop(finding) => {
+                            stop(&pool, Duration::ZERO, "the fork-safety audit").await?;
+                            bail!("{finding} (audit: strict stopped the workers)");
+                        }
+                        Verdict::Warn(finding) => tracing::warn!(pool = pool.name(), "{finding}"),
                     }
-                    tracing::warn!(pool = pool.name(), "{finding}");
                 }
+                next_look = tokio::time::Instant::now() + auditor.next_look();
             }
         }
     }
@@ -268,26 +272,23 @@ async fn stop(pool: &PoolHandle, timeout: Duration, why: &str) -> anyhow::Result
     Ok(ExitCode::SUCCESS)
 }
 
-/// A new finding of one database connection shared by the application's processes: the
-/// workers and whatever they forked (their process groups).
+/// One look at the application's processes: the workers and whatever they forked.
 fn audit_pool(
     pool: &PoolHandle,
     policy: &AuditPolicy,
-    reported: &mut BTreeSet<String>,
-) -> Option<String> {
-    let groups: Vec<Pid> = pool.status().workers.iter().filter_map(|w| w.pid).collect();
-    let pids = processes_in_groups(&groups);
-    let shared = match shared_db_handles(&pids, policy) {
-        Ok(shared) => shared,
-        Err(err) => {
-            tracing::debug!(error = %err, "audit skipped this round");
-            return None;
-        }
-    };
-    shared
-        .into_iter()
-        .map(|handle| handle.to_string())
-        .find(|message| reported.insert(message.clone()))
+    auditor: &mut PoolAuditor,
+    notes: &mut NoteLog,
+) -> Vec<Verdict> {
+    if auditor.mode() == AuditMode::Off {
+        return Vec::new();
+    }
+    let workers: Vec<Pid> = pool.status().workers.iter().filter_map(|w| w.pid).collect();
+    let mut round = AuditRound::start();
+    let verdicts = auditor.look(&mut round, &workers, policy);
+    for note in notes.first_time(round.take_notes()) {
+        tracing::warn!(pool = pool.name(), "{note}");
+    }
+    verdicts
 }
 
 /// Binds the socket the web server connects to, as spawn-fcgi does: a live unix socket is

@@ -1,10 +1,10 @@
 //! Walks `/proc/PID/fd` and classifies every descriptor.
 //!
-//! For the audit's own process, sockets are asked directly (`getsockname`, `getpeername`),
-//! which is the only way to learn a unix client's peer. Whether a socket listens, and whether
-//! it is TCP or UDP, comes from the kernel's tables in both cases: `SO_ACCEPTCONN` and
-//! `SO_PROTOCOL` need a `BorrowedFd`, which cannot be made from a number without `unsafe`, and
-//! the tables say the same thing. For another process everything comes from the tables.
+//! Sockets are classified from what the kernel says of them ([`super::socket_tables`]):
+//! protocol, state, addresses, and the socket at the other end. The audit's own sockets are
+//! also asked directly (`getsockname`, `getpeername`) where the tables may be stale or say
+//! less; `SO_ACCEPTCONN` and `SO_PROTOCOL` would need a `BorrowedFd`, which cannot be made
+//! from a number without `unsafe`, and the tables say the same thing.
 
 use std::collections::HashSet;
 use std::io;
@@ -12,20 +12,17 @@ use std::net::SocketAddr;
 use std::os::fd::RawFd;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
-use std::rc::Rc;
 
 use nix::errno::Errno;
 use nix::sys::socket::{SockaddrLike, SockaddrStorage, UnixAddr, getpeername, getsockname};
 use nix::sys::stat::{major, minor};
 use nix::unistd::Pid;
 
-use super::descriptor::{Descriptor, DescriptorKind, Identity, UnixName};
+use super::descriptor::{Descriptor, DescriptorKind, FarEnd, Identity, UnixName};
 use super::error::AuditError;
 use super::proc_locks::{LockedFile, posix_locks_held_by};
-use super::proc_net::{
-    InetEntry, SocketTables, TCP_CLOSE, TCP_LISTEN, TableCache, UNIX_ACCEPTCON, UNIX_CONNECTED,
-    UnixEntry,
-};
+use super::proc_net::{InetEntry, SocketKind, TCP_CLOSE, TCP_LISTEN, UnixEntry, UnixState};
+use super::socket_tables::{Protocol, SocketTables, TableCache, Wanted};
 use super::sqlite::{self, Header};
 
 /// The process being audited.
@@ -60,7 +57,8 @@ pub(crate) fn descriptors(
 ) -> Result<Vec<Descriptor>, AuditError> {
     let fd_dir = target.proc_dir.join("fd");
     let links = read_links(target, &fd_dir)?;
-    let tables = socket_tables(target, &links, cache)?;
+    let empty = SocketTables::default();
+    let tables = socket_tables(target, &fd_dir, &links, cache, &empty)?;
     let locked = if target.own {
         own_posix_locks(target.pid)
     } else {
@@ -71,7 +69,7 @@ pub(crate) fn descriptors(
     let mut descriptors = Vec::with_capacity(links.len());
     for (fd, link) in links {
         let fd_path = fd_dir.join(fd.to_string());
-        if let Some(descriptor) = classify(target, fd, &link, &fd_path, &tables, locked.as_ref()) {
+        if let Some(descriptor) = classify(target, fd, &link, &fd_path, tables, locked.as_ref()) {
             descriptors.push(descriptor);
         }
     }
@@ -85,34 +83,64 @@ pub(crate) fn sockets(
     target: &Target,
     cache: &mut TableCache,
 ) -> Result<Vec<Descriptor>, AuditError> {
-    let links = read_links(target, &target.proc_dir.join("fd"))?;
-    let tables = socket_tables(target, &links, cache)?;
+    let fd_dir = target.proc_dir.join("fd");
+    let links = read_links(target, &fd_dir)?;
+    let empty = SocketTables::default();
+    let tables = socket_tables(target, &fd_dir, &links, cache, &empty)?;
     Ok(links
         .iter()
-        .filter_map(|(fd, link)| Some(socket_descriptor(target, *fd, socket_inode(link)?, &tables)))
+        .filter_map(|(fd, link)| Some(socket_descriptor(target, *fd, socket_inode(link)?, tables)))
         .collect())
 }
 
-fn socket_tables(
+/// Classifies only the descriptors `fds` of a process whose links were read before
+/// (`links`): the sockets a pool's processes share, say.
+pub(crate) fn some_descriptors(
     target: &Target,
     links: &[(RawFd, String)],
     cache: &mut TableCache,
-) -> Result<Rc<SocketTables>, AuditError> {
-    let inodes: Vec<u64> = links
+) -> Result<Vec<Descriptor>, AuditError> {
+    let fd_dir = target.proc_dir.join("fd");
+    let empty = SocketTables::default();
+    let tables = socket_tables(target, &fd_dir, links, cache, &empty)?;
+    let no_locks = HashSet::new();
+    Ok(links
         .iter()
-        .filter_map(|(_, link)| socket_inode(link))
+        .filter_map(|(fd, link)| {
+            let fd_path = fd_dir.join(fd.to_string());
+            classify(target, *fd, link, &fd_path, tables, Some(&no_locks))
+        })
+        .collect())
+}
+
+fn socket_tables<'a>(
+    target: &Target,
+    fd_dir: &Path,
+    links: &[(RawFd, String)],
+    cache: &'a mut TableCache,
+    empty: &'a SocketTables,
+) -> Result<&'a SocketTables, AuditError> {
+    let wanted: Vec<Wanted> = links
+        .iter()
+        .filter_map(|(fd, link)| {
+            let inode = socket_inode(link)?;
+            Some((inode, Protocol::of(&fd_dir.join(fd.to_string()))))
+        })
         .collect();
-    if inodes.is_empty() {
-        Ok(Rc::new(SocketTables::default()))
+    if wanted.is_empty() {
+        Ok(empty)
     } else {
-        cache.tables(&target.proc_dir, &inodes)
+        cache.tables(&target.proc_dir, &wanted)
     }
 }
 
 /// Lists the descriptors and reads every link before anything else is opened, so that the
 /// directory handle of the listing, and whatever the audit opens later, never appear as the
 /// audited process's own: the listing's handle is closed by then and its link is gone.
-fn read_links(target: &Target, fd_dir: &Path) -> Result<Vec<(RawFd, String)>, AuditError> {
+pub(crate) fn read_links(
+    target: &Target,
+    fd_dir: &Path,
+) -> Result<Vec<(RawFd, String)>, AuditError> {
     let list_failed = |source| AuditError::ListDescriptors {
         pid: target.pid,
         path: fd_dir.to_owned(),
@@ -141,7 +169,7 @@ fn own_posix_locks(pid: Pid) -> Option<HashSet<LockedFile>> {
     posix_locks_held_by(&text, pid.as_raw())
 }
 
-fn socket_inode(link: &str) -> Option<u64> {
+pub(crate) fn socket_inode(link: &str) -> Option<u64> {
     link.strip_prefix("socket:[")?
         .strip_suffix(']')?
         .parse()
@@ -156,12 +184,7 @@ fn classify(
     tables: &SocketTables,
     locked: Option<&HashSet<LockedFile>>,
 ) -> Option<Descriptor> {
-    let simple = |kind| Descriptor {
-        fd,
-        kind,
-        identity: None,
-        header: Header::Unread,
-    };
+    let simple = |kind| Descriptor::new(fd, kind);
     if let Some(inode) = socket_inode(link) {
         return Some(socket_descriptor(target, fd, inode, tables));
     }
@@ -190,11 +213,11 @@ fn classify(
 }
 
 fn socket_descriptor(target: &Target, fd: RawFd, inode: u64, tables: &SocketTables) -> Descriptor {
+    let (kind, far_end) = classify_socket(target, fd, inode, tables);
     Descriptor {
-        fd,
-        kind: classify_socket(target, fd, inode, tables),
         identity: Some(Identity::Socket(inode)),
-        header: Header::Unread,
+        far_end,
+        ..Descriptor::new(fd, kind)
     }
 }
 
@@ -214,14 +237,7 @@ fn classify_path(
         Ok(meta) => meta,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return None,
         // Not allowed to look: keep what the link says, and let the name decide.
-        Err(_) => {
-            return Some(Descriptor {
-                fd,
-                kind: DescriptorKind::File { path, deleted },
-                identity: None,
-                header: Header::Unread,
-            });
-        }
+        Err(_) => return Some(Descriptor::new(fd, DescriptorKind::File { path, deleted })),
     };
     let file_type = meta.file_type();
     let kind = if file_type.is_file() {
@@ -249,13 +265,12 @@ fn classify_path(
         Header::Unread
     };
     Some(Descriptor {
-        fd,
-        kind,
         identity: Some(Identity::File {
             dev: meta.dev(),
             ino: meta.ino(),
         }),
         header,
+        ..Descriptor::new(fd, kind)
     })
 }
 
@@ -264,70 +279,101 @@ fn classify_socket(
     fd: RawFd,
     inode: u64,
     tables: &SocketTables,
-) -> DescriptorKind {
-    if let Some(entry) = tables.tcp.get(&inode) {
-        return classify_tcp(target, fd, entry);
+) -> (DescriptorKind, Option<FarEnd>) {
+    if let Some(entry) = tables.tcp(inode) {
+        return classify_tcp(target, fd, entry, tables);
     }
-    if let Some(entry) = tables.udp.get(&inode) {
+    if let Some(entry) = tables.udp(inode) {
         let peer = match target.own {
             true => own_inet_peer(fd).ok(),
             false => (entry.remote.port() != 0).then_some(entry.remote),
         };
-        return DescriptorKind::Udp {
+        let kind = DescriptorKind::Udp {
             local: entry.local,
             peer,
         };
+        return (kind, None);
     }
-    if let Some(entry) = tables.unix.get(&inode) {
-        return classify_unix(target, fd, entry);
+    if let Some(entry) = tables.unix(inode) {
+        return classify_unix(target, fd, entry, tables);
     }
-    if tables.ambiguous_unix.contains(&inode) {
-        return classify_ambiguous_unix(target, fd, inode);
+    if tables.is_ambiguous_unix(inode) {
+        return (classify_ambiguous_unix(target, fd, inode), None);
     }
     let family = target
         .own
         .then(|| getsockname::<SockaddrStorage>(fd).ok()?.family())
         .flatten()
         .map(|family| format!("{family:?}"));
-    DescriptorKind::OtherSocket { inode, family }
+    (DescriptorKind::OtherSocket { inode, family }, None)
 }
 
-fn classify_tcp(target: &Target, fd: RawFd, entry: &InetEntry) -> DescriptorKind {
+fn classify_tcp(
+    target: &Target,
+    fd: RawFd,
+    entry: &InetEntry,
+    tables: &SocketTables,
+) -> (DescriptorKind, Option<FarEnd>) {
     if entry.state == TCP_LISTEN {
-        return DescriptorKind::TcpListener { local: entry.local };
+        return (DescriptorKind::TcpListener { local: entry.local }, None);
     }
-    if target.own {
+    let (local, peer) = if target.own {
         let local = own_inet_name(fd).unwrap_or(entry.local);
-        return match own_inet_peer(fd) {
-            Ok(peer) => DescriptorKind::TcpConnection { local, peer },
-            Err(_) => DescriptorKind::TcpUnconnected { local },
-        };
-    }
-    // A socket in CLOSE with no peer was never connected; every other state (including
-    // CLOSE_WAIT, a connection the server already ended) still holds one.
-    if entry.state == TCP_CLOSE && entry.remote.port() == 0 {
-        DescriptorKind::TcpUnconnected { local: entry.local }
-    } else {
-        DescriptorKind::TcpConnection {
-            local: entry.local,
-            peer: entry.remote,
+        match own_inet_peer(fd) {
+            Ok(peer) => (local, peer),
+            Err(_) => return (DescriptorKind::TcpUnconnected { local }, None),
         }
-    }
+    } else if entry.state == TCP_CLOSE && entry.remote.port() == 0 {
+        // A socket in CLOSE with no peer was never connected; every other state (including
+        // CLOSE_WAIT, a connection the server already ended) still holds one.
+        return (DescriptorKind::TcpUnconnected { local: entry.local }, None);
+    } else {
+        (entry.local, entry.remote)
+    };
+    let far_end = tables.tcp_far_end(local, peer).map(|far| FarEnd {
+        inode: far.inode,
+        uid: far.uid,
+    });
+    (DescriptorKind::TcpConnection { local, peer }, far_end)
 }
 
-fn classify_unix(target: &Target, fd: RawFd, entry: &UnixEntry) -> DescriptorKind {
+fn classify_unix(
+    target: &Target,
+    fd: RawFd,
+    entry: &UnixEntry,
+    tables: &SocketTables,
+) -> (DescriptorKind, Option<FarEnd>) {
     let local = entry.name.clone();
-    if entry.flags & UNIX_ACCEPTCON != 0 {
-        return DescriptorKind::UnixListener { name: local };
+    if entry.state == UnixState::Listening {
+        return (DescriptorKind::UnixListener { name: local }, None);
     }
-    if target.own {
-        return own_unix(fd, local);
-    }
-    if entry.state == UNIX_CONNECTED {
-        DescriptorKind::UnixConnection { local, peer: None }
-    } else {
-        DescriptorKind::UnixUnconnected { local }
-    }
+    let far = entry.peer.map(|inode| FarEnd {
+        inode,
+        uid: tables.unix(inode).and_then(|peer| peer.uid),
+    });
+    // sock_diag names the peer by its socket; without it, only a socket's own holder can ask.
+    let peer_name = || match entry.peer.and_then(|inode| tables.unix(inode)) {
+        Some(peer) => Some(peer.name.clone()),
+        None if target.own => getpeername::<UnixAddr>(fd)
+            .ok()
+            .map(|peer| unix_name(&peer)),
+        None => None,
+    };
+    let kind = match (entry.kind, entry.state) {
+        (SocketKind::Datagram, _) => DescriptorKind::UnixDatagram {
+            local,
+            peer: peer_name(),
+        },
+        (_, UnixState::Connected) => DescriptorKind::UnixConnection {
+            local,
+            peer: peer_name(),
+        },
+        // /proc/net/unix may list the audit's own connected socket as unconnected only in a
+        // race; asking it settles that.
+        _ if target.own => own_unix(fd, local),
+        _ => DescriptorKind::UnixUnconnected { local },
+    };
+    (kind, far)
 }
 
 /// A unix socket the table lists twice, so that neither record can be trusted. The audit's

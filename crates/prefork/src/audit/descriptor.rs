@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::os::fd::RawFd;
 use std::path::PathBuf;
 
+use super::local_peer::LocalPeer;
 use super::sqlite::Header;
 
 /// An open descriptor of the audited process.
@@ -15,9 +16,24 @@ pub struct Descriptor {
     /// What two processes holding "the same" handle have in common.
     pub(crate) identity: Option<Identity>,
     pub(crate) header: Header,
+    /// For a connection on this host: the socket at the other end.
+    pub(crate) far_end: Option<FarEnd>,
+    /// Who answers at that end, once looked up.
+    pub(crate) peer: Option<LocalPeer>,
 }
 
 impl Descriptor {
+    pub(crate) fn new(fd: RawFd, kind: DescriptorKind) -> Self {
+        Descriptor {
+            fd,
+            kind,
+            identity: None,
+            header: Header::Unread,
+            far_end: None,
+            peer: None,
+        }
+    }
+
     pub fn fd(&self) -> RawFd {
         self.fd
     }
@@ -25,12 +41,40 @@ impl Descriptor {
     pub fn kind(&self) -> &DescriptorKind {
         &self.kind
     }
+
+    /// The process on this host at the other end of a connection, where it could be found.
+    pub fn peer(&self) -> Option<&LocalPeer> {
+        self.peer.as_ref()
+    }
+
+    /// A connection a conversation runs over: a TCP connection, or a connected unix stream or
+    /// sequenced-packet socket. Only these can be shared to ill effect; listening sockets
+    /// and datagram sockets (syslog) can be shared safely.
+    pub(crate) fn is_connection(&self) -> bool {
+        matches!(
+            self.kind,
+            DescriptorKind::TcpConnection { .. } | DescriptorKind::UnixConnection { .. }
+        )
+    }
 }
 
 impl fmt::Display for Descriptor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "fd {}: {}", self.fd, self.kind)
+        write!(f, "fd {}: {}", self.fd, self.kind)?;
+        match &self.peer {
+            Some(peer) => write!(f, " (answered by {peer})"),
+            None => Ok(()),
+        }
     }
+}
+
+/// The socket at the other end of a connection on this host: a unix socket's peer, or the
+/// server's accepted connection (or listener) of a TCP connection to an address here.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct FarEnd {
+    pub(crate) inode: u64,
+    /// The user that created that socket, where the kernel says.
+    pub(crate) uid: Option<u32>,
 }
 
 /// A socket inode names one socket however many processes hold it; a file is named by its
@@ -63,9 +107,15 @@ pub enum DescriptorKind {
     UnixListener {
         name: UnixName,
     },
-    /// `peer` is `None` when it cannot be known: `/proc/net/unix` lists a socket's own name
-    /// but not its peer's, so for another process a client's peer stays unknown.
+    /// A connected stream or sequenced-packet socket. `peer` is `None` when it cannot be
+    /// known: where netlink is refused, `/proc/net/unix` lists a socket's own name but not its
+    /// peer's, so for another process a client's peer stays unknown.
     UnixConnection {
+        local: UnixName,
+        peer: Option<UnixName>,
+    },
+    /// A unix datagram socket, connected to `peer` or not (a syslog client's `/dev/log`).
+    UnixDatagram {
         local: UnixName,
         peer: Option<UnixName>,
     },
@@ -139,6 +189,16 @@ impl fmt::Display for DescriptorKind {
                 (UnixName::Unnamed, None) => f.write_str("unix socket (peer unknown)"),
                 (local, None) => write!(f, "unix socket connection on {local} (peer unknown)"),
             },
+            DescriptorKind::UnixDatagram { local, peer } => {
+                f.write_str("unix datagram socket")?;
+                if *local != UnixName::Unnamed {
+                    write!(f, " {local}")?;
+                }
+                match peer {
+                    Some(peer) => write!(f, " -> {peer}"),
+                    None => Ok(()),
+                }
+            }
             DescriptorKind::UnixUnconnected { local } => {
                 write!(f, "unix socket {local} (not connected)")
             }

@@ -7,7 +7,8 @@ use std::os::fd::RawFd;
 use std::path::PathBuf;
 
 use super::descriptor::{Descriptor, DescriptorKind, Identity, UnixName};
-use super::known::Database;
+use super::known::{self, Database};
+use super::local_peer::LocalPeer;
 use super::policy::AuditPolicy;
 use super::sqlite::{self, SqlitePart};
 
@@ -17,6 +18,8 @@ pub struct Finding {
     pub(crate) fd: RawFd,
     pub(crate) handle: DbHandle,
     pub(crate) database: Database,
+    /// The process the database was recognised by, when it was by what answers.
+    pub(crate) answered_by: Option<LocalPeer>,
     pub(crate) identity: Option<Identity>,
 }
 
@@ -31,6 +34,24 @@ impl Finding {
 
     pub fn database(&self) -> &Database {
         &self.database
+    }
+
+    /// The server process, when the database was recognised by what answers rather than by
+    /// its port or socket name.
+    pub fn answered_by(&self) -> Option<&LocalPeer> {
+        self.answered_by.as_ref()
+    }
+}
+
+/// "PostgreSQL", or "PostgreSQL: postgres, pid 4242, user postgres" when the process told.
+pub(crate) struct Named<'a>(pub(crate) &'a Database, pub(crate) Option<&'a LocalPeer>);
+
+impl fmt::Display for Named<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.1 {
+            Some(peer) => write!(f, "{}: {peer}", self.0),
+            None => self.0.fmt(f),
+        }
     }
 }
 
@@ -57,7 +78,7 @@ pub enum DbHandle {
 impl fmt::Display for Finding {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let fd = self.fd;
-        let db = &self.database;
+        let db = Named(&self.database, self.answered_by.as_ref());
         match &self.handle {
             DbHandle::Tcp { peer, .. } => write!(f, "fd {fd} is a TCP connection to {peer} ({db})"),
             DbHandle::Unix {
@@ -94,42 +115,71 @@ pub(crate) fn findings(descriptors: &[Descriptor], policy: &AuditPolicy) -> Vec<
     descriptors
         .iter()
         .filter(|d| !policy.is_allowed(d.fd))
-        .filter_map(|d| {
-            let (handle, database) = handle_of(d, policy, &open_databases)?;
-            Some(Finding {
-                fd: d.fd,
-                handle,
-                database,
-                identity: d.identity,
-            })
-        })
+        .filter_map(|d| finding_of(d, policy, &open_databases))
         .collect()
 }
 
+/// The finding a descriptor makes on its own, if it is a database handle.
+pub(crate) fn finding_of(
+    descriptor: &Descriptor,
+    policy: &AuditPolicy,
+    open_databases: &HashSet<PathBuf>,
+) -> Option<Finding> {
+    let (handle, database, answered_by) = handle_of(descriptor, policy, open_databases)?;
+    Some(Finding {
+        fd: descriptor.fd,
+        handle,
+        database,
+        answered_by,
+        identity: descriptor.identity,
+    })
+}
+
+/// What the process at the far end is, when it is a database.
+fn by_what_answers(descriptor: &Descriptor) -> Option<(Database, Option<LocalPeer>)> {
+    let peer = descriptor.peer.as_ref()?;
+    Some((known::database_of_peer(peer)?, Some(peer.clone())))
+}
+
+/// A connection is a database's when the operator declared it, when the process answering it
+/// is one, or by its well-known port or socket name: any of these, since a proxy on a
+/// database's port (HAProxy on 5432) is as much a database connection as the server itself.
 fn handle_of(
     descriptor: &Descriptor,
     policy: &AuditPolicy,
     open_databases: &HashSet<PathBuf>,
-) -> Option<(DbHandle, Database)> {
+) -> Option<(DbHandle, Database, Option<LocalPeer>)> {
     match &descriptor.kind {
-        DescriptorKind::TcpConnection { local, peer } => Some((
-            DbHandle::Tcp {
+        DescriptorKind::TcpConnection { local, peer } => {
+            let (database, answered_by) = policy
+                .declared_at(*peer)
+                .map(|db| (db, None))
+                .or_else(|| by_what_answers(descriptor))
+                .or_else(|| Some((known::database_on_port(peer.port())?, None)))?;
+            let handle = DbHandle::Tcp {
                 local: *local,
                 peer: *peer,
-            },
-            policy.database_at(*peer)?,
-        )),
-        DescriptorKind::UnixConnection { local, peer } => {
-            let by_peer = peer.as_ref().and_then(|peer| {
-                let db = policy.database_at_socket(&peer.pattern_text()?)?;
-                Some((peer.clone(), true, db))
-            });
-            let by_own = || {
-                let db = policy.database_at_socket(&local.pattern_text()?)?;
-                Some((local.clone(), false, db))
             };
-            let (name, by_peer, db) = by_peer.or_else(by_own)?;
-            Some((DbHandle::Unix { name, by_peer }, db))
+            Some((handle, database, answered_by))
+        }
+        DescriptorKind::UnixConnection { local, peer } => {
+            let by_peer_name = peer.as_ref().and_then(|peer| {
+                let db = policy.database_at_socket(&peer.pattern_text()?)?;
+                Some((peer.clone(), true, db, None))
+            });
+            let by_process = || {
+                let (db, answered_by) = by_what_answers(descriptor)?;
+                let name = peer.clone().unwrap_or(UnixName::Unnamed);
+                Some((name, true, db, answered_by))
+            };
+            // A server's accepted connection carries its listener's name.
+            let by_own_name = || {
+                let db = policy.database_at_socket(&local.pattern_text()?)?;
+                Some((local.clone(), false, db, None))
+            };
+            let (name, by_peer, db, answered_by) =
+                by_peer_name.or_else(by_process).or_else(by_own_name)?;
+            Some((DbHandle::Unix { name, by_peer }, db, answered_by))
         }
         DescriptorKind::File { path, .. } => {
             let part = sqlite::companion_part(path, open_databases).or_else(|| {
@@ -141,6 +191,7 @@ fn handle_of(
                     part,
                 },
                 Database::Sqlite,
+                None,
             ))
         }
         _ => None,
@@ -154,10 +205,8 @@ mod tests {
 
     fn descriptor(fd: RawFd, kind: DescriptorKind, header: Header) -> Descriptor {
         Descriptor {
-            fd,
-            kind,
-            identity: None,
             header,
+            ..Descriptor::new(fd, kind)
         }
     }
 

@@ -1,8 +1,11 @@
-//! The databases the audit knows without being told: their customary TCP ports and the names
-//! of their unix sockets.
+//! The databases the audit knows without being told: by what answers (the server's command
+//! name, or the user it runs as), by their customary TCP ports, and by the names of their unix
+//! sockets.
 
 use std::fmt;
 use std::path::Path;
+
+use super::local_peer::LocalPeer;
 
 /// The database behind a handle, named the way its operators name it.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -21,6 +24,9 @@ pub enum Database {
     Elasticsearch,
     CouchDb,
     Neo4j,
+    /// A PostgreSQL connection pooler: a connection to it carries a PostgreSQL session.
+    PgBouncer,
+    Valkey,
     Sqlite,
     /// An endpoint or socket the [`AuditPolicy`](super::AuditPolicy) declared, under the name
     /// given there.
@@ -43,6 +49,8 @@ impl fmt::Display for Database {
             Database::Elasticsearch => "Elasticsearch",
             Database::CouchDb => "CouchDB",
             Database::Neo4j => "Neo4j",
+            Database::PgBouncer => "PgBouncer",
+            Database::Valkey => "Valkey",
             Database::Sqlite => "SQLite",
             Database::Declared(name) => name,
         })
@@ -81,6 +89,62 @@ const UNIX_SOCKETS: &[(&str, Database)] = &[
     ("memcached.sock", Database::Memcached),
     ("mongodb-*.sock", Database::MongoDb),
 ];
+
+/// Servers by command name (`/proc/PID/comm`, cut by the kernel at 15 bytes) or program file
+/// name. A server's backends keep its name: every PostgreSQL backend is `postgres`.
+const PROGRAMS: &[(&str, Database)] = &[
+    ("postgres", Database::PostgreSql),
+    ("postmaster", Database::PostgreSql),
+    ("pgpool", Database::PostgreSql),
+    ("pgbouncer", Database::PgBouncer),
+    ("mysqld", Database::MySql),
+    ("mariadbd", Database::MySql),
+    ("proxysql", Database::MySql),
+    ("redis-server", Database::Redis),
+    ("keydb-server", Database::Redis),
+    ("valkey-server", Database::Valkey),
+    ("mongod", Database::MongoDb),
+    ("mongos", Database::MongoDb),
+    ("memcached", Database::Memcached),
+    ("sqlservr", Database::SqlServer),
+    ("oracle", Database::Oracle),
+    ("cockroach", Database::CockroachDb),
+    ("clickhouse", Database::ClickHouse),
+    ("clickhouse-server", Database::ClickHouse),
+    ("clickhouse-serv", Database::ClickHouse),
+];
+
+/// The users Debian's packages run the servers as: what is left to go by when the process
+/// itself cannot be looked into.
+const USERS: &[(&str, Database)] = &[
+    ("postgres", Database::PostgreSql),
+    ("mysql", Database::MySql),
+    ("redis", Database::Redis),
+    ("valkey", Database::Valkey),
+    ("mongodb", Database::MongoDb),
+    ("memcache", Database::Memcached),
+    ("clickhouse", Database::ClickHouse),
+];
+
+/// The database a local peer is, by its command name or program, else by its user.
+pub(crate) fn database_of_peer(peer: &LocalPeer) -> Option<Database> {
+    let named = |name: &str| {
+        PROGRAMS
+            .iter()
+            .find(|(program, _)| *program == name)
+            .map(|(_, db)| db.clone())
+    };
+    peer.name()
+        .and_then(named)
+        .or_else(|| peer.program_name().and_then(named))
+        .or_else(|| {
+            let user = peer.user()?;
+            USERS
+                .iter()
+                .find(|(known, _)| *known == user)
+                .map(|(_, db)| db.clone())
+        })
+}
 
 pub(crate) fn database_on_port(port: u16) -> Option<Database> {
     PORTS
@@ -179,6 +243,25 @@ mod tests {
         assert_eq!(database_at_socket("/run/php/php-fpm.sock"), None);
         assert!(socket_matches("/srv/*/db.sock", "/srv/bob/db.sock"));
         assert!(!socket_matches("/srv/*/db.sock", "/elsewhere/db.sock"));
+    }
+
+    #[test]
+    fn servers_are_known_by_name_or_by_their_user() {
+        let peer = |name, user| LocalPeer::for_test(Some(7), name, user);
+        assert_eq!(
+            database_of_peer(&peer(Some("postgres"), Some("postgres"))),
+            Some(Database::PostgreSql)
+        );
+        assert_eq!(
+            database_of_peer(&peer(Some("redis-server"), Some("root"))),
+            Some(Database::Redis)
+        );
+        assert_eq!(
+            database_of_peer(&peer(None, Some("mysql"))),
+            Some(Database::MySql)
+        );
+        assert_eq!(database_of_peer(&peer(Some("nc"), Some("root"))), None);
+        assert_eq!(database_of_peer(&peer(Some("python3"), None)), None);
     }
 
     #[test]

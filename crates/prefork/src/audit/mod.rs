@@ -23,28 +23,36 @@
 //! and, for apps that fork by themselves, finds one handle held by several of them
 //! ([`shared_db_handles`]).
 //!
-//! What it reads: `/proc/PID/fd` for the descriptors, `/proc/PID/net/{tcp,tcp6,udp,udp6,unix}`
-//! for sockets by inode, `getpeername` for the audit's own sockets (the only way to learn a
-//! unix client's peer), and the first 16 bytes of open regular files for SQLite's header.
-//! Linux only: it is the `/proc` layout of proc(5).
+//! What it reads: `/proc/PID/fd` for the descriptors; for sockets, the kernel's socket tables
+//! by netlink `sock_diag` (`/proc/PID/net/*` where netlink is refused), which give a unix
+//! socket's peer and a local TCP connection's server socket; `/proc/*/fd` again to find the
+//! process answering at that end, whose name tells what it is (`postgres`, `redis-server`)
+//! whatever port or path it was given; the first 16 bytes of open regular files for SQLite's
+//! header; and `kcmp(2)` to tell one inherited open file from two opens of it. Linux only.
 
-#![forbid(unsafe_code)]
+// kcmp.rs holds the one `unsafe` block: a system call nix does not wrap.
+#![deny(unsafe_code)]
 
 mod classify;
 mod descriptor;
 mod error;
 mod finding;
+mod kcmp;
 mod known;
+mod local_peer;
+mod note;
 mod policy;
 mod proc_locks;
 mod proc_net;
-mod proc_stat;
+mod process_table;
 mod report;
 mod shared;
+mod sock_diag;
+mod socket_tables;
 mod sqlite;
 mod threads;
+mod watch;
 
-use std::collections::HashMap;
 use std::path::Path;
 
 use nix::unistd::Pid;
@@ -53,13 +61,19 @@ pub use descriptor::{Descriptor, DescriptorKind, UnixName};
 pub use error::{AuditError, ForkRefused};
 pub use finding::{DbHandle, Finding};
 pub use known::Database;
+pub use local_peer::LocalPeer;
+pub use note::AuditNote;
 pub use policy::{AuditPolicy, EndpointParseError, TcpEndpoint};
+pub use process_table::ProcessTable;
 pub use report::AuditReport;
-pub use shared::{SharedHandle, shared_db_handles, shared_db_handles_each};
+pub use shared::{AuditRound, Shared, SharedConnection, SharedHandle, shared_db_handles};
 pub use sqlite::SqlitePart;
 pub use threads::check_single_threaded;
+pub use watch::{
+    AuditMode, AuditModeParseError, CONFIRM_AFTER, LOOK_EVERY, NoteLog, PoolAuditor, Verdict,
+};
 
-pub(crate) use proc_net::TableCache;
+pub(crate) use socket_tables::TableCache;
 
 /// Lists and classifies every open descriptor of `pid` (this process when `None`) and picks
 /// out the database handles.
@@ -75,7 +89,13 @@ pub(crate) fn audit_with(
 ) -> Result<AuditReport, AuditError> {
     let target = classify::Target::new(pid);
     let _span = tracing::debug_span!("audit_fds", pid = target.pid.as_raw()).entered();
-    let descriptors = classify::descriptors(&target, cache)?;
+    let mut descriptors = classify::descriptors(&target, cache)?;
+    let mut peers = local_peer::PeerFinder::default();
+    for descriptor in descriptors.iter_mut().filter(|d| d.is_connection()) {
+        if let Some(far) = descriptor.far_end {
+            descriptor.peer = peers.find(far);
+        }
+    }
     let findings = finding::findings(&descriptors, policy);
     for finding in &findings {
         tracing::debug!(fd = finding.fd(), "{finding}");
@@ -108,29 +128,4 @@ pub fn assert_fork_safe(policy: &AuditPolicy) -> Result<(), ForkRefused> {
             findings: report.into_findings(),
         })
     }
-}
-
-/// Every process whose process group is one of `groups`, from /proc.
-pub fn processes_in_groups(groups: &[Pid]) -> Vec<Pid> {
-    processes_by_group(groups).into_values().flatten().collect()
-}
-
-/// The processes of each of `groups`, from one pass over /proc: an audit of many pools reads
-/// /proc once, not once per pool. Without /proc, each group is its leader alone.
-pub fn processes_by_group(groups: &[Pid]) -> HashMap<Pid, Vec<Pid>> {
-    let mut by_group: HashMap<Pid, Vec<Pid>> = HashMap::new();
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        for &group in groups {
-            by_group.entry(group).or_default().push(group);
-        }
-        return by_group;
-    };
-    let pids = entries.filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok());
-    for pid in pids.map(Pid::from_raw) {
-        // A process that exited since the listing is in no group any more.
-        if let Some(group) = proc_stat::process_group(pid).filter(|g| groups.contains(g)) {
-            by_group.entry(group).or_default().push(pid);
-        }
-    }
-    by_group
 }

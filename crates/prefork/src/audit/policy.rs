@@ -66,12 +66,18 @@ impl AuditPolicy {
         self.allow_fds.contains(&fd)
     }
 
-    pub(crate) fn database_at(&self, peer: SocketAddr) -> Option<Database> {
+    /// The database the operator declared at `peer`.
+    pub(crate) fn declared_at(&self, peer: SocketAddr) -> Option<Database> {
         let peer = SocketAddr::new(peer.ip().to_canonical(), peer.port());
         self.endpoints
             .iter()
             .find(|(endpoint, _)| endpoint.matches(peer))
             .map(|(_, name)| Database::Declared(name.clone()))
+    }
+
+    #[cfg(test)]
+    fn database_at(&self, peer: SocketAddr) -> Option<Database> {
+        self.declared_at(peer)
             .or_else(|| known::database_on_port(peer.port()))
     }
 

@@ -1,44 +1,97 @@
-//! The kernel's socket tables, `/proc/PID/net/{tcp,tcp6,udp,udp6,unix}` (proc(5)), keyed by
-//! socket inode: `/proc/PID/fd/N` only says `socket:[INODE]`, and these tables are where an
-//! inode gets its protocol, its state and, for another process, its addresses.
+//! The kernel's socket tables as text, `/proc/PID/net/{tcp,tcp6,udp,udp6,unix}` (proc(5)), and
+//! the entries both they and sock_diag ([`super::sock_diag`]) describe sockets with.
 //!
-//! The tables belong to the process's network namespace, so they are always read through the
-//! audited pid's own `net` directory.
+//! The tables are the fallback: they are slow to read (the kernel walks its whole TCP hash
+//! table for every read), they do not name a unix socket's peer, and a local user can forge
+//! lines in them through a socket's name. The audit reads them where netlink is refused, and for
+//! a process in another network namespace, whose tables it reads through that pid's own `net`
+//! directory.
 
-use std::collections::{HashMap, HashSet};
 use std::ffi::OsString;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::unix::ffi::OsStringExt;
 use std::path::{Path, PathBuf};
-use std::rc::Rc;
 
 use super::descriptor::UnixName;
 use super::error::AuditError;
 
-/// `TCP_LISTEN` in the kernel's `tcp_states.h`.
+/// `TCP_LISTEN` in the kernel's `tcp_states.h`; unix_diag reports a listening unix socket
+/// with it too.
 pub(crate) const TCP_LISTEN: u8 = 0x0A;
 /// `TCP_CLOSE`: a socket that was never connected, or whose connection is gone.
 pub(crate) const TCP_CLOSE: u8 = 0x07;
+/// `TCP_ESTABLISHED`: unix_diag's state of a connected unix socket.
+pub(crate) const TCP_ESTABLISHED: u8 = 0x01;
 /// `__SO_ACCEPTCON` in the Flags column of `/proc/net/unix`: the socket listens.
-pub(crate) const UNIX_ACCEPTCON: u32 = 0x0001_0000;
+const UNIX_ACCEPTCON: u32 = 0x0001_0000;
 /// `SS_CONNECTED` in the St column of `/proc/net/unix`.
-pub(crate) const UNIX_CONNECTED: u8 = 3;
+const SS_CONNECTED: u8 = 3;
 
+/// A TCP or UDP socket, from `/proc/net/{tcp,udp}[6]` or from inet_diag.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct InetEntry {
     pub(crate) local: SocketAddr,
     pub(crate) remote: SocketAddr,
     pub(crate) state: u8,
     pub(crate) inode: u64,
+    /// The user that created the socket.
+    pub(crate) uid: Option<u32>,
 }
 
+/// A unix socket, from `/proc/net/unix` or from unix_diag.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct UnixEntry {
-    pub(crate) flags: u32,
-    pub(crate) state: u8,
+    pub(crate) kind: SocketKind,
+    pub(crate) state: UnixState,
     pub(crate) inode: u64,
+    /// Its own address; an accepted connection carries its listener's.
     pub(crate) name: UnixName,
+    /// The inode of the socket at the other end (unix_diag only).
+    pub(crate) peer: Option<u64>,
+    /// The user that created the socket (unix_diag only).
+    pub(crate) uid: Option<u32>,
+}
+
+/// `SOCK_STREAM`, `SOCK_DGRAM` or `SOCK_SEQPACKET`: only a stream or a sequenced-packet socket
+/// is a connection two processes could share a conversation on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum SocketKind {
+    Stream,
+    Datagram,
+    SeqPacket,
+    Other(u16),
+}
+
+impl SocketKind {
+    pub(crate) fn from_type(socket_type: impl Into<u16>) -> Self {
+        match socket_type.into() {
+            1 => SocketKind::Stream,
+            2 => SocketKind::Datagram,
+            5 => SocketKind::SeqPacket,
+            other => SocketKind::Other(other),
+        }
+    }
+}
+
+/// Where a unix socket is in its life. `/proc/net/unix` and unix_diag spell it differently
+/// (a socket's `SS_*` state and flags, against the `TCP_*` state of its `sock`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum UnixState {
+    Listening,
+    Connected,
+    Unconnected,
+}
+
+impl UnixState {
+    /// From unix_diag's `udiag_state`.
+    pub(crate) fn from_diag(state: u8) -> Self {
+        match state {
+            TCP_LISTEN => UnixState::Listening,
+            TCP_ESTABLISHED => UnixState::Connected,
+            _ => UnixState::Unconnected,
+        }
+    }
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -48,100 +101,44 @@ pub(crate) struct ParseError {
     pub(crate) reason: &'static str,
 }
 
-/// The socket tables of one network namespace.
+/// The TCP, UDP and unix sockets of one network namespace, read from its `/proc/PID/net`
+/// tables.
 #[derive(Debug, Default)]
-pub(crate) struct SocketTables {
-    pub(crate) tcp: HashMap<u64, InetEntry>,
-    pub(crate) udp: HashMap<u64, InetEntry>,
-    pub(crate) unix: HashMap<u64, UnixEntry>,
-    /// Unix socket inodes listed more than once: all but one of the records was forged inside
-    /// a socket name, and nothing tells which, so none of them is kept.
-    pub(crate) ambiguous_unix: HashSet<u64>,
+pub(crate) struct ProcTables {
+    pub(crate) tcp4: Vec<InetEntry>,
+    pub(crate) tcp6: Vec<InetEntry>,
+    pub(crate) udp4: Vec<InetEntry>,
+    pub(crate) udp6: Vec<InetEntry>,
+    pub(crate) unix: Vec<UnixEntry>,
 }
 
-/// The socket tables already read, by network namespace, for an audit of several processes:
-/// reading them costs milliseconds (about 5 ms for `tcp` alone on a busy kernel), and the
-/// processes of one pool share one namespace.
-#[derive(Debug, Default)]
-pub(crate) struct TableCache {
-    by_namespace: HashMap<PathBuf, Rc<SocketTables>>,
-}
-
-impl TableCache {
-    /// The tables of the process under `proc_dir`, read again unless the cached ones of its
-    /// namespace already hold every socket in `inodes` (one opened since is never missed).
-    pub(crate) fn tables(
-        &mut self,
-        proc_dir: &Path,
-        inodes: &[u64],
-    ) -> Result<Rc<SocketTables>, AuditError> {
-        let namespace = std::fs::read_link(proc_dir.join("ns/net")).ok();
-        if let Some(cached) = namespace.as_ref().and_then(|ns| self.by_namespace.get(ns))
-            && inodes.iter().all(|&inode| cached.contains(inode))
-        {
-            return Ok(Rc::clone(cached));
-        }
-        let tables = Rc::new(SocketTables::load(&proc_dir.join("net"))?);
-        if let Some(namespace) = namespace {
-            self.by_namespace.insert(namespace, Rc::clone(&tables));
-        }
-        Ok(tables)
-    }
-}
-
-impl SocketTables {
-    fn contains(&self, inode: u64) -> bool {
-        self.tcp.contains_key(&inode)
-            || self.udp.contains_key(&inode)
-            || self.unix.contains_key(&inode)
-            || self.ambiguous_unix.contains(&inode)
-    }
-
+impl ProcTables {
     pub(crate) fn load(net_dir: &Path) -> Result<Self, AuditError> {
-        let mut tables = SocketTables::default();
-        for (file, v6, is_tcp) in [
-            ("tcp", false, true),
-            ("tcp6", true, true),
-            ("udp", false, false),
-            ("udp6", true, false),
-        ] {
+        let inet = |file: &str, v6| -> Result<Vec<InetEntry>, AuditError> {
             let path = net_dir.join(file);
             // A kernel without IPv6 has no tcp6 or udp6; the sockets it cannot have need no table.
             let Some(text) = read_table(&path)? else {
-                continue;
+                return Ok(Vec::new());
             };
             let entries = parse_inet(&text, v6).map_err(|e| parse_failure(path, e))?;
-            let table = if is_tcp {
-                &mut tables.tcp
-            } else {
-                &mut tables.udp
-            };
             // Inode 0 is a connection no descriptor holds (TIME_WAIT, not yet accepted).
-            table.extend(
-                entries
-                    .into_iter()
-                    .filter(|e| e.inode != 0)
-                    .map(|e| (e.inode, e)),
-            );
-        }
-        let path = net_dir.join("unix");
-        if let Some(text) = read_table(&path)? {
-            let entries = parse_unix(&text).map_err(|e| parse_failure(path, e))?;
-            tables.add_unix(entries);
-        }
-        Ok(tables)
+            Ok(entries.into_iter().filter(|e| e.inode != 0).collect())
+        };
+        Ok(ProcTables {
+            tcp4: inet("tcp", false)?,
+            tcp6: inet("tcp6", true)?,
+            udp4: inet("udp", false)?,
+            udp6: inet("udp6", true)?,
+            unix: Self::load_unix(net_dir)?,
+        })
     }
 
-    fn add_unix(&mut self, entries: Vec<UnixEntry>) {
-        for entry in entries {
-            if self.ambiguous_unix.contains(&entry.inode) {
-                continue;
-            }
-            if self.unix.remove(&entry.inode).is_some() {
-                self.ambiguous_unix.insert(entry.inode);
-            } else {
-                self.unix.insert(entry.inode, entry);
-            }
+    /// `/proc/PID/net/unix` alone.
+    pub(crate) fn load_unix(net_dir: &Path) -> Result<Vec<UnixEntry>, AuditError> {
+        let path = net_dir.join("unix");
+        match read_table(&path)? {
+            Some(text) => parse_unix(&text).map_err(|e| parse_failure(path, e)),
+            None => Ok(Vec::new()),
         }
     }
 }
@@ -230,7 +227,7 @@ pub(crate) fn parse_inet(text: &[u8], v6: bool) -> Result<Vec<InetEntry>, ParseE
     rows(text)
         .filter(|row| !row.is_blank())
         .map(|row| {
-            let ([_, local, remote, state, _, _, _, _, _, inode], _) = row
+            let ([_, local, remote, state, _, _, _, uid, _, inode], _) = row
                 .columns()
                 .ok_or_else(|| row.fail("fewer than 10 columns"))?;
             Ok(InetEntry {
@@ -238,6 +235,7 @@ pub(crate) fn parse_inet(text: &[u8], v6: bool) -> Result<Vec<InetEntry>, ParseE
                 remote: parse_inet_addr(remote, v6).ok_or_else(|| row.fail("bad rem_address"))?,
                 state: u8::from_str_radix(state, 16).map_err(|_| row.fail("bad st"))?,
                 inode: inode.parse().map_err(|_| row.fail("bad inode"))?,
+                uid: Some(uid.parse().map_err(|_| row.fail("bad uid"))?),
             })
         })
         .collect()
@@ -268,6 +266,7 @@ fn parse_inet_addr(field: &str, v6: bool) -> Option<SocketAddr> {
 /// A record of `/proc/net/unix` whose name may go on over the lines after it.
 struct UnixRecord {
     flags: u32,
+    socket_type: u16,
     state: u8,
     inode: u64,
     name: Vec<u8>,
@@ -277,7 +276,7 @@ struct UnixRecord {
 ///
 /// The kernel prints a name byte for byte (only NULs become `@`), so any local user can bind
 /// a name holding a newline: the lines after it that are not records belong to that name.
-/// Such a name can also hold a line that reads as a record; [`SocketTables`] trusts no inode
+/// Such a name can also hold a line that reads as a record; the socket tables trust no inode
 /// listed twice.
 pub(crate) fn parse_unix(text: &[u8]) -> Result<Vec<UnixEntry>, ParseError> {
     let mut records: Vec<UnixRecord> = Vec::new();
@@ -297,11 +296,12 @@ pub(crate) fn parse_unix(text: &[u8]) -> Result<Vec<UnixEntry>, ParseError> {
 }
 
 fn unix_record(row: Row<'_>) -> Result<UnixRecord, ParseError> {
-    let ([_, _, _, flags, _, state, inode], rest) = row
+    let ([_, _, _, flags, socket_type, state, inode], rest) = row
         .columns()
         .ok_or_else(|| row.fail("fewer than 7 columns"))?;
     Ok(UnixRecord {
         flags: u32::from_str_radix(flags, 16).map_err(|_| row.fail("bad Flags"))?,
+        socket_type: u16::from_str_radix(socket_type, 16).map_err(|_| row.fail("bad Type"))?,
         state: u8::from_str_radix(state, 16).map_err(|_| row.fail("bad St"))?,
         inode: inode.parse().map_err(|_| row.fail("bad Inode"))?,
         // The name is everything after one separating space, so a name with spaces survives.
@@ -319,11 +319,20 @@ impl UnixRecord {
         } else {
             UnixName::Path(PathBuf::from(OsString::from_vec(self.name)))
         };
+        let state = if self.flags & UNIX_ACCEPTCON != 0 {
+            UnixState::Listening
+        } else if self.state == SS_CONNECTED {
+            UnixState::Connected
+        } else {
+            UnixState::Unconnected
+        };
         UnixEntry {
-            flags: self.flags,
-            state: self.state,
+            kind: SocketKind::from_type(self.socket_type),
+            state,
             inode: self.inode,
             name,
+            peer: None,
+            uid: None,
         }
     }
 }
@@ -374,7 +383,8 @@ mod tests {
                 local: addr("127.0.0.1:44695"),
                 remote: addr("0.0.0.0:0"),
                 state: TCP_LISTEN,
-                inode: 12646
+                inode: 12646,
+                uid: Some(0),
             }
         );
         assert_eq!(entries[1].local, addr("0.0.0.0:2024"));
@@ -383,8 +393,9 @@ mod tests {
             InetEntry {
                 local: addr("127.0.0.1:45256"),
                 remote: addr("127.0.0.1:44695"),
-                state: 1,
-                inode: 12647
+                state: TCP_ESTABLISHED,
+                inode: 12647,
+                uid: Some(0),
             }
         );
     }
@@ -414,11 +425,11 @@ mod tests {
             entries[0].name,
             UnixName::Path("/tmp/tmpf14yegl0/.s.PGSQL.5432".into())
         );
-        assert_eq!(entries[0].state, UNIX_CONNECTED);
-        assert_eq!(entries[0].flags & UNIX_ACCEPTCON, 0);
+        assert_eq!(entries[0].state, UnixState::Connected);
+        assert_eq!(entries[0].kind, SocketKind::Stream);
         assert_eq!(entries[1].name, UnixName::Unnamed);
         assert_eq!(entries[2].inode, 1668);
-        assert_eq!(entries[3].flags & UNIX_ACCEPTCON, UNIX_ACCEPTCON);
+        assert_eq!(entries[3].state, UnixState::Listening);
         assert_eq!(
             entries[4].name,
             UnixName::Abstract("plexer-abstract".into())
@@ -446,7 +457,7 @@ mod tests {
             entries[1].name,
             UnixName::Abstract("evil\nline two\n".into())
         );
-        assert_eq!(entries[1].flags & UNIX_ACCEPTCON, UNIX_ACCEPTCON);
+        assert_eq!(entries[1].state, UnixState::Listening);
         assert_eq!(
             entries[2].name,
             UnixName::Path(PathBuf::from(OsString::from_vec(
@@ -459,26 +470,6 @@ mod tests {
         text.extend_from_slice(b"00000000a832a848: 00000002 00000000 00000000 0001 01 12662 x\n\n");
         let entries = parse_unix(&text).unwrap();
         assert_eq!(entries[4].name, UnixName::Path("x\n".into()));
-    }
-
-    #[test]
-    fn an_inode_listed_twice_is_trusted_in_neither_record() {
-        // The second record is forged inside the first one's name, to pass a database
-        // connection (12659) off as a listener.
-        let text = b"Num       RefCount Protocol Flags    Type St Inode Path
-00000000e16b7603: 00000003 00000000 00000000 0001 03 12659 /tmp/.s.PGSQL.5432
-000000005c984fbf: 00000002 00000000 00010000 0001 01 12657 @x
-0: 00000002 00000000 00010000 0001 01 12659 /tmp/harmless
-";
-        let mut tables = SocketTables::default();
-        tables.add_unix(parse_unix(text).unwrap());
-        assert!(!tables.unix.contains_key(&12659));
-        assert!(tables.ambiguous_unix.contains(&12659));
-        assert!(
-            tables.contains(12659),
-            "the cache must not read the tables again for it"
-        );
-        assert_eq!(tables.unix[&12657].name, UnixName::Abstract("x".into()));
     }
 
     #[test]

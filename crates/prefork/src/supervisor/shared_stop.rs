@@ -16,7 +16,7 @@ use nix::errno::Errno;
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 
-use crate::audit::{DescriptorKind, TableCache, UnixName, processes_in_groups, sockets_of};
+use crate::audit::{DescriptorKind, ProcessTable, TableCache, UnixName, sockets_of};
 
 /// How often a busy worker is looked at again.
 const RECHECK: Duration = Duration::from_millis(20);
@@ -52,7 +52,8 @@ pub(super) fn terminate_when_idle(pool: String, pid: Pid) {
 /// socket it serves. The group's processes share their socket tables, read once per check.
 fn group_serving(group: Pid) -> bool {
     let mut tables = TableCache::default();
-    processes_in_groups(&[group])
+    ProcessTable::read()
+        .members(&[group])
         .into_iter()
         .any(|pid| match sockets_of(pid, &mut tables) {
             Ok(sockets) => serves_its_listener(sockets.iter().map(|d| d.kind())),

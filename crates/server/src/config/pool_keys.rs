@@ -14,6 +14,9 @@ use serde::Deserialize;
 
 use super::Span;
 
+/// `audit:` (the fork-safety audit of the workers): `strict`, `warn` or `off`.
+pub use plexer_prefork::audit::AuditMode;
+
 /// `pm:` (php-fpm's meaning, research/php-fpm.md §1.1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -21,19 +24,6 @@ pub enum PmKind {
     Static,
     Dynamic,
     Ondemand,
-}
-
-/// `audit:` (the fork-safety audit of the workers).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AuditMode {
-    /// Stop the pool and say why.
-    #[default]
-    Strict,
-    /// Log and go on.
-    Warn,
-    /// Do not look.
-    Off,
 }
 
 /// Declares the pool keys once and makes from them: [`PoolKeys`] (the `pool:` template, and the

@@ -1,12 +1,12 @@
 //! A process's name in /proc/PID/stat is cut at 15 bytes, through a multi-byte character if
-//! need be; such a process must still be found in its group (shared_stop relies on it to know
-//! whether a worker is serving).
+//! need be; such a process must still be found in its worker's pool (shared_stop relies on it
+//! to know whether a worker is serving, the pool audit to look at every process).
 
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 
 use nix::unistd::Pid;
-use plexer_prefork::audit::processes_by_group;
+use plexer_prefork::audit::ProcessTable;
 
 struct Killed(std::process::Child);
 
@@ -38,7 +38,7 @@ fn a_name_cut_through_a_character_is_still_found() {
         "the test needs a name cut mid-character"
     );
 
-    let by_group = processes_by_group(&[pid]);
+    let members = ProcessTable::read().members(&[pid]);
 
-    assert_eq!(by_group.get(&pid), Some(&vec![pid]));
+    assert_eq!(members, vec![pid]);
 }
