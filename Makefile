@@ -14,8 +14,8 @@ HELLO := $(TARGET_DIR)/debug/examples/hello
 
 # The real peers the end-to-end tests talk to, from Debian's packages: a program missing from
 # the first list installs all of the second (nginx where a release has no nginx-light).
-DEB_PROGRAMS := cgi-fcgi php-cgi nginx lighttpd psql sqlite3
-DEB_PACKAGES := libfcgi-bin php-cgi nginx-light lighttpd postgresql sqlite3
+DEB_PROGRAMS := cgi-fcgi php-cgi nginx lighttpd psql sqlite3 redis-server
+DEB_PACKAGES := libfcgi-bin php-cgi nginx-light lighttpd postgresql sqlite3 redis-server
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
 .PHONY: test deps c-compiler build run lint bench clean
@@ -51,11 +51,12 @@ deps: c-compiler
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y $$packages; \
 	fi
 
-# The Python peers (Django with flup, for examples/django and its tests): a virtualenv at .venv,
+# The Python peers (Django with flup, for examples/django and its tests; the database clients of
+# the audit's tests, tests/requirements.txt): a virtualenv at .venv,
 # or at $PLEXER_VENV, where the tests look for it. pip runs again whenever the pinned
 # requirements change; Debian's python3 needs python3-venv for `python3 -m venv`.
 VENV := $(or $(PLEXER_VENV),$(CURDIR)/.venv)
-PY_REQUIREMENTS := examples/django/requirements.txt
+PY_REQUIREMENTS := examples/django/requirements.txt tests/requirements.txt
 VENV_STAMP := $(VENV)/.requirements-installed
 
 deps: $(VENV_STAMP)
@@ -66,8 +67,8 @@ $(VENV_STAMP): $(PY_REQUIREMENTS)
 		$(SUDO) apt-get update && \
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y python3-venv; }
 	[ -x $(VENV)/bin/python ] || python3 -m venv $(VENV)
-	$(VENV)/bin/pip install -q --disable-pip-version-check -r $(PY_REQUIREMENTS)
-	cp $(PY_REQUIREMENTS) $@
+	$(VENV)/bin/pip install -q --disable-pip-version-check $(addprefix -r ,$(PY_REQUIREMENTS))
+	cat $(PY_REQUIREMENTS) > $@
 
 # Build every crate and target once, and the two binaries the end-to-end tests run.
 build: c-compiler

@@ -8,6 +8,12 @@ use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+/// A loopback TCP port that was free a moment ago, for servers that bind their own.
+pub fn free_port() -> u16 {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind 127.0.0.1:0");
+    listener.local_addr().expect("local address").port()
+}
+
 /// Where a FastCGI server listens.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Addr {
@@ -19,8 +25,7 @@ impl Addr {
     /// A loopback TCP port that was free a moment ago, for programs that insist on binding
     /// their own socket. (Prefer handing over a bound listener where the program allows it.)
     pub fn free_tcp_port() -> Self {
-        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind 127.0.0.1:0");
-        Self::Tcp(listener.local_addr().expect("local address"))
+        Self::Tcp(SocketAddr::from((Ipv4Addr::LOCALHOST, free_port())))
     }
 
     pub fn unix_path(&self) -> Option<&Path> {

@@ -43,7 +43,8 @@
 //! | [`browser`] | an HTTP client that keeps cookies, for walking through a site |
 //! | [`django`] | the Django example behind plexer: its virtualenv, databases and config |
 //! | [`load`] | a bounded HTTP/1.1 load generator: N kept-alive connections on one thread, per-request timeouts (the front benchmark uses it too) |
-//! | [`postgres`] | a private PostgreSQL server on a unix socket in the scratch directory |
+//! | [`postgres`] | a private PostgreSQL server on a unix socket in the scratch directory, and on loopback TCP when asked |
+//! | [`redis`] | a private Redis server on loopback TCP and on a unix socket named `cache.sock` |
 //! | [`fake`] | a scripted FastCGI server that misbehaves on purpose |
 //! | [`procs`] | what is read from `/proc`: liveness, children, descriptors, memory, CPU time |
 //! | [`tools`] | finding the system programs the tests need (`make test` installs them) |
@@ -68,6 +69,7 @@ pub mod plexer;
 pub mod postgres;
 pub mod process;
 pub mod procs;
+pub mod redis;
 pub mod scratch;
 pub mod serve;
 pub mod site;
@@ -87,6 +89,7 @@ pub use php::PhpCgi;
 pub use plexer::PlexerRequest;
 pub use postgres::Postgres;
 pub use process::{Finished, Running, run};
+pub use redis::Redis;
 pub use scratch::Scratch;
 pub use serve::{PlexerServe, ServeFiles, ServeSetup};
 pub use site::Site;

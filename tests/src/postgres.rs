@@ -1,5 +1,6 @@
 //! A real PostgreSQL server (Debian's package), private to one test: a fresh cluster in the
-//! scratch directory, listening only on a unix socket there (`DIR/.s.PGSQL.5432`), with trust
+//! scratch directory, listening on a unix socket there (`DIR/.s.PGSQL.5432`) and, when asked,
+//! on 127.0.0.1 at a free port (then the socket is `DIR/.s.PGSQL.PORT`), with trust
 //! authentication for the `postgres` user. It is killed with the guard.
 //!
 //! initdb and postgres refuse to run as root, so as root (CI) they run as the `postgres` user
@@ -29,6 +30,7 @@ const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
 /// A running PostgreSQL server.
 pub struct Postgres {
     dir: PathBuf,
+    port: u16,
     _server: Running,
 }
 
@@ -43,7 +45,19 @@ fn as_postgres(program: &Path) -> Command {
 }
 
 impl Postgres {
+    /// A server on its unix socket only, at PostgreSQL's default port number.
     pub fn start(scratch: &Scratch) -> Self {
+        Self::start_listening(scratch, None)
+    }
+
+    /// A server on 127.0.0.1 at a free port (never 5432), and on its unix socket.
+    pub fn start_on_tcp(scratch: &Scratch) -> Self {
+        Self::start_listening(scratch, Some(crate::addr::free_port()))
+    }
+
+    fn start_listening(scratch: &Scratch, tcp_port: Option<u16>) -> Self {
+        let port = tcp_port.unwrap_or(5432);
+        let listen = if tcp_port.is_some() { "127.0.0.1" } else { "" };
         let dir = scratch.join("postgres");
         std::fs::create_dir_all(&dir).expect("create the cluster directory");
         if nix::unistd::Uid::effective().is_root() {
@@ -63,19 +77,23 @@ impl Postgres {
             .args(["-A", "trust", "-U", "postgres", "--no-sync"]);
         run(&mut initdb, b"", Duration::from_secs(60)).assert_success();
         let mut postgres = as_postgres(&pg_bin("postgres"));
-        postgres.arg("-D").arg(&data).arg("-k").arg(&dir).args([
-            "-c",
-            "listen_addresses=",
-            "-c",
-            "fsync=off",
-        ]);
+        postgres
+            .arg("-D")
+            .arg(&data)
+            .arg("-k")
+            .arg(&dir)
+            .arg("-p")
+            .arg(port.to_string())
+            .arg("-c")
+            .arg(format!("listen_addresses={listen}"))
+            .args(["-c", "fsync=off"]);
         let mut server = Running::spawn(
             "postgres",
             &mut postgres,
             &scratch.unique("postgres", "log"),
         );
         // A server that failed to start fails the wait at once, with its log.
-        let socket = dir.join(".s.PGSQL.5432");
+        let socket = dir.join(format!(".s.PGSQL.{port}"));
         wait::wait_until(
             "PostgreSQL listens",
             || {
@@ -90,12 +108,13 @@ impl Postgres {
             "PostgreSQL answers queries",
             || {
                 server.assert_running();
-                psql(&dir, "select 1").is_some()
+                psql(&dir, port, "select 1").is_some()
             },
             Duration::from_secs(30),
         );
         Self {
             dir,
+            port,
             _server: server,
         }
     }
@@ -105,9 +124,14 @@ impl Postgres {
         &self.dir
     }
 
+    /// The port: 5432, or the TCP port of [`Postgres::start_on_tcp`].
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
     /// The socket itself.
     pub fn socket(&self) -> PathBuf {
-        self.dir.join(".s.PGSQL.5432")
+        self.dir.join(format!(".s.PGSQL.{}", self.port))
     }
 
     /// Opens a session as `postgres` the way any client library does: a StartupMessage
@@ -157,16 +181,18 @@ impl Postgres {
     }
 
     fn try_query(&self, sql: &str) -> Option<String> {
-        psql(&self.dir, sql)
+        psql(&self.dir, self.port, sql)
     }
 }
 
 /// Runs `sql` with psql on the server whose socket is in `dir`; its output, or `None` if psql
 /// failed.
-fn psql(dir: &Path, sql: &str) -> Option<String> {
+fn psql(dir: &Path, port: u16, sql: &str) -> Option<String> {
     let mut psql = Command::new("psql");
     psql.arg("-h")
         .arg(dir)
+        .arg("-p")
+        .arg(port.to_string())
         .args(["-U", "postgres", "-d", "postgres", "-At", "-c", sql]);
     let finished = run(&mut psql, b"", Duration::from_secs(30));
     finished

@@ -31,7 +31,7 @@ use plexer_bench::php_fpm::{self, FpmPm, PhpFpm};
 use plexer_bench::supervised::{self, HelloPool, wait_until};
 use plexer_bench::timing::{Summary, human, ratio};
 use plexer_bench::{binaries, fcgi_get, machine};
-use plexer_prefork::audit::{AuditPolicy, audit_process, shared_db_handles};
+use plexer_prefork::audit::{AuditPolicy, AuditRound, audit_process, shared_db_handles};
 use plexer_prefork::pool::{Pm, PoolSettings};
 use plexer_prefork::supervisor::Supervisor;
 use plexer_tests::procs;
@@ -866,17 +866,32 @@ fn print_burst(
 }
 
 async fn pool_audits(supervisor: &Supervisor, hello: &Path, dir: &Path) -> Result<Vec<AuditRow>> {
-    let pool = HelloPool::start(supervisor, hello, dir, "audit", settings(Pm::Static, 4))?;
-    wait_until("4 hello workers are idle", Duration::from_secs(10), || {
-        pool.idle_pids().len() == 4
+    let pool = HelloPool::start(supervisor, hello, dir, "audit", settings(Pm::Static, 8))?;
+    wait_until("8 hello workers are idle", Duration::from_secs(10), || {
+        pool.idle_pids().len() == 8
     })
     .await?;
     let pids: Vec<Pid> = pool.idle_pids();
+    let four = &pids[..4];
     let policy = AuditPolicy::new();
     let descriptors = audit_process(Some(pids[0]), &policy)?.descriptors().len();
     let one = time_audits(|| audit_process(Some(pids[0]), &policy).map(|r| r.descriptors().len()))?;
-    let shared = time_audits(|| shared_db_handles(&pids, &policy).map(|found| found.len()))?;
+    let shared = time_audits(|| shared_db_handles(four, &policy).map(|found| found.len()))?;
+    let round = time_audits(|| {
+        AuditRound::start()
+            .audit_pool(&pids, &policy)
+            .map(|f| f.len())
+    })?;
     pool.drain().await;
+
+    let forked = ForkedSockets::start(8)?;
+    let sharing = time_audits(|| {
+        AuditRound::start()
+            .audit_pool(&[forked.leader()], &policy)
+            .map(|found| found.len())
+    })?;
+    let found = AuditRound::start().audit_pool(&[forked.leader()], &policy)?;
+    drop(forked);
     Ok(vec![
         AuditRow {
             what: "`audit_process(Some(pid), …)`, one hello worker".to_owned(),
@@ -884,11 +899,80 @@ async fn pool_audits(supervisor: &Supervisor, hello: &Path, dir: &Path) -> Resul
             summary: one,
         },
         AuditRow {
-            what: "`shared_db_handles` over the 4 workers of a static pool".to_owned(),
+            what: "`shared_db_handles` over 4 workers of a static pool".to_owned(),
             descriptors: format!("4 × {descriptors}"),
             summary: shared,
         },
+        AuditRow {
+            what: "pool audit (`AuditRound::start` + `audit_pool`), 8 hello workers".to_owned(),
+            descriptors: format!("8 × {descriptors}"),
+            summary: round,
+        },
+        AuditRow {
+            what: format!(
+                "pool audit, a python3 parent and 7 forked children sharing a TCP connection, a \
+                 unix socket pair and a UDP socket ({} found)",
+                found.len()
+            ),
+            descriptors: "8 × 8".to_owned(),
+            summary: sharing,
+        },
     ])
+}
+
+/// A python3 process that opens a TCP connection (to a listener of ours), a unix socket pair
+/// and a UDP socket, then forks `processes - 1` children that keep them: the pool audit's
+/// worst case, where every socket is held by every process and is classified.
+struct ForkedSockets {
+    child: std::process::Child,
+    _listener: TcpListener,
+}
+
+impl ForkedSockets {
+    fn start(processes: usize) -> Result<Self> {
+        use std::io::{BufRead, BufReader};
+        use std::os::unix::process::CommandExt;
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        let port = listener.local_addr()?.port();
+        let script = format!(
+            "import os, socket, sys, time\n\
+             c = socket.create_connection(('127.0.0.1', {port}))\n\
+             a, b = socket.socketpair()\n\
+             u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind(('127.0.0.1', 0))\n\
+             for _ in range({children}):\n\
+             \x20   if os.fork() == 0:\n\
+             \x20       time.sleep(300); os._exit(0)\n\
+             print('ready', flush=True)\n\
+             time.sleep(300)\n",
+            children = processes - 1
+        );
+        let mut child = std::process::Command::new("python3")
+            .args(["-c", &script])
+            .stdout(std::process::Stdio::piped())
+            .process_group(0)
+            .spawn()?;
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("piped")).read_line(&mut line)?;
+        if line.trim() != "ready" {
+            return Err("the python3 sockets process did not start".into());
+        }
+        Ok(ForkedSockets {
+            child,
+            _listener: listener,
+        })
+    }
+
+    fn leader(&self) -> Pid {
+        Pid::from_raw(self.child.id() as i32)
+    }
+}
+
+impl Drop for ForkedSockets {
+    fn drop(&mut self) {
+        // The children are in the parent's process group, which it leads.
+        let _ = nix::sys::signal::killpg(self.leader(), nix::sys::signal::Signal::SIGKILL);
+        let _ = self.child.wait();
+    }
 }
 
 fn print_audits(out: &mut impl Write, rows: &[AuditRow]) -> io::Result<()> {

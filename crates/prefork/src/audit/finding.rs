@@ -144,6 +144,8 @@ fn by_what_answers(descriptor: &Descriptor) -> Option<(Database, Option<LocalPee
 /// A connection is a database's when the operator declared it, when the process answering it
 /// is one, or by its well-known port or socket name: any of these, since a proxy on a
 /// database's port (HAProxy on 5432) is as much a database connection as the server itself.
+/// A TCP peer the operator declared keeps the operator's name; a unix peer is named by its
+/// process first, then by its socket's name.
 fn handle_of(
     descriptor: &Descriptor,
     policy: &AuditPolicy,
@@ -177,8 +179,9 @@ fn handle_of(
                 let db = policy.database_at_socket(&local.pattern_text()?)?;
                 Some((local.clone(), false, db, None))
             };
+            // The process is the more precise: PgBouncer's socket is named like PostgreSQL's.
             let (name, by_peer, db, answered_by) =
-                by_peer_name.or_else(by_process).or_else(by_own_name)?;
+                by_process().or(by_peer_name).or_else(by_own_name)?;
             Some((DbHandle::Unix { name, by_peer }, db, answered_by))
         }
         DescriptorKind::File { path, .. } => {

@@ -14,8 +14,8 @@
 //!   what is known of the peer;
 //! - an SQLite file: one open file description (asked of the kernel with `kcmp(2)`) is one
 //!   connection inherited; two descriptions are each process's own, which SQLite handles;
-//! - listening sockets, datagram sockets (syslog), pipes, and descriptors 0 to 2 (the
-//!   FastCGI socket and the standard streams): shared by design, never reported.
+//! - listening sockets (the FastCGI socket on descriptor 0), datagram sockets (syslog), pipes,
+//!   other files, and the standard output and error: shared by design, never reported.
 
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
@@ -374,9 +374,11 @@ impl AuditRound {
                 }
             };
             for (fd, link) in links {
-                // 0 to 2 are the FastCGI socket and the standard streams, shared by design.
+                // The standard output and error are shared by design, even when they are a
+                // socket (systemd's journal stream); fd 0, the FastCGI socket, is a listener.
+                let standard = fd == 1 || fd == 2;
                 let candidate = link.starts_with("socket:[") || link.starts_with('/');
-                if fd > 2 && candidate && !policy.is_allowed(fd) {
+                if !standard && candidate && !policy.is_allowed(fd) {
                     by_link.entry(link).or_default().push((pid, fd));
                 }
             }
