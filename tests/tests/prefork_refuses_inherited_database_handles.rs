@@ -52,11 +52,16 @@ fn a_postgres_session_opened_before_fork_is_refused_with_the_fix() {
     let socket = scratch.socket_path("app");
     let dir = postgres.socket_dir().to_string_lossy().into_owned();
     let stderr = refused(prefork_app(&socket, &["--postgres", &dir], "preload"));
+    // Named by its socket and by the server that answers it.
     let expected = format!(
-        "is a unix-socket connection to {} (PostgreSQL) opened before fork; open it in post_fork",
+        "is a unix-socket connection to {} (PostgreSQL: postgres, pid ",
         postgres.socket().display()
     );
     assert!(stderr.contains(&expected), "{stderr}");
+    assert!(
+        stderr.contains(") opened before fork; open it in post_fork"),
+        "{stderr}"
+    );
     assert!(stderr.contains("fd "), "{stderr}");
 }
 

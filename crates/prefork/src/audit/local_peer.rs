@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use nix::unistd::{Pid, Uid, User};
 
@@ -70,10 +70,13 @@ impl fmt::Display for LocalPeer {
     }
 }
 
-/// Looks processes up by socket inode, remembering what it found for one round of audits.
+/// Looks processes up by socket inode, for one round of audits. The processes of the socket's
+/// owner are read once, every socket they hold indexed, so that a round with many connections
+/// reads `/proc` once per owner and not once per connection.
 #[derive(Debug, Default)]
 pub(crate) struct PeerFinder {
-    found: HashMap<u64, Option<LocalPeer>>,
+    /// By the user whose processes were read (`None`: every process): socket inode → holder.
+    holders: HashMap<Option<u32>, HashMap<u64, Pid>>,
     /// Some process could not be looked into.
     hidden: bool,
 }
@@ -81,55 +84,72 @@ pub(crate) struct PeerFinder {
 impl PeerFinder {
     /// Who holds the socket `far`, or at least who owns it; `None` when nothing is known.
     pub(crate) fn find(&mut self, far: FarEnd) -> Option<LocalPeer> {
-        if let Some(known) = self.found.get(&far.inode) {
-            return known.clone();
-        }
-        let peer = self.search(far);
-        self.found.insert(far.inode, peer.clone());
-        peer
+        let user = far.uid.and_then(user_name);
+        let holders = match self.holders.get(&far.uid) {
+            Some(holders) => holders,
+            None => {
+                let (holders, hidden) = index_sockets(far.uid);
+                self.hidden |= hidden;
+                self.holders.entry(far.uid).or_insert(holders)
+            }
+        };
+        let Some(&pid) = holders.get(&far.inode) else {
+            return user.map(owner_only);
+        };
+        let dir = PathBuf::from(format!("/proc/{pid}"));
+        Some(LocalPeer {
+            pid: Some(pid),
+            name: std::fs::read_to_string(dir.join("comm"))
+                .ok()
+                .map(|comm| comm.trim_end_matches('\n').to_owned()),
+            program: std::fs::read_link(dir.join("exe")).ok(),
+            user,
+        })
     }
 
     /// Whether some process could not be looked into, so that a peer may have been missed.
     pub(crate) fn saw_hidden_processes(&self) -> bool {
         self.hidden
     }
+}
 
-    fn search(&mut self, far: FarEnd) -> Option<LocalPeer> {
-        let user = far.uid.and_then(user_name);
-        let link = format!("socket:[{}]", far.inode);
-        let Ok(entries) = std::fs::read_dir("/proc") else {
-            self.hidden = true;
-            return user.map(owner_only);
+/// Every socket held by the processes of user `uid` (every process when `None`), by inode,
+/// and whether some process could not be looked into. /proc/PID belongs to the process's
+/// user, and only the socket owner's processes can hold it (short of descriptor passing),
+/// which skips most of the host.
+fn index_sockets(uid: Option<u32>) -> (HashMap<u64, Pid>, bool) {
+    let mut holders = HashMap::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return (holders, true);
+    };
+    let mut hidden = false;
+    for entry in entries.flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse().ok()) else {
+            continue;
         };
-        for entry in entries.flatten() {
-            let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse().ok()) else {
-                continue;
-            };
-            let dir = entry.path();
-            // /proc/PID belongs to the process's user: only the socket owner's processes can
-            // hold it (short of descriptor passing), which skips most of the host.
-            if let Some(uid) = far.uid
-                && std::fs::metadata(&dir).is_ok_and(|meta| meta.uid() != uid)
-            {
-                continue;
-            }
-            match holds(&dir, &link) {
-                Some(true) => {
-                    return Some(LocalPeer {
-                        pid: Some(Pid::from_raw(pid)),
-                        name: std::fs::read_to_string(dir.join("comm"))
-                            .ok()
-                            .map(|comm| comm.trim_end_matches('\n').to_owned()),
-                        program: std::fs::read_link(dir.join("exe")).ok(),
-                        user,
-                    });
-                }
-                Some(false) => {}
-                None => self.hidden = true,
-            }
+        let dir = entry.path();
+        if let Some(uid) = uid
+            && std::fs::metadata(&dir).is_ok_and(|meta| meta.uid() != uid)
+        {
+            continue;
         }
-        user.map(owner_only)
+        match std::fs::read_dir(dir.join("fd")) {
+            Ok(fds) => {
+                for fd in fds.flatten() {
+                    let Ok(link) = std::fs::read_link(fd.path()) else {
+                        continue;
+                    };
+                    if let Some(inode) = link.to_str().and_then(super::classify::socket_inode) {
+                        // The first holder found stays: any holder answers for the socket.
+                        holders.entry(inode).or_insert(Pid::from_raw(pid));
+                    }
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(_) => hidden = true,
+        }
     }
+    (holders, hidden)
 }
 
 fn owner_only(user: String) -> LocalPeer {
@@ -139,20 +159,6 @@ fn owner_only(user: String) -> LocalPeer {
         program: None,
         user: Some(user),
     }
-}
-
-/// Whether the process under `dir` holds a descriptor linking to `link`; `None` when its
-/// descriptors cannot be listed (another user's, or it exited meanwhile).
-fn holds(dir: &Path, link: &str) -> Option<bool> {
-    let fd_dir = dir.join("fd");
-    let entries = match std::fs::read_dir(&fd_dir) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Some(false),
-        Err(_) => return None,
-    };
-    Some(entries.flatten().any(|entry| {
-        std::fs::read_link(entry.path()).is_ok_and(|target| target.as_os_str() == link)
-    }))
 }
 
 fn user_name(uid: u32) -> Option<String> {

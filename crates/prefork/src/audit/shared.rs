@@ -34,7 +34,8 @@ use super::local_peer::{LocalPeer, PeerFinder};
 use super::note::AuditNote;
 use super::policy::AuditPolicy;
 use super::process_table::ProcessTable;
-use super::socket_tables::TableCache;
+use super::sock_diag::InetTable;
+use super::socket_tables::{Protocol, TableCache};
 use super::sqlite::{self, SqlitePart};
 
 /// Something two or more processes of one pool hold, which only inheritance explains.
@@ -335,17 +336,15 @@ impl AuditRound {
         let mut shared = Vec::new();
         for (mut descriptor, holders) in classified {
             if descriptor.is_connection() {
-                if let Some(far) = descriptor.far_end {
+                // Both ends in the pool: a socketpair the app made to talk to itself, unless
+                // it goes to a database all the same.
+                let far = descriptor.far_end;
+                let internal = far.is_some_and(|far| held.sockets.contains(&far.inode));
+                if let (Some(far), false) = (far, internal) {
                     descriptor.peer = self.peers.find(far);
                 }
                 let connection = shared_connection(descriptor, holders, policy, &databases);
-                // Both ends in the pool: a socketpair the app made to talk to itself.
-                if let Shared::Connection(c) = &connection
-                    && c.peer
-                        .as_ref()
-                        .and_then(LocalPeer::pid)
-                        .is_some_and(|pid| members.contains(&pid))
-                {
+                if internal && matches!(connection, Shared::Connection(_)) {
                     continue;
                 }
                 shared.push(connection);
@@ -359,6 +358,7 @@ impl AuditRound {
     /// Every socket and file two processes of `members` hold, by what its link says.
     fn held_twice(&mut self, members: &[Pid], policy: &AuditPolicy) -> HeldTwice {
         let mut by_link: BTreeMap<String, Vec<(Pid, RawFd)>> = BTreeMap::new();
+        let mut sockets = HashSet::new();
         for &pid in members {
             let target = Target::new(Some(pid));
             let fd_dir = PathBuf::from(format!("/proc/{pid}/fd"));
@@ -374,6 +374,9 @@ impl AuditRound {
                 }
             };
             for (fd, link) in links {
+                if let Some(inode) = classify::socket_inode(&link) {
+                    sockets.insert(inode);
+                }
                 // The standard output and error are shared by design, even when they are a
                 // socket (systemd's journal stream); fd 0, the FastCGI socket, is a listener.
                 let standard = fd == 1 || fd == 2;
@@ -383,8 +386,10 @@ impl AuditRound {
                 }
             }
         }
-        by_link.retain(|_, holders| distinct_pids(holders).len() >= 2);
-        HeldTwice { by_link }
+        by_link.retain(|link, holders| {
+            distinct_pids(holders).len() >= 2 && may_be_a_connection(link, holders[0])
+        });
+        HeldTwice { by_link, sockets }
     }
 
     /// An SQLite file open in several processes: shared when one open description is.
@@ -470,9 +475,24 @@ fn shared_connection(
     }
 }
 
+/// Whether a shared link may be a connection or a file, by the socket's protocol: UDP and
+/// the rest (netlink, packet) are never findings, and need no socket table read.
+fn may_be_a_connection(link: &str, (pid, fd): (Pid, RawFd)) -> bool {
+    if classify::socket_inode(link).is_none() {
+        return true;
+    }
+    let fd_path = PathBuf::from(format!("/proc/{pid}/fd/{fd}"));
+    matches!(
+        Protocol::of(&fd_path),
+        Protocol::Unix | Protocol::Inet(InetTable::Tcp4 | InetTable::Tcp6) | Protocol::Unknown
+    )
+}
+
 /// The links two or more processes hold, and who holds each.
 struct HeldTwice {
     by_link: BTreeMap<String, Vec<(Pid, RawFd)>>,
+    /// Every socket any process of the pool holds, shared or not, by inode.
+    sockets: HashSet<u64>,
 }
 
 impl HeldTwice {
