@@ -30,7 +30,10 @@ fn another_users_process_is_a_note_not_an_error() {
             "{said}"
         );
         assert!(said.contains("run plexer as root"), "{said}");
-        println!("checked as nobody");
+        #[allow(clippy::print_stdout)] // the parent reads it: the proof this branch ran
+        {
+            println!("checked as nobody");
+        }
         return;
     }
     assert!(

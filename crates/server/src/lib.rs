@@ -33,6 +33,7 @@ pub mod in_flight;
 pub mod live;
 pub mod registry;
 pub mod relay;
+mod request;
 pub mod responses;
 pub mod router;
 pub mod serve;

@@ -36,7 +36,7 @@ pub enum Target {
     /// Workers plexer runs.
     Pool(PoolHandle),
     /// An app someone else runs.
-    External(External),
+    External(Arc<External>),
     /// Stopped by plexer (the fork-safety audit); requests get a 503 until the operator
     /// reloads the account.
     Stopped { why: String },

@@ -10,13 +10,10 @@
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use plexer_fcgi::cgi::ResponseHead;
-use plexer_fcgi::{Address, Outbox, RequestHead, ServerConfig, ServerConnection, ServerEvent};
+use plexer_fcgi::{Address, Outbox, ServerConfig, ServerConnection, ServerEvent};
 use plexer_prefork::listen::{self, SocketAccess, parse_mode};
-use plexer_prefork::pool::{Outcome, Refusal};
 use plexer_prefork::supervisor::Supervisor;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::net::{TcpListener, UnixListener, UnixStream};
@@ -24,13 +21,12 @@ use tokio::net::{TcpListener, UnixListener, UnixStream};
 use crate::accounts::Manager;
 use crate::config::Config;
 use crate::cookie::Keys;
-use crate::live::{Running, State, Target};
+use crate::live::State;
 use crate::registry::{AccountRules, Registry};
-use crate::relay::{self, Ended, Front, Relay};
-use crate::responses::{self, HeadContext};
-use crate::router::{self, Decision};
+use crate::relay::{self, Front};
+use crate::request::{self, AfterRequest};
 use crate::systemd::{self, Activated};
-use crate::{audit_watch, control, http_front, status, upstream, watch};
+use crate::{audit_watch, control, http_front, watch};
 
 /// Why `plexer serve` could not start.
 #[derive(Debug, thiserror::Error)]
@@ -65,12 +61,6 @@ pub struct ServeOptions {
     pub http: Option<SocketAddr>,
     /// The socket systemd passed (socket activation), served instead of binding `listen:`.
     pub activated: Option<Activated>,
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 /// Loads everything and checks it, starting nothing: `plexer serve --check`.
@@ -333,310 +323,8 @@ where
                 }
             }
         };
-        if !handle_request(&mut front, head, &state).await {
+        if request::handle(&mut front, head, &state).await == AfterRequest::Close {
             return;
         }
     }
-}
-
-/// How often a request that met a generation being retired is routed again.
-const REROUTES: usize = 3;
-
-/// Answers one request; false when the web-server connection must close.
-async fn handle_request<R, W>(front: &mut Front<R, W>, head: RequestHead, state: &State) -> bool
-where
-    R: AsyncRead + Unpin,
-    W: AsyncWrite + Unpin,
-{
-    let started = Instant::now();
-    let id = head.id;
-    let mut params = head.params;
-    let stripped = router::strip_claims(&mut params);
-    if stripped > 0 {
-        tracing::info!(stripped, "dropped client-supplied PLEXER_* params");
-    }
-    let now = unix_now();
-    let mut reroutes = 0;
-    // Routed with one snapshot; a request that meets a generation being retired (a reload or
-    // a removal published meanwhile) is routed again with the newer one.
-    let (snapshot, account, user, running, lease) = loop {
-        let snapshot = state.snapshot();
-        let decision = router::route(
-            &snapshot.config,
-            &snapshot.keys,
-            &snapshot.registry,
-            &params,
-            now,
-        );
-        let (account, user) = match decision {
-            Decision::Ping => {
-                return answer(front, id, responses::plain(200, "OK", &[], "pong")).await;
-            }
-            Decision::Status { format, full } => {
-                let body = status::render(snapshot, state.started, format, full).await;
-                return answer(front, id, body).await;
-            }
-            Decision::StatusForbidden | Decision::Forbidden => {
-                return answer(front, id, responses::forbidden()).await;
-            }
-            Decision::Redirect(url) => {
-                return answer(front, id, responses::redirect(&url)).await;
-            }
-            Decision::Login { account } => (account, None),
-            Decision::Account { account, user } => (account, user),
-        };
-        let Some(running) = snapshot.running.get(&account).cloned() else {
-            let why = "the account is not running";
-            return answer(front, id, responses::unavailable(why)).await;
-        };
-        let lease = match &running.target {
-            Target::Pool(pool) => match unless_front_closes(front, pool.acquire()).await {
-                None => {
-                    tracing::info!(account = %account, "the client went away while its request waited for a worker");
-                    return false;
-                }
-                Some(Ok(lease)) => Some(lease),
-                Some(Err(Refusal::Draining))
-                    if reroutes < REROUTES && !state.is_current(&snapshot) =>
-                {
-                    reroutes += 1;
-                    continue;
-                }
-                Some(Err(refusal)) => {
-                    count(&running, true);
-                    let why = refusal.to_string();
-                    return answer(front, id, responses::unavailable(&why)).await;
-                }
-            },
-            Target::Stopped { why } => {
-                count(&running, true);
-                let why = why.clone();
-                return answer(front, id, responses::unavailable(&why)).await;
-            }
-            Target::External(_) => None,
-        };
-        break (snapshot, account, user, running, lease);
-    };
-    count(&running, false);
-    // Slow is the app's time, as php-fpm counts it: not the wait for a worker.
-    let sent = Instant::now();
-    let login = snapshot.config.login.account.as_deref() == Some(account.as_str());
-    params.push("PLEXER_ACCOUNT", account.as_str().to_owned());
-    if let Some(user) = &user {
-        params.push("PLEXER_USER", user.clone());
-    }
-    let https = params
-        .get_str("HTTPS")
-        .is_some_and(|v| v.eq_ignore_ascii_case("on"));
-    let rewrite = |head: &mut ResponseHead| {
-        let cx = HeadContext {
-            config: &snapshot.config,
-            keys: &snapshot.keys,
-            registry: &snapshot.registry,
-            from_login_app: login,
-            https,
-            now,
-            account: account.as_str(),
-        };
-        if let Some(note) = responses::rewrite_head(head, &cx) {
-            tracing::info!(account = %account, "{note}");
-        }
-    };
-    let uri = params.get_str("REQUEST_URI").unwrap_or("-");
-    // One deadline for the request, a second attempt on a new connection included.
-    let deadline = sent + running.request_timeout;
-    let relay_args = |worker| Relay {
-        front_id: id,
-        account: account.as_str(),
-        worker,
-        params: &params,
-        limits: &state.limits,
-        deadline,
-        rewrite: &rewrite,
-    };
-    let (ended, pid) = match (lease, &running.target) {
-        (Some(lease), _) => {
-            let pid = lease.pid();
-            let worker = pid.map(|p| p.as_raw());
-            let _serving = worker.map(|worker| running.in_flight.begin(worker, uri));
-            // The worker's connection from its last request, or a new one.
-            let connect = async || {
-                UnixStream::connect(lease.socket())
-                    .await
-                    .map_err(|err| format!("cannot connect to its worker: {err}"))
-            };
-            let kept = lease.take_connection();
-            let was_kept = kept.is_some();
-            let connection = match kept {
-                Some(kept) => Ok(kept),
-                None => connect().await,
-            };
-            let (ended, connection) = match connection {
-                Ok(mut backend) => {
-                    let args = relay_args(worker);
-                    let ended = relay::relay(front, &mut backend, was_kept, args, connect).await;
-                    (ended, Some(backend))
-                }
-                Err(why) => {
-                    let ended = Ended::BackendFailed {
-                        head_sent: false,
-                        why,
-                    };
-                    (ended, None)
-                }
-            };
-            match (&ended, connection) {
-                (Ended::Completed { reusable: true, .. }, Some(connection)) => {
-                    lease.release_keeping(connection);
-                }
-                (Ended::Completed { .. }, _) => lease.release(Outcome::Done),
-                (Ended::TimedOut { .. }, _) => lease.release(Outcome::TimedOut),
-                // Ended, but the connection may hold the rest of its output: not kept.
-                (Ended::ClientGone { worker_free: true }, _) => lease.release(Outcome::Done),
-                (Ended::ClientGone { .. } | Ended::BackendFailed { .. }, _) => {
-                    lease.release(Outcome::Broken);
-                }
-            }
-            (ended, pid.map(|p| p.as_raw()))
-        }
-        (None, Target::External(external)) => {
-            let Some(connection) = unless_front_closes(front, external.connection()).await else {
-                tracing::info!(account = %account, "the client went away while its request waited for the app");
-                return false;
-            };
-            let ended = match connection {
-                Ok(mut leased) => {
-                    let args = relay_args(None);
-                    let reconnect = async || {
-                        upstream::connect(&external.address)
-                            .await
-                            .map_err(|err| format!("cannot connect to {}: {err}", external.address))
-                    };
-                    let kept = leased.kept;
-                    let ended =
-                        relay::relay(front, &mut leased.stream, kept, args, reconnect).await;
-                    if let Ended::Completed { reusable: true, .. } = ended {
-                        external.keep(leased);
-                    }
-                    ended
-                }
-                Err(upstream::ConnectError::Busy(..)) => {
-                    count(&running, true);
-                    let why = "the app's connections are all busy";
-                    return answer(front, id, responses::unavailable(why)).await;
-                }
-                Err(err) => Ended::BackendFailed {
-                    head_sent: false,
-                    why: format!("cannot connect to {}: {err}", external.address),
-                },
-            };
-            (ended, None)
-        }
-        (None, _) => unreachable!("a pool's request holds a lease"),
-    };
-    let took = started.elapsed();
-    if running
-        .slow_request
-        .is_some_and(|after| sent.elapsed() >= after)
-    {
-        running.counters.slow.fetch_add(1, Ordering::Relaxed);
-        tracing::warn!(account = %account, worker = pid, uri, ?took, "slow request: longer than request_slowlog_timeout");
-    }
-    match ended {
-        Ended::Completed {
-            app_status,
-            status,
-            body_bytes,
-            ..
-        } => {
-            // The access log: what identifies the request, never a cookie or a header.
-            let micros = took.as_micros() as u64;
-            tracing::info!(account = %account, worker = pid, uri, status, bytes = body_bytes, app_status, micros, "request");
-            true
-        }
-        Ended::ClientGone { worker_free } => {
-            let worker_is = if worker_free { "free again" } else { "stopped" };
-            tracing::info!(account = %account, worker = pid, uri, ?took, "the client went away; the worker is {worker_is}");
-            false
-        }
-        Ended::TimedOut { head_sent } => {
-            count(&running, true);
-            tracing::warn!(account = %account, worker = pid, uri, ?took, "request_timeout passed: 504, worker killed");
-            if head_sent {
-                cut_short(front).await
-            } else {
-                answer(front, id, responses::timeout()).await
-            }
-        }
-        Ended::BackendFailed { head_sent, why } => {
-            count(&running, true);
-            tracing::warn!(account = %account, worker = pid, uri, ?took, "the application failed: {why}");
-            if head_sent {
-                cut_short(front).await
-            } else {
-                answer(front, id, responses::bad_gateway(&why)).await
-            }
-        }
-    }
-}
-
-/// Waits for `wait` (a worker, a connection to the app) while watching the web server's
-/// connection: `None` when it closed first, its client having left while the request waited,
-/// so no worker ever runs a request nobody wants. What the web server sends meanwhile (the
-/// request's body) stays in the connection's read buffer for the relay.
-async fn unless_front_closes<R, W, T>(
-    front: &mut Front<R, W>,
-    wait: impl Future<Output = T>,
-) -> Option<T>
-where
-    R: AsyncRead + Unpin,
-{
-    let closed = async {
-        loop {
-            if front.conn.read_buf().len() >= relay::HIGH_WATER {
-                // Enough is buffered: the rest waits in the socket, and so does the close.
-                return std::future::pending().await;
-            }
-            front.conn.read_buf().reserve(4 * 1024);
-            match front.rd.read_buf(front.conn.read_buf()).await {
-                Ok(n) if n > 0 => {}
-                _ => return,
-            }
-        }
-    };
-    tokio::select! {
-        got = wait => Some(got),
-        () = closed => None,
-    }
-}
-
-/// Counts a request routed to an account, or an error plexer answered for it.
-fn count(running: &Running, error: bool) {
-    let counter = if error {
-        &running.counters.errors
-    } else {
-        &running.counters.requests
-    };
-    counter.fetch_add(1, Ordering::Relaxed);
-}
-
-/// Ends a response whose head went out: what was relayed still goes to the web server, then
-/// the connection closes (false), so the client sees the response cut short; dropped, the
-/// relayed part would never arrive.
-async fn cut_short<R, W: AsyncWrite + Unpin>(front: &mut Front<R, W>) -> bool {
-    let _ = relay::flush(&mut front.wr, &mut front.pending).await;
-    false
-}
-
-/// Sends a whole response that plexer made itself; false when the connection must close.
-async fn answer<R, W>(front: &mut Front<R, W>, id: u16, response: bytes::Bytes) -> bool
-where
-    R: AsyncRead + Unpin,
-    W: AsyncWrite + Unpin,
-{
-    let sent = front.conn.stdout(id, response).is_ok() && front.conn.end_request(id, 0).is_ok();
-    front.pending.append(front.conn.outbox());
-    sent && relay::flush(&mut front.wr, &mut front.pending)
-        .await
-        .is_ok()
 }

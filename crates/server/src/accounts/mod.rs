@@ -254,7 +254,13 @@ impl Manager {
                     EXTERNAL_QUEUE_TIMEOUT,
                 );
                 let (timeout, slow) = (EXTERNAL_REQUEST_TIMEOUT, Some(DEFAULT_SLOW_REQUEST));
-                (Target::External(app), timeout, slow, AuditMode::Off, None)
+                (
+                    Target::External(Arc::new(app)),
+                    timeout,
+                    slow,
+                    AuditMode::Off,
+                    None,
+                )
             }
         };
         Ok(Running {

@@ -24,14 +24,15 @@
 use std::io::IoSlice;
 use std::time::Instant;
 
-use bytes::{Buf, Bytes};
-use plexer_fcgi::cgi::{HeadParser, ResponseHead};
-use plexer_fcgi::{
-    ClientConnection, ClientEvent, Limits, Outbox, Params, Role, ServerConnection, ServerEvent,
-};
+use bytes::Buf;
+use plexer_fcgi::cgi::ResponseHead;
+use plexer_fcgi::{ClientConnection, ClientEvent, Limits, Outbox, Params, ServerConnection};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::app_stderr::StderrLines;
+use exchange::{Exchange, FrontStep, Resend, Unsent};
+
+mod exchange;
 
 /// Pending bytes for one side above which the other side is not read.
 pub const HIGH_WATER: usize = 256 * 1024;
@@ -65,10 +66,6 @@ impl Default for ReadRoom {
         Self::new()
     }
 }
-
-/// Request body kept to send again should a kept connection turn out closed; a longer body
-/// is not kept, and its request is not sent again.
-const RESEND_LIMIT: usize = 64 * 1024;
 
 /// The web server's connection: its protocol state, its socket halves, and what waits to be
 /// written to it.
@@ -105,22 +102,6 @@ pub enum Ended {
     },
 }
 
-/// A kept connection closed before the app answered anything: `resend` goes on a new
-/// connection; `why` is what the closed connection said.
-struct Unsent {
-    resend: Resend,
-    why: String,
-}
-
-/// What a request sent on a connection that turned out closed had taken from the web server,
-/// to send again on a new connection.
-#[derive(Debug, Default)]
-struct Resend {
-    stdin: Vec<Bytes>,
-    stdin_bytes: usize,
-    stdin_ended: bool,
-}
-
 /// What the relay needs to rewrite the response head; `rewrite` is called once with the head.
 /// `account` and `worker` go with every STDERR line logged.
 pub struct Relay<'a> {
@@ -131,14 +112,6 @@ pub struct Relay<'a> {
     pub limits: &'a Limits,
     pub deadline: Instant,
     pub rewrite: &'a (dyn Fn(&mut ResponseHead) + Sync),
-}
-
-/// Whether a request may be sent twice (nginx's rule: all but POST, LOCK and PATCH).
-fn idempotent(params: &Params) -> bool {
-    !matches!(
-        params.get_str("REQUEST_METHOD"),
-        Some("POST" | "LOCK" | "PATCH")
-    )
 }
 
 /// Whether a socket error says the app closed with our bytes unread (Linux resets a unix or
@@ -175,7 +148,8 @@ pub async fn flush<W: AsyncWrite + Unpin>(wr: &mut W, outbox: &mut Outbox) -> st
 
 /// One attempt of a request on `backend` (`kept`: the connection carried an earlier one),
 /// sending first what an earlier attempt took from the web server. `Err` only on a kept
-/// connection the app had closed before it answered anything.
+/// connection the app had closed before it answered anything. The decisions are
+/// [`Exchange`]'s; this loop only moves bytes.
 async fn attempt<R, W, B>(
     front: &mut Front<R, W>,
     backend: &mut B,
@@ -188,188 +162,88 @@ where
     W: AsyncWrite + Unpin,
     B: AsyncRead + AsyncWrite + Unpin,
 {
-    let (mut brd, mut bwr) = tokio::io::split(backend);
-    let fid = relay.front_id;
-    let mut bconn = ClientConnection::new(relay.limits.clone());
-    let bid = match bconn.begin_request(Role::Responder, true, relay.params) {
-        Ok(id) => id,
-        Err(err) => {
-            return Ok(Ended::BackendFailed {
-                head_sent: false,
-                why: err.to_string(),
-            });
-        }
+    let (mut back_rd, mut back_wr) = tokio::io::split(backend);
+    let mut back_conn = ClientConnection::new(relay.limits.clone());
+    let mut exchange = match Exchange::begin(
+        relay.front_id,
+        relay.params,
+        relay.limits,
+        kept,
+        earlier,
+        &mut back_conn,
+    ) {
+        Ok(exchange) => exchange,
+        Err(ended) => return Ok(ended),
     };
-    let Resend {
-        stdin: earlier_stdin,
-        mut stdin_ended,
-        ..
-    } = earlier;
-    for data in earlier_stdin {
-        let _ = bconn.stdin(bid, data);
-    }
-    if stdin_ended {
-        let _ = bconn.stdin_end(bid);
-    }
-    // While the app has said nothing on a kept connection, what it was sent is kept.
-    let mut resend = kept.then(Resend::default);
-    let mut request_unread = false;
-    // Nothing of this request has reached the backend yet: given up now, it never ran.
-    let mut sent_any = false;
-    let mut bpending = Outbox::new();
-    let (mut front_room, mut backend_room) = (ReadRoom::new(), ReadRoom::new());
-    let mut head = Some(HeadParser::new(relay.limits));
-    let mut backend_writable = true;
-    let (mut status, mut body_bytes) = (0u16, 0u64);
-    let rewrite = relay.rewrite;
+    let mut back_pending = Outbox::new();
+    let (mut front_room, mut back_room) = (ReadRoom::new(), ReadRoom::new());
     let mut stderr_lines = StderrLines::new(relay.account, relay.worker);
     let sleep = tokio::time::sleep_until(relay.deadline.into());
     tokio::pin!(sleep);
-    let failed = |head: &Option<HeadParser>, why: String| Ended::BackendFailed {
-        head_sent: head.is_none(),
-        why,
-    };
     loop {
-        // What the web server sent for this request goes to the backend.
-        loop {
-            match front.conn.poll_event() {
-                Ok(Some(ServerEvent::Stdin { id, data })) if id == fid => {
-                    if let Some(kept) = resend.as_mut() {
-                        kept.stdin_bytes += data.len();
-                        kept.stdin.push(data.clone());
-                        if kept.stdin_bytes > RESEND_LIMIT {
-                            resend = None;
-                        }
-                    }
-                    let _ = bconn.stdin(bid, data);
-                }
-                Ok(Some(ServerEvent::StdinEnd { id })) if id == fid => {
-                    let _ = bconn.stdin_end(bid);
-                    stdin_ended = true;
-                    if let Some(kept) = resend.as_mut() {
-                        kept.stdin_ended = true;
-                    }
-                }
-                Ok(Some(ServerEvent::Abort { id })) if id == fid => {
-                    return Ok(abandon(sent_any, bconn, bid, &mut brd, &mut bwr, bpending).await);
-                }
-                Ok(Some(_)) => {} // DATA of a FILTER request: a responder backend takes none
-                Ok(None) => break,
-                Err(err) => {
-                    tracing::warn!(error = %err, "the web server broke the protocol");
-                    return Ok(abandon(sent_any, bconn, bid, &mut brd, &mut bwr, bpending).await);
-                }
-            }
+        if exchange.front_events(&mut front.conn, &mut back_conn) == FrontStep::Abandon {
+            let backend = (back_conn, &mut back_rd, &mut back_wr, back_pending);
+            return Ok(abandon(&exchange, backend).await);
         }
-        if backend_writable {
-            bpending.append(bconn.outbox());
-        } else {
-            // The backend stopped reading: what the web server still sends is dropped, not kept.
-            *bconn.outbox() = Outbox::new();
-        }
-        // What the backend sent goes to the web server.
-        loop {
-            match bconn.poll_event() {
-                Ok(Some(ClientEvent::Stdout { data, .. })) => match head.as_mut() {
-                    None => {
-                        body_bytes += data.len() as u64;
-                        let _ = front.conn.stdout(fid, data);
-                    }
-                    Some(parser) => match parser.push(data) {
-                        Ok(None) => {}
-                        Ok(Some((mut parsed, rest))) => {
-                            rewrite(&mut parsed);
-                            status = parsed.status;
-                            body_bytes += rest.len() as u64;
-                            let _ = front.conn.stdout(fid, parsed.encode());
-                            let _ = front.conn.stdout(fid, rest);
-                            head = None;
-                        }
-                        Err(err) => return Ok(failed(&head, format!("its response head: {err}"))),
-                    },
-                },
-                Ok(Some(ClientEvent::Stderr { data, .. })) => {
-                    stderr_lines.push(&data);
-                    let _ = front.conn.stderr(fid, data);
-                }
-                Ok(Some(ClientEvent::End { app_status, .. })) => {
-                    if head.is_some() {
-                        return Ok(failed(
-                            &head,
-                            "it ended the request without a response head".into(),
-                        ));
-                    }
-                    let _ = front.conn.end_request(fid, app_status);
-                    front.pending.append(front.conn.outbox());
-                    // Reusable only when the backend took the whole request and said no more.
-                    let reusable = stdin_ended
-                        && backend_writable
-                        && bpending.is_empty()
-                        && bconn.outbox().is_empty();
-                    return Ok(Ended::Completed {
-                        app_status,
-                        status,
-                        body_bytes,
-                        reusable,
-                    });
-                }
-                Ok(Some(_)) => {}
-                Ok(None) => break,
-                Err(err) => return Ok(failed(&head, err.to_string())),
-            }
-        }
+        exchange.queue_for_backend(&mut back_conn, &mut back_pending);
+        let unsent = !back_pending.is_empty();
+        let ended = exchange.backend_events(
+            &mut back_conn,
+            &mut front.conn,
+            relay.rewrite,
+            &mut stderr_lines,
+            unsent,
+        );
         front.pending.append(front.conn.outbox());
+        if let Some(ended) = ended {
+            return Ok(ended);
+        }
 
         front_room.make(front.conn.read_buf());
-        backend_room.make(bconn.read_buf());
+        back_room.make(back_conn.read_buf());
         tokio::select! {
-            read = front.rd.read_buf(front.conn.read_buf()), if bpending.len() < HIGH_WATER => {
+            read = front.rd.read_buf(front.conn.read_buf()), if back_pending.len() < HIGH_WATER => {
                 match read {
                     Ok(n) if n > 0 => front_room.after_read(n),
-                    _ => return Ok(abandon(sent_any, bconn, bid, &mut brd, &mut bwr, bpending).await),
+                    _ => {
+                        let backend = (back_conn, &mut back_rd, &mut back_wr, back_pending);
+                        return Ok(abandon(&exchange, backend).await);
+                    }
                 }
             }
-            read = brd.read_buf(bconn.read_buf()), if front.pending.len() < HIGH_WATER => {
-                let why = match read {
-                    Ok(0) => match bconn.on_eof() {
-                        Err(err) => err.to_string(),
-                        Ok(()) => "it closed the connection".into(),
+            read = back_rd.read_buf(back_conn.read_buf()), if front.pending.len() < HIGH_WATER => {
+                let (why, unread) = match read {
+                    Ok(0) => match back_conn.on_eof() {
+                        Err(err) => (err.to_string(), false),
+                        Ok(()) => ("it closed the connection".into(), false),
                     },
                     Ok(n) => {
-                        backend_room.after_read(n);
-                        resend = None;
+                        back_room.after_read(n);
+                        exchange.backend_answered();
                         continue;
                     }
-                    Err(err) => {
-                        request_unread |= unread(&err);
-                        format!("reading from it: {err}")
-                    }
+                    Err(err) => (format!("reading from it: {err}"), unread(&err)),
                 };
-                return match resend {
-                    Some(resend) if request_unread || idempotent(relay.params) => {
-                        Err(Unsent { resend, why })
-                    }
-                    _ => Ok(failed(&head, why)),
-                };
+                return exchange.backend_closed(why, unread);
             }
             written = write_some(&mut front.wr, &mut front.pending), if !front.pending.is_empty() => {
                 if written.is_err() {
-                    return Ok(abandon(sent_any, bconn, bid, &mut brd, &mut bwr, bpending).await);
+                    let backend = (back_conn, &mut back_rd, &mut back_wr, back_pending);
+                    return Ok(abandon(&exchange, backend).await);
                 }
             }
-            written = write_some(&mut bwr, &mut bpending), if !bpending.is_empty() => {
+            written = write_some(&mut back_wr, &mut back_pending), if !back_pending.is_empty() => {
                 // An app may stop reading its input once it has answered (§6.2): stop sending
                 // and keep reading its response.
                 match written {
-                    Ok(()) => sent_any = true,
+                    Ok(()) => exchange.backend_wrote(),
                     Err(err) => {
-                        request_unread |= unread(&err);
-                        backend_writable = false;
-                        bpending = Outbox::new();
+                        exchange.backend_refused_input(unread(&err));
+                        back_pending = Outbox::new();
                     }
                 }
             }
-            () = &mut sleep => return Ok(Ended::TimedOut { head_sent: head.is_none() }),
+            () = &mut sleep => return Ok(exchange.timed_out()),
         }
     }
 }
@@ -422,36 +296,38 @@ pub const ABORT_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 /// The web server gave up on the request: tell the backend (ABORT_REQUEST) and wait briefly
 /// for its END_REQUEST, dropping whatever it still sends, so that the worker is free again
 /// rather than busy with a request nobody wants (php-fpm leaves it busy to the end). When
-/// nothing of the request reached the backend yet (`sent_any` false), there is nothing to
-/// abort: the worker never saw it.
+/// nothing of the request reached the backend yet, there is nothing to abort: the worker never
+/// saw it.
 async fn abandon<BR, BW>(
-    sent_any: bool,
-    mut bconn: ClientConnection,
-    bid: u16,
-    brd: &mut BR,
-    bwr: &mut BW,
-    mut bpending: Outbox,
+    exchange: &Exchange,
+    (mut back_conn, back_rd, back_wr, mut back_pending): (
+        ClientConnection,
+        &mut BR,
+        &mut BW,
+        Outbox,
+    ),
 ) -> Ended
 where
     BR: AsyncRead + Unpin,
     BW: AsyncWrite + Unpin,
 {
-    if !sent_any {
+    if !exchange.reached_backend() {
         return Ended::ClientGone { worker_free: true };
     }
+    let id = exchange.backend_id();
     let ended = async {
-        if bconn.abort(bid).is_ok() {
-            bpending.append(bconn.outbox());
+        if back_conn.abort(id).is_ok() {
+            back_pending.append(back_conn.outbox());
         }
-        flush(bwr, &mut bpending).await.ok()?;
+        flush(back_wr, &mut back_pending).await.ok()?;
         loop {
-            while let Some(event) = bconn.poll_event().ok()? {
+            while let Some(event) = back_conn.poll_event().ok()? {
                 if let ClientEvent::End { .. } = event {
                     return Some(());
                 }
             }
-            bconn.read_buf().reserve(READ_CHUNK);
-            if brd.read_buf(bconn.read_buf()).await.ok()? == 0 {
+            back_conn.read_buf().reserve(READ_CHUNK);
+            if back_rd.read_buf(back_conn.read_buf()).await.ok()? == 0 {
                 return None;
             }
         }

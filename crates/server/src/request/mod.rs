@@ -1,0 +1,370 @@
+//! One request from the web server, from its params to its end: routed into a value
+//! ([`route`]), relayed to its backend (a leased worker or an app someone else runs), and
+//! ended into the worker's outcome ([`outcome`]), the counters and the access log.
+
+mod outcome;
+mod route;
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use bytes::Bytes;
+use plexer_fcgi::RequestHead;
+use plexer_fcgi::cgi::ResponseHead;
+use plexer_prefork::supervisor::Lease;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
+use tokio::net::UnixStream;
+
+use crate::live::{Running, State};
+use crate::relay::{self, Ended, Front, Relay};
+use crate::responses::{self, HeadContext};
+use crate::router;
+use crate::upstream::{self, External};
+use outcome::WorkerRelease;
+use route::{Routed, Routing};
+
+/// What the web server's connection does after a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum AfterRequest {
+    /// Read the next request.
+    Next,
+    /// Close it: the client left, or a response was cut short.
+    Close,
+}
+
+impl AfterRequest {
+    fn from_sent(sent: bool) -> Self {
+        if sent {
+            AfterRequest::Next
+        } else {
+            AfterRequest::Close
+        }
+    }
+}
+
+/// Where a routed request goes.
+pub(crate) enum Backend {
+    /// A worker of the account's pool, leased for this request.
+    Worker(Lease),
+    /// An app someone else runs (`socket:`).
+    External(Arc<External>),
+}
+
+/// How relaying to the backend went.
+enum Relayed {
+    /// The request ran (or failed) on the backend; `worker` is its pid, for the logs.
+    Ended { ended: Ended, worker: Option<i32> },
+    /// plexer answers instead: the app's connections are all busy.
+    Refused(Bytes),
+    /// The client left while its request waited for a connection.
+    ClientGone,
+}
+
+/// Answers one request.
+pub(crate) async fn handle<R, W>(
+    front: &mut Front<R, W>,
+    head: RequestHead,
+    state: &State,
+) -> AfterRequest
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let started = Instant::now();
+    let id = head.id;
+    let mut params = head.params;
+    let stripped = router::strip_claims(&mut params);
+    if stripped > 0 {
+        tracing::info!(stripped, "dropped client-supplied PLEXER_* params");
+    }
+    let now = route::unix_now();
+    let (routed, backend) = match route::route(front, &params, state, now).await {
+        Routing::Answer(response) => return answer(front, id, response).await,
+        Routing::ClientGone => return AfterRequest::Close,
+        Routing::To(routed, backend) => (routed, backend),
+    };
+    count(&routed.running, false);
+    // Slow is the app's time, as php-fpm counts it: not the wait for a worker.
+    let sent = Instant::now();
+    params.push("PLEXER_ACCOUNT", routed.account.as_str().to_owned());
+    if let Some(user) = &routed.user {
+        params.push("PLEXER_USER", user.clone());
+    }
+    let rewrite = rewriter(&routed, &params, now);
+    let uri = params.get_str("REQUEST_URI").unwrap_or("-");
+    let relay = Relay {
+        front_id: id,
+        account: routed.account.as_str(),
+        worker: None,
+        params: &params,
+        limits: &state.limits,
+        // One deadline for the request, a second attempt on a new connection included.
+        deadline: sent + routed.running.request_timeout,
+        rewrite: &rewrite,
+    };
+    let relayed = match backend {
+        Backend::Worker(lease) => to_worker(front, lease, &routed.running, uri, relay).await,
+        Backend::External(app) => to_external(front, &app, relay).await,
+    };
+    let (ended, worker) = match relayed {
+        Relayed::Ended { ended, worker } => (ended, worker),
+        Relayed::Refused(response) => {
+            count(&routed.running, true);
+            return answer(front, id, response).await;
+        }
+        Relayed::ClientGone => {
+            tracing::info!(account = %routed.account, "the client went away while its request waited for the app");
+            return AfterRequest::Close;
+        }
+    };
+    let request = Finished {
+        routed: &routed,
+        worker,
+        uri,
+        started,
+        sent,
+    };
+    request.log_slow();
+    request.end(front, id, ended).await
+}
+
+/// The head rewrite of this request's response (cookies, the login app's choice).
+fn rewriter<'a>(
+    routed: &'a Routed,
+    params: &plexer_fcgi::Params,
+    now: u64,
+) -> impl Fn(&mut ResponseHead) + Sync + 'a {
+    let login = routed.snapshot.config.login.account.as_deref() == Some(routed.account.as_str());
+    let https = params
+        .get_str("HTTPS")
+        .is_some_and(|v| v.eq_ignore_ascii_case("on"));
+    move |head: &mut ResponseHead| {
+        let cx = HeadContext {
+            config: &routed.snapshot.config,
+            keys: &routed.snapshot.keys,
+            registry: &routed.snapshot.registry,
+            from_login_app: login,
+            https,
+            now,
+            account: routed.account.as_str(),
+        };
+        if let Some(note) = responses::rewrite_head(head, &cx) {
+            tracing::info!(account = %routed.account, "{note}");
+        }
+    }
+}
+
+/// Relays to a leased worker, on the connection it kept from its last request or a new one,
+/// and gives the worker back with what the request's end says of it.
+async fn to_worker<R, W>(
+    front: &mut Front<R, W>,
+    lease: Lease,
+    running: &Running,
+    uri: &str,
+    relay: Relay<'_>,
+) -> Relayed
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let worker = lease.pid().map(|p| p.as_raw());
+    let _serving = worker.map(|worker| running.in_flight.begin(worker, uri));
+    let connect = async || {
+        UnixStream::connect(lease.socket())
+            .await
+            .map_err(|err| format!("cannot connect to its worker: {err}"))
+    };
+    let kept = lease.take_connection();
+    let was_kept = kept.is_some();
+    let connection = match kept {
+        Some(kept) => Ok(kept),
+        None => connect().await,
+    };
+    let (ended, connection) = match connection {
+        Ok(mut backend) => {
+            let relay = Relay { worker, ..relay };
+            let ended = relay::relay(front, &mut backend, was_kept, relay, connect).await;
+            (ended, Some(backend))
+        }
+        Err(why) => {
+            let ended = Ended::BackendFailed {
+                head_sent: false,
+                why,
+            };
+            (ended, None)
+        }
+    };
+    match (WorkerRelease::after(&ended), connection) {
+        (WorkerRelease::KeepConnection, Some(connection)) => lease.release_keeping(connection),
+        (release, _) => lease.release(release.outcome()),
+    }
+    Relayed::Ended { ended, worker }
+}
+
+/// Relays to an app someone else runs, on one of its kept connections or a new one.
+async fn to_external<R, W>(front: &mut Front<R, W>, app: &External, relay: Relay<'_>) -> Relayed
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let Some(connection) = unless_front_closes(front, app.connection()).await else {
+        return Relayed::ClientGone;
+    };
+    let ended = match connection {
+        Ok(mut leased) => {
+            let reconnect = async || {
+                upstream::connect(&app.address)
+                    .await
+                    .map_err(|err| format!("cannot connect to {}: {err}", app.address))
+            };
+            let kept = leased.kept;
+            let ended = relay::relay(front, &mut leased.stream, kept, relay, reconnect).await;
+            if let Ended::Completed { reusable: true, .. } = ended {
+                app.keep(leased);
+            }
+            ended
+        }
+        Err(upstream::ConnectError::Busy(..)) => {
+            return Relayed::Refused(responses::unavailable("the app's connections are all busy"));
+        }
+        Err(err) => Ended::BackendFailed {
+            head_sent: false,
+            why: format!("cannot connect to {}: {err}", app.address),
+        },
+    };
+    Relayed::Ended {
+        ended,
+        worker: None,
+    }
+}
+
+/// A relayed request, ended: what the logs and the counters say of it.
+struct Finished<'a> {
+    routed: &'a Routed,
+    worker: Option<i32>,
+    uri: &'a str,
+    started: Instant,
+    sent: Instant,
+}
+
+impl Finished<'_> {
+    fn log_slow(&self) {
+        let running = &self.routed.running;
+        if running
+            .slow_request
+            .is_some_and(|after| self.sent.elapsed() >= after)
+        {
+            running.counters.slow.fetch_add(1, Ordering::Relaxed);
+            let (account, worker, uri) = (&self.routed.account, self.worker, self.uri);
+            let took = self.started.elapsed();
+            tracing::warn!(account = %account, worker, uri, ?took, "slow request: longer than request_slowlog_timeout");
+        }
+    }
+
+    /// Logs how the request ended, and answers for the app where it could not.
+    async fn end<R, W>(&self, front: &mut Front<R, W>, id: u16, ended: Ended) -> AfterRequest
+    where
+        R: AsyncRead + Unpin,
+        W: AsyncWrite + Unpin,
+    {
+        let (account, worker, uri) = (&self.routed.account, self.worker, self.uri);
+        let took = self.started.elapsed();
+        match ended {
+            Ended::Completed {
+                app_status,
+                status,
+                body_bytes,
+                ..
+            } => {
+                // The access log: what identifies the request, never a cookie or a header.
+                let micros = took.as_micros() as u64;
+                tracing::info!(account = %account, worker, uri, status, bytes = body_bytes, app_status, micros, "request");
+                AfterRequest::Next
+            }
+            Ended::ClientGone { worker_free } => {
+                let worker_is = if worker_free { "free again" } else { "stopped" };
+                tracing::info!(account = %account, worker, uri, ?took, "the client went away; the worker is {worker_is}");
+                AfterRequest::Close
+            }
+            Ended::TimedOut { head_sent } => {
+                count(&self.routed.running, true);
+                tracing::warn!(account = %account, worker, uri, ?took, "request_timeout passed: 504, worker killed");
+                match head_sent {
+                    true => cut_short(front).await,
+                    false => answer(front, id, responses::timeout()).await,
+                }
+            }
+            Ended::BackendFailed { head_sent, why } => {
+                count(&self.routed.running, true);
+                tracing::warn!(account = %account, worker, uri, ?took, "the application failed: {why}");
+                match head_sent {
+                    true => cut_short(front).await,
+                    false => answer(front, id, responses::bad_gateway(&why)).await,
+                }
+            }
+        }
+    }
+}
+
+/// Waits for `wait` (a worker, a connection to the app) while watching the web server's
+/// connection: `None` when it closed first, its client having left while the request waited,
+/// so no worker ever runs a request nobody wants. What the web server sends meanwhile (the
+/// request's body) stays in the connection's read buffer for the relay.
+async fn unless_front_closes<R, W, T>(
+    front: &mut Front<R, W>,
+    wait: impl Future<Output = T>,
+) -> Option<T>
+where
+    R: AsyncRead + Unpin,
+{
+    let closed = async {
+        loop {
+            if front.conn.read_buf().len() >= relay::HIGH_WATER {
+                // Enough is buffered: the rest waits in the socket, and so does the close.
+                return std::future::pending().await;
+            }
+            front.conn.read_buf().reserve(4 * 1024);
+            match front.rd.read_buf(front.conn.read_buf()).await {
+                Ok(n) if n > 0 => {}
+                _ => return,
+            }
+        }
+    };
+    tokio::select! {
+        got = wait => Some(got),
+        () = closed => None,
+    }
+}
+
+/// Counts a request routed to an account, or an error plexer answered for it.
+fn count(running: &Running, error: bool) {
+    let counter = if error {
+        &running.counters.errors
+    } else {
+        &running.counters.requests
+    };
+    counter.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Ends a response whose head went out: what was relayed still goes to the web server, then
+/// the connection closes, so the client sees the response cut short; dropped, the relayed part
+/// would never arrive.
+async fn cut_short<R, W: AsyncWrite + Unpin>(front: &mut Front<R, W>) -> AfterRequest {
+    let _ = relay::flush(&mut front.wr, &mut front.pending).await;
+    AfterRequest::Close
+}
+
+/// Sends a whole response that plexer made itself.
+async fn answer<R, W>(front: &mut Front<R, W>, id: u16, response: Bytes) -> AfterRequest
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let sent = front.conn.stdout(id, response).is_ok() && front.conn.end_request(id, 0).is_ok();
+    front.pending.append(front.conn.outbox());
+    let flushed = relay::flush(&mut front.wr, &mut front.pending)
+        .await
+        .is_ok();
+    AfterRequest::from_sent(sent && flushed)
+}

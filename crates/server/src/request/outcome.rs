@@ -1,0 +1,96 @@
+//! What the end of a request says of the worker that served it: the one place an [`Ended`]
+//! becomes the pool's [`Outcome`].
+
+use plexer_prefork::pool::Outcome;
+
+use crate::relay::Ended;
+
+/// How a leased worker goes back to its pool.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum WorkerRelease {
+    /// Served, and its connection may carry the next request.
+    KeepConnection,
+    /// Served, or the request was abandoned and the worker ended it in time: free again.
+    Done,
+    /// `request_timeout` passed: the pool kills it.
+    TimedOut,
+    /// It failed, or did not end an abandoned request in time: not trusted again.
+    Broken,
+}
+
+impl WorkerRelease {
+    pub(super) fn after(ended: &Ended) -> Self {
+        match ended {
+            Ended::Completed { reusable: true, .. } => WorkerRelease::KeepConnection,
+            Ended::Completed { .. } => WorkerRelease::Done,
+            Ended::TimedOut { .. } => WorkerRelease::TimedOut,
+            // Ended, but the connection may hold the rest of its output: not kept.
+            Ended::ClientGone { worker_free: true } => WorkerRelease::Done,
+            Ended::ClientGone { worker_free: false } | Ended::BackendFailed { .. } => {
+                WorkerRelease::Broken
+            }
+        }
+    }
+
+    /// The pool's outcome, for a release without the connection (there is none to keep).
+    pub(super) fn outcome(self) -> Outcome {
+        match self {
+            WorkerRelease::KeepConnection | WorkerRelease::Done => Outcome::Done,
+            WorkerRelease::TimedOut => Outcome::TimedOut,
+            WorkerRelease::Broken => Outcome::Broken,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn completed(reusable: bool) -> Ended {
+        Ended::Completed {
+            app_status: 0,
+            status: 200,
+            body_bytes: 2,
+            reusable,
+        }
+    }
+
+    #[test]
+    fn every_way_a_request_ends_gives_the_worker_back_as_it_is() {
+        let cases = [
+            (
+                completed(true),
+                WorkerRelease::KeepConnection,
+                Outcome::Done,
+            ),
+            (completed(false), WorkerRelease::Done, Outcome::Done),
+            (
+                Ended::ClientGone { worker_free: true },
+                WorkerRelease::Done,
+                Outcome::Done,
+            ),
+            (
+                Ended::ClientGone { worker_free: false },
+                WorkerRelease::Broken,
+                Outcome::Broken,
+            ),
+            (
+                Ended::TimedOut { head_sent: true },
+                WorkerRelease::TimedOut,
+                Outcome::TimedOut,
+            ),
+            (
+                Ended::BackendFailed {
+                    head_sent: false,
+                    why: "it closed the connection".into(),
+                },
+                WorkerRelease::Broken,
+                Outcome::Broken,
+            ),
+        ];
+        for (ended, release, outcome) in cases {
+            assert_eq!(WorkerRelease::after(&ended), release, "{ended:?}");
+            assert_eq!(release.outcome(), outcome, "{ended:?}");
+        }
+    }
+}

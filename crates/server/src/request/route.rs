@@ -1,0 +1,119 @@
+//! Where a request goes, decided into a value: an answer plexer writes itself, or an account
+//! and its backend (a worker leased for the request, or the app someone else runs).
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use plexer_fcgi::Params;
+use plexer_prefork::pool::Refusal;
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use super::{Backend, count, unless_front_closes};
+use crate::account::AccountName;
+use crate::live::{Running, Snapshot, State, Target};
+use crate::relay::Front;
+use crate::responses;
+use crate::router::{self, Decision};
+use crate::status;
+
+/// How often a request that met a generation being retired is routed again.
+const REROUTES: usize = 3;
+
+pub(super) fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// What routing decided.
+pub(super) enum Routing {
+    /// plexer answers: ping, the status page, a refusal, a redirect, an account that cannot
+    /// take the request.
+    Answer(Bytes),
+    /// The client left while its request waited for a worker.
+    ClientGone,
+    /// To an account's backend.
+    To(Routed, Backend),
+}
+
+/// A request routed to an account, with the snapshot it was routed by.
+pub(super) struct Routed {
+    pub(super) snapshot: Arc<Snapshot>,
+    pub(super) account: AccountName,
+    /// The signed-in user, when the route knows it.
+    pub(super) user: Option<String>,
+    pub(super) running: Arc<Running>,
+}
+
+/// Routes with one snapshot; a request that meets a generation being retired (a reload or a
+/// removal published meanwhile) is routed again with the newer one, [`REROUTES`] times at most.
+pub(super) async fn route<R, W>(
+    front: &mut Front<R, W>,
+    params: &Params,
+    state: &State,
+    now: u64,
+) -> Routing
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let mut reroutes = 0;
+    loop {
+        let snapshot = state.snapshot();
+        let decision = router::route(
+            &snapshot.config,
+            &snapshot.keys,
+            &snapshot.registry,
+            params,
+            now,
+        );
+        let (account, user) = match decision {
+            Decision::Ping => return Routing::Answer(responses::plain(200, "OK", &[], "pong")),
+            Decision::Status { format, full } => {
+                let body = status::render(snapshot, state.started, format, full).await;
+                return Routing::Answer(body);
+            }
+            Decision::StatusForbidden | Decision::Forbidden => {
+                return Routing::Answer(responses::forbidden());
+            }
+            Decision::Redirect(url) => return Routing::Answer(responses::redirect(&url)),
+            Decision::Login { account } => (account, None),
+            Decision::Account { account, user } => (account, user),
+        };
+        let Some(running) = snapshot.running.get(&account).cloned() else {
+            return Routing::Answer(responses::unavailable("the account is not running"));
+        };
+        let backend = match &running.target {
+            Target::Pool(pool) => match unless_front_closes(front, pool.acquire()).await {
+                None => {
+                    tracing::info!(account = %account, "the client went away while its request waited for a worker");
+                    return Routing::ClientGone;
+                }
+                Some(Ok(lease)) => Backend::Worker(lease),
+                Some(Err(Refusal::Draining))
+                    if reroutes < REROUTES && !state.is_current(&snapshot) =>
+                {
+                    reroutes += 1;
+                    continue;
+                }
+                Some(Err(refusal)) => {
+                    count(&running, true);
+                    return Routing::Answer(responses::unavailable(&refusal.to_string()));
+                }
+            },
+            Target::Stopped { why } => {
+                count(&running, true);
+                return Routing::Answer(responses::unavailable(why));
+            }
+            Target::External(app) => Backend::External(Arc::clone(app)),
+        };
+        let routed = Routed {
+            snapshot,
+            account,
+            user,
+            running,
+        };
+        return Routing::To(routed, backend);
+    }
+}
