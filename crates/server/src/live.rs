@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use plexer_fcgi::Limits;
+use plexer_prefork::pool::PoolState;
 use plexer_prefork::supervisor::PoolHandle;
 
 use crate::account::AccountName;
@@ -121,5 +122,15 @@ impl State {
     /// Replaces the snapshot; only the accounts manager calls this, under its lock.
     pub(crate) fn publish(&self, snapshot: Snapshot) {
         self.live.store(Arc::new(snapshot));
+    }
+}
+
+/// A pool's state in a word or two, and why when it failed.
+pub fn pool_state(state: &PoolState) -> String {
+    match state {
+        PoolState::Running => "running".to_owned(),
+        PoolState::Failed { reason } => format!("failed: {reason}"),
+        PoolState::Draining { .. } => "draining".to_owned(),
+        PoolState::Stopped => "stopped".to_owned(),
     }
 }

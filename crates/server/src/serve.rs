@@ -48,8 +48,8 @@ pub enum ServeError {
     Bind(listen::BindError),
     #[error("the control socket: {0}")]
     Control(listen::BindError),
-    #[error("{0}")]
-    Start(String),
+    #[error(transparent)]
+    Accounts(#[from] crate::accounts::AccountsError),
     #[error(transparent)]
     HttpFront(#[from] http_front::FrontError),
 }

@@ -17,7 +17,7 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use bytes::Bytes;
-use plexer_prefork::pool::{PoolState, WorkerState};
+use plexer_prefork::pool::WorkerState;
 use serde_json::{Value, json};
 
 use crate::live::{Snapshot, Target};
@@ -85,7 +85,7 @@ pub fn report(snapshot: &Snapshot, started: Instant, full: bool) -> Value {
                 let status = pool.status();
                 let count = |s: WorkerState| status.workers.iter().filter(|w| w.state == s).count();
                 let fields = json!({
-                    "state": pool_state(&status.state),
+                    "state": crate::live::pool_state(&status.state),
                     "max_children": status.settings.max_children,
                     "starting": count(WorkerState::Starting),
                     "idle": count(WorkerState::Idle),
@@ -143,15 +143,6 @@ pub fn report(snapshot: &Snapshot, started: Instant, full: bool) -> Value {
     })
 }
 
-/// A pool's state in a word or two, and why when it failed.
-pub fn pool_state(state: &PoolState) -> String {
-    match state {
-        PoolState::Running => "running".to_owned(),
-        PoolState::Failed { reason } => format!("failed: {reason}"),
-        PoolState::Draining { .. } => "draining".to_owned(),
-        PoolState::Stopped => "stopped".to_owned(),
-    }
-}
 
 /// A worker's state as the page names it (and OpenMetrics' `WORKER_STATES`).
 pub fn worker_state(state: WorkerState) -> &'static str {

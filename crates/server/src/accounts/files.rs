@@ -29,7 +29,7 @@ impl FileStamp {
 /// A failed write of the registry; the old file, if any, is untouched.
 #[derive(Debug, thiserror::Error)]
 #[error("cannot {doing} {}: {error}; nothing was changed", path.display())]
-pub(crate) struct WriteError {
+pub struct WriteError {
     doing: &'static str,
     path: PathBuf,
     error: io::Error,

@@ -26,13 +26,18 @@ use tokio_util::task::TaskTracker;
 use crate::account::AccountName;
 use crate::config::DEFAULT_SLOW_REQUEST;
 use crate::config::{AuditMode, Config};
-use crate::control::protocol::AddAccount;
 use crate::cookie::Keys;
 use crate::in_flight::InFlight;
 use crate::live::{AccountCounters, Running, Snapshot, State, Target};
 use crate::registry::{Account, AccountRules, Backend, Registry, account_files};
-use crate::serve::ServeError;
 use files::{FileStamp, remove_durably, write_atomically};
+
+pub use add::AddAccount;
+pub use error::{AccountsError, Changed, LaunchError, NotReady, NotReadyWhy, SpecError};
+pub use files::WriteError;
+
+mod add;
+mod error;
 
 /// The longest path a unix socket may have (sun_path is 108 bytes with its NUL).
 const MAX_SOCKET_PATH: usize = 107;
@@ -75,7 +80,7 @@ pub struct Applied {
     pub reloaded: Vec<String>,
     pub removed: Vec<String>,
     /// Changes refused, each with the file and the reason.
-    pub refused: Vec<String>,
+    pub refused: Vec<AccountsError>,
 }
 
 impl Applied {
@@ -140,7 +145,7 @@ impl Manager {
         config: Config,
         keys: Keys,
         supervisor: Supervisor,
-    ) -> Result<Arc<Self>, ServeError> {
+    ) -> Result<Arc<Self>, AccountsError> {
         // Worker sockets of an earlier run: nobody else uses this runtime_dir, since the
         // listen socket was bound first.
         let _ = std::fs::remove_dir_all(config.runtime_dir.join("workers"));
@@ -148,7 +153,7 @@ impl Manager {
         let mut registry = Registry::default();
         let mut seen = HashMap::new();
         for (file, stamp, account) in scan_dir(&config.accounts_dir, &seen, &rules)?.changed {
-            registry.insert(account.map_err(ServeError::Start)?)?;
+            registry.insert(account?)?;
             seen.insert(file, stamp);
         }
         let state = Arc::new(State::new(Snapshot {
@@ -177,12 +182,10 @@ impl Manager {
         for (started, account) in registry.accounts().enumerate() {
             let running = manager
                 .launch(&mut books, account, &next.config, Arc::default())
-                .map_err(|why| {
-                    ServeError::Start(format!(
-                        "{}: cannot start account {}: {why}",
-                        account.file.display(),
-                        account.name
-                    ))
+                .map_err(|why| AccountsError::Start {
+                    file: account.file.clone(),
+                    name: account.name.clone(),
+                    why,
                 })?;
             next.running.insert(account.name.clone(), Arc::new(running));
             if (started + 1) % PROGRESS_EVERY == 0 {
@@ -207,7 +210,7 @@ impl Manager {
         account: &Account,
         config: &Config,
         counters: Arc<AccountCounters>,
-    ) -> Result<Running, String> {
+    ) -> Result<Running, LaunchError> {
         let generation = books.next_generation;
         books.next_generation += 1;
         let (target, request_timeout, slow_request, audit, sockets_dir) = match &account.backend {
@@ -220,21 +223,17 @@ impl Manager {
                 // sun_path holds 107 bytes: say so here rather than fail every spawn.
                 let longest = dir.join("999999999.sock");
                 if longest.as_os_str().len() > MAX_SOCKET_PATH {
-                    return Err(format!(
-                        "its worker sockets would be {} bytes long, over the {MAX_SOCKET_PATH} \
-                         a unix socket path may have: use a shorter runtime_dir (or name)",
-                        longest.as_os_str().len()
-                    ));
+                    return Err(LaunchError::SocketPathTooLong {
+                        length: longest.as_os_str().len(),
+                        limit: MAX_SOCKET_PATH,
+                    });
                 }
-                let pool = self
-                    .supervisor
-                    .add_pool(
-                        account.name.as_str(),
-                        plan.settings.clone(),
-                        plan.command.clone(),
-                        Sockets::PerWorker(dir.clone()),
-                    )
-                    .map_err(|err| err.to_string())?;
+                let pool = self.supervisor.add_pool(
+                    account.name.as_str(),
+                    plan.settings.clone(),
+                    plan.command.clone(),
+                    Sockets::PerWorker(dir.clone()),
+                )?;
                 let target = Target::Pool(pool);
                 (
                     target,
@@ -357,7 +356,7 @@ impl Manager {
         let DirScan { files, changed } = match scan {
             Ok(scan) => scan,
             Err(err) => {
-                applied.refused.push(err.to_string());
+                applied.refused.push(err.into());
                 return;
             }
         };
@@ -381,7 +380,7 @@ impl Manager {
             books.seen.insert(file, stamp);
             match account {
                 Ok(account) => accounts.push(account),
-                Err(message) => applied.refused.push(message),
+                Err(refused) => applied.refused.push(refused),
             }
         }
         self.apply_accounts(books, next, accounts, applied).await;
@@ -404,7 +403,7 @@ impl Manager {
         for account in accounts {
             match next.registry.insert(account.clone()) {
                 Ok(()) => accepted.push(account),
-                Err(err) => applied.refused.push(err.to_string()),
+                Err(err) => applied.refused.push(err.into()),
             }
         }
         let mut probes = tokio::task::JoinSet::new();
@@ -432,10 +431,11 @@ impl Manager {
                     next.running.insert(account.name.clone(), running);
                 }
                 Err(why) => {
-                    applied.refused.push(format!(
-                        "{}: cannot start the account: {why}",
-                        account.file.display()
-                    ));
+                    applied.refused.push(AccountsError::Start {
+                        file: account.file.clone(),
+                        name: account.name.clone(),
+                        why,
+                    });
                     next.registry.remove(&account.name);
                     if let Some(previous) = old.get(&account.name) {
                         restore(books, next, previous);
@@ -464,10 +464,11 @@ impl Manager {
                         || name.to_string(),
                         |account| account.file.display().to_string(),
                     );
-                    applied.refused.push(format!(
-                        "{file}: the new workers of {name} did not start ({why}); the old ones \
-                         go on serving"
-                    ));
+                    applied.refused.push(AccountsError::NotReady {
+                        file,
+                        name: name.clone(),
+                        why,
+                    });
                     // The failed generation goes; the previous one is put back.
                     next.retire.push(probe);
                     if let Some(previous) = previous {
@@ -483,31 +484,25 @@ impl Manager {
     }
 
     /// `plexer accounts add`: validate, write the file, start, and only then answer.
-    pub async fn add(&self, request: &AddAccount) -> Result<String, String> {
-        let name = AccountName::new(&request.name).map_err(|err| err.to_string())?;
+    pub async fn add(&self, request: &AddAccount) -> Result<Changed, AccountsError> {
+        let name = AccountName::new(&request.name)?;
         let text = request.file_text()?;
         let mut books = self.books.lock().await;
         let mut next = Next::from(&self.state.snapshot());
         let dir = next.config.accounts_dir.clone();
         let path = dir.join(format!("{name}.yaml"));
         if next.registry.contains(&name) || path.exists() {
-            return Err(format!(
-                "account {name} exists ({}): edit that file and `plexer accounts reload {name}`, \
-                 or remove the account first",
-                path.display()
-            ));
+            return Err(AccountsError::Exists { name, file: path });
         }
         let rules = AccountRules::from_config(&next.config);
-        let account = Registry::account(&path, &text, &rules).map_err(|err| err.to_string())?;
+        let account = Registry::account(&path, &text, &rules)?;
         // `next` is this change's own copy: a refusal from here on drops it, changing nothing.
-        next.registry
-            .insert(account.clone())
-            .map_err(|err| err.to_string())?;
+        next.registry.insert(account.clone())?;
         let written = {
             let (dir, name, text) = (dir.clone(), name.to_string(), text.clone());
             off_thread(move || write_atomically(&dir, &name, &text)).await
         };
-        written.map_err(|err| err.to_string())?;
+        written?;
         if let Ok(stamp) = FileStamp::of(&path) {
             books.seen.insert(path.clone(), stamp);
         }
@@ -517,58 +512,57 @@ impl Manager {
                 books.seen.remove(&path);
                 let removed = path.clone();
                 let _ = off_thread(move || remove_durably(&removed)).await;
-                return Err(format!("cannot start account {name}: {why}"));
+                return Err(AccountsError::Start {
+                    file: path,
+                    name,
+                    why,
+                });
             }
         };
-        let how = starts_how(&account);
+        let starts = starts_how(&account);
         next.running.insert(name.clone(), Arc::new(running));
         self.publish(next);
         tracing::info!(account = %name, "account added");
-        Ok(format!("added {name}: {how}"))
+        Ok(Changed::Added { name, starts })
     }
 
     /// `plexer accounts remove`: the file goes first, then the routes; requests in flight
     /// finish within drain_timeout.
-    pub async fn remove(&self, name: &str) -> Result<String, String> {
-        let name = AccountName::new(name).map_err(|err| err.to_string())?;
+    pub async fn remove(&self, name: &str) -> Result<Changed, AccountsError> {
+        let name = AccountName::new(name)?;
         let mut books = self.books.lock().await;
         let mut next = Next::from(&self.state.snapshot());
         let Some(account) = next.registry.get(&name) else {
-            return Err(format!("there is no account {name}"));
+            return Err(AccountsError::Missing { name });
         };
         let file = account.file.clone();
         let removed = file.clone();
-        off_thread(move || remove_durably(&removed))
-            .await
-            .map_err(|err| err.to_string())?;
+        off_thread(move || remove_durably(&removed)).await?;
         books.seen.remove(&file);
         next.remove(&name);
         let drain = next.config.drain_timeout;
         self.publish(next);
         tracing::info!(account = %name, "account removed");
-        Ok(format!(
-            "removed {name}: its requests in flight finish within {drain}, then its workers stop"
-        ))
+        Ok(Changed::Removed { name, drain })
     }
 
     /// `plexer accounts reload NAME`: the account from its file again, as a new generation;
     /// also how an operator clears a crash loop or an audit stop.
-    pub async fn reload(&self, name: &str) -> Result<String, String> {
+    pub async fn reload(&self, name: &str) -> Result<Changed, AccountsError> {
         let mut books = self.books.lock().await;
         let mut next = Next::from(&self.state.snapshot());
-        let name = AccountName::new(name).map_err(|err| err.to_string())?;
+        let name = AccountName::new(name)?;
         let file = next.config.accounts_dir.join(format!("{name}.yaml"));
         if !next.registry.contains(&name) && !file.exists() {
-            return Err(format!(
-                "there is no account {name} (no {})",
-                file.display()
-            ));
+            return Err(AccountsError::NoFile { name, file });
         }
         let stamp = FileStamp::of(&file).ok();
-        let text = std::fs::read_to_string(&file)
-            .map_err(|err| format!("cannot read {}: {err}", file.display()))?;
+        let text = match std::fs::read_to_string(&file) {
+            Ok(text) => text,
+            Err(source) => return Err(AccountsError::Read { file, source }),
+        };
         let rules = AccountRules::from_config(&next.config);
-        let account = Registry::account(&file, &text, &rules).map_err(|err| err.to_string())?;
+        let account = Registry::account(&file, &text, &rules)?;
         let mut applied = Applied::default();
         self.apply_accounts(&mut books, &mut next, vec![account], &mut applied)
             .await;
@@ -577,26 +571,22 @@ impl Manager {
         }
         self.publish(next);
         log_applied(&applied);
-        if let Some(why) = applied.refused.first() {
-            return Err(why.clone());
+        if let Some(refused) = applied.refused.into_iter().next() {
+            return Err(refused);
         }
-        let verb = if applied.added.is_empty() {
-            "reloaded"
-        } else {
-            "added"
-        };
-        Ok(format!("{verb} {name}: new requests go to its new workers"))
+        let new = !applied.added.is_empty();
+        Ok(Changed::Reloaded { name, new })
     }
 
     /// SIGHUP, or `plexer accounts reload` without a name: the config and every account file
     /// again. A config that does not validate changes nothing; what did not change is left
     /// alone.
-    pub async fn reload_all(&self) -> Result<Applied, String> {
+    pub async fn reload_all(&self) -> Result<Applied, AccountsError> {
         let mut books = self.books.lock().await;
         let snapshot = self.state.snapshot();
         let mut next = Next::from(&snapshot);
-        let mut config = Config::load(&self.config_file).map_err(|err| err.to_string())?;
-        let keys = Keys::load(&config.secret_file).map_err(|err| err.to_string())?;
+        let mut config = Config::load(&self.config_file)?;
+        let keys = Keys::load(&config.secret_file)?;
         for kept in keep_what_needs_a_restart(&snapshot.config, &mut config) {
             tracing::warn!("{kept} changed in the config: that takes effect at the next start");
         }
@@ -658,7 +648,7 @@ impl Manager {
                 let (kind, state) = match running.map(|r| &r.target) {
                     Some(Target::Pool(pool)) => (
                         "managed".to_owned(),
-                        crate::status::pool_state(&pool.status().state),
+                        crate::live::pool_state(&pool.status().state),
                     ),
                     Some(Target::External(external)) => {
                         (format!("socket {}", external.address), "routed".into())
@@ -693,7 +683,7 @@ impl Manager {
 
 /// Serves one request through a new generation and gives the worker back: a generation that
 /// cannot do that is not given traffic.
-async fn ready(running: &Running) -> Result<(), String> {
+async fn ready(running: &Running) -> Result<(), NotReady> {
     let Target::Pool(pool) = &running.target else {
         return Ok(());
     };
@@ -720,14 +710,12 @@ async fn ready(running: &Running) -> Result<(), String> {
             lease.release(Outcome::Unused);
             return Ok(());
         }
-        Ok(Some(Err(refusal))) => refusal.to_string(),
-        Ok(None) => "a worker failed before one was ready".to_owned(),
-        Err(_) => format!("no worker was ready within {READY_TIMEOUT:?}"),
+        Ok(Some(Err(refusal))) => NotReadyWhy::Refused(refusal),
+        Ok(None) => NotReadyWhy::FailedEarly,
+        Err(_) => NotReadyWhy::NoneWithin(READY_TIMEOUT),
     };
-    Err(match pool.status().stats.last_failure {
-        Some((_, failure)) => format!("{why}; last failure: {failure}"),
-        None => why,
-    })
+    let last_failure = pool.status().stats.last_failure.map(|(_, failure)| failure);
+    Err(NotReady { why, last_failure })
 }
 
 /// Puts an account's previous version back, with the generation the current snapshot runs.
@@ -809,7 +797,7 @@ async fn off_thread<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static
 /// (or why it is refused) of each whose stamp differs from what was applied.
 struct DirScan {
     files: Vec<PathBuf>,
-    changed: Vec<(PathBuf, FileStamp, Result<Account, String>)>,
+    changed: Vec<(PathBuf, FileStamp, Result<Account, AccountsError>)>,
 }
 
 impl DirScan {
@@ -835,7 +823,7 @@ fn changed_by_template(
     old: &AccountRules,
     new: &AccountRules,
     scan: Option<(&DirScan, &HashSet<PathBuf>)>,
-) -> Result<Vec<Account>, String> {
+) -> Result<Vec<Account>, AccountsError> {
     let mut changed = Vec::new();
     for account in snapshot.registry.accounts() {
         if let Some((scan, changed_files)) = scan
@@ -844,7 +832,7 @@ fn changed_by_template(
             continue;
         }
         let rebuilt = Registry::account_from(&account.file, account.written.clone(), new)
-            .map_err(|err| format!("{err} (with the new config; nothing was changed)"))?;
+            .map_err(AccountsError::WithNewConfig)?;
         let pool = &account.written.pool;
         if pool.over(&old.template) != pool.over(&new.template) {
             changed.push(rebuilt);
@@ -875,11 +863,13 @@ fn scan_dir(
             continue; // gone since the listing: the next event removes it
         };
         if seen.get(file) != Some(&stamp) {
-            let account = std::fs::read_to_string(file)
-                .map_err(|err| format!("cannot read {}: {err}", file.display()))
-                .and_then(|text| {
-                    Registry::account(file, &text, rules).map_err(|err| err.to_string())
-                });
+            let account = match std::fs::read_to_string(file) {
+                Ok(text) => Registry::account(file, &text, rules).map_err(AccountsError::from),
+                Err(source) => Err(AccountsError::Read {
+                    file: file.clone(),
+                    source,
+                }),
+            };
             changed.push((file.clone(), stamp, account));
         }
     }

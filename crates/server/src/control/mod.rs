@@ -139,24 +139,27 @@ async fn carry_out(request: Request, manager: &Manager) -> Response {
             let report = status::report_off_thread(snapshot, manager.state().started, full).await;
             return Response::with_data("status", report);
         }
-        Request::Add(add) => manager.add(&add).await,
-        Request::Remove { name } => manager.remove(&name).await,
-        Request::Reload { name: Some(name) } => manager.reload(&name).await,
+        Request::Add(add) => manager.add(&add).await.map(|changed| changed.to_string()),
+        Request::Remove { name } => manager.remove(&name).await.map(|c| c.to_string()),
+        Request::Reload { name: Some(name) } => manager.reload(&name).await.map(|c| c.to_string()),
         Request::Reload { name: None } => match manager.reload_all().await {
             Ok(applied) if applied.refused.is_empty() => Ok(format!(
                 "config and accounts reloaded: {}",
                 applied.summary()
             )),
-            Ok(applied) => Err(format!(
-                "config reloaded: {}; refused:\n{}",
-                applied.summary(),
-                applied.refused.join("\n")
-            )),
-            Err(why) => Err(why),
+            Ok(applied) => {
+                let refused: Vec<String> = applied.refused.iter().map(|r| r.to_string()).collect();
+                return Response::refused(format!(
+                    "config reloaded: {}; refused:\n{}",
+                    applied.summary(),
+                    refused.join("\n")
+                ));
+            }
+            Err(refused) => Err(refused),
         },
     };
     match result {
         Ok(message) => Response::done(message),
-        Err(why) => Response::refused(why),
+        Err(refused) => Response::refused(refused.to_string()),
     }
 }
