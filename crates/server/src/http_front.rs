@@ -39,12 +39,15 @@ use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use plexer_fcgi::cgi::{HeadParser, ResponseHead};
-use plexer_fcgi::{Address, ClientConnection, ClientEvent, Limits, Outbox, Params, Role};
+use plexer_fcgi::cgi::{CgiError, HeadParser, ResponseHead};
+use plexer_fcgi::{
+    Address, ClientConnection, ClientEvent, Limits, Outbox, Params, ProtocolError, Role, UsageError,
+};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::host::host_without_port;
 use crate::relay::{self, HIGH_WATER};
 use crate::upstream;
 
@@ -164,8 +167,11 @@ async fn handle(request: Request<Incoming>, ends: &Ends) -> Response<FrontBody> 
     };
     match upstream::connect(&ends.upstream).await {
         Ok(stream) => drop(tokio::spawn(exchange.run(stream))),
-        Err(err) => {
-            let why = format!("cannot connect to plexer at {}: {err}", ends.upstream);
+        Err(source) => {
+            let why = Failure::Connect {
+                address: (*ends.upstream).clone(),
+                source,
+            };
             tracing::warn!("HTTP front: {why}");
             return bad_gateway(&why);
         }
@@ -176,7 +182,7 @@ async fn handle(request: Request<Incoming>, ends: &Ends) -> Response<FrontBody> 
             tracing::warn!("HTTP front: {why}");
             return bad_gateway(&why);
         }
-        Err(_) => return bad_gateway("the FastCGI exchange ended without a response"),
+        Err(_) => return bad_gateway(&Failure::NoResponse),
     };
     match http_response(head, FrontBody::Stream(body_rx)) {
         Ok(response) => response,
@@ -266,14 +272,6 @@ fn push_header_params(params: &mut Params, headers: &HeaderMap) {
     }
 }
 
-/// `host` of a Host header `host[:port]` (`[v6]:port` too).
-fn host_without_port(host: &str) -> &str {
-    if let Some(rest) = host.strip_prefix('[') {
-        return rest.split_once(']').map_or(host, |(v6, _)| v6);
-    }
-    host.rsplit_once(':').map_or(host, |(name, _)| name)
-}
-
 /// `%XX` escapes decoded; a `%` not followed by two hex digits stays as it is.
 fn percent_decode(bytes: &[u8]) -> Bytes {
     let mut out = Vec::with_capacity(bytes.len());
@@ -301,15 +299,11 @@ fn percent_decode(bytes: &[u8]) -> Bytes {
 
 /// The HTTP response for a CGI head: the status, and every header but the hop-by-hop ones, in
 /// order, repeated ones (Set-Cookie) kept apart.
-fn http_response(head: ResponseHead, body: FrontBody) -> Result<Response<FrontBody>, String> {
+fn http_response(head: ResponseHead, body: FrontBody) -> Result<Response<FrontBody>, Failure> {
     if head.status < 200 {
-        return Err(format!(
-            "the application answered status {}, which is not a final response",
-            head.status
-        ));
+        return Err(Failure::NotFinal(head.status));
     }
-    let status = StatusCode::from_u16(head.status)
-        .map_err(|_| format!("the application answered status {}", head.status))?;
+    let status = StatusCode::from_u16(head.status).map_err(|_| Failure::BadStatus(head.status))?;
     let mut response = Response::new(body);
     *response.status_mut() = status;
     if !head.reason.is_empty()
@@ -323,7 +317,7 @@ fn http_response(head: ResponseHead, body: FrontBody) -> Result<Response<FrontBo
         if HOP_BY_HOP.iter().any(|h| name.eq_ignore_ascii_case(h)) {
             continue;
         }
-        let bad = || format!("the application sent a header HTTP cannot carry: {name:?}");
+        let bad = || Failure::BadHeader(name.clone());
         let header_name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| bad())?;
         let header_value = HeaderValue::from_maybe_shared(value).map_err(|_| bad())?;
         headers.append(header_name, header_value);
@@ -343,7 +337,7 @@ fn text(status: StatusCode, body: &str) -> Response<FrontBody> {
     response
 }
 
-fn bad_gateway(why: &str) -> Response<FrontBody> {
+fn bad_gateway(why: &Failure) -> Response<FrontBody> {
     text(
         StatusCode::BAD_GATEWAY,
         &format!("502 Bad Gateway: {why}\n"),
@@ -392,15 +386,47 @@ struct Exchange {
     params: Params,
     body: Incoming,
     /// Where the parsed response head (or why there is none) goes, once.
-    head: oneshot::Sender<Result<ResponseHead, String>>,
+    head: HeadReply,
     chunks: mpsc::Sender<io::Result<Bytes>>,
     limits: Limits,
 }
 
+/// Why the front could not give the client plexer's response.
+#[derive(Debug, thiserror::Error)]
+enum Failure {
+    #[error("cannot connect to plexer at {address}: {source}")]
+    Connect { address: Address, source: io::Error },
+    #[error("the request cannot be sent: {0}")]
+    Unsendable(UsageError),
+    #[error("plexer broke the connection: {0}")]
+    Truncated(ProtocolError),
+    #[error("plexer closed the connection before END_REQUEST")]
+    Closed,
+    #[error("reading from plexer: {0}")]
+    Read(io::Error),
+    #[error("plexer broke the protocol: {0}")]
+    Protocol(plexer_fcgi::Error),
+    #[error("the response head: {0}")]
+    Head(CgiError),
+    #[error("the response ended before its head was complete")]
+    EndedBeforeHead,
+    #[error("the FastCGI exchange ended without a response")]
+    NoResponse,
+    #[error("the application answered status {0}, which is not a final response")]
+    NotFinal(u16),
+    #[error("the application answered status {0}")]
+    BadStatus(u16),
+    #[error("the application sent a header HTTP cannot carry: {0:?}")]
+    BadHeader(String),
+}
+
+/// Where the response head (or why there is none) goes, once.
+type HeadReply = oneshot::Sender<Result<ResponseHead, Failure>>;
+
 /// Where the response stands.
 enum Stage {
     /// Gathering the CGI header block.
-    Head(HeadParser, oneshot::Sender<Result<ResponseHead, String>>),
+    Head(HeadParser, HeadReply),
     /// The head went to hyper; STDOUT is the body.
     Body,
     /// END_REQUEST arrived; the body chunks still queued go out, then the body ends.
@@ -420,7 +446,7 @@ impl Exchange {
         let id = match conn.begin_request(Role::Responder, false, &params) {
             Ok(id) => id,
             Err(err) => {
-                let _ = head.send(Err(format!("the request cannot be sent: {err}")));
+                let _ = head.send(Err(Failure::Unsendable(err)));
                 return;
             }
         };
@@ -452,28 +478,18 @@ impl Exchange {
                 upload_open && !matches!(stage, Stage::Ended) && pending.len() < HIGH_WATER;
             let reading_upstream = queued.is_empty() && !matches!(stage, Stage::Ended);
             tokio::select! {
-                frame = next_frame(&mut body), if reading_upload => match frame {
-                    Some(Ok(frame)) => {
-                        if let Ok(data) = frame.into_data()
-                            && !data.is_empty()
-                        {
-                            let _ = conn.stdin(id, data);
-                        }
+                frame = next_frame(&mut body), if reading_upload => {
+                    match upload(frame, &mut conn, id) {
+                        Upload::More => {}
+                        Upload::Ended => upload_open = false,
+                        // The client went away mid-body: dropping the connection tells plexer.
+                        Upload::ClientGone => return,
                     }
-                    None => {
-                        let _ = conn.stdin_end(id);
-                        upload_open = false;
-                    }
-                    // The client went away mid-body: dropping the connection tells plexer.
-                    Some(Err(_)) => return,
-                },
+                }
                 read = rd.read_buf(conn.read_buf()), if reading_upstream => match read {
-                    Ok(0) => break match conn.on_eof() {
-                        Err(err) => format!("plexer broke the connection: {err}"),
-                        Ok(()) => "plexer closed the connection before END_REQUEST".into(),
-                    },
+                    Ok(0) => break conn.on_eof().map_or_else(Failure::Truncated, |()| Failure::Closed),
                     Ok(n) => room.after_read(n),
-                    Err(err) => break format!("reading from plexer: {err}"),
+                    Err(err) => break Failure::Read(err),
                 },
                 written = relay::write_some(&mut wr, &mut pending),
                     if upstream_writable && !pending.is_empty() =>
@@ -489,17 +505,53 @@ impl Exchange {
                 },
             }
         };
-        match stage {
-            Stage::Head(_, head) => {
-                let _ = head.send(Err(failure));
-            }
-            Stage::Body | Stage::Ended => {
-                tracing::warn!("HTTP front: response cut short: {failure}");
-                // An error, not the end: hyper then cuts the connection instead of ending the body
-                // as if it were complete.
-                let _ = chunks.send(Err(io::Error::other(failure))).await;
-            }
+        fail(stage, failure, &chunks).await;
+    }
+}
+
+/// Says why the exchange failed: to the client as a 502 before the head went out, and by
+/// cutting the body short after.
+async fn fail(stage: Stage, failure: Failure, chunks: &mpsc::Sender<io::Result<Bytes>>) {
+    match stage {
+        Stage::Head(_, head) => {
+            let _ = head.send(Err(failure));
         }
+        Stage::Body | Stage::Ended => {
+            tracing::warn!("HTTP front: response cut short: {failure}");
+            // An error, not the end: hyper then cuts the connection instead of ending the body
+            // as if it were complete.
+            let _ = chunks.send(Err(io::Error::other(failure))).await;
+        }
+    }
+}
+
+/// What a frame of the client's body did.
+enum Upload {
+    More,
+    Ended,
+    ClientGone,
+}
+
+/// Sends a frame of the client's body on as STDIN; the end of the body as its end.
+fn upload(
+    frame: Option<Result<Frame<Bytes>, hyper::Error>>,
+    conn: &mut ClientConnection,
+    id: u16,
+) -> Upload {
+    match frame {
+        Some(Ok(frame)) => {
+            if let Ok(data) = frame.into_data()
+                && !data.is_empty()
+            {
+                let _ = conn.stdin(id, data);
+            }
+            Upload::More
+        }
+        None => {
+            let _ = conn.stdin_end(id);
+            Upload::Ended
+        }
+        Some(Err(_)) => Upload::ClientGone,
     }
 }
 
@@ -508,18 +560,14 @@ fn drain_events(
     conn: &mut ClientConnection,
     stage: &mut Stage,
     queued: &mut VecDeque<Bytes>,
-) -> Result<(), String> {
+) -> Result<(), Failure> {
     loop {
-        let event = conn
-            .poll_event()
-            .map_err(|err| format!("plexer broke the protocol: {err}"))?;
+        let event = conn.poll_event().map_err(Failure::Protocol)?;
         match event {
             None => return Ok(()),
             Some(ClientEvent::Stdout { data, .. }) => match stage {
                 Stage::Head(parser, _) => {
-                    let parsed = parser
-                        .push(data)
-                        .map_err(|err| format!("the response head: {err}"))?;
+                    let parsed = parser.push(data).map_err(Failure::Head)?;
                     if let Some((head, rest)) = parsed {
                         let Stage::Head(_, reply) = std::mem::replace(stage, Stage::Body) else {
                             unreachable!("matched Stage::Head above")
@@ -534,7 +582,7 @@ fn drain_events(
             },
             Some(ClientEvent::End { .. }) => {
                 if matches!(stage, Stage::Head(..)) {
-                    return Err("the response ended before its head was complete".into());
+                    return Err(Failure::EndedBeforeHead);
                 }
                 *stage = Stage::Ended;
             }
@@ -565,13 +613,6 @@ mod tests {
     }
 
     #[test]
-    fn the_server_name_is_the_host_without_its_port() {
-        assert_eq!(host_without_port("example.org:8080"), "example.org");
-        assert_eq!(host_without_port("example.org"), "example.org");
-        assert_eq!(host_without_port("[::1]:8080"), "::1");
-    }
-
-    #[test]
     fn repeated_set_cookie_headers_stay_apart_and_hop_by_hop_ones_go() {
         let head = ResponseHead::parse(
             b"Status: 201 Made\r\nSet-Cookie: a=1\r\nSet-Cookie: b=2\r\n\
@@ -596,7 +637,7 @@ mod tests {
             headers: vec![("X-Bad".into(), Bytes::from_static(b"a\x00b"))],
         };
         let err = http_response(head, FrontBody::Whole(None)).unwrap_err();
-        assert!(err.contains("\"X-Bad\""), "{err}");
+        assert!(err.to_string().contains("\"X-Bad\""), "{err}");
         let early = ResponseHead::new(101);
         assert!(http_response(early, FrontBody::Whole(None)).is_err());
     }

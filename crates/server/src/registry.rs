@@ -195,7 +195,7 @@ impl Registry {
                 parsed
                     .pool
                     .plan(&rules.template, name.as_str())
-                    .map_err(|message| ConfigError::invalid(file, message))?,
+                    .map_err(|err| ConfigError::invalid(file, err.to_string()))?,
             )),
         };
         for user in &parsed.users {

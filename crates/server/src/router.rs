@@ -19,6 +19,7 @@ use plexer_fcgi::Params;
 use crate::account::AccountName;
 use crate::config::{Config, RouteBy};
 use crate::cookie::{Keys, find_cookie};
+use crate::host::host_without_port;
 use crate::registry::Registry;
 
 /// Where a request goes.
@@ -99,40 +100,7 @@ pub fn route(
         return Decision::Ping;
     }
     if path == Some(config.status_path.as_str()) {
-        let allowed = params
-            .get_str("REMOTE_ADDR")
-            .and_then(|addr| addr.parse::<IpAddr>().ok())
-            .is_some_and(|addr| config.status_allow.contains(&addr));
-        if !allowed {
-            return Decision::StatusForbidden;
-        }
-        let query = params
-            .get_str("QUERY_STRING")
-            .or_else(|| {
-                params
-                    .get_str("REQUEST_URI")?
-                    .split_once('?')
-                    .map(|(_, q)| q)
-            })
-            .unwrap_or_default();
-        let has = |word: &str| {
-            query
-                .split('&')
-                .any(|part| part == word || part.starts_with(&format!("{word}=")))
-        };
-        let format = if has("json") {
-            StatusFormat::Json
-        } else if has("openmetrics") {
-            StatusFormat::OpenMetrics
-        } else if has("html") {
-            StatusFormat::Html
-        } else {
-            StatusFormat::Text
-        };
-        return Decision::Status {
-            format,
-            full: has("full"),
-        };
+        return status_decision(config, params);
     }
     let known = |name: &str| {
         AccountName::new(name)
@@ -140,38 +108,14 @@ pub fn route(
             .filter(|name| registry.get(name).is_some())
     };
     let found = match config.route.by {
-        RouteBy::Cookie => {
-            // Lossy: another cookie's bytes that are not UTF-8 must not hide ours.
-            let header = params.get("HTTP_COOKIE").map(String::from_utf8_lossy);
-            header
-                .as_deref()
-                .and_then(|header| find_cookie(header, &config.route.cookie))
-                .and_then(|value| keys.verify(value, now).ok())
-                .filter(|account| registry.get(account).is_some())
-                .map(|account| (account, None))
-        }
-        RouteBy::RemoteUser => params
-            .get_str("REMOTE_USER")
-            .filter(|user| !user.is_empty())
-            .and_then(|user| {
-                Some((
-                    registry.account_of_user(user)?.name.clone(),
-                    Some(user.to_owned()),
-                ))
-            }),
+        RouteBy::Cookie => by_cookie(config, keys, registry, params, now),
+        RouteBy::RemoteUser => by_remote_user(registry, params),
         RouteBy::Host => params
             .get_str("HTTP_HOST")
             .or_else(|| params.get_str("SERVER_NAME"))
             .and_then(|host| {
-                let host = host.rsplit_once(':').map_or(host, |(h, port)| {
-                    if port.bytes().all(|b| b.is_ascii_digit()) {
-                        h
-                    } else {
-                        host
-                    }
-                });
-                let label = host.split('.').next()?.to_ascii_lowercase();
-                known(&label)
+                let label = host_without_port(host).split('.').next()?;
+                known(&label.to_ascii_lowercase())
             })
             .map(|account| (account, None)),
         RouteBy::PathPrefix => path
@@ -190,6 +134,69 @@ pub fn route(
         Some(url) => Decision::Redirect(url.clone()),
         None => Decision::Forbidden,
     }
+}
+
+/// The status page for an address in `status_allow`, in the format its query asks for.
+fn status_decision(config: &Config, params: &Params) -> Decision {
+    let allowed = params
+        .get_str("REMOTE_ADDR")
+        .and_then(|addr| addr.parse::<IpAddr>().ok())
+        .is_some_and(|addr| config.status_allow.contains(&addr));
+    if !allowed {
+        return Decision::StatusForbidden;
+    }
+    let query = params
+        .get_str("QUERY_STRING")
+        .or_else(|| {
+            params
+                .get_str("REQUEST_URI")?
+                .split_once('?')
+                .map(|(_, q)| q)
+        })
+        .unwrap_or_default();
+    let has = |word: &str| {
+        query
+            .split('&')
+            .any(|part| part == word || part.starts_with(&format!("{word}=")))
+    };
+    let format = if has("json") {
+        StatusFormat::Json
+    } else if has("openmetrics") {
+        StatusFormat::OpenMetrics
+    } else if has("html") {
+        StatusFormat::Html
+    } else {
+        StatusFormat::Text
+    };
+    Decision::Status {
+        format,
+        full: has("full"),
+    }
+}
+
+/// The account of a routing cookie signed with a current key, if it still exists.
+fn by_cookie(
+    config: &Config,
+    keys: &Keys,
+    registry: &Registry,
+    params: &Params,
+    now: u64,
+) -> Option<(AccountName, Option<String>)> {
+    // Lossy: another cookie's bytes that are not UTF-8 must not hide ours.
+    let header = params.get("HTTP_COOKIE").map(String::from_utf8_lossy)?;
+    let value = find_cookie(&header, &config.route.cookie)?;
+    let account = keys.verify(value, now).ok()?;
+    registry.get(&account)?;
+    Some((account, None))
+}
+
+/// The account that lists the user the web server authenticated.
+fn by_remote_user(registry: &Registry, params: &Params) -> Option<(AccountName, Option<String>)> {
+    let user = params
+        .get_str("REMOTE_USER")
+        .filter(|user| !user.is_empty())?;
+    let account = registry.account_of_user(user)?.name.clone();
+    Some((account, Some(user.to_owned())))
 }
 
 #[cfg(test)]

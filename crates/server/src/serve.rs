@@ -25,6 +25,7 @@ use crate::live::State;
 use crate::registry::{AccountRules, Registry};
 use crate::relay::{self, Front};
 use crate::request::{self, AfterRequest};
+use crate::signals::{Asked, Signals};
 use crate::systemd::{self, Activated};
 use crate::{audit_watch, control, http_front, watch};
 
@@ -99,11 +100,7 @@ pub async fn run(config_file: &Path, options: ServeOptions) -> Result<(), ServeE
     let _watcher = watch::watch(&accounts_dir, Arc::clone(&manager));
     let control_task = tokio::spawn(control::serve(control, Arc::clone(&manager)));
     let audit_task = tokio::spawn(audit_watch::run(Arc::clone(&manager)));
-    let mut terminate = signal(tokio::signal::unix::SignalKind::terminate());
-    let mut interrupt = signal(tokio::signal::unix::SignalKind::interrupt());
-    let mut quit = signal(tokio::signal::unix::SignalKind::quit());
-    let mut hangup = signal(tokio::signal::unix::SignalKind::hangup());
-    let mut user1 = signal(tokio::signal::unix::SignalKind::user_defined1());
+    let mut signals = Signals::install().expect("signal handlers can be installed at start-up");
     let upstream = listener
         .address()
         .unwrap_or_else(|| state.snapshot().config.listen.clone());
@@ -124,23 +121,14 @@ pub async fn run(config_file: &Path, options: ServeOptions) -> Result<(), ServeE
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             },
-            _ = hangup.recv() => {
-                let manager = Arc::clone(&manager);
-                tokio::spawn(async move {
-                    tracing::info!("SIGHUP: reloading the config and the accounts");
-                    if let Err(why) = manager.reload_all().await {
-                        tracing::error!("SIGHUP: the config is refused, nothing changed: {why}");
-                    }
-                });
-            }
-            _ = user1.recv() => {
+            asked = signals.next() => match asked {
+                Asked::Reload => reload_in_background(&manager),
                 // CONTRACT: SIGUSR1 reopens log files; plexer logs to stderr, which whoever
                 // started it (systemd, a shell) owns, so there is nothing to reopen.
-                tracing::info!("SIGUSR1: logs go to stderr; nothing to reopen");
-            }
-            _ = terminate.recv() => break state.snapshot().config.drain_timeout.0,
-            _ = interrupt.recv() => break state.snapshot().config.drain_timeout.0,
-            _ = quit.recv() => break Duration::ZERO,
+                Asked::ReopenLogs => tracing::info!("SIGUSR1: logs go to stderr; nothing to reopen"),
+                Asked::Stop { drain: true, .. } => break state.snapshot().config.drain_timeout.0,
+                Asked::Stop { drain: false, .. } => break Duration::ZERO,
+            },
         }
     };
     tracing::info!(
@@ -158,8 +146,15 @@ pub async fn run(config_file: &Path, options: ServeOptions) -> Result<(), ServeE
     Ok(())
 }
 
-fn signal(kind: tokio::signal::unix::SignalKind) -> tokio::signal::unix::Signal {
-    tokio::signal::unix::signal(kind).expect("signal handlers can be installed at start-up")
+/// SIGHUP: the config and every account file again, off the accept loop.
+fn reload_in_background(manager: &Arc<Manager>) {
+    let manager = Arc::clone(manager);
+    tokio::spawn(async move {
+        tracing::info!("SIGHUP: reloading the config and the accounts");
+        if let Err(why) = manager.reload_all().await {
+            tracing::error!("SIGHUP: the config is refused, nothing changed: {why}");
+        }
+    });
 }
 
 /// The listening socket the web server connects to; the path is removed at the end unless

@@ -143,7 +143,6 @@ pub fn report(snapshot: &Snapshot, started: Instant, full: bool) -> Value {
     })
 }
 
-
 /// A worker's state as the page names it (and OpenMetrics' `WORKER_STATES`).
 pub fn worker_state(state: WorkerState) -> &'static str {
     match state {

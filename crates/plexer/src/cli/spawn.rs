@@ -35,8 +35,8 @@ use plexer_prefork::audit::{
 use plexer_prefork::listen::{self, SocketAccess, parse_mode};
 use plexer_prefork::pool::{MIN_LIFETIME, Pm, PoolSettings, PoolState};
 use plexer_prefork::spawn::{Identity, WorkerCommand};
-use plexer_prefork::supervisor::{PoolHandle, Sockets, Supervisor};
-use tokio::signal::unix::{SignalKind, signal};
+use plexer_prefork::supervisor::{PoolHandle, Sockets, Supervisor, SupervisorError};
+use plexer_server::signals::{Asked, Signals};
 
 /// How long a graceful stop (SIGTERM, SIGINT) lets requests in flight finish.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -175,11 +175,7 @@ async fn supervise(
         )
     };
     let mut pool = start()?;
-    let mut terminate = signal(SignalKind::terminate())?;
-    let mut interrupt = signal(SignalKind::interrupt())?;
-    let mut quit = signal(SignalKind::quit())?;
-    let mut hangup = signal(SignalKind::hangup())?;
-    let mut user1 = signal(SignalKind::user_defined1())?;
+    let mut signals = Signals::install()?;
     // Workers replaced by a SIGHUP, finishing their requests; a graceful stop waits for them.
     let mut retiring = Vec::new();
     let mut next_look = tokio::time::Instant::now();
@@ -192,35 +188,22 @@ async fn supervise(
     };
     loop {
         tokio::select! {
-            _ = terminate.recv() => {
-                unlink();
-                return stop_all(&pool, retiring, "SIGTERM").await;
-            }
-            _ = interrupt.recv() => {
-                unlink();
-                return stop_all(&pool, retiring, "SIGINT").await;
-            }
-            _ = quit.recv() => return stop(&pool, Duration::ZERO, "SIGQUIT").await,
-            _ = hangup.recv() => {
-                tracing::info!(pool = pool.name(), "SIGHUP: starting new workers");
-                match start() {
-                    Ok(fresh) => match settled(&fresh).await {
-                        Ok(()) => {
-                            tracing::info!(pool = pool.name(), "SIGHUP: new workers serve; the old ones finish their requests");
-                            let old = std::mem::replace(&mut pool, fresh);
-                            retiring.push(tokio::spawn(async move { old.drain(DRAIN_TIMEOUT).await }));
-                        }
-                        Err(why) => {
-                            fresh.drain(Duration::ZERO).await;
-                            tracing::error!(pool = pool.name(), "SIGHUP: the new workers failed ({why}); the old ones serve on");
-                        }
-                    },
-                    Err(err) => tracing::error!(pool = pool.name(), error = %err, "SIGHUP: cannot start new workers; the old ones serve on"),
+            asked = signals.next() => match asked {
+                Asked::Stop { drain: true, by } => {
+                    unlink();
+                    return stop_all(&pool, retiring, by).await;
                 }
-            }
-            _ = user1.recv() => {
-                tracing::info!(pool = pool.name(), "SIGUSR1: logs go to stderr; nothing to reopen");
-            }
+                Asked::Stop { drain: false, by } => return stop(&pool, Duration::ZERO, by).await,
+                Asked::Reload => {
+                    if let Some(fresh) = new_generation(&pool, start).await {
+                        let old = std::mem::replace(&mut pool, fresh);
+                        retiring.push(tokio::spawn(async move { old.drain(DRAIN_TIMEOUT).await }));
+                    }
+                }
+                Asked::ReopenLogs => {
+                    tracing::info!(pool = pool.name(), "SIGUSR1: logs go to stderr; nothing to reopen");
+                }
+            },
             _ = tokio::time::sleep_until(next_look) => {
                 if let PoolState::Failed { reason } = pool.status().state {
                     stop(&pool, Duration::ZERO, "a crash loop").await?;
@@ -237,6 +220,39 @@ async fn supervise(
                 }
                 next_look = tokio::time::Instant::now() + auditor.next_look();
             }
+        }
+    }
+}
+
+/// SIGHUP: new workers, which replace the old ones once they have lived [`MIN_LIFETIME`]; the
+/// old ones serve on when the new ones fail.
+async fn new_generation(
+    pool: &PoolHandle,
+    start: impl FnOnce() -> Result<PoolHandle, SupervisorError>,
+) -> Option<PoolHandle> {
+    tracing::info!(pool = pool.name(), "SIGHUP: starting new workers");
+    let fresh = match start() {
+        Ok(fresh) => fresh,
+        Err(err) => {
+            tracing::error!(pool = pool.name(), error = %err, "SIGHUP: cannot start new workers; the old ones serve on");
+            return None;
+        }
+    };
+    match settled(&fresh).await {
+        Ok(()) => {
+            tracing::info!(
+                pool = pool.name(),
+                "SIGHUP: new workers serve; the old ones finish their requests"
+            );
+            Some(fresh)
+        }
+        Err(why) => {
+            fresh.drain(Duration::ZERO).await;
+            tracing::error!(
+                pool = pool.name(),
+                "SIGHUP: the new workers failed ({why}); the old ones serve on"
+            );
+            None
         }
     }
 }

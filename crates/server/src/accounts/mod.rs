@@ -454,32 +454,12 @@ impl Manager {
                 continue;
             };
             let previous = previous_running.remove(&name);
-            match result {
-                Ok(()) => {
-                    applied.reloaded.push(name.to_string());
-                    next.retire.extend(previous);
-                }
-                Err(why) => {
-                    let file = old.get(&name).map_or_else(
-                        || name.to_string(),
-                        |account| account.file.display().to_string(),
-                    );
-                    applied.refused.push(AccountsError::NotReady {
-                        file,
-                        name: name.clone(),
-                        why,
-                    });
-                    // The failed generation goes; the previous one is put back.
-                    next.retire.push(probe);
-                    if let Some(previous) = previous {
-                        next.running.insert(name.clone(), previous);
-                    }
-                    if let Some(account) = old.get(&name) {
-                        next.registry.remove(&name);
-                        restore(books, next, account);
-                    }
-                }
-            }
+            let proven = Proven {
+                name,
+                probe,
+                previous,
+            };
+            settle(books, next, &old, proven, result, applied);
         }
     }
 
@@ -716,6 +696,55 @@ async fn ready(running: &Running) -> Result<(), NotReady> {
     };
     let last_failure = pool.status().stats.last_failure.map(|(_, failure)| failure);
     Err(NotReady { why, last_failure })
+}
+
+/// A reloaded account's new generation, tried with one request, and the one it replaces.
+struct Proven {
+    name: AccountName,
+    probe: Arc<Running>,
+    previous: Option<Arc<Running>>,
+}
+
+/// Keeps a new generation that served its probe, retiring the old one; or puts the old one
+/// (and its account) back.
+fn settle(
+    books: &mut Books,
+    next: &mut Next,
+    old: &HashMap<AccountName, Arc<Account>>,
+    Proven {
+        name,
+        probe,
+        previous,
+    }: Proven,
+    result: Result<(), NotReady>,
+    applied: &mut Applied,
+) {
+    let why = match result {
+        Ok(()) => {
+            applied.reloaded.push(name.to_string());
+            next.retire.extend(previous);
+            return;
+        }
+        Err(why) => why,
+    };
+    let file = old.get(&name).map_or_else(
+        || name.to_string(),
+        |account| account.file.display().to_string(),
+    );
+    applied.refused.push(AccountsError::NotReady {
+        file,
+        name: name.clone(),
+        why,
+    });
+    // The failed generation goes; the previous one is put back.
+    next.retire.push(probe);
+    if let Some(previous) = previous {
+        next.running.insert(name.clone(), previous);
+    }
+    if let Some(account) = old.get(&name) {
+        next.registry.remove(&name);
+        restore(books, next, account);
+    }
 }
 
 /// Puts an account's previous version back, with the generation the current snapshot runs.

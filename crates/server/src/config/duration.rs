@@ -7,6 +7,16 @@ use std::time::Duration;
 use serde::de::{self, Visitor};
 use serde::{Deserialize, Deserializer};
 
+/// A duration that is not one.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SpanError {
+    #[error("bad duration {0:?}: write a number and a unit, like 500ms, 30s, 10m, 12h or 1d")]
+    Unreadable(String),
+    #[error("duration {0:?} is over the 365d that any timeout here may be")]
+    TooLong(String),
+}
+
 /// A duration read from the config.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Span(pub Duration);
@@ -15,17 +25,13 @@ impl Span {
     /// Longer than any timeout needs; it keeps `Instant + timeout` far from overflowing.
     pub const MAX: Duration = Duration::from_secs(365 * 86_400);
 
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub fn parse(text: &str) -> Result<Self, SpanError> {
         let text = text.trim();
         let split = text
             .find(|c: char| !c.is_ascii_digit())
             .unwrap_or(text.len());
         let (number, unit) = text.split_at(split);
-        let bad = || {
-            format!(
-                "bad duration {text:?}: write a number and a unit, like 500ms, 30s, 10m, 12h or 1d"
-            )
-        };
+        let bad = || SpanError::Unreadable(text.to_owned());
         let number: u64 = number.parse().map_err(|_| bad())?;
         let millis = match unit {
             "ms" => Some(number),
@@ -37,9 +43,7 @@ impl Span {
         };
         let millis = millis.ok_or_else(bad)?;
         if u128::from(millis) > Self::MAX.as_millis() {
-            return Err(format!(
-                "duration {text:?} is over the 365d that any timeout here may be"
-            ));
+            return Err(SpanError::TooLong(text.to_owned()));
         }
         Ok(Span(Duration::from_millis(millis)))
     }
@@ -99,14 +103,19 @@ mod tests {
         }
         for bad in ["", "s", "10 y", "1.5s", "-1s", "99999999999999999999d"] {
             assert!(
-                Span::parse(bad).unwrap_err().starts_with("bad duration"),
+                matches!(Span::parse(bad), Err(SpanError::Unreadable(_))),
                 "{bad}"
             );
         }
         assert_eq!(Span::parse("365d"), Ok(Span(Span::MAX)));
+        let too_long = Span::parse("999999999d").unwrap_err();
         assert_eq!(
-            Span::parse("999999999d"),
-            Err("duration \"999999999d\" is over the 365d that any timeout here may be".into())
+            too_long.to_string(),
+            "duration \"999999999d\" is over the 365d that any timeout here may be"
+        );
+        assert_eq!(
+            Span::parse("1.5s").unwrap_err().to_string(),
+            "bad duration \"1.5s\": write a number and a unit, like 500ms, 30s, 10m, 12h or 1d"
         );
     }
 

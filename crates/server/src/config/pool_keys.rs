@@ -8,8 +8,8 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use plexer_prefork::pool::{Pm, PoolSettings};
-use plexer_prefork::spawn::{Identity, WorkerCommand};
+use plexer_prefork::pool::{Pm, PoolSettings, SettingsError};
+use plexer_prefork::spawn::{Identity, SpawnError, WorkerCommand};
 use serde::Deserialize;
 
 use super::Span;
@@ -117,72 +117,36 @@ pub struct PoolPlan {
 /// `request_slowlog_timeout` when not given.
 pub const DEFAULT_SLOW_REQUEST: Duration = Duration::from_secs(5);
 
+/// Why a pool's keys make no pool; each names the key to fix.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PlanError {
+    #[error("command: is missing: give the worker's program, e.g. [/usr/bin/php-cgi]")]
+    NoCommand,
+    #[error(transparent)]
+    Settings(#[from] SettingsError),
+    #[error(transparent)]
+    Identity(#[from] SpawnError),
+    #[error("group: needs user: too (the user the workers run as)")]
+    GroupWithoutUser,
+}
+
 impl PoolKeys {
-    /// The pool of `account` from these keys over `template`, checked. The message names the
-    /// key to fix.
-    pub fn plan(&self, template: &PoolKeys, account: &str) -> Result<PoolPlan, String> {
+    /// The pool of `account` from these keys over `template`, checked.
+    pub fn plan(&self, template: &PoolKeys, account: &str) -> Result<PoolPlan, PlanError> {
         let keys = self.over(template);
         let command = keys
             .command
             .clone()
             .filter(|c| !c.is_empty())
-            .ok_or("command: is missing: give the worker's program, e.g. [/usr/bin/php-cgi]")?;
-        let defaults = PoolSettings::default();
-        let max_children = keys.max_children.unwrap_or(defaults.max_children);
-        let pm = match keys.pm.unwrap_or(PmKind::Ondemand) {
-            PmKind::Static => Pm::Static,
-            PmKind::Ondemand => Pm::Ondemand {
-                idle_timeout: keys.idle_timeout.map_or(Duration::from_secs(10), |s| s.0),
-            },
-            PmKind::Dynamic => {
-                let min_spare = keys.min_spare.unwrap_or(1);
-                let max_spare = keys.max_spare.unwrap_or(max_children.min(3)).max(min_spare);
-                Pm::Dynamic {
-                    start: keys.start.unwrap_or((min_spare + max_spare) / 2),
-                    min_spare,
-                    max_spare,
-                }
-            }
-        };
-        let settings = PoolSettings {
-            pm,
-            max_children,
-            max_requests: keys.max_requests.unwrap_or(defaults.max_requests),
-            max_requests_jitter: keys
-                .max_requests_jitter
-                .unwrap_or(defaults.max_requests_jitter),
-            queue_timeout: keys.queue_timeout.map_or(defaults.queue_timeout, |s| s.0),
-            max_queue: keys.max_queue.unwrap_or(defaults.max_queue),
-            ..defaults
-        };
-        settings.validate().map_err(|err| err.to_string())?;
+            .ok_or(PlanError::NoCommand)?;
+        let settings = keys.settings();
+        settings.validate()?;
         let identity = match &keys.user {
-            Some(user) => Some(
-                Identity::resolve(user, keys.group.as_deref()).map_err(|err| err.to_string())?,
-            ),
-            None if keys.group.is_some() => {
-                return Err("group: needs user: too (the user the workers run as)".into());
-            }
+            Some(user) => Some(Identity::resolve(user, keys.group.as_deref())?),
+            None if keys.group.is_some() => return Err(PlanError::GroupWithoutUser),
             None => None,
         };
-        let env = keys
-            .env
-            .unwrap_or_default()
-            .into_iter()
-            .map(|(k, v)| {
-                (
-                    OsString::from(k),
-                    OsString::from(v.replace("{account}", account)),
-                )
-            })
-            .collect();
-        let mut rlimits = Vec::new();
-        if let Some(files) = keys.rlimit_files {
-            rlimits.push((nix::sys::resource::Resource::RLIMIT_NOFILE, files));
-        }
-        if let Some(core) = keys.rlimit_core {
-            rlimits.push((nix::sys::resource::Resource::RLIMIT_CORE, core));
-        }
         let (program, args) = command.split_first().expect("checked non-empty");
         Ok(PoolPlan {
             settings,
@@ -190,11 +154,11 @@ impl PoolKeys {
                 program: program.into(),
                 args: args.iter().map(Into::into).collect(),
                 clear_env: keys.clear_env.unwrap_or(true),
-                env,
+                env: keys.env_of(account),
                 identity,
-                chroot: keys.chroot,
-                chdir: keys.chdir,
-                rlimits,
+                chroot: keys.chroot.clone(),
+                chdir: keys.chdir.clone(),
+                rlimits: keys.rlimits(),
             },
             request_timeout: keys
                 .request_timeout
@@ -206,5 +170,62 @@ impl PoolKeys {
             .filter(|after| !after.is_zero()),
             audit: keys.audit.unwrap_or_default(),
         })
+    }
+
+    /// The pool's settings, php-fpm's defaults where a key is not given (not yet validated).
+    fn settings(&self) -> PoolSettings {
+        let defaults = PoolSettings::default();
+        let max_children = self.max_children.unwrap_or(defaults.max_children);
+        let pm = match self.pm.unwrap_or(PmKind::Ondemand) {
+            PmKind::Static => Pm::Static,
+            PmKind::Ondemand => Pm::Ondemand {
+                idle_timeout: self.idle_timeout.map_or(Duration::from_secs(10), |s| s.0),
+            },
+            PmKind::Dynamic => {
+                let min_spare = self.min_spare.unwrap_or(1);
+                let max_spare = self.max_spare.unwrap_or(max_children.min(3)).max(min_spare);
+                Pm::Dynamic {
+                    start: self.start.unwrap_or((min_spare + max_spare) / 2),
+                    min_spare,
+                    max_spare,
+                }
+            }
+        };
+        PoolSettings {
+            pm,
+            max_children,
+            max_requests: self.max_requests.unwrap_or(defaults.max_requests),
+            max_requests_jitter: self
+                .max_requests_jitter
+                .unwrap_or(defaults.max_requests_jitter),
+            queue_timeout: self.queue_timeout.map_or(defaults.queue_timeout, |s| s.0),
+            max_queue: self.max_queue.unwrap_or(defaults.max_queue),
+            ..defaults
+        }
+    }
+
+    /// `env`, with `{account}` in a value made the account's name.
+    fn env_of(&self, account: &str) -> Vec<(OsString, OsString)> {
+        self.env
+            .iter()
+            .flatten()
+            .map(|(k, v)| {
+                (
+                    OsString::from(k),
+                    OsString::from(v.replace("{account}", account)),
+                )
+            })
+            .collect()
+    }
+
+    fn rlimits(&self) -> Vec<(nix::sys::resource::Resource, u64)> {
+        let mut rlimits = Vec::new();
+        if let Some(files) = self.rlimit_files {
+            rlimits.push((nix::sys::resource::Resource::RLIMIT_NOFILE, files));
+        }
+        if let Some(core) = self.rlimit_core {
+            rlimits.push((nix::sys::resource::Resource::RLIMIT_CORE, core));
+        }
+        rlimits
     }
 }

@@ -87,7 +87,7 @@ async fn answer(mut stream: UnixStream, manager: &Manager) {
                 );
                 carry_out(request, manager).await
             }
-            Err(why) => Response::refused(why),
+            Err(why) => Response::refused(why.to_string()),
         },
         Ok(cred) => {
             // Read first, so the peer hears the refusal rather than a broken pipe.
@@ -111,7 +111,20 @@ async fn answer(mut stream: UnixStream, manager: &Manager) {
     let _ = stream.shutdown().await;
 }
 
-async fn read_request(stream: &mut UnixStream) -> Result<Request, String> {
+/// Why a control request could not be read.
+#[derive(Debug, thiserror::Error)]
+enum RequestError {
+    #[error("no whole request within {READ_TIMEOUT:?}")]
+    TooSlow,
+    #[error("cannot read the request: {0}")]
+    Read(std::io::Error),
+    #[error("the request is over {MAX_REQUEST} bytes")]
+    TooLong,
+    #[error("not a control request: {0}")]
+    NotJson(serde_json::Error),
+}
+
+async fn read_request(stream: &mut UnixStream) -> Result<Request, RequestError> {
     let mut buf = Vec::new();
     let read = tokio::time::timeout(
         READ_TIMEOUT,
@@ -121,14 +134,12 @@ async fn read_request(stream: &mut UnixStream) -> Result<Request, String> {
     )
     .await;
     match read {
-        Err(_) => return Err(format!("no whole request within {READ_TIMEOUT:?}")),
-        Ok(Err(err)) => return Err(format!("cannot read the request: {err}")),
-        Ok(Ok(_)) if buf.len() > MAX_REQUEST => {
-            return Err(format!("the request is over {MAX_REQUEST} bytes"));
-        }
+        Err(_) => return Err(RequestError::TooSlow),
+        Ok(Err(err)) => return Err(RequestError::Read(err)),
+        Ok(Ok(_)) if buf.len() > MAX_REQUEST => return Err(RequestError::TooLong),
         Ok(Ok(_)) => {}
     }
-    serde_json::from_slice(&buf).map_err(|err| format!("not a control request: {err}"))
+    serde_json::from_slice(&buf).map_err(RequestError::NotJson)
 }
 
 async fn carry_out(request: Request, manager: &Manager) -> Response {

@@ -11,6 +11,8 @@
 //! - whether the backend still reads ([`BackendInput`]): open, then refused;
 //! - whether anything reached the backend ([`Reached`]): nothing, then something.
 
+use std::io;
+
 use bytes::Bytes;
 use plexer_fcgi::cgi::{HeadParser, ResponseHead};
 use plexer_fcgi::{
@@ -93,6 +95,16 @@ pub(super) enum FrontStep {
     Abandon,
 }
 
+/// What the relay loop does after [`Exchange::pump`].
+#[derive(Debug)]
+pub(super) enum Pump {
+    /// Wait for the sockets.
+    Wait,
+    /// The web server gave up on the request.
+    Abandon,
+    Ended(Ended),
+}
+
 /// One request between the two codecs.
 #[derive(Debug)]
 pub(super) struct Exchange {
@@ -161,6 +173,27 @@ impl Exchange {
     /// Whether anything of the request went out to the backend.
     pub(super) fn reached_backend(&self) -> bool {
         self.reached == Reached::Something
+    }
+
+    /// Passes what each codec decoded to the other: the web server's body to the backend's
+    /// codec and on to `back_pending`, the backend's response to the front codec.
+    pub(super) fn pump(
+        &mut self,
+        front: &mut ServerConnection,
+        backend: &mut ClientConnection,
+        back_pending: &mut Outbox,
+        rewrite: &(dyn Fn(&mut ResponseHead) + Sync),
+        stderr: &mut StderrLines<'_>,
+    ) -> Pump {
+        if self.front_events(front, backend) == FrontStep::Abandon {
+            return Pump::Abandon;
+        }
+        self.queue_for_backend(backend, back_pending);
+        let unsent = !back_pending.is_empty();
+        match self.backend_events(backend, front, rewrite, stderr, unsent) {
+            Some(ended) => Pump::Ended(ended),
+            None => Pump::Wait,
+        }
     }
 
     /// Takes every event the web server's connection has ready.
@@ -316,6 +349,39 @@ impl Exchange {
         self.retry = Retry::Impossible;
     }
 
+    /// A read from the backend: the bytes it brought, or how the request ends now that the
+    /// backend's connection did (`Err(Err(_))`: it goes again on a new connection).
+    pub(super) fn backend_read(
+        &mut self,
+        read: io::Result<usize>,
+        conn: &ClientConnection,
+    ) -> Result<usize, Result<Ended, Unsent>> {
+        let (why, unread) = match read {
+            Ok(0) => match conn.on_eof() {
+                Err(err) => (err.to_string(), false),
+                Ok(()) => ("it closed the connection".into(), false),
+            },
+            Ok(n) => {
+                self.backend_answered();
+                return Ok(n);
+            }
+            Err(err) => (format!("reading from it: {err}"), unread(&err)),
+        };
+        Err(self.backend_closed(why, unread))
+    }
+
+    /// A write to the backend: an app may stop reading its input once it has answered
+    /// (§6.2), and then what waits for it is dropped while its response is still read.
+    pub(super) fn backend_written(&mut self, written: io::Result<()>, pending: &mut Outbox) {
+        match written {
+            Ok(()) => self.backend_wrote(),
+            Err(err) => {
+                self.backend_refused_input(unread(&err));
+                *pending = Outbox::new();
+            }
+        }
+    }
+
     /// A write to the backend went out.
     pub(super) fn backend_wrote(&mut self) {
         self.reached = Reached::Something;
@@ -330,7 +396,7 @@ impl Exchange {
 
     /// The backend's connection ended (`why`) before the request did: the request goes again
     /// on a new connection when it may (`Err`), else it failed.
-    pub(super) fn backend_closed(mut self, why: String, unread: bool) -> Result<Ended, Unsent> {
+    pub(super) fn backend_closed(&mut self, why: String, unread: bool) -> Result<Ended, Unsent> {
         self.note_unread(unread);
         match std::mem::replace(&mut self.retry, Retry::Impossible) {
             Retry::Possible { sent, unread } if unread || self.idempotent => {
@@ -364,6 +430,15 @@ impl Exchange {
     fn head_sent(&self) -> bool {
         matches!(self.response, Response::Body)
     }
+}
+
+/// Whether a socket error says the app closed with our bytes unread (Linux resets a unix or
+/// TCP connection closed with unread data), so it never read the request.
+fn unread(err: &io::Error) -> bool {
+    matches!(
+        err.kind(),
+        io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe
+    )
 }
 
 /// Whether a request may be sent twice (nginx's rule: all but POST, LOCK and PATCH).

@@ -30,7 +30,7 @@ use plexer_fcgi::{ClientConnection, ClientEvent, Limits, Outbox, Params, ServerC
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::app_stderr::StderrLines;
-use exchange::{Exchange, FrontStep, Resend, Unsent};
+use exchange::{Exchange, Pump, Resend, Unsent};
 
 mod exchange;
 
@@ -65,6 +65,14 @@ impl Default for ReadRoom {
     fn default() -> Self {
         Self::new()
     }
+}
+
+/// A connection to the backend could not be made: `to` says to what.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot connect to {to}: {source}")]
+pub struct ConnectFailed {
+    pub to: String,
+    pub source: std::io::Error,
 }
 
 /// The web server's connection: its protocol state, its socket halves, and what waits to be
@@ -114,15 +122,6 @@ pub struct Relay<'a> {
     pub rewrite: &'a (dyn Fn(&mut ResponseHead) + Sync),
 }
 
-/// Whether a socket error says the app closed with our bytes unread (Linux resets a unix or
-/// TCP connection closed with unread data), so it never read the request.
-fn unread(err: &std::io::Error) -> bool {
-    matches!(
-        err.kind(),
-        std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe
-    )
-}
-
 /// Writes some of `outbox` with one vectored write.
 pub async fn write_some<W: AsyncWrite + Unpin>(
     wr: &mut W,
@@ -164,14 +163,15 @@ where
 {
     let (mut back_rd, mut back_wr) = tokio::io::split(backend);
     let mut back_conn = ClientConnection::new(relay.limits.clone());
-    let mut exchange = match Exchange::begin(
+    let begun = Exchange::begin(
         relay.front_id,
         relay.params,
         relay.limits,
         kept,
         earlier,
         &mut back_conn,
-    ) {
+    );
+    let mut exchange = match begun {
         Ok(exchange) => exchange,
         Err(ended) => return Ok(ended),
     };
@@ -181,71 +181,51 @@ where
     let sleep = tokio::time::sleep_until(relay.deadline.into());
     tokio::pin!(sleep);
     loop {
-        if exchange.front_events(&mut front.conn, &mut back_conn) == FrontStep::Abandon {
-            let backend = (back_conn, &mut back_rd, &mut back_wr, back_pending);
-            return Ok(abandon(&exchange, backend).await);
-        }
-        exchange.queue_for_backend(&mut back_conn, &mut back_pending);
-        let unsent = !back_pending.is_empty();
-        let ended = exchange.backend_events(
-            &mut back_conn,
+        let pumped = exchange.pump(
             &mut front.conn,
+            &mut back_conn,
+            &mut back_pending,
             relay.rewrite,
             &mut stderr_lines,
-            unsent,
         );
         front.pending.append(front.conn.outbox());
-        if let Some(ended) = ended {
-            return Ok(ended);
+        match pumped {
+            Pump::Wait => {}
+            Pump::Ended(ended) => return Ok(ended),
+            Pump::Abandon => break,
         }
-
         front_room.make(front.conn.read_buf());
         back_room.make(back_conn.read_buf());
         tokio::select! {
             read = front.rd.read_buf(front.conn.read_buf()), if back_pending.len() < HIGH_WATER => {
-                match read {
-                    Ok(n) if n > 0 => front_room.after_read(n),
-                    _ => {
-                        let backend = (back_conn, &mut back_rd, &mut back_wr, back_pending);
-                        return Ok(abandon(&exchange, backend).await);
-                    }
+                if let Ok(n @ 1..) = read {
+                    front_room.after_read(n);
+                    continue;
                 }
             }
             read = back_rd.read_buf(back_conn.read_buf()), if front.pending.len() < HIGH_WATER => {
-                let (why, unread) = match read {
-                    Ok(0) => match back_conn.on_eof() {
-                        Err(err) => (err.to_string(), false),
-                        Ok(()) => ("it closed the connection".into(), false),
-                    },
-                    Ok(n) => {
-                        back_room.after_read(n);
-                        exchange.backend_answered();
-                        continue;
-                    }
-                    Err(err) => (format!("reading from it: {err}"), unread(&err)),
-                };
-                return exchange.backend_closed(why, unread);
+                match exchange.backend_read(read, &back_conn) {
+                    Ok(n) => back_room.after_read(n),
+                    Err(closed) => return closed,
+                }
+                continue;
             }
             written = write_some(&mut front.wr, &mut front.pending), if !front.pending.is_empty() => {
-                if written.is_err() {
-                    let backend = (back_conn, &mut back_rd, &mut back_wr, back_pending);
-                    return Ok(abandon(&exchange, backend).await);
+                if written.is_ok() {
+                    continue;
                 }
             }
             written = write_some(&mut back_wr, &mut back_pending), if !back_pending.is_empty() => {
-                // An app may stop reading its input once it has answered (§6.2): stop sending
-                // and keep reading its response.
-                match written {
-                    Ok(()) => exchange.backend_wrote(),
-                    Err(err) => {
-                        exchange.backend_refused_input(unread(&err));
-                        back_pending = Outbox::new();
-                    }
-                }
+                exchange.backend_written(written, &mut back_pending);
+                continue;
             }
             () = &mut sleep => return Ok(exchange.timed_out()),
         }
+        // The web server's connection closed or failed: its client left.
+        break;
     }
+    let backend = (back_conn, &mut back_rd, &mut back_wr, back_pending);
+    Ok(abandon(&exchange, backend).await)
 }
 
 /// Relays one request on `backend` until it ends (`kept`: the connection carried an earlier
@@ -256,7 +236,7 @@ pub async fn relay<R, W, B>(
     backend: &mut B,
     kept: bool,
     relay: Relay<'_>,
-    reconnect: impl AsyncFnOnce() -> Result<B, String>,
+    reconnect: impl AsyncFnOnce() -> Result<B, ConnectFailed>,
 ) -> Ended
 where
     R: AsyncRead + Unpin,
@@ -278,9 +258,9 @@ where
             *backend = fresh;
             attempt(front, backend, &relay, false, resend).await
         }
-        Err(why) => Ok(Ended::BackendFailed {
+        Err(failed) => Ok(Ended::BackendFailed {
             head_sent: false,
-            why,
+            why: failed.to_string(),
         }),
     };
     // A new connection is never a kept one, so this attempt does not end unsent.

@@ -17,7 +17,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::net::UnixStream;
 
 use crate::live::{Running, State};
-use crate::relay::{self, Ended, Front, Relay};
+use crate::relay::{self, ConnectFailed, Ended, Front, Relay};
 use crate::responses::{self, HeadContext};
 use crate::router;
 use crate::upstream::{self, External};
@@ -173,7 +173,10 @@ where
     let connect = async || {
         UnixStream::connect(lease.socket())
             .await
-            .map_err(|err| format!("cannot connect to its worker: {err}"))
+            .map_err(|source| ConnectFailed {
+                to: "its worker".into(),
+                source,
+            })
     };
     let kept = lease.take_connection();
     let was_kept = kept.is_some();
@@ -187,10 +190,10 @@ where
             let ended = relay::relay(front, &mut backend, was_kept, relay, connect).await;
             (ended, Some(backend))
         }
-        Err(why) => {
+        Err(failed) => {
             let ended = Ended::BackendFailed {
                 head_sent: false,
-                why,
+                why: failed.to_string(),
             };
             (ended, None)
         }
@@ -216,7 +219,10 @@ where
             let reconnect = async || {
                 upstream::connect(&app.address)
                     .await
-                    .map_err(|err| format!("cannot connect to {}: {err}", app.address))
+                    .map_err(|source| ConnectFailed {
+                        to: app.address.to_string(),
+                        source,
+                    })
             };
             let kept = leased.kept;
             let ended = relay::relay(front, &mut leased.stream, kept, relay, reconnect).await;

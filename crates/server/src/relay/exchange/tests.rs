@@ -25,7 +25,7 @@ struct Wire {
 fn drain(outbox: &mut Outbox) -> Vec<u8> {
     let mut bytes = Vec::new();
     while !outbox.is_empty() {
-        let mut slices = [std::io::IoSlice::new(&[]); 16];
+        let mut slices = [io::IoSlice::new(&[]); 16];
         let count = outbox.io_slices(&mut slices);
         let n: usize = slices[..count].iter().map(|s| s.len()).sum();
         for slice in &slices[..count] {
@@ -323,7 +323,7 @@ fn once_the_app_answered_the_request_never_goes_again() {
 
 #[test]
 fn a_new_connection_or_a_long_body_is_never_sent_again() {
-    let fresh = Wire::new("GET", false);
+    let mut fresh = Wire::new("GET", false);
     assert!(fresh.exchange.backend_closed("closed".into(), true).is_ok());
 
     let mut long = Wire::new("PUT", true);
