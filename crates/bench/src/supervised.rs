@@ -55,7 +55,7 @@ impl HelloPool {
             .status()
             .workers
             .iter()
-            .filter(|w| w.state != WorkerState::Stopping)
+            .filter(|w| !matches!(w.state, WorkerState::Stopping(_)))
             .count()
     }
 

@@ -23,6 +23,7 @@ use bytes::{Buf, Bytes};
 use crate::address::Address;
 use crate::error::{Error, LimitExceeded, ProtocolError};
 use crate::server::{RequestHead, ServerConfig, ServerConnection, ServerEvent};
+use crate::stream::StreamState;
 
 /// The response is pushed to the socket once this much is queued.
 const FLUSH_AT: usize = 64 * 1024;
@@ -223,9 +224,9 @@ impl<S: Read + Write> Connection<S> {
     }
 }
 
-/// Which input stream a [`Request`] reads.
+/// Which of its body streams a [`Request`] reads.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Input {
+enum Body {
     Stdin,
     Data,
 }
@@ -245,11 +246,20 @@ pub struct Request<'c, S> {
 }
 
 /// Input bytes that arrived for one stream of the request and were not read yet.
-#[derive(Default)]
 struct Pending {
     chunks: VecDeque<Bytes>,
     buffered: usize,
-    ended: bool,
+    stream: StreamState,
+}
+
+impl Pending {
+    fn new(stream: StreamState) -> Self {
+        Pending {
+            chunks: VecDeque::new(),
+            buffered: 0,
+            stream,
+        }
+    }
 }
 
 impl<S: Read + Write> Request<'_, S> {
@@ -318,7 +328,7 @@ impl<S: Read + Write> Request<'_, S> {
         let limit = self.conn.protocol_limits().max_stdin_buffered;
         let mut body = Vec::new();
         loop {
-            let chunk = self.next_input(Input::Stdin)?;
+            let chunk = self.next_input(Body::Stdin)?;
             if chunk.is_empty() {
                 return Ok(body);
             }
@@ -336,17 +346,17 @@ impl<S: Read + Write> Request<'_, S> {
 
     /// The next piece of `input`, empty at its end. Events for the other stream are kept,
     /// bounded by `max_stdin_buffered`.
-    fn next_chunk(&mut self, input: Input) -> Result<Bytes, Error> {
+    fn next_chunk(&mut self, input: Body) -> Result<Bytes, Error> {
         loop {
             let pending = match input {
-                Input::Stdin => &mut self.stdin,
-                Input::Data => &mut self.data,
+                Body::Stdin => &mut self.stdin,
+                Body::Data => &mut self.data,
             };
             if let Some(chunk) = pending.chunks.pop_front() {
                 pending.buffered -= chunk.len();
                 return Ok(chunk);
             }
-            if pending.ended || self.aborted {
+            if !pending.stream.is_open() || self.aborted {
                 return Ok(Bytes::new());
             }
             let id = self.head.id;
@@ -375,7 +385,7 @@ impl<S: Read + Write> Request<'_, S> {
                     }
                     target.chunks.push_back(chunk);
                 }
-                None => target.ended = true,
+                None => target.stream = StreamState::Ended,
             }
         }
     }
@@ -384,7 +394,7 @@ impl<S: Read + Write> Request<'_, S> {
     /// is recorded (it ends the connection however the handler takes it; the handler gets its
     /// description), a limit is the request's own error, and an aborted request's end is an
     /// error (`ConnectionAborted`), never the end of its input.
-    fn next_input(&mut self, input: Input) -> Result<Bytes, Error> {
+    fn next_input(&mut self, input: Body) -> Result<Bytes, Error> {
         let chunk = match self.next_chunk(input) {
             Ok(chunk) => chunk,
             Err(err @ Error::Limit(_)) => return Err(err),
@@ -403,7 +413,7 @@ impl<S: Read + Write> Request<'_, S> {
         Ok(chunk)
     }
 
-    fn read_input(&mut self, input: Input, buf: &mut [u8]) -> io::Result<usize> {
+    fn read_input(&mut self, input: Body, buf: &mut [u8]) -> io::Result<usize> {
         let chunk = match self.next_input(input) {
             Ok(chunk) => chunk,
             Err(Error::Io(err)) => return Err(err),
@@ -418,8 +428,8 @@ impl<S: Read + Write> Request<'_, S> {
         buf[..n].copy_from_slice(&chunk[..n]);
         if n < chunk.len() {
             let pending = match input {
-                Input::Stdin => &mut self.stdin,
-                Input::Data => &mut self.data,
+                Body::Stdin => &mut self.stdin,
+                Body::Data => &mut self.data,
             };
             pending.buffered += chunk.len() - n;
             pending.chunks.push_front(chunk.slice(n..));
@@ -437,7 +447,7 @@ impl<S> Connection<S> {
 impl<S: Read + Write> Read for Request<'_, S> {
     /// Reads the request body (STDIN); 0 at its end.
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.read_input(Input::Stdin, buf)
+        self.read_input(Body::Stdin, buf)
     }
 }
 
@@ -445,7 +455,7 @@ struct DataReader<'r, 'c, S>(&'r mut Request<'c, S>);
 
 impl<S: Read + Write> Read for DataReader<'_, '_, S> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.0.read_input(Input::Data, buf)
+        self.0.read_input(Body::Data, buf)
     }
 }
 
@@ -485,12 +495,13 @@ where
         let mut request = Request {
             head,
             conn: &mut conn,
-            stdin: Pending::default(),
+            stdin: Pending::new(StreamState::Open),
             // Only a FILTER request has a DATA stream (§6.4): for the others it is over.
-            data: Pending {
-                ended: !filter,
-                ..Pending::default()
-            },
+            data: Pending::new(if filter {
+                StreamState::Open
+            } else {
+                StreamState::Ended
+            }),
             aborted: false,
             stdout_started: false,
             exit_status: 0,

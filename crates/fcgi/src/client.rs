@@ -22,6 +22,7 @@ use crate::protocol::{
     HEADER_LEN, KEEP_CONN, MAX_CONTENT_LEN, NULL_REQUEST_ID, ProtocolStatus, RecordType, Role,
 };
 use crate::record::{Record, check_clean_eof, decode_record};
+use crate::stream::StreamState;
 
 /// What the application sent.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -45,8 +46,9 @@ pub enum ClientEvent {
 #[derive(Debug)]
 struct InFlight {
     id: u16,
-    stdin_open: bool,
-    data_open: bool,
+    stdin: StreamState,
+    /// A FILTER request's file; ended from the start for the other roles.
+    data: StreamState,
 }
 
 /// One connection to an application, seen from the web server.
@@ -141,8 +143,12 @@ impl ClientConnection {
         self.outbox.push_stream_end(RecordType::Params, id);
         self.in_flight.push(InFlight {
             id,
-            stdin_open: true,
-            data_open: role == Role::Filter,
+            stdin: StreamState::Open,
+            data: if role == Role::Filter {
+                StreamState::Open
+            } else {
+                StreamState::Ended
+            },
         });
         Ok(id)
     }
@@ -156,7 +162,7 @@ impl ClientConnection {
 
     /// Queues part of the request body. Empty `data` queues nothing.
     pub fn stdin(&mut self, id: u16, data: Bytes) -> Result<(), UsageError> {
-        if !self.request_mut(id)?.stdin_open {
+        if !self.request_mut(id)?.stdin.is_open() {
             return Err(UsageError::StreamClosed(RecordType::Stdin));
         }
         self.outbox.push_stream(RecordType::Stdin, id, data);
@@ -166,7 +172,7 @@ impl ClientConnection {
     /// Ends the request body (the empty STDIN record, sent even for a request without a body).
     pub fn stdin_end(&mut self, id: u16) -> Result<(), UsageError> {
         let request = self.request_mut(id)?;
-        if !std::mem::replace(&mut request.stdin_open, false) {
+        if request.stdin.end().is_err() {
             return Err(UsageError::StreamClosed(RecordType::Stdin));
         }
         self.outbox.push_stream_end(RecordType::Stdin, id);
@@ -175,7 +181,7 @@ impl ClientConnection {
 
     /// Queues part of a FILTER request's file.
     pub fn data(&mut self, id: u16, data: Bytes) -> Result<(), UsageError> {
-        if !self.request_mut(id)?.data_open {
+        if !self.request_mut(id)?.data.is_open() {
             return Err(UsageError::StreamClosed(RecordType::Data));
         }
         self.outbox.push_stream(RecordType::Data, id, data);
@@ -185,7 +191,7 @@ impl ClientConnection {
     /// Ends a FILTER request's file.
     pub fn data_end(&mut self, id: u16) -> Result<(), UsageError> {
         let request = self.request_mut(id)?;
-        if !std::mem::replace(&mut request.data_open, false) {
+        if request.data.end().is_err() {
             return Err(UsageError::StreamClosed(RecordType::Data));
         }
         self.outbox.push_stream_end(RecordType::Data, id);

@@ -41,6 +41,7 @@ pub mod params;
 pub mod protocol;
 pub mod record;
 pub mod server;
+mod stream;
 
 pub use address::{Address, BadAddress};
 pub use client::{ClientConnection, ClientEvent};

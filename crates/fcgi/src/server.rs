@@ -27,6 +27,7 @@ use crate::outbox::Outbox;
 use crate::params::{Params, StreamCollector, encode_pair};
 use crate::protocol::{self, KEEP_CONN, NULL_REQUEST_ID, ProtocolStatus, RecordType, Role};
 use crate::record::{Record, check_clean_eof, decode_record};
+use crate::stream::{AfterEnd, Arrival, StreamState};
 
 /// What an application says of itself in GET_VALUES_RESULT, and how it treats a connection.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -85,8 +86,8 @@ enum Input {
     Params(StreamCollector),
     /// PARAMS ended; STDIN and DATA stream until their own end records.
     Body {
-        stdin_open: bool,
-        data_open: bool,
+        stdin: StreamState,
+        data: StreamState,
     },
 }
 
@@ -96,7 +97,14 @@ struct Active {
     role: Role,
     keep_conn: bool,
     input: Input,
-    stderr_used: bool,
+    stderr: ErrorStream,
+}
+
+/// STDERR, opened by its first bytes; an opened one needs its end record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ErrorStream {
+    Unused,
+    Open,
 }
 
 /// One connection from a web server, seen from the application.
@@ -197,8 +205,8 @@ impl ServerConnection {
                 let body = std::mem::take(collector).finish();
                 let params = Params::decode(body, RecordType::Params, limits)?;
                 request.input = Input::Body {
-                    stdin_open: true,
-                    data_open: true,
+                    stdin: StreamState::Open,
+                    data: StreamState::Open,
                 };
                 Some(ServerEvent::Request(RequestHead {
                     id,
@@ -213,36 +221,17 @@ impl ServerConnection {
             (RecordType::Stdin | RecordType::Data, Input::Params(_)) => {
                 return Err(unexpected("arrived before its PARAMS stream ended").into());
             }
-            // A repeated end of a stream says nothing new: the fastcgi-client crate sends one.
-            (RecordType::Stdin, Input::Body { stdin_open, .. }) if !*stdin_open && empty => None,
-            (RecordType::Data, Input::Body { data_open, .. }) if !*data_open && empty => None,
-            (RecordType::Stdin, Input::Body { stdin_open, .. }) => {
-                if !*stdin_open {
-                    return Err(unexpected("arrived after its STDIN stream ended").into());
+            (kind @ (RecordType::Stdin | RecordType::Data), Input::Body { stdin, data }) => {
+                let (stream, after_end) = match kind {
+                    RecordType::Stdin => (stdin, "arrived after its STDIN stream ended"),
+                    _ => (data, "arrived after its DATA stream ended"),
+                };
+                match stream.receive(empty) {
+                    Ok(Arrival::Bytes) => Some(input_bytes(kind, id, record.body)),
+                    Ok(Arrival::End) => Some(input_end(kind, id)),
+                    Ok(Arrival::EndAgain) => None,
+                    Err(AfterEnd) => return Err(unexpected(after_end).into()),
                 }
-                *stdin_open = !empty;
-                Some(if empty {
-                    ServerEvent::StdinEnd { id }
-                } else {
-                    ServerEvent::Stdin {
-                        id,
-                        data: record.body,
-                    }
-                })
-            }
-            (RecordType::Data, Input::Body { data_open, .. }) => {
-                if !*data_open {
-                    return Err(unexpected("arrived after its DATA stream ended").into());
-                }
-                *data_open = !empty;
-                Some(if empty {
-                    ServerEvent::DataEnd { id }
-                } else {
-                    ServerEvent::Data {
-                        id,
-                        data: record.body,
-                    }
-                })
             }
             (RecordType::AbortRequest, _) => Some(ServerEvent::Abort { id }),
             // A type no web server sends (END_REQUEST, STDOUT, ...), for a live request.
@@ -277,7 +266,7 @@ impl ServerConnection {
             role,
             keep_conn,
             input: Input::Params(StreamCollector::default()),
-            stderr_used: false,
+            stderr: ErrorStream::Unused,
         });
         Ok(())
     }
@@ -367,7 +356,7 @@ impl ServerConnection {
     fn open_stderr(&mut self, id: u16, len: usize) -> Result<bool, UsageError> {
         let request = self.active_mut(id)?;
         if len > 0 {
-            request.stderr_used = true;
+            request.stderr = ErrorStream::Open;
         }
         Ok(len > 0)
     }
@@ -393,7 +382,7 @@ impl ServerConnection {
             .ok_or(UsageError::NotActive(id))?;
         let request = self.active.swap_remove(index);
         self.outbox.push_stream_end(RecordType::Stdout, id);
-        if request.stderr_used {
+        if request.stderr == ErrorStream::Open {
             self.outbox.push_stream_end(RecordType::Stderr, id);
         }
         self.outbox
@@ -402,6 +391,22 @@ impl ServerConnection {
             self.closing = true;
         }
         Ok(())
+    }
+}
+
+/// The event of bytes of a STDIN or DATA stream.
+fn input_bytes(kind: RecordType, id: u16, data: Bytes) -> ServerEvent {
+    match kind {
+        RecordType::Stdin => ServerEvent::Stdin { id, data },
+        _ => ServerEvent::Data { id, data },
+    }
+}
+
+/// The event of the end of a STDIN or DATA stream.
+fn input_end(kind: RecordType, id: u16) -> ServerEvent {
+    match kind {
+        RecordType::Stdin => ServerEvent::StdinEnd { id },
+        _ => ServerEvent::DataEnd { id },
     }
 }
 

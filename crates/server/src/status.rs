@@ -17,7 +17,7 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use bytes::Bytes;
-use plexer_prefork::pool::WorkerState;
+use plexer_prefork::pool::{Worker, WorkerState};
 use serde_json::{Value, json};
 
 use crate::live::{Snapshot, Target};
@@ -83,14 +83,17 @@ pub fn report(snapshot: &Snapshot, started: Instant, full: bool) -> Value {
         match running.map(|r| &r.target) {
             Some(Target::Pool(pool)) => {
                 let status = pool.status();
-                let count = |s: WorkerState| status.workers.iter().filter(|w| w.state == s).count();
+                let count = |name: &str| {
+                    let named = |w: &&Worker| worker_state(w.state) == name;
+                    status.workers.iter().filter(named).count()
+                };
                 let fields = json!({
                     "state": crate::live::pool_state(&status.state),
                     "max_children": status.settings.max_children,
-                    "starting": count(WorkerState::Starting),
-                    "idle": count(WorkerState::Idle),
-                    "busy": count(WorkerState::Busy),
-                    "stopping": count(WorkerState::Stopping),
+                    "starting": count("starting"),
+                    "idle": count("idle"),
+                    "busy": count("busy"),
+                    "stopping": count("stopping"),
                     "accepted": status.stats.accepted,
                     "queue": status.queue_len,
                     "max_queue": status.stats.max_queue,
@@ -149,7 +152,7 @@ pub fn worker_state(state: WorkerState) -> &'static str {
         WorkerState::Starting => "starting",
         WorkerState::Idle => "idle",
         WorkerState::Busy => "busy",
-        WorkerState::Stopping => "stopping",
+        WorkerState::Stopping(_) => "stopping",
     }
 }
 

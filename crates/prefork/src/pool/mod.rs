@@ -41,8 +41,17 @@ pub enum WorkerState {
     Starting,
     Idle,
     Busy,
-    /// Asked to exit ([`Action::Terminate`]); waiting for its exit.
-    Stopping,
+    /// On its way out; waiting for its exit.
+    Stopping(Stop),
+}
+
+/// How a stopping worker was asked to go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stop {
+    /// [`Action::Terminate`]: it has `stop_timeout` to finish, then it is killed.
+    Asked,
+    /// [`Action::Kill`], or it never started: nothing more to do but wait.
+    Killed,
 }
 
 /// One worker as the pool sees it.
@@ -58,7 +67,6 @@ pub struct Worker {
     /// It is recycled after this many requests (0: never).
     pub limit: u64,
     pub started: Instant,
-    killed: bool,
 }
 
 /// The pool as a whole.
@@ -255,7 +263,7 @@ impl Pool {
             .workers
             .iter()
             .filter_map(|w| match (w.state, settings.pm) {
-                (WorkerState::Stopping, _) if !w.killed => Some(w.since + settings.stop_timeout),
+                (WorkerState::Stopping(Stop::Asked), _) => Some(w.since + settings.stop_timeout),
                 (WorkerState::Idle, Pm::Ondemand { idle_timeout }) => Some(w.since + idle_timeout),
                 (WorkerState::Idle, Pm::Dynamic { .. }) => Some(w.since + settings.spare_grace),
                 _ => None,
@@ -382,7 +390,7 @@ impl Pool {
         };
         let worker = self.workers.swap_remove(index);
         let lived = now.saturating_duration_since(worker.started) >= MIN_LIFETIME;
-        let expected = worker.state == WorkerState::Stopping
+        let expected = matches!(worker.state, WorkerState::Stopping(_))
             || (exit == Exit::Code(0)
                 && worker.state == WorkerState::Idle
                 && (lived || worker.served > 0));
@@ -439,7 +447,7 @@ impl Pool {
     fn live_workers(&self) -> usize {
         self.workers
             .iter()
-            .filter(|w| w.state != WorkerState::Stopping)
+            .filter(|w| !matches!(w.state, WorkerState::Stopping(_)))
             .count()
     }
 
@@ -475,7 +483,6 @@ impl Pool {
             served: 0,
             limit,
             started: now,
-            killed: false,
         });
         self.stats.spawned += 1;
         self.stats.last_spawn = Some(now);
@@ -495,18 +502,19 @@ impl Pool {
     }
 
     fn stop(actions: &mut VecDeque<Action>, worker: &mut Worker, now: Instant) {
-        worker.state = WorkerState::Stopping;
         worker.since = now;
-        match worker.pid {
-            Some(pid) => actions.push_back(Action::Terminate { id: worker.id, pid }),
-            None => worker.killed = true, // never started: nothing to stop
-        }
+        worker.state = match worker.pid {
+            Some(pid) => {
+                actions.push_back(Action::Terminate { id: worker.id, pid });
+                WorkerState::Stopping(Stop::Asked)
+            }
+            None => WorkerState::Stopping(Stop::Killed), // never started: nothing to stop
+        };
     }
 
     fn kill(actions: &mut VecDeque<Action>, worker: &mut Worker, now: Instant) {
-        worker.state = WorkerState::Stopping;
+        worker.state = WorkerState::Stopping(Stop::Killed);
         worker.since = now;
-        worker.killed = true;
         if let Some(pid) = worker.pid {
             actions.push_back(Action::Kill { id: worker.id, pid });
         }
@@ -581,13 +589,13 @@ impl Pool {
         let timeout = self.settings.stop_timeout;
         let drain_over = matches!(self.state, PoolState::Draining { deadline } if now >= deadline);
         for w in &mut self.workers {
-            let overdue =
-                w.state == WorkerState::Stopping && now.duration_since(w.since) >= timeout;
+            let overdue = matches!(w.state, WorkerState::Stopping(_))
+                && now.duration_since(w.since) >= timeout;
             // At the drain's deadline every worker still there goes: busy ones, and stopping
             // ones that a graceful stop (a shared socket's) would otherwise wait for.
             let cut_off =
-                drain_over && matches!(w.state, WorkerState::Busy | WorkerState::Stopping);
-            if (overdue || cut_off) && !w.killed {
+                drain_over && matches!(w.state, WorkerState::Busy | WorkerState::Stopping(_));
+            if (overdue || cut_off) && w.state != WorkerState::Stopping(Stop::Killed) {
                 Self::kill(&mut self.actions, w, now);
             }
         }
@@ -662,7 +670,7 @@ impl Pool {
         }
         // Workers asked for but never started have nothing to wait for.
         self.workers
-            .retain(|w| !(w.state == WorkerState::Stopping && w.pid.is_none()));
+            .retain(|w| !(matches!(w.state, WorkerState::Stopping(_)) && w.pid.is_none()));
         if matches!(self.state, PoolState::Draining { .. }) && self.workers.is_empty() {
             self.state = PoolState::Stopped;
         }
