@@ -42,11 +42,12 @@
 //! | [`http`] | a small HTTP/1.0 client for nginx and lighttpd |
 //! | [`browser`] | an HTTP client that keeps cookies, for walking through a site |
 //! | [`django`] | the Django example behind plexer: its virtualenv, databases and config |
+//! | [`log_events`] | `--log-format json` lines read as events, for assertions on fields |
 //! | [`load`] | a bounded HTTP/1.1 load generator: N kept-alive connections on one thread, per-request timeouts (the front benchmark uses it too) |
 //! | [`postgres`] | a private PostgreSQL server on a unix socket in the scratch directory, and on loopback TCP when asked |
 //! | [`redis`] | a private Redis server on loopback TCP and on a unix socket named `cache.sock` |
 //! | [`fake`] | a scripted FastCGI server that misbehaves on purpose |
-//! | [`procs`] | what is read from `/proc`: liveness, children, descriptors, memory, CPU time |
+//! | [`procfs`] | what is read from `/proc`: liveness, children, descriptors, memory, CPU time |
 //! | [`tools`] | finding the system programs the tests need (`make test` installs them) |
 //! | [`data`] | test bodies and the FNV-1a checksum `hello` reports |
 
@@ -62,13 +63,14 @@ pub mod hello;
 pub mod http;
 pub mod lighttpd;
 pub mod load;
+pub mod log_events;
 pub mod nginx;
 pub mod ownership;
 pub mod php;
 pub mod plexer;
 pub mod postgres;
 pub mod process;
-pub mod procs;
+pub mod procfs;
 pub mod redis;
 pub mod scratch;
 pub mod serve;

@@ -5,11 +5,16 @@
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
-use plexer_tests::procs::running;
+use plexer_tests::log_events::{Event, find};
+use plexer_tests::procfs::running;
 use plexer_tests::{PlexerServe, Scratch, ServeSetup, wait_for, wait_until};
 
 fn plexer(scratch: &Scratch) -> PlexerServe {
-    PlexerServe::start(scratch, ServeSetup::default())
+    let setup = ServeSetup {
+        args: &["--log-format", "json"],
+        ..ServeSetup::default()
+    };
+    PlexerServe::start(scratch, setup)
 }
 
 fn generation(plexer: &PlexerServe, account: &str) -> Option<u64> {
@@ -207,7 +212,13 @@ fn sighup_applies_a_changed_config_and_refuses_a_bad_one_whole() {
     plexer.process.signal(Signal::SIGHUP);
     wait_until(
         "the refusal is logged",
-        || plexer.log().contains("unknown field `max_childs`"),
+        || {
+            let refused = |e: &Event| {
+                e.text("refused")
+                    .is_some_and(|why| why.contains("unknown field `max_childs`"))
+            };
+            find(&plexer.log(), refused).is_some()
+        },
         Duration::from_secs(5),
     );
     assert_eq!(generation(&plexer, "bob"), generation_before);

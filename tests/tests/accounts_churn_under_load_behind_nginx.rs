@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 use plexer_tests::{Nginx, PlexerServe, Scratch, ServeSetup, wait_for};
-use plexer_tests::{http, procs};
+use plexer_tests::{http, procfs};
 
 const LOAD_FOR: Duration = Duration::from_secs(4);
 const CLIENTS: usize = 4;
@@ -132,13 +132,13 @@ fn settled(site: &Site) -> (usize, u64) {
     assert!(
         // Unreaped workers count: they are not gone yet.
         wait_for(
-            || procs::children_of(pid).is_empty(),
+            || procfs::children_of(pid).is_empty(),
             Duration::from_secs(15)
         ),
         "the workers did not idle out: {} left",
-        procs::children_of(pid).len()
+        procfs::children_of(pid).len()
     );
-    (procs::open_fds(pid), procs::rss_kib(pid).unwrap_or(0))
+    (procfs::open_fds(pid), procfs::rss_kib(pid).unwrap_or(0))
 }
 
 #[test]

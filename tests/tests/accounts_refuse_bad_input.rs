@@ -6,6 +6,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
+use plexer_tests::log_events::{Event, find};
 use plexer_tests::{PlexerServe, Scratch, ServeSetup, build, run, wait_for};
 
 fn plexer(scratch: &Scratch) -> PlexerServe {
@@ -13,6 +14,7 @@ fn plexer(scratch: &Scratch) -> PlexerServe {
         scratch,
         ServeSetup {
             config_extra: "login: { account: login }\nsocket_dirs: [/srv/apps]\n",
+            args: &["--log-format", "json"],
             ..ServeSetup::default()
         },
     )
@@ -86,7 +88,13 @@ fn a_bad_file_dropped_in_is_refused_and_named_until_it_is_fixed() {
     std::fs::write(plexer.account_file("eve"), "users: [eve\n").unwrap();
     assert!(
         wait_for(
-            || plexer.log().contains("eve.yaml:2:1"),
+            || {
+                let refused = |e: &Event| {
+                    e.text("refused")
+                        .is_some_and(|why| why.contains("eve.yaml:2:1"))
+                };
+                find(&plexer.log(), refused).is_some()
+            },
             Duration::from_secs(5)
         ),
         "the refusal names the file and the line: {}",
@@ -98,9 +106,14 @@ fn a_bad_file_dropped_in_is_refused_and_named_until_it_is_fixed() {
     std::fs::write(plexer.account_file("eve"), "users: [bob]\n").unwrap();
     assert!(
         wait_for(
-            || plexer
-                .log()
-                .contains("user \"bob\" already belongs to account bob"),
+            || {
+                let refused = |e: &Event| {
+                    e.text("refused").is_some_and(|why| {
+                        why.contains("user \"bob\" already belongs to account bob")
+                    })
+                };
+                find(&plexer.log(), refused).is_some()
+            },
             Duration::from_secs(5)
         ),
         "{}",
@@ -186,7 +199,12 @@ fn the_control_socket_is_private_and_refuses_another_uid() {
             .contains("refused: uid 65534 may not control this plexer"),
         "{refused}"
     );
-    assert!(plexer.log().contains("refused a peer of another user"));
+    let logged = find(&plexer.log(), |e| e.has("refused_uid", "65534"));
+    assert!(
+        logged.is_some_and(|e| e.level() == "WARN"),
+        "{}",
+        plexer.log()
+    );
 }
 
 #[test]

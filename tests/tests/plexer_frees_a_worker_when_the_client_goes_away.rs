@@ -6,6 +6,7 @@
 use std::io::Write;
 use std::time::Duration;
 
+use plexer_tests::log_events::{Event, events, find};
 use plexer_tests::{PlexerServe, Scratch, ServeSetup, cgi, wait_until, wire};
 
 /// Sends a GET of `uri` with `cookie` and returns the connection, the answer unread.
@@ -33,6 +34,7 @@ fn one_worker(scratch: &Scratch) -> PlexerServe {
         scratch,
         ServeSetup {
             accounts: &[("login", ""), ("bob", "users: [bob]\nmax_children: 1")],
+            args: &["--log-format", "json"],
             ..ServeSetup::default()
         },
     )
@@ -47,7 +49,7 @@ fn a_worker_that_ends_the_abandoned_request_serves_the_next_one() {
     send_and_leave(&plexer, &bob, "/slow?sleep=600");
     wait_until(
         "plexer notices the client left",
-        || plexer.log().contains("the worker is free again"),
+        || find(&plexer.log(), |e| e.has("worker_free", "true")).is_some(),
         Duration::from_secs(5),
     );
     assert_eq!(plexer.get(Some(&bob), "/next").1.pid(), worker);
@@ -62,7 +64,7 @@ fn a_worker_still_busy_after_the_wait_is_replaced_and_the_account_serves_on() {
     send_and_leave(&plexer, &bob, "/stuck?sleep=20000");
     wait_until(
         "plexer gives up on the worker",
-        || plexer.log().contains("the worker is stopped"),
+        || find(&plexer.log(), |e| e.has("worker_free", "false")).is_some(),
         Duration::from_secs(5),
     );
     let next = plexer.get(Some(&bob), "/next").1.pid();
@@ -97,7 +99,7 @@ fn a_request_whose_client_left_while_it_waited_never_reaches_a_worker() {
         drop(conn);
         wait_until(
             "plexer notices the client left",
-            || plexer.log().contains("went away while its request waited"),
+            || find(&plexer.log(), |e| e.has("waited_for", "a worker")).is_some(),
             Duration::from_secs(5),
         );
         busy.join().unwrap();
@@ -106,9 +108,16 @@ fn a_request_whose_client_left_while_it_waited_never_reaches_a_worker() {
     let next = plexer.get(Some(&bob), "/next").1;
     assert_eq!(next.pid(), warm.pid());
     assert_eq!(next.requests(), warm.requests() + 2, "{}", plexer.log());
+    let served = |e: &Event| e.target() == "plexer::access" && e.has("uri", "/abandoned");
     assert!(
-        !plexer.log().contains("/abandoned\" status"),
+        !events(&plexer.log()).iter().any(served),
         "{}",
+        plexer.log()
+    );
+    let access = |e: &Event| e.target() == "plexer::access" && e.has("uri", "/next");
+    assert!(
+        find(&plexer.log(), access).is_some(),
+        "the access log has /next: {}",
         plexer.log()
     );
 }

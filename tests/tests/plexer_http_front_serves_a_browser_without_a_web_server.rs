@@ -9,6 +9,7 @@
 use std::time::Duration;
 
 use plexer_tests::http::{self, HttpResponse};
+use plexer_tests::log_events::find;
 use plexer_tests::{
     Addr, HelloAnswer, PlexerServe, Scratch, ServeFiles, ServeSetup, build, fnv1a64, pattern_bytes,
     run,
@@ -31,7 +32,7 @@ fn site() -> Site {
     let plexer = PlexerServe::start(
         &scratch,
         ServeSetup {
-            args: &["--http", &http],
+            args: &["--http", &http, "--log-format", "json"],
             ..ServeSetup::default()
         },
     );
@@ -157,7 +158,7 @@ fn an_app_dying_mid_response_cuts_the_http_response_short() {
     }
     let log = site.plexer.log();
     assert!(
-        log.contains("HTTP front: response cut short"),
+        find(&log, |e| e.has("cut_short", "true")).is_some(),
         "the front saw the head, then the end: {log}"
     );
 }

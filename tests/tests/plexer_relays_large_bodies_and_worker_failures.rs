@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use plexer_tests::{HelloAnswer, Nginx, PlexerServe, Scratch, ServeSetup, fnv1a64, pattern_bytes};
-use plexer_tests::{http, procs};
+use plexer_tests::{http, procfs};
 
 const FIFTY_MIB: usize = 50 << 20;
 
@@ -32,7 +32,7 @@ fn fifty_mib_each_way_pass_with_bounded_memory() {
     assert!(down.body.starts_with(b"abcdefghijklmnopqrstuvwxyz"));
 
     // The relay holds at most a few high-water marks, not the bodies.
-    let rss = procs::rss_kib(plexer.pid()).expect("plexer's VmRSS");
+    let rss = procfs::rss_kib(plexer.pid()).expect("plexer's VmRSS");
     assert!(
         rss < 40 * 1024,
         "plexer's RSS is {rss} KiB after 100 MiB relayed"

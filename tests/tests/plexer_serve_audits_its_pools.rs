@@ -6,6 +6,7 @@
 use std::net::TcpListener;
 use std::time::Duration;
 
+use plexer_tests::log_events::{Event, find};
 use plexer_tests::{PlexerServe, Scratch, ServeSetup, wait_until};
 
 /// An account file whose app imports, connects to the database at `port`, then forks: two
@@ -26,6 +27,7 @@ fn start(scratch: &Scratch, port: u16, audit: &str) -> PlexerServe {
         ServeSetup {
             accounts: &[("login", ""), ("bob", "users: [bob]"), ("forky", &forky)],
             config_extra: &config_extra,
+            args: &["--log-format", "json"],
             ..ServeSetup::default()
         },
     )
@@ -37,14 +39,16 @@ fn strict_stops_the_account_whose_processes_share_a_connection_and_only_it() {
     let database = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = database.local_addr().unwrap().port();
     let plexer = start(&scratch, port, "strict");
+    let stopped = |e: &Event| e.has("stopped_by", "audit") && e.has("account", "forky");
     wait_until(
         "the audit stops forky",
-        || plexer.log().contains("the account is stopped"),
+        || find(&plexer.log(), stopped).is_some(),
         Duration::from_secs(15),
     );
     let log = plexer.log();
-    assert!(log.contains("is shared by pids"), "{log}");
-    assert!(log.contains(&format!("127.0.0.1:{port}")), "{log}");
+    let finding = find(&log, stopped).unwrap().text("finding").unwrap();
+    assert!(finding.contains("is shared by pids"), "{log}");
+    assert!(finding.contains(&format!("127.0.0.1:{port}")), "{log}");
     let (response, _) = plexer.get(Some(&plexer.cookie("forky")), "/");
     assert_eq!(response.status(), Some("503 Service Unavailable"));
     assert!(
@@ -63,12 +67,19 @@ fn warn_logs_the_shared_connection_and_keeps_the_account() {
     let database = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = database.local_addr().unwrap().port();
     let plexer = start(&scratch, port, "warn");
+    let warned = |e: &Event| e.has("audit", "warn") && e.has("account", "forky");
     wait_until(
         "the audit warns",
-        || plexer.log().contains("(audit: warn)"),
+        || find(&plexer.log(), warned).is_some(),
         Duration::from_secs(15),
     );
-    assert!(!plexer.log().contains("the account is stopped"));
+    let finding = find(&plexer.log(), warned)
+        .unwrap()
+        .text("finding")
+        .unwrap();
+    assert!(finding.contains(&format!("127.0.0.1:{port}")), "{finding}");
+    let stopped = |e: &Event| e.has("stopped_by", "audit");
+    assert!(find(&plexer.log(), stopped).is_none(), "{}", plexer.log());
     let listed = plexer.accounts(&["list"]).stdout_text();
     assert!(!listed.contains("stopped:"), "{listed}");
 }

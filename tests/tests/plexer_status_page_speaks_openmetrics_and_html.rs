@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use plexer_tests::log_events::{Event, events};
 use plexer_tests::{CgiResponse, PlexerRequest, PlexerServe, Scratch, ServeSetup};
 
 /// bob has one worker, and lets a request wait long enough to be seen in the queue.
@@ -43,6 +44,7 @@ fn openmetrics_and_html_while_every_worker_of_an_account_is_busy() {
         &scratch,
         ServeSetup {
             accounts: ACCOUNTS,
+            args: &["--log-format", "json"],
             ..ServeSetup::default()
         },
     );
@@ -148,6 +150,13 @@ fn openmetrics_and_html_while_every_worker_of_an_account_is_busy() {
         "{metrics}"
     );
     let log = plexer.log();
-    assert_eq!(log.matches("slow request").count(), 1, "{log}");
-    assert!(log.contains("/slow?sleep=2000"), "{log}");
+    let slow: Vec<Event> = events(&log)
+        .into_iter()
+        .filter(|e| e.target() == "plexer::slow")
+        .collect();
+    assert_eq!(slow.len(), 1, "{log}");
+    assert!(
+        slow[0].has("uri", "/slow?sleep=2000") && slow[0].has("account", "bob"),
+        "{log}"
+    );
 }

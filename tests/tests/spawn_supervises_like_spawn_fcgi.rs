@@ -13,7 +13,8 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use plexer_tests::ownership::assert_owner_group_mode;
 // A worker that exited is not running, though it is a child until plexer reaps it.
-use plexer_tests::procs::{children_of, running};
+use plexer_tests::log_events::{Event, find};
+use plexer_tests::procfs::{children_of, running};
 use plexer_tests::wait::wait_until;
 use plexer_tests::{CgiResponse, HelloAnswer, PlexerRequest, Running, Scratch, build, run};
 
@@ -214,21 +215,34 @@ fn audit_warn_logs_the_shared_connection_and_keeps_running() {
     let app: Vec<&str> = app.iter().map(String::as_str).collect();
     let (mut spawned, _socket) = spawn(
         &scratch,
-        &["--database", &port.to_string(), "--audit", "warn"],
+        &[
+            "--database",
+            &port.to_string(),
+            "--audit",
+            "warn",
+            "--log-format",
+            "json",
+        ],
         &app,
     );
+    let warned = |e: &Event| e.has("audit", "warn") && e.level() == "WARN";
     wait_until(
         "the audit warns",
-        || spawned.log().contains("is shared by pids"),
+        || find(&spawned.log(), warned).is_some(),
         DEADLINE,
     );
+    let finding = find(&spawned.log(), warned)
+        .unwrap()
+        .text("finding")
+        .unwrap();
+    assert!(finding.contains(&format!("127.0.0.1:{port}")), "{finding}");
     spawned.assert_running();
 }
 
 #[test]
 fn sighup_starts_new_workers_and_lets_the_old_ones_finish_their_requests() {
     let scratch = Scratch::new();
-    let (mut spawned, socket) = spawn(&scratch, &["-F", "2"], &[&hello()]);
+    let (mut spawned, socket) = spawn(&scratch, &["-F", "2", "--log-format", "json"], &[&hello()]);
     let old = wait_for_workers(&spawned, 2);
     let addr = format!("unix:{}", socket.display());
     let slow = std::thread::spawn(move || PlexerRequest::new(addr, "/?sleep=2000").run());
@@ -250,7 +264,7 @@ fn sighup_starts_new_workers_and_lets_the_old_ones_finish_their_requests() {
     spawned.signal(Signal::SIGUSR1);
     wait_until(
         "SIGUSR1 is logged",
-        || spawned.log().contains("SIGUSR1"),
+        || find(&spawned.log(), |e| e.has("signal", "SIGUSR1")).is_some(),
         DEADLINE,
     );
     assert!(new.contains(&get(&socket).pid()));
@@ -264,7 +278,8 @@ fn sighup_keeps_the_old_workers_when_the_new_ones_fail() {
     std::fs::write(&healthy, "").unwrap();
     // Starts hello while the file exists, and fails at once after.
     let app = format!("[ -e '{}' ] && exec '{}'", healthy.display(), hello());
-    let (mut spawned, socket) = spawn(&scratch, &["-F", "2"], &["/bin/sh", "-c", &app]);
+    let args = ["-F", "2", "--log-format", "json"];
+    let (mut spawned, socket) = spawn(&scratch, &args, &["/bin/sh", "-c", &app]);
     let old = wait_for_workers(&spawned, 2);
     // Both must have found the file and become hello before it goes.
     wait_until(
@@ -281,7 +296,10 @@ fn sighup_keeps_the_old_workers_when_the_new_ones_fail() {
     spawned.signal(Signal::SIGHUP);
     wait_until(
         "the failed restart is logged",
-        || spawned.log().contains("the old ones serve on"),
+        || {
+            let kept = |e: &Event| e.has("signal", "SIGHUP") && e.has("old_workers", "serve on");
+            find(&spawned.log(), kept).is_some()
+        },
         DEADLINE,
     );
     let mut left: Vec<u32> = children_of(spawned.pid())

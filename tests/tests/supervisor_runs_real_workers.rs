@@ -18,7 +18,7 @@ use plexer_prefork::audit::{AuditPolicy, TcpEndpoint, audit_process, shared_db_h
 use plexer_prefork::pool::{Outcome, Pm, PoolSettings, PoolState, WorkerState};
 use plexer_prefork::spawn::WorkerCommand;
 use plexer_prefork::supervisor::{PoolHandle, Sockets, Supervisor};
-use plexer_tests::procs;
+use plexer_tests::procfs;
 use plexer_tests::{CgiResponse, HelloAnswer, Postgres, Scratch, build};
 use tokio::net::UnixStream;
 
@@ -95,7 +95,7 @@ async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
 
 /// A zombie counts as alive: the supervisor reaps promptly, so gone means reaped.
 fn alive(pid: u32) -> bool {
-    procs::exists(pid)
+    procfs::exists(pid)
 }
 
 fn worker_pids(pool: &PoolHandle) -> Vec<u32> {

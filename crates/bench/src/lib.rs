@@ -32,7 +32,7 @@
 //! | [`binaries`] | `plexer` and `hello` as given, or next to the benchmark's binary |
 //!
 //! The HTTP/1.1 load generator and what is read from `/proc` are the tests' own:
-//! `plexer_tests::load` and `plexer_tests::procs`.
+//! `plexer_tests::load` and `plexer_tests::procfs`.
 
 pub mod binaries;
 pub mod canned;

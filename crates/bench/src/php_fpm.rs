@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use nix::errno::Errno;
 use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
-use plexer_tests::procs;
+use plexer_tests::procfs;
 
 /// The line php-fpm logs when its event loop starts.
 const READY: &str = "ready to handle connections";
@@ -158,7 +158,7 @@ impl PhpFpm {
                 tokio::time::sleep(Duration::from_millis(20)).await;
                 return Ok(());
             }
-            let exited = !procs::running(self.child.id());
+            let exited = !procfs::running(self.child.id());
             if exited || started.elapsed() > START_TIMEOUT {
                 let what = if exited {
                     "exited before it was ready".to_owned()
@@ -186,7 +186,7 @@ impl PhpFpm {
 
     /// The master's running children: its workers.
     pub fn workers(&self) -> usize {
-        procs::running_children_of(self.child.id()).len()
+        procfs::running_children_of(self.child.id()).len()
     }
 
     /// Everything php-fpm logged so far.
@@ -200,7 +200,7 @@ impl PhpFpm {
             Ok(None) => false,
             // ECHILD: plexer's supervisor in this process (a subreaper reaping with
             // waitpid(-1)) reaped it already.
-            Err(_) => !procs::running(self.child.id()),
+            Err(_) => !procfs::running(self.child.id()),
         }
     }
 

@@ -105,7 +105,7 @@ async fn act(manager: &Manager, pool: &Watched) {
                 return;
             }
             Verdict::Warn(finding) => {
-                tracing::warn!(account = %name, "{finding} (audit: {})", pool.running.audit);
+                tracing::warn!(account = %name, audit = %pool.running.audit, finding = %finding, "the fork-safety audit: {finding} (audit: {})", pool.running.audit);
             }
         }
     }

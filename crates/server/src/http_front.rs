@@ -517,7 +517,10 @@ async fn fail(stage: Stage, failure: Failure, chunks: &mpsc::Sender<io::Result<B
             let _ = head.send(Err(failure));
         }
         Stage::Body | Stage::Ended => {
-            tracing::warn!("HTTP front: response cut short: {failure}");
+            tracing::warn!(
+                cut_short = true,
+                "HTTP front: response cut short: {failure}"
+            );
             // An error, not the end: hyper then cuts the connection instead of ending the body
             // as if it were complete.
             let _ = chunks.send(Err(io::Error::other(failure))).await;

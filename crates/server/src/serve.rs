@@ -152,7 +152,7 @@ fn reload_in_background(manager: &Arc<Manager>) {
     tokio::spawn(async move {
         tracing::info!("SIGHUP: reloading the config and the accounts");
         if let Err(why) = manager.reload_all().await {
-            tracing::error!("SIGHUP: the config is refused, nothing changed: {why}");
+            tracing::error!(refused = %why, "SIGHUP: the config is refused, nothing changed: {why}");
         }
     });
 }

@@ -151,7 +151,7 @@ impl Plexer {
     }
 
     fn rss_kib(&self) -> u64 {
-        plexer_tests::procs::rss_kib(self.server.pid()).unwrap_or(0)
+        plexer_tests::procfs::rss_kib(self.server.pid()).unwrap_or(0)
     }
 }
 

@@ -30,7 +30,7 @@ use plexer_bench::plexer_cli::{self, PlexerProcess};
 use plexer_bench::timing::human;
 use plexer_bench::{binaries, machine};
 use plexer_tests::load::{self, LoadPlan, LoadReport};
-use plexer_tests::procs;
+use plexer_tests::procfs;
 
 type Result<T, E = Box<dyn Error>> = std::result::Result<T, E>;
 
@@ -400,9 +400,9 @@ async fn cell(
     let me = std::process::id();
     let cpu = || {
         [
-            procs::cpu_ticks(me).unwrap_or(0),
-            procs::tree_cpu_ticks(nginx.server.pid()),
-            procs::tree_cpu_ticks(server.pid()),
+            procfs::cpu_ticks(me).unwrap_or(0),
+            procfs::tree_cpu_ticks(nginx.server.pid()),
+            procfs::tree_cpu_ticks(server.pid()),
         ]
     };
     let before = cpu();
@@ -415,7 +415,7 @@ async fn cell(
 fn summarise(report: &LoadReport, before: [u64; 3], after: [u64; 3]) -> Cell {
     let ok = report.ok();
     let spent: Vec<Duration> = (0..3)
-        .map(|i| procs::ticks_to_duration(after[i].saturating_sub(before[i])))
+        .map(|i| procfs::ticks_to_duration(after[i].saturating_sub(before[i])))
         .collect();
     let per_request = |d: Duration| (ok > 0).then(|| d / ok as u32);
     Cell {

@@ -34,7 +34,7 @@ use plexer_bench::{binaries, fcgi_get, machine};
 use plexer_prefork::audit::{AuditPolicy, AuditRound, audit_process, shared_db_handles};
 use plexer_prefork::pool::{Pm, PoolSettings};
 use plexer_prefork::supervisor::Supervisor;
-use plexer_tests::procs;
+use plexer_tests::procfs;
 
 type Result<T, E = Box<dyn Error>> = std::result::Result<T, E>;
 
@@ -136,7 +136,7 @@ fn measure_own_audits() -> Result<Vec<AuditRow>> {
             summary,
         });
     };
-    let fds = || Some(procs::own_fd_count());
+    let fds = || Some(procfs::own_fd_count());
     row(
         "`audit_process(None, …)`, this process",
         fds(),
@@ -145,7 +145,7 @@ fn measure_own_audits() -> Result<Vec<AuditRow>> {
 
     // About 200 descriptors, none a socket: the audit then reads no socket table.
     let mut null_files = Vec::new();
-    while procs::own_fd_count() < 200 && null_files.len() < 1000 {
+    while procfs::own_fd_count() < 200 && null_files.len() < 1000 {
         null_files.push(File::open("/dev/null")?);
     }
     row(
@@ -178,7 +178,7 @@ fn measure_own_audits() -> Result<Vec<AuditRow>> {
     held.push(Box::new(listener));
     held.push(Box::new(UdpSocket::bind("127.0.0.1:0")?));
     let mut bounded = 0;
-    while procs::own_fd_count() < 200 && bounded < 1000 {
+    while procfs::own_fd_count() < 200 && bounded < 1000 {
         held.push(Box::new(File::open("/dev/null")?));
         bounded += 1;
     }
@@ -350,7 +350,7 @@ async fn plexer_cold(supervisor: &Supervisor, hello: &Path, dir: &Path) -> Resul
     let mut last: Option<u32> = None;
     for run in 0..=COLD_RUNS {
         wait_until("the pool scaled to zero", Duration::from_secs(10), || {
-            pool.pids().is_empty() && last.is_none_or(|pid| !procs::running(pid))
+            pool.pids().is_empty() && last.is_none_or(|pid| !procfs::running(pid))
         })
         .await?;
         let started = Instant::now();

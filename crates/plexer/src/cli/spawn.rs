@@ -201,7 +201,7 @@ async fn supervise(
                     }
                 }
                 Asked::ReopenLogs => {
-                    tracing::info!(pool = pool.name(), "SIGUSR1: logs go to stderr; nothing to reopen");
+                    tracing::info!(pool = pool.name(), signal = "SIGUSR1", "logs go to stderr; nothing to reopen");
                 }
             },
             _ = tokio::time::sleep_until(next_look) => {
@@ -215,7 +215,7 @@ async fn supervise(
                             stop(&pool, Duration::ZERO, "the fork-safety audit").await?;
                             bail!("{finding} (audit: strict stopped the workers)");
                         }
-                        Verdict::Warn(finding) => tracing::warn!(pool = pool.name(), "{finding}"),
+                        Verdict::Warn(finding) => tracing::warn!(pool = pool.name(), audit = %auditor.mode(), finding = %finding, "the fork-safety audit: {finding}"),
                     }
                 }
                 next_look = tokio::time::Instant::now() + auditor.next_look();
@@ -234,7 +234,7 @@ async fn new_generation(
     let fresh = match start() {
         Ok(fresh) => fresh,
         Err(err) => {
-            tracing::error!(pool = pool.name(), error = %err, "SIGHUP: cannot start new workers; the old ones serve on");
+            tracing::error!(pool = pool.name(), signal = "SIGHUP", old_workers = "serve on", error = %err, "cannot start new workers; the old ones serve on");
             return None;
         }
     };
@@ -250,7 +250,9 @@ async fn new_generation(
             fresh.drain(Duration::ZERO).await;
             tracing::error!(
                 pool = pool.name(),
-                "SIGHUP: the new workers failed ({why}); the old ones serve on"
+                signal = "SIGHUP",
+                old_workers = "serve on",
+                "the new workers failed ({why}); the old ones serve on"
             );
             None
         }

@@ -609,7 +609,7 @@ impl Manager {
         if current.generation != generation {
             return;
         }
-        tracing::error!(account = %name, "{why}: the account is stopped until `plexer accounts reload {name}`");
+        tracing::error!(account = %name, stopped_by = "audit", finding = %why, "{why}: the account is stopped until `plexer accounts reload {name}`");
         next.running
             .insert(name.clone(), Arc::new(current.stopped(why)));
         self.publish(next);
@@ -800,7 +800,7 @@ fn keep_what_needs_a_restart(old: &Config, new: &mut Config) -> Vec<&'static str
 
 fn log_applied(applied: &Applied) {
     for refusal in &applied.refused {
-        tracing::error!("refused: {refusal}");
+        tracing::error!(refused = %refusal, "refused: {refusal}");
     }
     if applied.is_empty() {
         return;

@@ -93,7 +93,7 @@ async fn answer(mut stream: UnixStream, manager: &Manager) {
             // Read first, so the peer hears the refusal rather than a broken pipe.
             let _ = read_request(&mut stream).await;
             tracing::warn!(
-                uid = cred.uid(),
+                refused_uid = cred.uid(),
                 pid = cred.pid(),
                 "control socket: refused a peer of another user"
             );

@@ -114,7 +114,7 @@ where
             return answer(front, id, response).await;
         }
         Relayed::ClientGone => {
-            tracing::info!(account = %routed.account, "the client went away while its request waited for the app");
+            tracing::info!(account = %routed.account, waited_for = "the app", "the client went away while its request waited");
             return AfterRequest::Close;
         }
     };
@@ -264,7 +264,7 @@ impl Finished<'_> {
             running.counters.slow.fetch_add(1, Ordering::Relaxed);
             let (account, worker, uri) = (&self.routed.account, self.worker, self.uri);
             let took = self.started.elapsed();
-            tracing::warn!(account = %account, worker, uri, ?took, "slow request: longer than request_slowlog_timeout");
+            tracing::warn!(target: "plexer::slow", account = %account, worker, uri, ?took, "slow request: longer than request_slowlog_timeout");
         }
     }
 
@@ -285,12 +285,12 @@ impl Finished<'_> {
             } => {
                 // The access log: what identifies the request, never a cookie or a header.
                 let micros = took.as_micros() as u64;
-                tracing::info!(account = %account, worker, uri, status, bytes = body_bytes, app_status, micros, "request");
+                tracing::info!(target: "plexer::access", account = %account, worker, uri, status, bytes = body_bytes, app_status, micros, "request");
                 AfterRequest::Next
             }
             Ended::ClientGone { worker_free } => {
                 let worker_is = if worker_free { "free again" } else { "stopped" };
-                tracing::info!(account = %account, worker, uri, ?took, "the client went away; the worker is {worker_is}");
+                tracing::info!(account = %account, worker, uri, ?took, worker_free, "the client went away; the worker is {worker_is}");
                 AfterRequest::Close
             }
             Ended::TimedOut { head_sent } => {

@@ -87,7 +87,7 @@ where
         let backend = match &running.target {
             Target::Pool(pool) => match unless_front_closes(front, pool.acquire()).await {
                 None => {
-                    tracing::info!(account = %account, "the client went away while its request waited for a worker");
+                    tracing::info!(account = %account, waited_for = "a worker", "the client went away while its request waited");
                     return Routing::ClientGone;
                 }
                 Some(Ok(lease)) => Backend::Worker(lease),
