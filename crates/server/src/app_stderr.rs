@@ -11,14 +11,14 @@
 use plexer_prefork::supervisor::MAX_LOG_LINE;
 
 /// The STDERR lines of one request.
-pub struct StderrLines<'a> {
+pub(crate) struct StderrLines<'a> {
     account: &'a str,
     worker: Option<i32>,
     lines: LineBuffer,
 }
 
 impl<'a> StderrLines<'a> {
-    pub fn new(account: &'a str, worker: Option<i32>) -> Self {
+    pub(crate) fn new(account: &'a str, worker: Option<i32>) -> Self {
         Self {
             account,
             worker,
@@ -27,7 +27,7 @@ impl<'a> StderrLines<'a> {
     }
 
     /// Adds STDERR bytes; logs every line they complete.
-    pub fn push(&mut self, data: &[u8]) {
+    pub(crate) fn push(&mut self, data: &[u8]) {
         let (account, worker) = (self.account, self.worker);
         self.lines.push(data, |line, continued| {
             log(account, worker, line, continued)

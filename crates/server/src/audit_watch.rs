@@ -16,7 +16,7 @@ use plexer_prefork::audit::{
 
 use crate::account::AccountName;
 use crate::accounts::Manager;
-use crate::live::Running;
+use crate::live::Generation;
 
 /// One generation of one account: a reload starts its audit afresh.
 type PoolKey = (AccountName, u64);
@@ -24,14 +24,14 @@ type PoolKey = (AccountName, u64);
 /// A pool being looked at this round, with the audit's memory of it.
 struct Watched {
     key: PoolKey,
-    running: Arc<Running>,
+    running: Arc<Generation>,
     workers: Vec<Pid>,
     auditor: PoolAuditor,
     verdicts: Vec<Verdict>,
 }
 
 /// Audits every pool until the task is dropped.
-pub async fn run(manager: Arc<Manager>) {
+pub(crate) async fn run(manager: Arc<Manager>) {
     let mut auditors: HashMap<PoolKey, PoolAuditor> = HashMap::new();
     let mut notes = NoteLog::default();
     loop {

@@ -52,7 +52,7 @@ use crate::relay::{self, HIGH_WATER};
 use crate::upstream;
 
 /// Response chunks queued between the FastCGI side and hyper, each up to a read's worth.
-pub const BODY_CHUNKS: usize = 4;
+pub(crate) const BODY_CHUNKS: usize = 4;
 /// How long a client may take to send a request head (slow-loris bound).
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// Response headers that describe one HTTP hop, not the resource; hyper writes its own.
@@ -79,13 +79,13 @@ pub struct FrontError {
 
 /// A bound front, not serving yet: binding first lets `plexer serve` refuse to start on a busy
 /// port before any worker runs.
-pub struct HttpFront {
+pub(crate) struct HttpFront {
     listener: TcpListener,
     addr: SocketAddr,
 }
 
 /// Binds the front's TCP listener.
-pub async fn bind(addr: SocketAddr) -> Result<HttpFront, FrontError> {
+pub(crate) async fn bind(addr: SocketAddr) -> Result<HttpFront, FrontError> {
     let failed = |error| FrontError { addr, error };
     let listener = TcpListener::bind(addr).await.map_err(failed)?;
     let addr = listener.local_addr().map_err(failed)?;
@@ -94,7 +94,7 @@ pub async fn bind(addr: SocketAddr) -> Result<HttpFront, FrontError> {
 
 impl HttpFront {
     /// Accepts HTTP connections until the task is dropped; each is served in its own task.
-    pub async fn serve(self, upstream: Address) {
+    pub(crate) async fn serve(self, upstream: Address) {
         if !self.addr.ip().is_loopback() {
             tracing::warn!(
                 http = %self.addr,
@@ -346,7 +346,7 @@ fn bad_gateway(why: &Failure) -> Response<FrontBody> {
 
 /// A response body: a text the front wrote, or the application's, chunk by chunk.
 #[derive(Debug)]
-pub enum FrontBody {
+pub(crate) enum FrontBody {
     Whole(Option<Bytes>),
     Stream(mpsc::Receiver<io::Result<Bytes>>),
 }

@@ -22,24 +22,24 @@
 //! | [`systemd`] | socket activation and readiness notification, as systemd units expect |
 
 pub mod account;
-pub mod accounts;
-pub mod app_stderr;
-pub mod audit_watch;
+mod accounts;
+mod app_stderr;
+mod audit_watch;
 pub mod config;
 pub mod control;
 pub mod cookie;
 mod host;
-pub mod http_front;
-pub mod in_flight;
-pub mod live;
-pub mod registry;
-pub mod relay;
+mod http_front;
+mod in_flight;
+mod live;
+mod registry;
+mod relay;
 mod request;
-pub mod responses;
-pub mod router;
+mod responses;
+mod router;
 pub mod serve;
 pub mod signals;
 pub mod status;
 pub mod systemd;
-pub mod upstream;
-pub mod watch;
+mod upstream;
+mod watch;

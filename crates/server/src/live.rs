@@ -44,7 +44,7 @@ pub enum Target {
 }
 
 /// One generation of an account: what it runs, and its counters.
-pub struct Running {
+pub struct Generation {
     pub target: Target,
     pub counters: Arc<AccountCounters>,
     /// Counts up per start or reload of the account, for the status page and the log.
@@ -61,7 +61,7 @@ pub struct Running {
     pub sockets_dir: Option<PathBuf>,
 }
 
-impl Running {
+impl Generation {
     /// This generation stopped (by the audit) for `why`: its requests get a 503 until the
     /// operator reloads the account; its counters go on.
     pub fn stopped(&self, why: String) -> Self {
@@ -90,7 +90,7 @@ pub struct Snapshot {
     pub config: Arc<Config>,
     pub keys: Arc<Keys>,
     pub registry: Registry,
-    pub running: HashMap<AccountName, Arc<Running>>,
+    pub running: HashMap<AccountName, Arc<Generation>>,
 }
 
 /// What every connection shares.
@@ -126,7 +126,7 @@ impl State {
 }
 
 /// A pool's state in a word or two, and why when it failed.
-pub fn pool_state(state: &PoolState) -> String {
+pub(crate) fn pool_state(state: &PoolState) -> String {
     match state {
         PoolState::Running => "running".to_owned(),
         PoolState::Failed { reason } => format!("failed: {reason}"),

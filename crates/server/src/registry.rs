@@ -29,7 +29,7 @@ pub enum Backend {
 
 /// The connections to a `socket:` app when neither its file nor the template says
 /// `max_children`.
-pub const EXTERNAL_CONNECTIONS: usize = 4;
+pub(crate) const EXTERNAL_CONNECTIONS: usize = 4;
 
 /// One account, ready to serve.
 #[derive(Clone, Debug)]
@@ -117,7 +117,7 @@ pub struct Registry {
 
 /// The account files of a directory: `*.yaml` not starting with a dot (editors' and our own
 /// temporary files), sorted.
-pub fn account_files(dir: &Path) -> Result<Vec<PathBuf>, ConfigError> {
+pub(crate) fn account_files(dir: &Path) -> Result<Vec<PathBuf>, ConfigError> {
     let entries = std::fs::read_dir(dir).map_err(|error| ConfigError::Read {
         file: dir.to_owned(),
         error,
@@ -138,7 +138,7 @@ pub fn account_files(dir: &Path) -> Result<Vec<PathBuf>, ConfigError> {
 }
 
 /// Whether a path names an account file (`NAME.yaml`, not hidden).
-pub fn is_account_file(path: &Path) -> bool {
+pub(crate) fn is_account_file(path: &Path) -> bool {
     let hidden = path
         .file_name()
         .is_none_or(|name| name.to_string_lossy().starts_with('.'));

@@ -19,13 +19,13 @@ use crate::cookie::Keys;
 use crate::registry::Registry;
 
 /// A complete CGI response with a plain-text body.
-pub fn plain(status: u16, reason: &str, extra: &[(&str, &str)], body: &str) -> Bytes {
+pub(crate) fn plain(status: u16, reason: &str, extra: &[(&str, &str)], body: &str) -> Bytes {
     typed(status, reason, "text/plain; charset=utf-8", extra, body)
 }
 
 /// A whole response of `content_type` that plexer makes itself, never cached, its body ending
 /// in a newline.
-pub fn typed(
+pub(crate) fn typed(
     status: u16,
     reason: &str,
     content_type: &str,
@@ -47,11 +47,11 @@ pub fn typed(
     Bytes::from(out)
 }
 
-pub fn bad_gateway(why: &str) -> Bytes {
+pub(crate) fn bad_gateway(why: &str) -> Bytes {
     plain(502, "Bad Gateway", &[], &format!("502 Bad Gateway: {why}"))
 }
 
-pub fn unavailable(why: &str) -> Bytes {
+pub(crate) fn unavailable(why: &str) -> Bytes {
     plain(
         503,
         "Service Unavailable",
@@ -60,7 +60,7 @@ pub fn unavailable(why: &str) -> Bytes {
     )
 }
 
-pub fn timeout() -> Bytes {
+pub(crate) fn timeout() -> Bytes {
     plain(
         504,
         "Gateway Timeout",
@@ -69,16 +69,16 @@ pub fn timeout() -> Bytes {
     )
 }
 
-pub fn forbidden() -> Bytes {
+pub(crate) fn forbidden() -> Bytes {
     plain(403, "Forbidden", &[], "403 Forbidden")
 }
 
-pub fn redirect(location: &str) -> Bytes {
+pub(crate) fn redirect(location: &str) -> Bytes {
     plain(302, "Found", &[("Location", location)], "302 Found")
 }
 
 /// Whose response head is being rewritten.
-pub struct HeadContext<'a> {
+pub(crate) struct HeadContext<'a> {
     pub config: &'a Config,
     pub keys: &'a Keys,
     pub registry: &'a Registry,
@@ -92,7 +92,7 @@ pub struct HeadContext<'a> {
 
 /// Removes the `X-Plexer-*` headers from an app's response head and, for the login app only,
 /// turns them into the routing cookie. Returns what happened, for the log.
-pub fn rewrite_head(head: &mut ResponseHead, cx: &HeadContext<'_>) -> Option<String> {
+pub(crate) fn rewrite_head(head: &mut ResponseHead, cx: &HeadContext<'_>) -> Option<String> {
     let user = head.remove("X-Plexer-User");
     let account = head.remove("X-Plexer-Account");
     let logout = head.remove("X-Plexer-Logout");

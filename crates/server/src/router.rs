@@ -24,7 +24,7 @@ use crate::registry::Registry;
 
 /// Where a request goes.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Decision {
+pub(crate) enum Decision {
     /// `ping_path`: plexer answers `pong`.
     Ping,
     /// `status_path`, for an allowed client.
@@ -55,7 +55,7 @@ pub enum StatusFormat {
 
 /// Drops every param a client could use to claim an account: `PLEXER_*` and `HTTP_X_PLEXER_*`,
 /// compared without case. Returns how many were dropped, for the log.
-pub fn strip_claims(params: &mut Params) -> usize {
+pub(crate) fn strip_claims(params: &mut Params) -> usize {
     let before = params.len();
     let claims = |name: &[u8]| {
         [&b"PLEXER_"[..], b"HTTP_X_PLEXER_"].iter().any(|prefix| {
@@ -88,7 +88,7 @@ fn request_path(params: &Params) -> Option<&str> {
 }
 
 /// Decides where a request goes. `params` must have been through [`strip_claims`].
-pub fn route(
+pub(crate) fn route(
     config: &Config,
     keys: &Keys,
     registry: &Registry,

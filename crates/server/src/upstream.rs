@@ -100,7 +100,7 @@ impl External {
 }
 
 /// A new connection to `address`, given [`CONNECT_TIMEOUT`].
-pub async fn connect(address: &Address) -> std::io::Result<Upstream> {
+pub(crate) async fn connect(address: &Address) -> std::io::Result<Upstream> {
     let connecting = async {
         Ok(match address {
             Address::Unix(path) => Either::Left(UnixStream::connect(path).await?),
@@ -117,7 +117,7 @@ pub async fn connect(address: &Address) -> std::io::Result<Upstream> {
 }
 
 /// A connection to an app of either family.
-pub type Upstream = Either<UnixStream, TcpStream>;
+pub(crate) type Upstream = Either<UnixStream, TcpStream>;
 
 /// Whether the app still holds its end of `connection`: one that closed has sent its FIN by
 /// now.

@@ -19,7 +19,7 @@ const SETTLE: Duration = Duration::from_millis(100);
 
 /// Starts watching `dir`; the returned watcher must be kept alive. Without inotify (limits,
 /// an odd filesystem) the plexer runs on, with SIGHUP and the control socket.
-pub fn watch(dir: &Path, manager: Arc<Manager>) -> Option<notify::RecommendedWatcher> {
+pub(crate) fn watch(dir: &Path, manager: Arc<Manager>) -> Option<notify::RecommendedWatcher> {
     let (tx, mut rx) = mpsc::unbounded_channel();
     // A file written after the manager's first read and before the watch began raised no
     // event: one pass once the watch is on applies it.

@@ -28,13 +28,12 @@ use crate::config::DEFAULT_SLOW_REQUEST;
 use crate::config::{AuditMode, Config};
 use crate::cookie::Keys;
 use crate::in_flight::InFlight;
-use crate::live::{AccountCounters, Running, Snapshot, State, Target};
+use crate::live::{AccountCounters, Generation, Snapshot, State, Target};
 use crate::registry::{Account, AccountRules, Backend, Registry, account_files};
 use files::{FileStamp, remove_durably, write_atomically};
 
 pub use add::AddAccount;
-pub use error::{AccountsError, Changed, LaunchError, NotReady, NotReadyWhy, SpecError};
-pub use files::WriteError;
+pub(crate) use error::{AccountsError, Changed, LaunchError, NotReady, NotReadyWhy, SpecError};
 
 mod add;
 mod error;
@@ -60,13 +59,13 @@ pub struct Manager {
     state: Arc<State>,
     supervisor: Supervisor,
     config_file: PathBuf,
-    books: tokio::sync::Mutex<Books>,
+    ledger: tokio::sync::Mutex<Ledger>,
     /// Generations being drained, so that a stop can wait for them.
     retiring: TaskTracker,
 }
 
 /// What the manager remembers between changes.
-struct Books {
+struct Ledger {
     /// Each account file's stamp when it was last applied or refused: a file is looked at
     /// again only when it changed, and a bad file is reported once per edit.
     seen: HashMap<PathBuf, FileStamp>,
@@ -110,15 +109,15 @@ impl Applied {
 }
 
 /// The next snapshot, built from the current one.
-struct Next {
+struct Draft {
     config: Arc<Config>,
     keys: Arc<Keys>,
     registry: Registry,
-    running: HashMap<AccountName, Arc<Running>>,
-    retire: Vec<Arc<Running>>,
+    running: HashMap<AccountName, Arc<Generation>>,
+    retire: Vec<Arc<Generation>>,
 }
 
-impl Next {
+impl Draft {
     fn from(snapshot: &Snapshot) -> Self {
         Self {
             config: Arc::clone(&snapshot.config),
@@ -166,22 +165,22 @@ impl Manager {
             state,
             supervisor,
             config_file: config_file.to_owned(),
-            books: tokio::sync::Mutex::new(Books {
+            ledger: tokio::sync::Mutex::new(Ledger {
                 seen,
                 next_generation: 1,
             }),
             retiring: TaskTracker::new(),
         });
         let snapshot = manager.state.snapshot();
-        let mut next = Next::from(&snapshot);
-        let mut books = manager
-            .books
+        let mut next = Draft::from(&snapshot);
+        let mut ledger = manager
+            .ledger
             .try_lock()
             .expect("nobody else has the manager yet");
         let total = registry.len();
         for (started, account) in registry.accounts().enumerate() {
             let running = manager
-                .launch(&mut books, account, &next.config, Arc::default())
+                .launch(&mut ledger, account, &next.config, Arc::default())
                 .map_err(|why| AccountsError::Start {
                     file: account.file.clone(),
                     name: account.name.clone(),
@@ -193,7 +192,7 @@ impl Manager {
             }
         }
         next.registry = registry;
-        drop(books);
+        drop(ledger);
         manager.publish(next);
         Ok(manager)
     }
@@ -206,13 +205,13 @@ impl Manager {
     /// Starts one generation of an account.
     fn launch(
         &self,
-        books: &mut Books,
+        ledger: &mut Ledger,
         account: &Account,
         config: &Config,
         counters: Arc<AccountCounters>,
-    ) -> Result<Running, LaunchError> {
-        let generation = books.next_generation;
-        books.next_generation += 1;
+    ) -> Result<Generation, LaunchError> {
+        let generation = ledger.next_generation;
+        ledger.next_generation += 1;
         let (target, request_timeout, slow_request, audit, sockets_dir) = match &account.backend {
             Backend::Managed(plan) => {
                 // Built from the checked account name and a counter, never from client text.
@@ -262,7 +261,7 @@ impl Manager {
                 )
             }
         };
-        Ok(Running {
+        Ok(Generation {
             target,
             counters,
             generation,
@@ -275,7 +274,7 @@ impl Manager {
     }
 
     /// Makes `next` the running set and retires what it replaced.
-    fn publish(&self, next: Next) {
+    fn publish(&self, next: Draft) {
         let drain_timeout = next.config.drain_timeout.0;
         self.state.publish(Snapshot {
             config: next.config,
@@ -290,7 +289,7 @@ impl Manager {
 
     /// Drains a generation in the background: its requests in flight finish within
     /// `timeout`, then its workers stop and their socket directory goes.
-    fn retire(&self, old: Arc<Running>, timeout: Duration) {
+    fn retire(&self, old: Arc<Generation>, timeout: Duration) {
         self.retiring.spawn(async move {
             if let Target::Pool(pool) = &old.target {
                 pool.drain(timeout).await;
@@ -303,11 +302,11 @@ impl Manager {
 
     /// Looks at accounts_dir again and applies what changed: the watcher and SIGHUP call this.
     pub async fn apply_dir(&self) -> Applied {
-        let mut books = self.books.lock().await;
-        let mut next = Next::from(&self.state.snapshot());
+        let mut ledger = self.ledger.lock().await;
+        let mut next = Draft::from(&self.state.snapshot());
         let mut applied = Applied::default();
         let rules = AccountRules::from_config(&next.config);
-        self.rescan(&mut books, &mut next, &rules, &mut applied)
+        self.rescan(&mut ledger, &mut next, &rules, &mut applied)
             .await;
         self.publish(next);
         log_applied(&applied);
@@ -316,31 +315,31 @@ impl Manager {
 
     async fn rescan(
         &self,
-        books: &mut Books,
-        next: &mut Next,
+        ledger: &mut Ledger,
+        next: &mut Draft,
         rules: &AccountRules,
         applied: &mut Applied,
     ) {
-        let scan = Self::scan(books, &next.config.accounts_dir, rules).await;
-        self.apply_scan(books, next, scan, applied).await;
+        let scan = Self::scan(ledger, &next.config.accounts_dir, rules).await;
+        self.apply_scan(ledger, next, scan, applied).await;
     }
 
     /// Lists accounts_dir, stamps every file and reads and checks those that changed, off the
     /// runtime's thread: with 10,000 accounts that is 10,000 stat calls (and a user lookup per
     /// changed account), which would hold up every request being relayed.
     async fn scan(
-        books: &mut Books,
+        ledger: &mut Ledger,
         dir: &Path,
         rules: &AccountRules,
     ) -> Result<DirScan, crate::config::ConfigError> {
         let (dir, rules) = (dir.to_owned(), rules.clone());
-        let seen = std::mem::take(&mut books.seen);
+        let seen = std::mem::take(&mut ledger.seen);
         let (seen, scan) = off_thread(move || {
             let scan = scan_dir(&dir, &seen, &rules);
             (seen, scan)
         })
         .await;
-        books.seen = seen;
+        ledger.seen = seen;
         scan
     }
 
@@ -348,8 +347,8 @@ impl Manager {
     /// are added or reloaded, bad ones refused.
     async fn apply_scan(
         &self,
-        books: &mut Books,
-        next: &mut Next,
+        ledger: &mut Ledger,
+        next: &mut Draft,
         scan: Result<DirScan, crate::config::ConfigError>,
         applied: &mut Applied,
     ) {
@@ -369,28 +368,28 @@ impl Manager {
             .collect();
         for name in gone {
             if let Some(account) = next.registry.get(&name) {
-                books.seen.remove(&account.file);
+                ledger.seen.remove(&account.file);
             }
             next.remove(&name);
             applied.removed.push(name.to_string());
         }
-        books.seen.retain(|file, _| present.contains(file));
+        ledger.seen.retain(|file, _| present.contains(file));
         let mut accounts = Vec::new();
         for (file, stamp, account) in changed {
-            books.seen.insert(file, stamp);
+            ledger.seen.insert(file, stamp);
             match account {
                 Ok(account) => accounts.push(account),
                 Err(refused) => applied.refused.push(refused),
             }
         }
-        self.apply_accounts(books, next, accounts, applied).await;
+        self.apply_accounts(ledger, next, accounts, applied).await;
     }
 
     /// Adds the new accounts among `accounts` and starts a new generation of the others.
     async fn apply_accounts(
         &self,
-        books: &mut Books,
-        next: &mut Next,
+        ledger: &mut Ledger,
+        next: &mut Draft,
         accounts: Vec<Account>,
         applied: &mut Applied,
     ) {
@@ -414,7 +413,7 @@ impl Manager {
             let counters = previous
                 .as_ref()
                 .map_or_else(Arc::default, |p| Arc::clone(&p.counters));
-            match self.launch(books, &account, &next.config, counters) {
+            match self.launch(ledger, &account, &next.config, counters) {
                 Ok(running) => {
                     let running = Arc::new(running);
                     match previous {
@@ -438,7 +437,7 @@ impl Manager {
                     });
                     next.registry.remove(&account.name);
                     if let Some(previous) = old.get(&account.name) {
-                        restore(books, next, previous);
+                        restore(ledger, next, previous);
                     }
                 }
             }
@@ -446,7 +445,7 @@ impl Manager {
         // Accounts whose change was refused keep their old version.
         for (name, previous) in &old {
             if !next.registry.contains(name) {
-                restore(books, next, previous);
+                restore(ledger, next, previous);
             }
         }
         while let Some(done) = probes.join_next().await {
@@ -459,7 +458,7 @@ impl Manager {
                 probe,
                 previous,
             };
-            settle(books, next, &old, proven, result, applied);
+            settle(ledger, next, &old, proven, result, applied);
         }
     }
 
@@ -467,8 +466,8 @@ impl Manager {
     pub async fn add(&self, request: &AddAccount) -> Result<Changed, AccountsError> {
         let name = AccountName::new(&request.name)?;
         let text = request.file_text()?;
-        let mut books = self.books.lock().await;
-        let mut next = Next::from(&self.state.snapshot());
+        let mut ledger = self.ledger.lock().await;
+        let mut next = Draft::from(&self.state.snapshot());
         let dir = next.config.accounts_dir.clone();
         let path = dir.join(format!("{name}.yaml"));
         if next.registry.contains(&name) || path.exists() {
@@ -484,12 +483,12 @@ impl Manager {
         };
         written?;
         if let Ok(stamp) = FileStamp::of(&path) {
-            books.seen.insert(path.clone(), stamp);
+            ledger.seen.insert(path.clone(), stamp);
         }
-        let running = match self.launch(&mut books, &account, &next.config, Arc::default()) {
+        let running = match self.launch(&mut ledger, &account, &next.config, Arc::default()) {
             Ok(running) => running,
             Err(why) => {
-                books.seen.remove(&path);
+                ledger.seen.remove(&path);
                 let removed = path.clone();
                 let _ = off_thread(move || remove_durably(&removed)).await;
                 return Err(AccountsError::Start {
@@ -510,15 +509,15 @@ impl Manager {
     /// finish within drain_timeout.
     pub async fn remove(&self, name: &str) -> Result<Changed, AccountsError> {
         let name = AccountName::new(name)?;
-        let mut books = self.books.lock().await;
-        let mut next = Next::from(&self.state.snapshot());
+        let mut ledger = self.ledger.lock().await;
+        let mut next = Draft::from(&self.state.snapshot());
         let Some(account) = next.registry.get(&name) else {
             return Err(AccountsError::Missing { name });
         };
         let file = account.file.clone();
         let removed = file.clone();
         off_thread(move || remove_durably(&removed)).await?;
-        books.seen.remove(&file);
+        ledger.seen.remove(&file);
         next.remove(&name);
         let drain = next.config.drain_timeout;
         self.publish(next);
@@ -529,8 +528,8 @@ impl Manager {
     /// `plexer accounts reload NAME`: the account from its file again, as a new generation;
     /// also how an operator clears a crash loop or an audit stop.
     pub async fn reload(&self, name: &str) -> Result<Changed, AccountsError> {
-        let mut books = self.books.lock().await;
-        let mut next = Next::from(&self.state.snapshot());
+        let mut ledger = self.ledger.lock().await;
+        let mut next = Draft::from(&self.state.snapshot());
         let name = AccountName::new(name)?;
         let file = next.config.accounts_dir.join(format!("{name}.yaml"));
         if !next.registry.contains(&name) && !file.exists() {
@@ -544,10 +543,10 @@ impl Manager {
         let rules = AccountRules::from_config(&next.config);
         let account = Registry::account(&file, &text, &rules)?;
         let mut applied = Applied::default();
-        self.apply_accounts(&mut books, &mut next, vec![account], &mut applied)
+        self.apply_accounts(&mut ledger, &mut next, vec![account], &mut applied)
             .await;
         if let Some(stamp) = stamp {
-            books.seen.insert(file, stamp);
+            ledger.seen.insert(file, stamp);
         }
         self.publish(next);
         log_applied(&applied);
@@ -562,9 +561,9 @@ impl Manager {
     /// again. A config that does not validate changes nothing; what did not change is left
     /// alone.
     pub async fn reload_all(&self) -> Result<Applied, AccountsError> {
-        let mut books = self.books.lock().await;
+        let mut ledger = self.ledger.lock().await;
         let snapshot = self.state.snapshot();
-        let mut next = Next::from(&snapshot);
+        let mut next = Draft::from(&snapshot);
         let mut config = Config::load(&self.config_file)?;
         let keys = Keys::load(&config.secret_file)?;
         for kept in keep_what_needs_a_restart(&snapshot.config, &mut config) {
@@ -573,7 +572,7 @@ impl Manager {
         let old_rules = AccountRules::from_config(&snapshot.config);
         let rules = AccountRules::from_config(&config);
         // Files edited since they were applied (or gone) are the scan's to apply.
-        let scan = Self::scan(&mut books, &snapshot.config.accounts_dir, &rules).await;
+        let scan = Self::scan(&mut ledger, &snapshot.config.accounts_dir, &rules).await;
         // Every other account is checked against the new config before anything is applied.
         let scan = off_thread({
             let (snapshot, rules) = (Arc::clone(&snapshot), rules.clone());
@@ -589,9 +588,9 @@ impl Manager {
         next.config = Arc::new(config);
         next.keys = Arc::new(keys);
         let mut applied = Applied::default();
-        self.apply_accounts(&mut books, &mut next, changed, &mut applied)
+        self.apply_accounts(&mut ledger, &mut next, changed, &mut applied)
             .await;
-        self.apply_scan(&mut books, &mut next, scan, &mut applied)
+        self.apply_scan(&mut ledger, &mut next, scan, &mut applied)
             .await;
         self.publish(next);
         log_applied(&applied);
@@ -601,8 +600,8 @@ impl Manager {
     /// Stops an account's generation that the fork-safety audit caught: its requests get a
     /// 503 saying why until the operator reloads the account.
     pub async fn stop_for_audit(&self, name: &AccountName, generation: u64, why: String) {
-        let _books = self.books.lock().await;
-        let mut next = Next::from(&self.state.snapshot());
+        let _books = self.ledger.lock().await;
+        let mut next = Draft::from(&self.state.snapshot());
         let Some(current) = next.running.get(name).cloned() else {
             return;
         };
@@ -651,7 +650,7 @@ impl Manager {
 
     /// Stops every account: requests in flight finish within `timeout`.
     pub async fn stop(&self, timeout: Duration) {
-        let _books = self.books.lock().await;
+        let _books = self.ledger.lock().await;
         let snapshot = self.state.snapshot();
         for running in snapshot.running.values() {
             self.retire(Arc::clone(running), timeout);
@@ -663,7 +662,7 @@ impl Manager {
 
 /// Serves one request through a new generation and gives the worker back: a generation that
 /// cannot do that is not given traffic.
-async fn ready(running: &Running) -> Result<(), NotReady> {
+async fn ready(running: &Generation) -> Result<(), NotReady> {
     let Target::Pool(pool) = &running.target else {
         return Ok(());
     };
@@ -701,15 +700,15 @@ async fn ready(running: &Running) -> Result<(), NotReady> {
 /// A reloaded account's new generation, tried with one request, and the one it replaces.
 struct Proven {
     name: AccountName,
-    probe: Arc<Running>,
-    previous: Option<Arc<Running>>,
+    probe: Arc<Generation>,
+    previous: Option<Arc<Generation>>,
 }
 
 /// Keeps a new generation that served its probe, retiring the old one; or puts the old one
 /// (and its account) back.
 fn settle(
-    books: &mut Books,
-    next: &mut Next,
+    ledger: &mut Ledger,
+    next: &mut Draft,
     old: &HashMap<AccountName, Arc<Account>>,
     Proven {
         name,
@@ -743,18 +742,18 @@ fn settle(
     }
     if let Some(account) = old.get(&name) {
         next.registry.remove(&name);
-        restore(books, next, account);
+        restore(ledger, next, account);
     }
 }
 
 /// Puts an account's previous version back, with the generation the current snapshot runs.
-fn restore(books: &mut Books, next: &mut Next, previous: &Arc<Account>) {
+fn restore(ledger: &mut Ledger, next: &mut Draft, previous: &Arc<Account>) {
     if let Err(err) = next.registry.insert((**previous).clone()) {
         // Another account took its users in this pass: it cannot be routed, so it goes, and
         // its file is looked at again by the next pass.
         tracing::error!(account = %previous.name, "the account is stopped: {err}");
         next.remove(&previous.name);
-        books.seen.remove(&previous.file);
+        ledger.seen.remove(&previous.file);
     }
 }
 

@@ -35,26 +35,26 @@ use exchange::{Exchange, Pump, Resend, Unsent};
 mod exchange;
 
 /// Pending bytes for one side above which the other side is not read.
-pub const HIGH_WATER: usize = 256 * 1024;
+pub(crate) const HIGH_WATER: usize = 256 * 1024;
 const READ_CHUNK: usize = 64 * 1024;
 /// Room asked for before each read: a small response costs a small buffer (its record bodies
 /// keep the buffer they were read into alive until written, so a 64 KiB buffer per read was a
 /// 64 KiB allocation per request); a read that fills its room makes the next one 4 times larger,
 /// up to [`READ_CHUNK`], so a large body still moves in large reads.
-pub struct ReadRoom(usize);
+pub(crate) struct ReadRoom(usize);
 
 impl ReadRoom {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self(4 * 1024)
     }
 
     /// Makes room in `buf` for the next read.
-    pub fn make(&self, buf: &mut bytes::BytesMut) {
+    pub(crate) fn make(&self, buf: &mut bytes::BytesMut) {
         buf.reserve(self.0);
     }
 
     /// Notes that a read brought `n` bytes.
-    pub fn after_read(&mut self, n: usize) {
+    pub(crate) fn after_read(&mut self, n: usize) {
         if n >= self.0 {
             self.0 = (self.0 * 4).min(READ_CHUNK);
         }
@@ -70,14 +70,14 @@ impl Default for ReadRoom {
 /// A connection to the backend could not be made: `to` says to what.
 #[derive(Debug, thiserror::Error)]
 #[error("cannot connect to {to}: {source}")]
-pub struct ConnectFailed {
+pub(crate) struct ConnectFailed {
     pub to: String,
     pub source: std::io::Error,
 }
 
 /// The web server's connection: its protocol state, its socket halves, and what waits to be
 /// written to it.
-pub struct Front<R, W> {
+pub(crate) struct Front<R, W> {
     pub conn: ServerConnection,
     pub rd: R,
     pub wr: W,
@@ -86,7 +86,7 @@ pub struct Front<R, W> {
 
 /// How a relayed request ended.
 #[derive(Debug)]
-pub enum Ended {
+pub(crate) enum Ended {
     /// `status` and `body_bytes` are the response's, for the access log; `reusable`: the
     /// backend connection may carry the next request.
     Completed {
@@ -112,7 +112,7 @@ pub enum Ended {
 
 /// What the relay needs to rewrite the response head; `rewrite` is called once with the head.
 /// `account` and `worker` go with every STDERR line logged.
-pub struct Relay<'a> {
+pub(crate) struct Relay<'a> {
     pub front_id: u16,
     pub account: &'a str,
     pub worker: Option<i32>,
@@ -123,7 +123,7 @@ pub struct Relay<'a> {
 }
 
 /// Writes some of `outbox` with one vectored write.
-pub async fn write_some<W: AsyncWrite + Unpin>(
+pub(crate) async fn write_some<W: AsyncWrite + Unpin>(
     wr: &mut W,
     outbox: &mut Outbox,
 ) -> std::io::Result<()> {
@@ -138,7 +138,10 @@ pub async fn write_some<W: AsyncWrite + Unpin>(
 }
 
 /// Writes all of `outbox`.
-pub async fn flush<W: AsyncWrite + Unpin>(wr: &mut W, outbox: &mut Outbox) -> std::io::Result<()> {
+pub(crate) async fn flush<W: AsyncWrite + Unpin>(
+    wr: &mut W,
+    outbox: &mut Outbox,
+) -> std::io::Result<()> {
     while !outbox.is_empty() {
         write_some(wr, outbox).await?;
     }
@@ -231,7 +234,7 @@ where
 /// Relays one request on `backend` until it ends (`kept`: the connection carried an earlier
 /// request). When the app had closed a kept connection before it read the request, the request
 /// goes once more on a connection from `reconnect`, which replaces `backend`.
-pub async fn relay<R, W, B>(
+pub(crate) async fn relay<R, W, B>(
     front: &mut Front<R, W>,
     backend: &mut B,
     kept: bool,
@@ -271,7 +274,7 @@ where
 }
 
 /// How long a backend gets to end a request the web server gave up on.
-pub const ABORT_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+pub(crate) const ABORT_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The web server gave up on the request: tell the backend (ABORT_REQUEST) and wait briefly
 /// for its END_REQUEST, dropping whatever it still sends, so that the worker is free again

@@ -16,7 +16,7 @@ use plexer_prefork::supervisor::Lease;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::net::UnixStream;
 
-use crate::live::{Running, State};
+use crate::live::{Generation, State};
 use crate::relay::{self, ConnectFailed, Ended, Front, Relay};
 use crate::responses::{self, HeadContext};
 use crate::router;
@@ -160,7 +160,7 @@ fn rewriter<'a>(
 async fn to_worker<R, W>(
     front: &mut Front<R, W>,
     lease: Lease,
-    running: &Running,
+    running: &Generation,
     uri: &str,
     relay: Relay<'_>,
 ) -> Relayed
@@ -344,7 +344,7 @@ where
 }
 
 /// Counts a request routed to an account, or an error plexer answered for it.
-fn count(running: &Running, error: bool) {
+fn count(running: &Generation, error: bool) {
     let counter = if error {
         &running.counters.errors
     } else {

@@ -11,7 +11,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::{Backend, count, unless_front_closes};
 use crate::account::AccountName;
-use crate::live::{Running, Snapshot, State, Target};
+use crate::live::{Generation, Snapshot, State, Target};
 use crate::relay::Front;
 use crate::responses;
 use crate::router::{self, Decision};
@@ -43,7 +43,7 @@ pub(super) struct Routed {
     pub(super) account: AccountName,
     /// The signed-in user, when the route knows it.
     pub(super) user: Option<String>,
-    pub(super) running: Arc<Running>,
+    pub(super) running: Arc<Generation>,
 }
 
 /// Routes with one snapshot; a request that meets a generation being retired (a reload or a
