@@ -40,6 +40,7 @@ pub mod outbox;
 pub mod params;
 pub mod protocol;
 pub mod record;
+pub mod request_params;
 pub mod server;
 mod stream;
 
@@ -51,4 +52,5 @@ pub use outbox::Outbox;
 pub use params::Params;
 pub use protocol::{ProtocolStatus, RecordType, Role};
 pub use record::Record;
+pub use request_params::RequestParams;
 pub use server::{RequestHead, ServerConfig, ServerConnection, ServerEvent};

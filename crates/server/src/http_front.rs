@@ -41,7 +41,8 @@ use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use plexer_fcgi::cgi::{CgiError, HeadParser, ResponseHead};
 use plexer_fcgi::{
-    Address, ClientConnection, ClientEvent, Limits, Outbox, Params, ProtocolError, Role, UsageError,
+    Address, ClientConnection, ClientEvent, Limits, Outbox, Params, ProtocolError, RequestParams,
+    Role, UsageError,
 };
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::net::TcpListener;
@@ -212,37 +213,22 @@ fn cgi_params(request: &Request<Incoming>, ends: &Ends, body_len: Option<u64>) -
         hyper::Version::HTTP_10 => "HTTP/1.0",
         _ => "HTTP/1.1",
     };
-    let mut params = Params::new();
-    let text_params: [(&str, String); 15] = [
-        ("GATEWAY_INTERFACE", "CGI/1.1".into()),
-        (
-            "SERVER_SOFTWARE",
-            concat!("plexer/", env!("CARGO_PKG_VERSION"), " (dev HTTP front)").into(),
-        ),
-        ("SERVER_PROTOCOL", protocol.into()),
-        ("SERVER_NAME", server_name),
-        ("SERVER_ADDR", ends.local.ip().to_string()),
-        ("SERVER_PORT", ends.local.port().to_string()),
-        ("REMOTE_ADDR", ends.peer.ip().to_string()),
-        ("REMOTE_PORT", ends.peer.port().to_string()),
-        ("REQUEST_SCHEME", "http".into()),
-        ("REQUEST_METHOD", request.method().as_str().into()),
-        ("REQUEST_URI", request_uri.into()),
-        ("QUERY_STRING", uri.query().unwrap_or("").into()),
-        ("SCRIPT_NAME", String::new()),
-        (
-            "CONTENT_LENGTH",
-            body_len.map(|n| n.to_string()).unwrap_or_default(),
-        ),
-        // php-cgi's cgi.force_redirect wants it, and nginx's fastcgi_params sends it.
-        ("REDIRECT_STATUS", "200".into()),
-    ];
-    for (name, value) in text_params {
-        params.push(name, value);
+    let mut params = RequestParams {
+        software: concat!("plexer/", env!("CARGO_PKG_VERSION"), " (dev HTTP front)"),
+        protocol,
+        scheme: "http",
+        method: request.method().as_str(),
+        uri: request_uri,
+        server_name: &server_name,
+        server: ends.local,
+        remote: ends.peer,
+        script_name: "",
+        document_uri: path.clone(),
+        path_info: Some(path),
+        content_length: body_len,
+        content_type: Bytes::copy_from_slice(content_type),
     }
-    params.push("PATH_INFO", path.clone());
-    params.push("DOCUMENT_URI", path);
-    params.push("CONTENT_TYPE", Bytes::copy_from_slice(content_type));
+    .params();
     push_header_params(&mut params, headers);
     params
 }

@@ -18,7 +18,7 @@ use clap::Args;
 use plexer_fcgi::blocking::Stream;
 use plexer_fcgi::{
     Address, ClientConnection, ClientEvent, Limits, Outbox, Params, ProtocolStatus, RecordType,
-    Role,
+    RequestParams, Role,
 };
 
 #[derive(Debug, Args)]
@@ -116,30 +116,32 @@ fn cgi_params(args: &RequestArgs, body_len: Option<u64>) -> anyhow::Result<Param
         (None, Some(_)) => "POST".into(),
         (None, None) => "GET".into(),
     };
-    let (path, query) = args.uri.split_once('?').unwrap_or((&args.uri, ""));
-    let mut params = Params::new();
-    for (name, value) in [
-        ("GATEWAY_INTERFACE", "CGI/1.1"),
-        ("SERVER_SOFTWARE", "plexer-request"),
-        ("SERVER_PROTOCOL", "HTTP/1.1"),
-        ("SERVER_NAME", "localhost"),
-        ("SERVER_ADDR", "127.0.0.1"),
-        ("SERVER_PORT", "80"),
-        ("REMOTE_ADDR", "127.0.0.1"),
-        ("REMOTE_PORT", "0"),
-        ("REQUEST_METHOD", &method),
-        ("REQUEST_URI", &args.uri),
-        ("DOCUMENT_URI", path),
-        ("SCRIPT_NAME", path),
-        ("QUERY_STRING", query),
-        ("HTTP_HOST", "localhost"),
-    ] {
-        params.push(name.to_owned(), value.to_owned());
+    let path = args
+        .uri
+        .split_once('?')
+        .map_or(args.uri.as_str(), |(path, _)| path);
+    let local = std::net::SocketAddr::from(([127, 0, 0, 1], 80));
+    let mut params = RequestParams {
+        software: "plexer-request",
+        protocol: "HTTP/1.1",
+        scheme: "http",
+        method: &method,
+        uri: &args.uri,
+        server_name: "localhost",
+        server: local,
+        remote: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+        script_name: path,
+        document_uri: path.to_owned().into(),
+        path_info: None,
+        content_length: body_len,
+        content_type: if body_len.is_some() {
+            "application/octet-stream".into()
+        } else {
+            Bytes::new()
+        },
     }
-    if let Some(len) = body_len {
-        params.push("CONTENT_LENGTH", len.to_string());
-        params.push("CONTENT_TYPE", "application/octet-stream");
-    }
+    .params();
+    params.push("HTTP_HOST", "localhost");
     if let Some(cookie) = &args.cookie {
         let header = if cookie.contains('=') {
             cookie.clone()
