@@ -55,7 +55,7 @@ impl HelloPool {
             .status()
             .workers
             .iter()
-            .filter(|w| !matches!(w.state, WorkerState::Stopping(_)))
+            .filter(|w| !w.state.is_leaving())
             .count()
     }
 

@@ -25,6 +25,7 @@ pub(crate) struct AfterEnd;
 
 impl StreamState {
     /// A record of this stream arrived; `empty`: the end record.
+    #[inline]
     pub(crate) fn receive(&mut self, empty: bool) -> Result<Arrival, AfterEnd> {
         match (*self, empty) {
             (StreamState::Open, false) => Ok(Arrival::Bytes),
@@ -38,11 +39,13 @@ impl StreamState {
     }
 
     /// Whether bytes may still be sent on it.
+    #[inline]
     pub(crate) fn is_open(self) -> bool {
         self == StreamState::Open
     }
 
     /// Ends it; `Err` when it had ended already.
+    #[inline]
     pub(crate) fn end(&mut self) -> Result<(), AfterEnd> {
         match std::mem::replace(self, StreamState::Ended) {
             StreamState::Open => Ok(()),

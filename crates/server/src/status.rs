@@ -152,7 +152,8 @@ pub fn worker_state(state: WorkerState) -> &'static str {
         WorkerState::Starting => "starting",
         WorkerState::Idle => "idle",
         WorkerState::Busy => "busy",
-        WorkerState::Stopping(_) => "stopping",
+        // Asked or killed: the page counts both as on their way out.
+        WorkerState::Stopping | WorkerState::Killed => "stopping",
     }
 }
 

@@ -41,17 +41,18 @@ pub enum WorkerState {
     Starting,
     Idle,
     Busy,
-    /// On its way out; waiting for its exit.
-    Stopping(Stop),
+    /// Asked to exit ([`Action::Terminate`]): it has `stop_timeout` to finish, then it is
+    /// killed.
+    Stopping,
+    /// Killed ([`Action::Kill`]), or stopped before it started: waiting for its exit.
+    Killed,
 }
 
-/// How a stopping worker was asked to go.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Stop {
-    /// [`Action::Terminate`]: it has `stop_timeout` to finish, then it is killed.
-    Asked,
-    /// [`Action::Kill`], or it never started: nothing more to do but wait.
-    Killed,
+impl WorkerState {
+    /// On its way out, asked or killed.
+    pub fn is_leaving(self) -> bool {
+        matches!(self, WorkerState::Stopping | WorkerState::Killed)
+    }
 }
 
 /// One worker as the pool sees it.
@@ -263,7 +264,7 @@ impl Pool {
             .workers
             .iter()
             .filter_map(|w| match (w.state, settings.pm) {
-                (WorkerState::Stopping(Stop::Asked), _) => Some(w.since + settings.stop_timeout),
+                (WorkerState::Stopping, _) => Some(w.since + settings.stop_timeout),
                 (WorkerState::Idle, Pm::Ondemand { idle_timeout }) => Some(w.since + idle_timeout),
                 (WorkerState::Idle, Pm::Dynamic { .. }) => Some(w.since + settings.spare_grace),
                 _ => None,
@@ -390,7 +391,7 @@ impl Pool {
         };
         let worker = self.workers.swap_remove(index);
         let lived = now.saturating_duration_since(worker.started) >= MIN_LIFETIME;
-        let expected = matches!(worker.state, WorkerState::Stopping(_))
+        let expected = worker.state.is_leaving()
             || (exit == Exit::Code(0)
                 && worker.state == WorkerState::Idle
                 && (lived || worker.served > 0));
@@ -447,7 +448,7 @@ impl Pool {
     fn live_workers(&self) -> usize {
         self.workers
             .iter()
-            .filter(|w| !matches!(w.state, WorkerState::Stopping(_)))
+            .filter(|w| !w.state.is_leaving())
             .count()
     }
 
@@ -506,14 +507,14 @@ impl Pool {
         worker.state = match worker.pid {
             Some(pid) => {
                 actions.push_back(Action::Terminate { id: worker.id, pid });
-                WorkerState::Stopping(Stop::Asked)
+                WorkerState::Stopping
             }
-            None => WorkerState::Stopping(Stop::Killed), // never started: nothing to stop
+            None => WorkerState::Killed, // never started: nothing to stop
         };
     }
 
     fn kill(actions: &mut VecDeque<Action>, worker: &mut Worker, now: Instant) {
-        worker.state = WorkerState::Stopping(Stop::Killed);
+        worker.state = WorkerState::Killed;
         worker.since = now;
         if let Some(pid) = worker.pid {
             actions.push_back(Action::Kill { id: worker.id, pid });
@@ -589,13 +590,15 @@ impl Pool {
         let timeout = self.settings.stop_timeout;
         let drain_over = matches!(self.state, PoolState::Draining { deadline } if now >= deadline);
         for w in &mut self.workers {
-            let overdue = matches!(w.state, WorkerState::Stopping(_))
-                && now.duration_since(w.since) >= timeout;
+            let overdue = w.state.is_leaving() && now.duration_since(w.since) >= timeout;
             // At the drain's deadline every worker still there goes: busy ones, and stopping
             // ones that a graceful stop (a shared socket's) would otherwise wait for.
-            let cut_off =
-                drain_over && matches!(w.state, WorkerState::Busy | WorkerState::Stopping(_));
-            if (overdue || cut_off) && w.state != WorkerState::Stopping(Stop::Killed) {
+            let cut_off = drain_over
+                && matches!(
+                    w.state,
+                    WorkerState::Busy | WorkerState::Stopping | WorkerState::Killed
+                );
+            if (overdue || cut_off) && w.state != WorkerState::Killed {
                 Self::kill(&mut self.actions, w, now);
             }
         }
@@ -670,7 +673,7 @@ impl Pool {
         }
         // Workers asked for but never started have nothing to wait for.
         self.workers
-            .retain(|w| !(matches!(w.state, WorkerState::Stopping(_)) && w.pid.is_none()));
+            .retain(|w| !(w.state.is_leaving() && w.pid.is_none()));
         if matches!(self.state, PoolState::Draining { .. }) && self.workers.is_empty() {
             self.state = PoolState::Stopped;
         }

@@ -548,7 +548,7 @@ fn a_drain_without_limit_waits_for_the_request() {
         Some(sim.now + MAX_DURATION)
     );
     sim.release(busy, Outcome::Done);
-    assert_eq!(sim.count(WorkerState::Stopping(Stop::Asked)), 1);
+    assert_eq!(sim.count(WorkerState::Stopping), 1);
 }
 
 #[test]

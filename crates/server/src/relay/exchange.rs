@@ -110,7 +110,6 @@ pub(super) enum Pump {
 pub(super) struct Exchange {
     front_id: u16,
     backend_id: u16,
-    idempotent: bool,
     upload: Upload,
     response: Response,
     retry: Retry,
@@ -124,6 +123,7 @@ impl Exchange {
     /// Begins the request on `backend` (`kept`: the connection carried an earlier request),
     /// sending first what an earlier attempt took from the web server. `Err` when the request
     /// cannot even be encoded.
+    #[inline]
     pub(super) fn begin(
         front_id: u16,
         params: &Params,
@@ -155,7 +155,6 @@ impl Exchange {
         Ok(Exchange {
             front_id,
             backend_id,
-            idempotent: idempotent(params),
             upload,
             response: Response::Head(HeadParser::new(limits)),
             retry,
@@ -166,17 +165,20 @@ impl Exchange {
         })
     }
 
+    #[inline]
     pub(super) fn backend_id(&self) -> u16 {
         self.backend_id
     }
 
     /// Whether anything of the request went out to the backend.
+    #[inline]
     pub(super) fn reached_backend(&self) -> bool {
         self.reached == Reached::Something
     }
 
     /// Passes what each codec decoded to the other: the web server's body to the backend's
     /// codec and on to `back_pending`, the backend's response to the front codec.
+    #[inline]
     pub(super) fn pump(
         &mut self,
         front: &mut ServerConnection,
@@ -197,6 +199,7 @@ impl Exchange {
     }
 
     /// Takes every event the web server's connection has ready.
+    #[inline]
     pub(super) fn front_events(
         &mut self,
         front: &mut ServerConnection,
@@ -219,6 +222,7 @@ impl Exchange {
     }
 
     /// What one event of the web server's does: its body goes to the backend.
+    #[inline]
     fn front_event(&mut self, event: ServerEvent, backend: &mut ClientConnection) -> FrontStep {
         match event {
             ServerEvent::Stdin { id, data } if id == self.front_id => {
@@ -247,6 +251,7 @@ impl Exchange {
 
     /// Moves what the backend's codec encoded to `pending`, or drops it once the backend
     /// stopped reading.
+    #[inline]
     pub(super) fn queue_for_backend(&self, backend: &mut ClientConnection, pending: &mut Outbox) {
         match self.backend_input {
             BackendInput::Open => pending.append(backend.outbox()),
@@ -256,6 +261,7 @@ impl Exchange {
 
     /// Takes every event the backend's connection has ready; `Some` when the request ended.
     /// `unsent`: bytes for the backend wait to be written (then it is not reusable).
+    #[inline]
     pub(super) fn backend_events(
         &mut self,
         backend: &mut ClientConnection,
@@ -278,6 +284,7 @@ impl Exchange {
     }
 
     /// What one event of the backend's does: its response goes to the web server.
+    #[inline]
     fn backend_event(
         &mut self,
         event: ClientEvent,
@@ -301,6 +308,7 @@ impl Exchange {
     }
 
     /// Response bytes: the head is parsed and rewritten once whole; the body passes as is.
+    #[inline]
     fn response_bytes(
         &mut self,
         data: Bytes,
@@ -328,6 +336,7 @@ impl Exchange {
     }
 
     /// The backend's END_REQUEST: the response is complete when its head came.
+    #[inline]
     fn end(&self, app_status: u32, front: &mut ServerConnection, nothing_unsent: bool) -> Ended {
         if let Response::Head(_) = self.response {
             return self.failed("it ended the request without a response head".into());
@@ -345,16 +354,19 @@ impl Exchange {
     }
 
     /// Bytes came from the backend: it answered, so the request can no longer go again.
+    #[inline]
     pub(super) fn backend_answered(&mut self) {
         self.retry = Retry::Impossible;
     }
 
     /// A read from the backend: the bytes it brought, or how the request ends now that the
     /// backend's connection did (`Err(Err(_))`: it goes again on a new connection).
+    #[inline]
     pub(super) fn backend_read(
         &mut self,
         read: io::Result<usize>,
         conn: &ClientConnection,
+        params: &Params,
     ) -> Result<usize, Result<Ended, Unsent>> {
         let (why, unread) = match read {
             Ok(0) => match conn.on_eof() {
@@ -367,11 +379,12 @@ impl Exchange {
             }
             Err(err) => (format!("reading from it: {err}"), unread(&err)),
         };
-        Err(self.backend_closed(why, unread))
+        Err(self.backend_closed(why, unread, params))
     }
 
     /// A write to the backend: an app may stop reading its input once it has answered
     /// (§6.2), and then what waits for it is dropped while its response is still read.
+    #[inline]
     pub(super) fn backend_written(&mut self, written: io::Result<()>, pending: &mut Outbox) {
         match written {
             Ok(()) => self.backend_wrote(),
@@ -383,29 +396,38 @@ impl Exchange {
     }
 
     /// A write to the backend went out.
+    #[inline]
     pub(super) fn backend_wrote(&mut self) {
         self.reached = Reached::Something;
     }
 
     /// A write to the backend failed: it stopped reading. `unread`: it reset the connection
     /// with our bytes unread.
+    #[inline]
     pub(super) fn backend_refused_input(&mut self, unread: bool) {
         self.backend_input = BackendInput::Refused;
         self.note_unread(unread);
     }
 
     /// The backend's connection ended (`why`) before the request did: the request goes again
-    /// on a new connection when it may (`Err`), else it failed.
-    pub(super) fn backend_closed(&mut self, why: String, unread: bool) -> Result<Ended, Unsent> {
+    /// on a new connection when it may (`Err`): when the app never read it, or its method
+    /// (in `params`) is idempotent. Else it failed.
+    pub(super) fn backend_closed(
+        &mut self,
+        why: String,
+        unread: bool,
+        params: &Params,
+    ) -> Result<Ended, Unsent> {
         self.note_unread(unread);
         match std::mem::replace(&mut self.retry, Retry::Impossible) {
-            Retry::Possible { sent, unread } if unread || self.idempotent => {
+            Retry::Possible { sent, unread } if unread || idempotent(params) => {
                 Err(Unsent { resend: sent, why })
             }
             _ => Ok(self.failed(why)),
         }
     }
 
+    #[inline]
     fn note_unread(&mut self, now_unread: bool) {
         if let Retry::Possible { unread, .. } = &mut self.retry {
             *unread |= now_unread;
@@ -413,6 +435,7 @@ impl Exchange {
     }
 
     /// `request_timeout` passed.
+    #[inline]
     pub(super) fn timed_out(&self) -> Ended {
         Ended::TimedOut {
             head_sent: self.head_sent(),
@@ -420,6 +443,7 @@ impl Exchange {
     }
 
     /// The backend failed (`why`).
+    #[inline]
     pub(super) fn failed(&self, why: String) -> Ended {
         Ended::BackendFailed {
             head_sent: self.head_sent(),
@@ -427,6 +451,7 @@ impl Exchange {
         }
     }
 
+    #[inline]
     fn head_sent(&self) -> bool {
         matches!(self.response, Response::Body)
     }

@@ -207,7 +207,7 @@ where
                 }
             }
             read = back_rd.read_buf(back_conn.read_buf()), if front.pending.len() < HIGH_WATER => {
-                match exchange.backend_read(read, &back_conn) {
+                match exchange.backend_read(read, &back_conn, relay.params) {
                     Ok(n) => back_room.after_read(n),
                     Err(closed) => return closed,
                 }

@@ -126,7 +126,12 @@ where
         sent,
     };
     request.log_slow();
-    request.end(front, id, ended).await
+    match request.end(ended) {
+        Ending::Done => AfterRequest::Next,
+        Ending::Close => AfterRequest::Close,
+        Ending::Answer(response) => answer(front, id, response).await,
+        Ending::CutShort => cut_short(front).await,
+    }
 }
 
 /// The head rewrite of this request's response (cookies, the login app's choice).
@@ -268,12 +273,9 @@ impl Finished<'_> {
         }
     }
 
-    /// Logs how the request ended, and answers for the app where it could not.
-    async fn end<R, W>(&self, front: &mut Front<R, W>, id: u16, ended: Ended) -> AfterRequest
-    where
-        R: AsyncRead + Unpin,
-        W: AsyncWrite + Unpin,
-    {
+    /// Logs how the request ended, and decides what the web server gets: nothing more, the
+    /// answer plexer writes for the app, or a cut-short response.
+    fn end(&self, ended: Ended) -> Ending {
         let (account, worker, uri) = (&self.routed.account, self.worker, self.uri);
         let took = self.started.elapsed();
         match ended {
@@ -286,31 +288,44 @@ impl Finished<'_> {
                 // The access log: what identifies the request, never a cookie or a header.
                 let micros = took.as_micros() as u64;
                 tracing::info!(target: "plexer::access", account = %account, worker, uri, status, bytes = body_bytes, app_status, micros, "request");
-                AfterRequest::Next
+                Ending::Done
             }
             Ended::ClientGone { worker_free } => {
                 let worker_is = if worker_free { "free again" } else { "stopped" };
                 tracing::info!(account = %account, worker, uri, ?took, worker_free, "the client went away; the worker is {worker_is}");
-                AfterRequest::Close
+                Ending::Close
             }
             Ended::TimedOut { head_sent } => {
                 count(&self.routed.running, true);
                 tracing::warn!(account = %account, worker, uri, ?took, "request_timeout passed: 504, worker killed");
                 match head_sent {
-                    true => cut_short(front).await,
-                    false => answer(front, id, responses::timeout()).await,
+                    true => Ending::CutShort,
+                    false => Ending::Answer(responses::timeout()),
                 }
             }
             Ended::BackendFailed { head_sent, why } => {
                 count(&self.routed.running, true);
                 tracing::warn!(account = %account, worker, uri, ?took, "the application failed: {why}");
                 match head_sent {
-                    true => cut_short(front).await,
-                    false => answer(front, id, responses::bad_gateway(&why)).await,
+                    true => Ending::CutShort,
+                    false => Ending::Answer(responses::bad_gateway(&why)),
                 }
             }
         }
     }
+}
+
+/// What the web server gets once a relayed request ended.
+#[derive(Debug)]
+enum Ending {
+    /// The response went out whole.
+    Done,
+    /// Nothing more: its client left.
+    Close,
+    /// plexer's own answer (504, 502): nothing of the app's went out.
+    Answer(Bytes),
+    /// The app's head went out: what was relayed is flushed, then the connection closes.
+    CutShort,
 }
 
 /// Waits for `wait` (a worker, a connection to the app) while watching the web server's

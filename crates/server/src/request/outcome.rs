@@ -19,6 +19,7 @@ pub(super) enum WorkerRelease {
 }
 
 impl WorkerRelease {
+    #[inline]
     pub(super) fn after(ended: &Ended) -> Self {
         match ended {
             Ended::Completed { reusable: true, .. } => WorkerRelease::KeepConnection,
@@ -33,6 +34,7 @@ impl WorkerRelease {
     }
 
     /// The pool's outcome, for a release without the connection (there is none to keep).
+    #[inline]
     pub(super) fn outcome(self) -> Outcome {
         match self {
             WorkerRelease::KeepConnection | WorkerRelease::Done => Outcome::Done,

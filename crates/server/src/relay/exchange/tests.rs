@@ -18,6 +18,8 @@ struct Wire {
     /// The app's end.
     app: ServerConnection,
     exchange: Exchange,
+    /// The request's params, as plexer received them.
+    params: Params,
     /// Bytes plexer encoded for the app and has not written.
     back_pending: Outbox,
 }
@@ -71,8 +73,15 @@ impl Wire {
             back,
             app: ServerConnection::new(ServerConfig::default()),
             exchange,
+            params: head.params,
             back_pending,
         }
+    }
+
+    /// The app's connection closed (`why`; `unread`: with the request unread).
+    fn closed(&mut self, why: &str, unread: bool) -> Result<Ended, Unsent> {
+        self.exchange
+            .backend_closed(why.into(), unread, &self.params)
     }
 
     /// The web server sends `body` (and ends it when `end`); plexer takes it.
@@ -274,10 +283,7 @@ fn a_kept_connection_closed_before_any_answer_sends_an_idempotent_request_again(
     let mut wire = Wire::new("GET", true);
     wire.web_sends(b"body", true);
     wire.app_reads();
-    let Err(unsent) = wire
-        .exchange
-        .backend_closed("it closed the connection".into(), false)
-    else {
+    let Err(unsent) = wire.closed("it closed the connection", false) else {
         panic!("a GET goes again");
     };
     assert_eq!(unsent.why, "it closed the connection");
@@ -295,8 +301,7 @@ fn a_post_goes_again_only_when_the_app_never_read_it() {
     read.web_sends(b"order", true);
     read.app_reads();
     assert!(matches!(
-        read.exchange
-            .backend_closed("it closed the connection".into(), false),
+        read.closed("it closed the connection", false),
         Ok(Ended::BackendFailed {
             head_sent: false,
             ..
@@ -306,28 +311,23 @@ fn a_post_goes_again_only_when_the_app_never_read_it() {
     let mut unread = Wire::new("POST", true);
     unread.web_sends(b"order", true);
     unread.exchange.backend_refused_input(true);
-    assert!(
-        unread
-            .exchange
-            .backend_closed("reset".into(), false)
-            .is_err()
-    );
+    assert!(unread.closed("reset", false).is_err());
 }
 
 #[test]
 fn once_the_app_answered_the_request_never_goes_again() {
     let mut wire = Wire::new("GET", true);
     wire.app_answers(b"Status: 200\r\n", false);
-    assert!(wire.exchange.backend_closed("closed".into(), true).is_ok());
+    assert!(wire.closed("closed", true).is_ok());
 }
 
 #[test]
 fn a_new_connection_or_a_long_body_is_never_sent_again() {
     let mut fresh = Wire::new("GET", false);
-    assert!(fresh.exchange.backend_closed("closed".into(), true).is_ok());
+    assert!(fresh.closed("closed", true).is_ok());
 
     let mut long = Wire::new("PUT", true);
     static BIG: [u8; RESEND_LIMIT + 1] = [b'x'; RESEND_LIMIT + 1];
     long.web_sends(&BIG, false);
-    assert!(long.exchange.backend_closed("closed".into(), true).is_ok());
+    assert!(long.closed("closed", true).is_ok());
 }
