@@ -51,6 +51,12 @@ pub(crate) enum Backend {
     External(Arc<External>),
 }
 
+/// What the status page shows of the request a worker serves.
+struct Serving<'a> {
+    uri: &'a str,
+    since: Instant,
+}
+
 /// How relaying to the backend went.
 enum Relayed {
     /// The request ran (or failed) on the backend; `worker` is its pid, for the logs.
@@ -104,7 +110,10 @@ where
         rewrite: &rewrite,
     };
     let relayed = match backend {
-        Backend::Worker(lease) => to_worker(front, lease, &routed.running, uri, relay).await,
+        Backend::Worker(lease) => {
+            let serving = Serving { uri, since: sent };
+            to_worker(front, lease, &routed.running, serving, relay).await
+        }
         Backend::External(app) => to_external(front, &app, relay).await,
     };
     let (ended, worker) = match relayed {
@@ -166,7 +175,7 @@ async fn to_worker<R, W>(
     front: &mut Front<R, W>,
     lease: Lease,
     running: &Generation,
-    uri: &str,
+    serving: Serving<'_>,
     relay: Relay<'_>,
 ) -> Relayed
 where
@@ -174,7 +183,7 @@ where
     W: AsyncWrite + Unpin,
 {
     let worker = lease.pid().map(|p| p.as_raw());
-    let _serving = worker.map(|worker| running.in_flight.begin(worker, uri));
+    let _serving = worker.map(|worker| running.in_flight.begin(worker, serving.uri, serving.since));
     let connect = async || {
         UnixStream::connect(lease.socket())
             .await
