@@ -84,3 +84,10 @@ impl Drop for Scratch {
         }
     }
 }
+
+/// Mode 0600: what a secret must have for plexer to take it.
+pub fn make_private(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(path, fs::Permissions::from_mode(0o600))
+        .unwrap_or_else(|err| panic!("chmod 600 {}: {err}", path.display()));
+}

@@ -74,6 +74,8 @@ impl ServeFiles {
         std::fs::create_dir_all(&accounts_dir).expect("create accounts.d");
         std::fs::write(dir.join("secret"), format!("{}\n", "s3cret-".repeat(8)))
             .expect("write the secret");
+        // plexer refuses a secret every user may read, as ssh refuses such a key.
+        crate::scratch::make_private(&dir.join("secret"));
         for (name, text) in accounts {
             std::fs::write(accounts_dir.join(format!("{name}.yaml")), text)
                 .expect("write an account file");

@@ -7,7 +7,8 @@ use std::time::Duration;
 use plexer_tests::{Scratch, build, run};
 
 fn config(scratch: &Scratch, secret: &str) -> std::path::PathBuf {
-    scratch.write(format!("{secret}.key"), format!("{}\n", secret.repeat(40)));
+    let key = scratch.write(format!("{secret}.key"), format!("{}\n", secret.repeat(40)));
+    plexer_tests::scratch::make_private(&key);
     scratch.write(
         format!("{secret}.yaml"),
         format!(

@@ -37,6 +37,11 @@ pub fn serve(
         dir.join("secret"),
         format!("{}\n", "bench-secret-".repeat(4)),
     )?;
+    // plexer refuses a secret every user may read.
+    fs::set_permissions(
+        dir.join("secret"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )?;
     let socket = dir.join("plexer.sock");
     let argv: Vec<String> = command
         .iter()

@@ -63,16 +63,46 @@ pub enum KeyError {
         line: usize,
         len: usize,
     },
+    #[error(
+        "the secret file {path} can be {how} by every user of this machine (mode {mode:04o}), \
+         who could then sign a cookie for any account: run `chmod 600 {path}` (or 640, with \
+         plexer's group)"
+    )]
+    Exposed {
+        path: String,
+        mode: u32,
+        how: &'static str,
+    },
 }
 
 impl Keys {
     /// Reads one key per line; blank lines and `#` comments are skipped.
+    /// Refused, like ssh refuses a private key, when every user may read or write it.
     pub fn load(path: &Path) -> Result<Self, KeyError> {
+        use std::os::unix::fs::PermissionsExt;
         let shown = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|error| KeyError::Read {
+        let read_failed = |error| KeyError::Read {
             path: shown.clone(),
             error,
-        })?;
+        };
+        let mode = std::fs::metadata(path)
+            .map_err(read_failed)?
+            .permissions()
+            .mode()
+            & 0o7777;
+        let how = match (mode & 0o004 != 0, mode & 0o002 != 0) {
+            (_, true) => Some("written"),
+            (true, false) => Some("read"),
+            (false, false) => None,
+        };
+        if let Some(how) = how {
+            return Err(KeyError::Exposed {
+                path: shown,
+                mode,
+                how,
+            });
+        }
+        let text = std::fs::read_to_string(path).map_err(read_failed)?;
         Self::parse(&text, &shown)
     }
 
@@ -193,6 +223,33 @@ pub fn find_cookie<'a>(header: &'a str, name: &str) -> Option<&'a str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_secret_file_every_user_can_read_or_write_is_refused_with_the_chmod_to_run() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("secret");
+        std::fs::write(&path, format!("{}\n", "k".repeat(40))).unwrap();
+        for (mode, how) in [(0o644, "read"), (0o602, "written"), (0o666, "written")] {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            let Err(err) = Keys::load(&path) else {
+                panic!("mode {mode:o} is refused");
+            };
+            let err = err.to_string();
+            assert!(
+                err.contains(&format!("can be {how} by every user")),
+                "{err}"
+            );
+            assert!(
+                err.contains(&format!("`chmod 600 {}`", path.display())),
+                "{err}"
+            );
+        }
+        for mode in [0o600, 0o640, 0o400] {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            assert!(Keys::load(&path).is_ok(), "{mode:o}");
+        }
+    }
 
     const KEY_A: &str = "0123456789abcdef0123456789abcdef-key-a";
     const KEY_B: &str = "fedcba9876543210fedcba9876543210-key-b";

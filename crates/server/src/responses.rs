@@ -47,6 +47,16 @@ pub(crate) fn typed(
     Bytes::from(out)
 }
 
+/// 400: a request plexer will not guess about.
+pub(crate) fn bad_request(why: &str) -> Bytes {
+    plain(
+        400,
+        "Bad Request",
+        &[],
+        &format!("400 Bad Request: {why}\n"),
+    )
+}
+
 pub(crate) fn bad_gateway(why: &str) -> Bytes {
     plain(502, "Bad Gateway", &[], &format!("502 Bad Gateway: {why}"))
 }

@@ -12,6 +12,7 @@
 //!    there is no default account, and no path is ever built from client text.
 //! 4. Without one: the login account, or the configured redirect, or 403.
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 
 use plexer_fcgi::Params;
@@ -42,6 +43,23 @@ pub(crate) enum Decision {
     Redirect(String),
     /// No account, no login app, no redirect.
     Forbidden,
+    /// A param the route trusts came twice: which one wins would be a guess, so neither does.
+    Duplicated(&'static str),
+}
+
+/// The params routing and the status page trust, each of which a request must carry at most
+/// once. (nginx before 1.23 passes two `Cookie:` header lines as two `HTTP_COOKIE` params.)
+const SINGLE_PARAMS: [&str; 3] = ["HTTP_COOKIE", "REMOTE_ADDR", "REMOTE_USER"];
+
+/// The first of [`SINGLE_PARAMS`] that `params` holds more than once.
+fn duplicated(params: &Params) -> Option<&'static str> {
+    SINGLE_PARAMS.into_iter().find(|name| {
+        params
+            .iter()
+            .filter(|(n, _)| *n == name.as_bytes())
+            .nth(1)
+            .is_some()
+    })
 }
 
 /// The status page's formats (php-fpm's `?json`, `?openmetrics`, `?html`; text by default).
@@ -67,24 +85,64 @@ pub(crate) fn strip_claims(params: &mut Params) -> usize {
     before - params.len()
 }
 
-/// The path of the request, without its query string; `None` when it can match nothing: a
-/// `DOCUMENT_URI` (the web server's decoded, normalised path, preferred) that is not UTF-8,
-/// or a raw `REQUEST_URI` with `.` or `..` segments, which the web server may have resolved
-/// to another path than the one plexer would read.
-fn request_path(params: &Params) -> Option<&str> {
+/// The path of the request, decoded, without its query string; `None` when it can match
+/// nothing. `DOCUMENT_URI` is preferred: the web server's decoded, normalised path, taken as it
+/// is (decoding it again would read `%2562` as `b`). A raw `REQUEST_URI` is decoded segment by
+/// segment, and refused when a segment could mean another path than the one the web server
+/// used: `.` or `..` (`%2e%2e` too), an escaped `/`, a `%` that escapes nothing.
+fn request_path(params: &Params) -> Option<Cow<'_, str>> {
     if let Some(document) = params.get("DOCUMENT_URI") {
         // Decoded: a `?` in it was `%3F` in the path, not a query.
-        return std::str::from_utf8(document).ok();
+        return std::str::from_utf8(document).ok().map(Cow::Borrowed);
     }
     let raw = params
         .get_str("REQUEST_URI")
         .or_else(|| params.get_str("SCRIPT_NAME"))
         .unwrap_or("/");
     let path = raw.split('?').next().unwrap_or("/");
-    let dotted = path
-        .split('/')
-        .any(|segment| segment == "." || segment == "..");
-    (!dotted).then_some(path)
+    if !path.contains('%') {
+        let dotted = path
+            .split('/')
+            .any(|segment| segment == "." || segment == "..");
+        return (!dotted).then_some(Cow::Borrowed(path));
+    }
+    let segments: Option<Vec<String>> = path.split('/').map(decode_segment).collect();
+    Some(Cow::Owned(segments?.join("/")))
+}
+
+/// The host the web server matched the request by: `SERVER_NAME` when it names a host (nginx
+/// sends the server block's first name; a catch-all block's `_` or `*.example.com` names
+/// none), else `HTTP_HOST`. In that order because nginx chose its server block by the
+/// absolute-form request line (`GET http://bob.example.com/`) whatever `Host:` said.
+fn request_host(params: &Params) -> Option<&str> {
+    let concrete = |name: &&str| !name.is_empty() && *name != "_" && !name.contains('*');
+    params
+        .get_str("SERVER_NAME")
+        .filter(concrete)
+        .or_else(|| params.get_str("HTTP_HOST"))
+}
+
+/// A raw path segment, percent-decoded; `None` when it could name something else than the
+/// web server saw: an escaped slash or backslash, a `.` or `..` segment, a `%` that escapes
+/// nothing, bytes that are not UTF-8.
+fn decode_segment(segment: &str) -> Option<String> {
+    let mut decoded = Vec::with_capacity(segment.len());
+    let mut bytes = segment.bytes();
+    while let Some(byte) = bytes.next() {
+        if byte != b'%' {
+            decoded.push(byte);
+            continue;
+        }
+        let hex = [bytes.next()?, bytes.next()?];
+        // from_str_radix alone would take "+a" as a number.
+        if !hex.iter().all(u8::is_ascii_hexdigit) {
+            return None;
+        }
+        decoded.push(u8::from_str_radix(std::str::from_utf8(&hex).ok()?, 16).ok()?);
+    }
+    let decoded = String::from_utf8(decoded).ok()?;
+    let ambiguous = decoded.contains(['/', '\\']) || decoded == "." || decoded == "..";
+    (!ambiguous).then_some(decoded)
 }
 
 /// Decides where a request goes. `params` must have been through [`strip_claims`].
@@ -95,7 +153,11 @@ pub(crate) fn route(
     params: &Params,
     now: u64,
 ) -> Decision {
+    if let Some(name) = duplicated(params) {
+        return Decision::Duplicated(name);
+    }
     let path = request_path(params);
+    let path = path.as_deref();
     if path == Some(config.ping_path.as_str()) {
         return Decision::Ping;
     }
@@ -110,9 +172,7 @@ pub(crate) fn route(
     let found = match config.route.by {
         RouteBy::Cookie => by_cookie(config, keys, registry, params, now),
         RouteBy::RemoteUser => by_remote_user(registry, params),
-        RouteBy::Host => params
-            .get_str("HTTP_HOST")
-            .or_else(|| params.get_str("SERVER_NAME"))
+        RouteBy::Host => request_host(params)
             .and_then(|host| {
                 let label = host_without_port(host).split('.').next()?;
                 known(&label.to_ascii_lowercase())

@@ -81,6 +81,9 @@ impl Plexer {
         let root = dir.path();
         std::fs::create_dir(root.join("accounts.d")).unwrap();
         std::fs::write(root.join("secret"), "bench-secret-".repeat(4)).unwrap();
+        // plexer refuses a secret every user may read.
+        let private = std::os::unix::fs::PermissionsExt::from_mode(0o600);
+        std::fs::set_permissions(root.join("secret"), private).unwrap();
         std::fs::write(root.join("accounts.d/login.yaml"), "").unwrap();
         for i in 0..accounts {
             write_account(root, &format!("a{i}"));

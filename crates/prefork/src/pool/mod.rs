@@ -22,7 +22,9 @@ use std::time::{Duration, Instant};
 
 use nix::unistd::Pid;
 
-pub use settings::{MAX_DURATION, Pm, PoolSettings, SettingsError};
+pub use settings::{
+    MAX_CHILDREN, MAX_DURATION, MAX_JITTER, MAX_QUEUE, Pm, PoolSettings, SettingsError,
+};
 
 /// A worker that exits with status 0 sooner than this after it started counts as failed: an
 /// intentional exit (a request limit reached) takes longer, and a command that exits at once
@@ -499,7 +501,8 @@ impl Pool {
         self.rng ^= self.rng << 13;
         self.rng ^= self.rng >> 7;
         self.rng ^= self.rng << 17;
-        self.rng % (span + 1)
+        // Saturating: a span of u64::MAX would otherwise wrap to a division by zero.
+        self.rng % span.saturating_add(1)
     }
 
     fn stop(actions: &mut VecDeque<Action>, worker: &mut Worker, now: Instant) {

@@ -90,7 +90,20 @@ pub enum SettingsError {
         MAX_DURATION.as_secs() / 86_400
     )]
     TooLong { key: &'static str, value: Duration },
+    #[error("{key} is {value}, over the {limit} it may be; give a smaller one")]
+    TooMany {
+        key: &'static str,
+        value: u64,
+        limit: u64,
+    },
 }
+
+/// The most workers one pool may have: far beyond what one machine runs.
+pub const MAX_CHILDREN: usize = 65_536;
+/// The most requests that may wait for a worker of one pool.
+pub const MAX_QUEUE: usize = 1 << 20;
+/// The most `max_requests` may be moved by its jitter.
+pub const MAX_JITTER: u64 = u32::MAX as u64;
 
 impl PoolSettings {
     /// Checks the settings together; every message says which key to change.
@@ -100,6 +113,20 @@ impl PoolSettings {
         }
         if self.max_queue == 0 {
             return Err(SettingsError::NoQueue);
+        }
+        let counts = [
+            (
+                "max_children",
+                self.max_children as u64,
+                MAX_CHILDREN as u64,
+            ),
+            ("max_queue", self.max_queue as u64, MAX_QUEUE as u64),
+            ("max_requests_jitter", self.max_requests_jitter, MAX_JITTER),
+        ];
+        if let Some((key, value, limit)) =
+            counts.into_iter().find(|&(_, value, limit)| value > limit)
+        {
+            return Err(SettingsError::TooMany { key, value, limit });
         }
         if let Some((key, value)) = self.durations().find(|&(_, value)| value > MAX_DURATION) {
             return Err(SettingsError::TooLong { key, value });

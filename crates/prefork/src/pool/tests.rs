@@ -600,3 +600,86 @@ fn timers_tick_has_seen_do_not_wake_the_driver_again() {
     sim.advance(Duration::from_secs(1));
     assert_eq!(sim.pool.next_deadline(sim.now), None);
 }
+
+mod no_settings_panic {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn duration() -> impl Strategy<Value = Duration> {
+        prop_oneof![
+            (0u64..5_000).prop_map(Duration::from_millis),
+            Just(Duration::ZERO),
+            Just(MAX_DURATION),
+            Just(Duration::MAX),
+        ]
+    }
+
+    fn count() -> impl Strategy<Value = usize> {
+        prop_oneof![0usize..12, Just(MAX_CHILDREN + 1), Just(usize::MAX)]
+    }
+
+    fn big() -> impl Strategy<Value = u64> {
+        prop_oneof![
+            0u64..10,
+            Just(MAX_JITTER),
+            Just(MAX_JITTER + 1),
+            Just(u64::MAX)
+        ]
+    }
+
+    fn pm() -> impl Strategy<Value = Pm> {
+        prop_oneof![
+            Just(Pm::Static),
+            duration().prop_map(|idle_timeout| Pm::Ondemand { idle_timeout }),
+            (count(), count(), count()).prop_map(|(start, min_spare, max_spare)| Pm::Dynamic {
+                start,
+                min_spare,
+                max_spare,
+            }),
+        ]
+    }
+
+    prop_compose! {
+        fn any_settings()(
+            pm in pm(),
+            max_children in count(),
+            max_requests in big(),
+            max_requests_jitter in big(),
+            (queue_timeout, backoff_initial, backoff_max) in (duration(), duration(), duration()),
+            (crash_loop_window, stop_timeout, spare_grace) in (duration(), duration(), duration()),
+            (max_queue, crash_loop_failures) in (count(), count()),
+        ) -> PoolSettings {
+            PoolSettings {
+                pm, max_children, max_requests, max_requests_jitter, queue_timeout, max_queue,
+                backoff_initial, backoff_max, crash_loop_failures, crash_loop_window,
+                stop_timeout, spare_grace,
+            }
+        }
+    }
+
+    proptest! {
+        /// Settings either validate or are refused; valid ones run a pool through requests,
+        /// recycling, crashes and time without a panic.
+        #[test]
+        fn settings_are_refused_or_run(settings in any_settings(), seed in any::<u64>()) {
+            if settings.validate().is_err() {
+                prop_assert!(Pool::new(settings, Instant::now(), seed).is_err());
+                return Ok(());
+            }
+            let mut sim = Sim::new(settings);
+            for round in 0..20u64 {
+                if let Acquire::Worker(worker) = sim.acquire(round) {
+                    let outcome = if round % 3 == 0 { Outcome::Broken } else { Outcome::Done };
+                    sim.release(worker, outcome);
+                }
+                if round % 5 == 0 {
+                    sim.reap_stopped();
+                }
+                if let Some(pid) = sim.pool.workers().iter().find_map(|w| w.pid).filter(|_| round % 7 == 0) {
+                    sim.exit(pid, Exit::Code(1));
+                }
+                sim.advance(Duration::from_millis(round * 250));
+            }
+        }
+    }
+}

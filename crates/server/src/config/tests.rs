@@ -166,3 +166,27 @@ fn bad_account_files_are_refused_whole_with_file_and_line() {
         .to_string();
     assert!(err.contains("socket: bad socket address"), "{err}");
 }
+
+#[test]
+fn pool_counts_beyond_any_use_are_refused_not_a_panic() {
+    let config = parse(CONTRACT_EXAMPLE).unwrap();
+    for (line, named) in [
+        (
+            "max_requests_jitter: 18446744073709551615",
+            "max_requests_jitter is 18446744073709551615",
+        ),
+        ("max_children: 1000000", "max_children is 1000000"),
+        ("max_queue: 99999999", "max_queue is 99999999"),
+    ] {
+        let file = AccountFile::parse(
+            &format!("users: [bob]\nmax_requests: 100\n{line}\n"),
+            Path::new("accounts.d/bob.yaml"),
+        )
+        .unwrap();
+        let err = file.pool.plan(&config.pool, "bob").unwrap_err().to_string();
+        assert!(
+            err.contains(named) && err.contains("give a smaller one"),
+            "{err}"
+        );
+    }
+}

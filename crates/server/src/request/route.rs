@@ -77,6 +77,12 @@ where
             Decision::StatusForbidden | Decision::Forbidden => {
                 return Routing::Answer(responses::forbidden());
             }
+            Decision::Duplicated(name) => {
+                tracing::warn!(param = name, "refused a request carrying {name} twice");
+                return Routing::Answer(responses::bad_request(&format!(
+                    "the request carries {name} twice"
+                )));
+            }
             Decision::Redirect(url) => return Routing::Answer(responses::redirect(&url)),
             Decision::Login { account } => (account, None),
             Decision::Account { account, user } => (account, user),

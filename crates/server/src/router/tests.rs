@@ -274,3 +274,57 @@ fn a_raw_uri_with_dot_segments_matches_no_account_and_a_decoded_question_mark_is
         "%3F in the path is not a query"
     );
 }
+
+#[test]
+fn host_routing_follows_the_name_the_web_server_matched() {
+    let by_host = config("route: { by: host }");
+    // An absolute-form request line chose bob's server block; the Host header says sue.
+    let both = [
+        ("SERVER_NAME", "bob.example.com"),
+        ("HTTP_HOST", "sue.example.com"),
+    ];
+    assert_eq!(decide(&by_host, &both), account("bob"));
+    // A catch-all block names no host: the Host header does.
+    for catch_all in ["_", "*.example.com", ""] {
+        let params = [("SERVER_NAME", catch_all), ("HTTP_HOST", "sue.example.com")];
+        assert_eq!(decide(&by_host, &params), account("sue"), "{catch_all:?}");
+    }
+    let v6 = [("HTTP_HOST", "[::1]:8080")];
+    assert_eq!(decide(&by_host, &v6), Decision::Forbidden);
+}
+
+#[test]
+fn path_prefix_decodes_a_raw_path_once_and_refuses_what_stays_ambiguous() {
+    let by_path = config("route: { by: path_prefix }");
+    let raw = |uri: &'static str| decide(&by_path, &[("REQUEST_URI", uri)]);
+    assert_eq!(raw("/%62ob/x?y=1"), account("bob"));
+    // Dot segments and slashes in disguise: the web server may have applied another path.
+    for ambiguous in [
+        "/sue/%2e%2e/bob/x",
+        "/sue/%2E./bob",
+        "/bob%2fsue/x",
+        "/bob%5csue/x",
+        "/%zzbob/x",
+        "/%+ab/x",
+        "/bob/%",
+        "/%ff/x",
+    ] {
+        assert_eq!(raw(ambiguous), Decision::Forbidden, "{ambiguous}");
+    }
+    // The web server's DOCUMENT_URI is decoded already: never decoded twice.
+    let once = [("DOCUMENT_URI", "/%62ob/x")];
+    assert_eq!(decide(&by_path, &once), Decision::Forbidden);
+}
+
+#[test]
+fn a_trusted_param_sent_twice_is_refused_whoever_would_win() {
+    let by_user = config("route: { by: remote_user }");
+    for name in ["REMOTE_USER", "REMOTE_ADDR", "HTTP_COOKIE"] {
+        let params = [(name, "b@example.com"), (name, "mallory")];
+        assert_eq!(
+            decide(&by_user, &params),
+            Decision::Duplicated(name),
+            "{name}"
+        );
+    }
+}
