@@ -8,7 +8,7 @@
 //! pieces marked `continued`, and what is left when the request ends is logged then (on drop),
 //! whichever way the request ended.
 
-use plexer_prefork::supervisor::MAX_LOG_LINE;
+use plexer_prefork::supervisor::{MAX_LOG_LINE, printable_line};
 
 /// The STDERR lines of one request.
 pub(crate) struct StderrLines<'a> {
@@ -43,9 +43,9 @@ impl Drop for StderrLines<'_> {
     }
 }
 
+/// A tenant's bytes go into the log escaped: no control character can forge a line.
 fn log(account: &str, worker: Option<i32>, line: &[u8], continued: bool) {
-    let text = String::from_utf8_lossy(line);
-    let text = text.trim_end_matches('\r');
+    let text = printable_line(line);
     if continued {
         tracing::warn!(account, worker, stream = "fcgi_stderr", continued, "{text}");
     } else {

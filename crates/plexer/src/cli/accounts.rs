@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
@@ -18,7 +18,7 @@ use serde_json::Value;
 /// Where the control socket is.
 #[derive(Debug, Args)]
 pub(crate) struct ControlArgs {
-    /// The control socket.
+    /// The control socket: a path, or `unix:PATH` as addresses are written in the config.
     #[arg(
         long = "control",
         value_name = "PATH",
@@ -34,7 +34,7 @@ pub(crate) struct ControlArgs {
 impl ControlArgs {
     fn socket(&self) -> anyhow::Result<PathBuf> {
         if let Some(path) = &self.control {
-            return Ok(path.clone());
+            return control_path(path);
         }
         let Some(file) = &self.config else {
             bail!("say where plexer listens for control: --control PATH or -c CONFIG");
@@ -44,6 +44,21 @@ impl ControlArgs {
             Address::Tcp(_) => bail!("the control socket is a unix socket"),
         }
     }
+}
+
+/// `--control`'s value: `/run/plexer/control.sock` or `unix:/run/plexer/control.sock`; a TCP
+/// address is refused, since the control socket is a unix socket only.
+fn control_path(given: &Path) -> anyhow::Result<PathBuf> {
+    let Some(text) = given.to_str() else {
+        return Ok(given.to_owned());
+    };
+    if let Some(path) = text.strip_prefix("unix:") {
+        return Ok(PathBuf::from(path));
+    }
+    if text.starts_with("tcp:") {
+        bail!("--control {text}: the control socket is a unix socket; give its path");
+    }
+    Ok(given.to_owned())
 }
 
 #[derive(Debug, Args)]
@@ -199,4 +214,28 @@ fn print_list(out: &mut impl Write, data: Option<&Value>) -> anyhow::Result<()> 
         )?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_control_socket_is_a_path_or_a_unix_address() {
+        let path = |text: &str| control_path(Path::new(text));
+        assert_eq!(
+            path("/run/p/control.sock").unwrap(),
+            Path::new("/run/p/control.sock")
+        );
+        assert_eq!(
+            path("unix:/run/p/control.sock").unwrap(),
+            Path::new("/run/p/control.sock")
+        );
+        assert_eq!(
+            path("unix:run/control.sock").unwrap(),
+            Path::new("run/control.sock")
+        );
+        let tcp = path("tcp:127.0.0.1:9000").unwrap_err().to_string();
+        assert!(tcp.contains("is a unix socket"), "{tcp}");
+    }
 }

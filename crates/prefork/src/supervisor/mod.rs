@@ -46,7 +46,7 @@ use crate::pool::{
 };
 use crate::spawn::{WorkerCommand, spawn_worker};
 
-pub use output::MAX_LOG_LINE;
+pub use output::{MAX_LOG_LINE, printable_line};
 
 /// Where a pool's workers listen.
 pub enum Sockets {

@@ -29,8 +29,7 @@ pub(super) fn forward(pool: &str, pid: Pid, stream: &'static str, pipe_end: impl
         let mut reader = BufReader::new(receiver);
         let mut piece = Vec::new();
         while let Ok(Some(end)) = next_piece(&mut reader, &mut piece).await {
-            let text = String::from_utf8_lossy(&piece);
-            let text = text.trim_end_matches('\r');
+            let text = printable_line(&piece);
             match end {
                 PieceEnd::Newline | PieceEnd::EndOfStream => {
                     tracing::info!(pool = %pool, %pid, stream, "{text}");
@@ -116,5 +115,40 @@ mod tests {
             pieces(&output, 8192).await,
             [(MAX_LOG_LINE, PieceEnd::Cut), (100, PieceEnd::Newline)]
         );
+    }
+}
+
+/// A line of a worker's output as it can go into plexer's log: not UTF-8 bytes as U+FFFD, a
+/// trailing CR dropped, and every other control character escaped (`\r`, `\u{1b}`), so that
+/// a tenant cannot forge log lines or move a terminal's cursor. Tabs stay.
+pub fn printable_line(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    let text = text.trim_end_matches('\r');
+    if !text.chars().any(|c| c.is_control() && c != '\t') {
+        return text.to_owned();
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if c.is_control() && c != '\t' {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod printable_tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_are_escaped_so_no_line_can_be_forged() {
+        assert_eq!(printable_line(b"plain\ttext\r"), "plain\ttext");
+        assert_eq!(
+            printable_line(b"ok\r2026-12-03 INFO plexer: forged\x1b[2K"),
+            "ok\\r2026-12-03 INFO plexer: forged\\u{1b}[2K"
+        );
+        assert_eq!(printable_line(b"\xff\x00"), "\u{fffd}\\u{0}");
     }
 }

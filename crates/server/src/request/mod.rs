@@ -111,7 +111,12 @@ where
     };
     let relayed = match backend {
         Backend::Worker(lease) => {
-            let serving = Serving { uri, since: sent };
+            // The status page shows the path only: a query string may carry a tenant's data.
+            let path = uri.split_once('?').map_or(uri, |(path, _)| path);
+            let serving = Serving {
+                uri: path,
+                since: sent,
+            };
             to_worker(front, lease, &routed.running, serving, relay).await
         }
         Backend::External(app) => to_external(front, &app, relay).await,

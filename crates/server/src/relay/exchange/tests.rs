@@ -331,3 +331,33 @@ fn a_new_connection_or_a_long_body_is_never_sent_again() {
     long.web_sends(&BIG, false);
     assert!(long.closed("closed", true).is_ok());
 }
+
+/// A head whose header lines (up to the blank line's newlines) are `len` bytes: one long
+/// header, then the blank line.
+fn head_of(len: usize) -> Vec<u8> {
+    let fixed = "Status: 200\r\nX-Big: \r".len();
+    format!("Status: 200\r\nX-Big: {}\r\n\r\n", "a".repeat(len - fixed)).into_bytes()
+}
+
+#[test]
+fn a_response_head_over_64_kib_is_a_failure_and_one_at_the_limit_passes() {
+    let limit = Limits::DEFAULT_MAX_RESPONSE_HEAD;
+    assert_eq!(limit, 64 * 1024);
+    let mut at_limit = Wire::new("GET", false);
+    at_limit.web_sends(b"", true);
+    let head: &'static [u8] = Vec::leak(head_of(limit));
+    assert!(at_limit.app_answers(head, false).is_none());
+    assert!(matches!(
+        at_limit.app_answers(b"", true),
+        Some(Ended::Completed { status: 200, .. })
+    ));
+
+    let mut over = Wire::new("GET", false);
+    over.web_sends(b"", true);
+    let head: &'static [u8] = Vec::leak(head_of(limit + 1));
+    let ended = over.app_answers(head, false);
+    assert!(
+        matches!(&ended, Some(Ended::BackendFailed { head_sent: false, why }) if why.starts_with("its response head")),
+        "{ended:?}"
+    );
+}
