@@ -87,6 +87,8 @@ QUICKSTART_HTTP ?= 127.0.0.1:8080
 SHOWN_PLEXER := $(patsubst $(CURDIR)/%,%,$(PLEXER))
 SHOWN_QUICKSTART := $(patsubst $(CURDIR)/%,%,$(QUICKSTART))
 SHOWN_CONFIG := $(SHOWN_QUICKSTART)/plexer.yaml
+# The quickstart's accounts have no `user:`: run as root, plexer refuses them unless told.
+ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
 run: c-compiler
 	$(CARGO) build -p plexer-fcgi --example hello
 	$(CARGO) build -p plexer --bin plexer
@@ -94,7 +96,7 @@ run: c-compiler
 	@cp examples/quickstart/accounts.d/*.yaml $(QUICKSTART)/accounts.d/
 	@sed 's|HELLO_PROGRAM|"$(HELLO)"|' examples/quickstart/plexer.yaml > $(QUICKSTART)/plexer.yaml
 	@[ -s $(QUICKSTART)/secret ] || { (umask 077; head -c 48 /dev/urandom | base64 -w0 > $(QUICKSTART)/secret; echo >> $(QUICKSTART)/secret); }
-	@$(PLEXER) serve -c $(QUICKSTART)/plexer.yaml --check
+	@$(PLEXER) serve -c $(QUICKSTART)/plexer.yaml --check $(ALLOW_ROOT)
 	@echo
 	@echo "plexer serves the quickstart on http://$(QUICKSTART_HTTP)/ until Ctrl-C. Try, in a browser:"
 	@echo "  http://$(QUICKSTART_HTTP)/              the login app (no cookie yet)"
@@ -108,7 +110,7 @@ run: c-compiler
 	@echo "  $(SHOWN_PLEXER) accounts -c $(SHOWN_CONFIG) list"
 	@echo "  $(SHOWN_PLEXER) status -c $(SHOWN_CONFIG)"
 	@echo
-	@exec $(PLEXER) serve -c $(QUICKSTART)/plexer.yaml --http $(QUICKSTART_HTTP)
+	@exec $(PLEXER) serve -c $(QUICKSTART)/plexer.yaml --http $(QUICKSTART_HTTP) $(ALLOW_ROOT)
 
 # Formatting and clippy, as CI would judge them.
 lint: c-compiler

@@ -217,3 +217,14 @@ fn visit_files(dir: &Path, visit: &mut impl FnMut(&Path)) {
         }
     }
 }
+
+/// `PLEXER serve`, with `--allow-root` when the tests run as root (as CI does): tests run
+/// hello without a `user:`, and plexer refuses pools that would run as root unless told.
+pub fn serve_command(plexer: &Path) -> Command {
+    let mut command = Command::new(plexer);
+    command.arg("serve");
+    if nix::unistd::geteuid().is_root() {
+        command.arg("--allow-root");
+    }
+    command
+}

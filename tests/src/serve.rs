@@ -118,8 +118,8 @@ impl PlexerServe {
             config,
             socket,
         } = files;
-        let mut command = Command::new(build::plexer());
-        command.arg("serve").arg("-c").arg(&config).args(args);
+        let mut command = build::serve_command(build::plexer());
+        command.arg("-c").arg(&config).args(args);
         let process = Running::spawn(
             "plexer serve",
             &mut command,

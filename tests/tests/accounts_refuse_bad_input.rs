@@ -219,9 +219,9 @@ fn a_relative_config_path_still_keeps_sockets_out_of_runtime_dir() {
     .unwrap();
     // `-c plexer.yaml` from the config's own directory: runtime_dir `run` is made absolute
     // before the check, so the absolute socket path is seen to be inside it.
-    let mut command = Command::new(build::plexer());
+    let mut command = build::serve_command(build::plexer());
     command
-        .args(["serve", "--check", "-c", "plexer.yaml"])
+        .args(["--check", "-c", "plexer.yaml"])
         .current_dir(plexer.path(""));
     let checked = run(&mut command, b"", Duration::from_secs(10));
     checked.assert_failure();
@@ -235,4 +235,39 @@ fn a_relative_config_path_still_keeps_sockets_out_of_runtime_dir() {
         .args(["accounts", "list", "-c"])
         .arg(plexer.config_path());
     run(&mut command, b"", Duration::from_secs(10)).assert_success();
+}
+
+/// php-fpm's rule: plexer run as root refuses a pool that would run its tenant as root, unless
+/// the account says `user: root` or plexer was started with --allow-root.
+#[test]
+fn a_pool_that_would_run_as_root_is_refused_unless_asked_for() {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "this test starts plexer as root (make test runs as root in CI)"
+    );
+    let scratch = Scratch::new();
+    let files = plexer_tests::ServeFiles::write(&scratch, &ServeSetup::default());
+    let check = |extra: &[&str]| {
+        let mut command = Command::new(build::plexer());
+        command
+            .args(["serve", "--check", "-c"])
+            .arg(&files.config)
+            .args(extra);
+        run(&mut command, b"", Duration::from_secs(10))
+    };
+    let refused = check(&[]);
+    refused.assert_failure();
+    let said = refused.stderr_text();
+    assert!(
+        said.contains("its workers would run as root") && said.contains("--allow-root"),
+        "{said}"
+    );
+    check(&["--allow-root"]).assert_success();
+    // Written in the account file, root is the operator's choice.
+    for name in ["login", "bob", "sue"] {
+        let file = files.dir.join("accounts.d").join(format!("{name}.yaml"));
+        let text = std::fs::read_to_string(&file).unwrap();
+        std::fs::write(&file, format!("{text}\nuser: root\n")).unwrap();
+    }
+    check(&[]).assert_success();
 }

@@ -169,9 +169,9 @@ fn a_busy_port_refuses_the_start_and_names_the_address() {
     let files = ServeFiles::write(&scratch, &ServeSetup::default());
     let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
     let addr = taken.local_addr().expect("local address");
-    let mut command = std::process::Command::new(build::plexer());
+    let mut command = build::serve_command(build::plexer());
     command
-        .args(["serve", "-c"])
+        .arg("-c")
         .arg(&files.config)
         .args(["--http", &addr.to_string()]);
     let finished = run(&mut command, b"", Duration::from_secs(15));

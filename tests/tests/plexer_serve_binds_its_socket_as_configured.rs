@@ -1,7 +1,6 @@
 //! `plexer serve` binds its socket as the config says (listen_owner, listen_group,
 //! listen_mode), and refuses to take over a socket another running plexer serves.
 
-use std::process::Command;
 use std::time::Duration;
 
 use plexer_tests::ownership::assert_owner_group_mode;
@@ -23,8 +22,8 @@ fn owner_group_and_mode_apply_and_a_live_socket_is_refused() {
     // listen_mode "0666" comes from the config ServeSetup writes.
     assert_owner_group_mode(&plexer.socket, "nobody", "nogroup", 0o666);
 
-    let mut second = Command::new(build::plexer());
-    second.arg("serve").arg("-c").arg(plexer.config_path());
+    let mut second = build::serve_command(build::plexer());
+    second.arg("-c").arg(plexer.config_path());
     let finished = run(&mut second, b"", Duration::from_secs(10));
     assert!(!finished.status.success());
     let stderr = String::from_utf8_lossy(&finished.stderr);

@@ -18,8 +18,9 @@ use plexer_tests::{
 
 /// `sh` puts the socket from its stdin on descriptor 3 and sets `LISTEN_PID` to its own pid,
 /// which `exec` hands on to plexer: what systemd does between its fork and exec.
+/// `$0` is plexer, `$1` the config, `$2` more arguments (`--allow-root` as root).
 const AS_SYSTEMD: &str =
-    r#"export LISTEN_PID=$$ LISTEN_FDS=1; exec "$0" serve -c "$1" 3<&0 </dev/null"#;
+    r#"export LISTEN_PID=$$ LISTEN_FDS=1; exec "$0" serve -c "$1" $2 3<&0 </dev/null"#;
 
 /// The next datagram that contains `wanted`, within `timeout`; panics with what came instead.
 fn await_notification(notify: &UnixDatagram, wanted: &str, timeout: Duration) -> String {
@@ -75,6 +76,11 @@ fn serves_the_socket_systemd_passes_and_notifies_readiness_and_stop() {
         .args(["-c", AS_SYSTEMD])
         .arg(build::plexer())
         .arg(&files.config)
+        .arg(if nix::unistd::geteuid().is_root() {
+            "--allow-root"
+        } else {
+            ""
+        })
         .env("NOTIFY_SOCKET", &notify_path)
         .stdin(Stdio::from(OwnedFd::from(listener)));
     let mut plexer = Running::spawn(
@@ -124,9 +130,8 @@ fn serves_the_socket_systemd_passes_and_notifies_readiness_and_stop() {
 fn listen_variables_meant_for_another_process_are_ignored() {
     let scratch = Scratch::new();
     let files = ServeFiles::write(&scratch, &ServeSetup::default());
-    let mut command = Command::new(build::plexer());
+    let mut command = build::serve_command(build::plexer());
     command
-        .arg("serve")
         .arg("-c")
         .arg(&files.config)
         .env("LISTEN_PID", "1")

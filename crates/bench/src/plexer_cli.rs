@@ -63,8 +63,8 @@ pub fn serve(
     }
     let config_path = dir.join("plexer.yaml");
     fs::write(&config_path, config)?;
-    let mut cmd = Command::new(plexer);
-    cmd.arg("serve").arg("-c").arg(&config_path);
+    let mut cmd = plexer_tests::build::serve_command(plexer);
+    cmd.arg("-c").arg(&config_path);
     start("plexer serve", cmd, dir, socket)
 }
 

@@ -18,7 +18,7 @@ use plexer_prefork::supervisor::Supervisor;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::net::{TcpListener, UnixListener, UnixStream};
 
-use crate::accounts::Manager;
+use crate::accounts::{AccountsError, Manager, runs_as_root_only_if_asked};
 use crate::config::Config;
 use crate::cookie::Keys;
 use crate::live::State;
@@ -50,7 +50,7 @@ pub enum ServeError {
     #[error("the control socket: {0}")]
     Control(listen::BindError),
     #[error(transparent)]
-    Accounts(#[from] crate::accounts::AccountsError),
+    Accounts(#[from] AccountsError),
     #[error(transparent)]
     HttpFront(#[from] http_front::FrontError),
 }
@@ -62,13 +62,25 @@ pub struct ServeOptions {
     pub http: Option<SocketAddr>,
     /// The socket systemd passed (socket activation), served instead of binding `listen:`.
     pub activated: Option<Activated>,
+    /// `--allow-root`: pools without `user:` may run as root.
+    pub allow_root: bool,
 }
 
-/// Loads everything and checks it, starting nothing: `plexer serve --check`.
-pub fn check(config_file: &Path) -> Result<(Config, Keys, Registry), ServeError> {
+/// Loads everything and checks it, starting nothing: `plexer serve --check` (`allow_root`:
+/// `--allow-root` was given too).
+pub fn check(config_file: &Path, allow_root: bool) -> Result<(Config, Keys, Registry), ServeError> {
     let config = Config::load(config_file)?;
     let keys = Keys::load(&config.secret_file)?;
     let registry = Registry::load(&config.accounts_dir, &AccountRules::from_config(&config))?;
+    for account in registry.accounts() {
+        if let crate::registry::Backend::Managed(plan) = &account.backend {
+            runs_as_root_only_if_asked(plan, allow_root).map_err(|why| AccountsError::Start {
+                file: account.file.clone(),
+                name: account.name.clone(),
+                why,
+            })?;
+        }
+    }
     Ok((config, keys, registry))
 }
 
@@ -90,7 +102,7 @@ pub async fn run(config_file: &Path, options: ServeOptions) -> Result<(), ServeE
     let control = control::bind(&control_path).map_err(ServeError::Control)?;
     let accounts_dir = config.accounts_dir.clone();
     let supervisor = Supervisor::start()?;
-    let manager = Manager::start(config_file, config, keys, supervisor)?;
+    let manager = Manager::start(config_file, config, keys, supervisor, options.allow_root)?;
     let state = Arc::clone(manager.state());
     tracing::info!(
         accounts = state.snapshot().registry.len(),

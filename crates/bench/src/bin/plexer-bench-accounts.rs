@@ -100,9 +100,9 @@ impl Plexer {
         )
         .unwrap();
         let started = Instant::now();
-        let mut command = Command::new(&args.plexer);
+        let mut command = plexer_tests::build::serve_command(&args.plexer);
         command
-            .args(["serve", "-c"])
+            .arg("-c")
             .arg(root.join("plexer.yaml"))
             .env("RUST_LOG", "warn");
         let server = Server::spawn("plexer serve", &mut command, &root.join("plexer.log"))

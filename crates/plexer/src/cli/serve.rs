@@ -20,6 +20,10 @@ pub(crate) struct ServeArgs {
     /// Validate the config and the accounts, then exit.
     #[arg(long)]
     check: bool,
+    /// Let pools without `user:` run as root, plexer's own user (refused otherwise, as php-fpm
+    /// refuses it).
+    #[arg(long)]
+    allow_root: bool,
     /// Also answer HTTP/1.1 on IP:PORT, for a browser or curl with no web server (development).
     #[arg(long, value_name = "ADDR", value_parser = parse_http_addr)]
     http: Option<SocketAddr>,
@@ -32,7 +36,7 @@ fn parse_http_addr(text: &str) -> Result<SocketAddr, String> {
 
 pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     if args.check {
-        let (config, _keys, registry) = serve::check(&args.config)?;
+        let (config, _keys, registry) = serve::check(&args.config, args.allow_root)?;
         writeln!(
             std::io::stdout().lock(),
             "{}: ok, {} accounts in {}",
@@ -46,6 +50,7 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let options = ServeOptions {
         http: args.http,
         activated: systemd::take_activated_listener()?,
+        allow_root: args.allow_root,
     };
     // One thread relays every request: the work is the workers', and on a small machine a
     // request handed between runtime threads cost more than it gained (docs/benchmarks.md).

@@ -69,6 +69,11 @@ pub enum LaunchError {
     SocketPathTooLong { length: usize, limit: usize },
     #[error(transparent)]
     Supervisor(#[from] SupervisorError),
+    #[error(
+        "its workers would run as root, plexer's own user: give the pool a `user:` (\"{{account}}\" \
+         gives each account its own), or write `user: root`, or start plexer with --allow-root"
+    )]
+    AsRoot,
 }
 
 /// Why a new generation was not ready to take requests.

@@ -62,6 +62,8 @@ pub struct Manager {
     ledger: tokio::sync::Mutex<Ledger>,
     /// Generations being drained, so that a stop can wait for them.
     retiring: TaskTracker,
+    /// `--allow-root`: pools without `user:` may run as root (plexer's own user).
+    allow_root: bool,
 }
 
 /// What the manager remembers between changes.
@@ -144,6 +146,7 @@ impl Manager {
         config: Config,
         keys: Keys,
         supervisor: Supervisor,
+        allow_root: bool,
     ) -> Result<Arc<Self>, AccountsError> {
         // Worker sockets of an earlier run: nobody else uses this runtime_dir, since the
         // listen socket was bound first.
@@ -170,6 +173,7 @@ impl Manager {
                 next_generation: 1,
             }),
             retiring: TaskTracker::new(),
+            allow_root,
         });
         let snapshot = manager.state.snapshot();
         let mut next = Draft::from(&snapshot);
@@ -214,6 +218,7 @@ impl Manager {
         ledger.next_generation += 1;
         let (target, request_timeout, slow_request, audit, sockets_dir) = match &account.backend {
             Backend::Managed(plan) => {
+                runs_as_root_only_if_asked(plan, self.allow_root)?;
                 // Built from the checked account name and a counter, never from client text.
                 let dir = config
                     .runtime_dir
@@ -657,6 +662,20 @@ impl Manager {
         }
         self.retiring.close();
         self.retiring.wait().await;
+    }
+}
+
+/// A pool without `user:` runs as plexer's own user: refused when that is root, unless
+/// `user: root` is written or `--allow-root` was given (php-fpm's rule: one tenant as root owns
+/// the machine and every other tenant).
+pub(crate) fn runs_as_root_only_if_asked(
+    plan: &crate::config::PoolPlan,
+    allow_root: bool,
+) -> Result<(), LaunchError> {
+    let as_root = plan.command.identity.is_none() && nix::unistd::geteuid().is_root();
+    match as_root && !allow_root {
+        true => Err(LaunchError::AsRoot),
+        false => Ok(()),
     }
 }
 

@@ -336,7 +336,17 @@ impl Config {
         }
         // Without a command every account names its own (or a socket): checked per account.
         if self.pool.command.is_some() {
-            self.pool
+            // A user or group naming the account is checked per account, where it has a name.
+            let per_account = |key: &Option<String>| {
+                key.as_deref()
+                    .is_some_and(|text| text.contains("{account}"))
+            };
+            let mut template = self.pool.clone();
+            if per_account(&template.user) || per_account(&template.group) {
+                template.user = None;
+                template.group = None;
+            }
+            template
                 .plan(&PoolKeys::default(), "template")
                 .map_err(|message| ConfigError::invalid(file, format!("pool: {message}")))?;
         }

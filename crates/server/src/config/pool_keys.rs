@@ -142,8 +142,13 @@ impl PoolKeys {
             .ok_or(PlanError::NoCommand)?;
         let settings = keys.settings();
         settings.validate()?;
+        // `{account}` in user: and group: is the account's name, as in env: one user per tenant.
+        let expand = |text: &str| text.replace("{account}", account);
         let identity = match &keys.user {
-            Some(user) => Some(Identity::resolve(user, keys.group.as_deref())?),
+            Some(user) => {
+                let group = keys.group.as_deref().map(expand);
+                Some(Identity::resolve(&expand(user), group.as_deref())?)
+            }
             None if keys.group.is_some() => return Err(PlanError::GroupWithoutUser),
             None => None,
         };

@@ -190,3 +190,36 @@ fn pool_counts_beyond_any_use_are_refused_not_a_panic() {
         );
     }
 }
+
+#[test]
+fn user_and_group_name_the_account_with_its_placeholder() {
+    let with = |user: &str, group: &str| {
+        let text = CONTRACT_EXAMPLE
+            .replace("  user: root\n", &format!("  user: \"{user}\"\n"))
+            .replace("  group: root\n", &format!("  group: \"{group}\"\n"));
+        parse(&text).unwrap()
+    };
+    let file = AccountFile::parse("users: [n]\n", Path::new("accounts.d/x.yaml")).unwrap();
+    let per_user = with("{account}", "0");
+    let identity = file
+        .pool
+        .plan(&per_user.pool, "nobody")
+        .unwrap()
+        .command
+        .identity;
+    assert_eq!(identity.unwrap().uid.as_raw(), 65534);
+    let per_group = with("nobody", "{account}");
+    let identity = file
+        .pool
+        .plan(&per_group.pool, "nogroup")
+        .unwrap()
+        .command
+        .identity;
+    assert_eq!(identity.unwrap().gid.as_raw(), 65534);
+    let err = file
+        .pool
+        .plan(&per_user.pool, "no-such-tenant")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("no-such-tenant"), "{err}");
+}
