@@ -121,3 +121,55 @@ fn a_request_whose_client_left_while_it_waited_never_reaches_a_worker() {
         plexer.log()
     );
 }
+
+/// FCGI_ABORT_REQUEST (§5.4) from the web server on a kept connection: plexer ends the request
+/// with its END_REQUEST, frees the worker, and the same connection carries the next request.
+#[test]
+fn an_abort_is_answered_with_end_request_and_the_connection_goes_on() {
+    use std::io::Read;
+    let scratch = Scratch::new();
+    let plexer = one_worker(&scratch);
+    let bob = plexer.cookie("bob");
+    let worker = plexer.get(Some(&bob), "/warm").1.pid();
+    let request = |uri: &str| {
+        let mut params = cgi::params_for("GET", uri, 0);
+        params.push(("HTTP_COOKIE".into(), bob.clone()));
+        params
+    };
+    // Ends within ABORT_WAIT, so the worker is free again.
+    let slow = request("/slow?sleep=600");
+    let mut conn = std::os::unix::net::UnixStream::connect(&plexer.socket).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    conn.write_all(&wire::request(1, &as_refs(&slow), b"", true))
+        .unwrap();
+    plexer.wait_busy("bob");
+    conn.write_all(&wire::record(wire::kind::ABORT_REQUEST, 1, b""))
+        .unwrap();
+    let aborted =
+        wire::read_response(&mut conn, 1).expect("an END_REQUEST for the aborted request");
+    assert_eq!(aborted.protocol_status, 0, "REQUEST_COMPLETE");
+    let next = request("/next");
+    conn.write_all(&wire::request(1, &as_refs(&next), b"", true))
+        .unwrap();
+    let answered = wire::read_response(&mut conn, 1).expect("the kept connection serves on");
+    let text = String::from_utf8_lossy(&answered.stdout);
+    assert!(
+        text.contains(&format!("pid: {worker}")),
+        "the freed worker: {text}"
+    );
+    let mut rest = [0u8; 1];
+    conn.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    assert!(
+        conn.read(&mut rest).is_err(),
+        "nothing more, and still open"
+    );
+}
+
+fn as_refs(params: &[(String, String)]) -> Vec<(&str, &str)> {
+    params
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .collect()
+}

@@ -91,7 +91,10 @@ enum Reached {
 #[derive(Debug, PartialEq, Eq)]
 pub(super) enum FrontStep {
     Continue,
-    /// The web server gave up on the request (ABORT_REQUEST, or it broke the protocol).
+    /// The web server asked to end the request (ABORT_REQUEST, §5.4): it waits for the
+    /// request's END_REQUEST, and the connection goes on.
+    Aborted,
+    /// The web server broke the protocol: the connection is over.
     Abandon,
 }
 
@@ -100,7 +103,9 @@ pub(super) enum FrontStep {
 pub(super) enum Pump {
     /// Wait for the sockets.
     Wait,
-    /// The web server gave up on the request.
+    /// The web server sent ABORT_REQUEST for the request.
+    Aborted,
+    /// The web server broke the protocol.
     Abandon,
     Ended(Ended),
 }
@@ -187,8 +192,10 @@ impl Exchange {
         rewrite: &(dyn Fn(&mut ResponseHead) + Sync),
         stderr: &mut StderrLines<'_>,
     ) -> Pump {
-        if self.front_events(front, backend) == FrontStep::Abandon {
-            return Pump::Abandon;
+        match self.front_events(front, backend) {
+            FrontStep::Continue => {}
+            FrontStep::Aborted => return Pump::Aborted,
+            FrontStep::Abandon => return Pump::Abandon,
         }
         self.queue_for_backend(backend, back_pending);
         let unsent = !back_pending.is_empty();
@@ -207,11 +214,10 @@ impl Exchange {
     ) -> FrontStep {
         loop {
             match front.poll_event() {
-                Ok(Some(event)) => {
-                    if self.front_event(event, backend) == FrontStep::Abandon {
-                        return FrontStep::Abandon;
-                    }
-                }
+                Ok(Some(event)) => match self.front_event(event, backend) {
+                    FrontStep::Continue => {}
+                    stop => return stop,
+                },
                 Ok(None) => return FrontStep::Continue,
                 Err(err) => {
                     tracing::warn!(error = %err, "the web server broke the protocol");
@@ -242,7 +248,7 @@ impl Exchange {
                     sent.upload = Upload::Ended;
                 }
             }
-            ServerEvent::Abort { id } if id == self.front_id => return FrontStep::Abandon,
+            ServerEvent::Abort { id } if id == self.front_id => return FrontStep::Aborted,
             // DATA of a FILTER request: a responder backend takes none.
             _ => {}
         }

@@ -101,6 +101,11 @@ pub(crate) enum Ended {
     ClientGone {
         worker_free: bool,
     },
+    /// The web server sent ABORT_REQUEST and waits for the request's END_REQUEST on a
+    /// connection that goes on; `worker_free` as for [`Ended::ClientGone`].
+    Aborted {
+        worker_free: bool,
+    },
     TimedOut {
         head_sent: bool,
     },
@@ -196,6 +201,11 @@ where
             Pump::Wait => {}
             Pump::Ended(ended) => return Ok(ended),
             Pump::Abandon => break,
+            Pump::Aborted => {
+                let backend = (back_conn, &mut back_rd, &mut back_wr, back_pending);
+                let worker_free = abandon(&exchange, backend).await;
+                return Ok(Ended::Aborted { worker_free });
+            }
         }
         front_room.make(front.conn.read_buf());
         back_room.make(back_conn.read_buf());
@@ -228,7 +238,8 @@ where
         break;
     }
     let backend = (back_conn, &mut back_rd, &mut back_wr, back_pending);
-    Ok(abandon(&exchange, backend).await)
+    let worker_free = abandon(&exchange, backend).await;
+    Ok(Ended::ClientGone { worker_free })
 }
 
 /// Relays one request on `backend` until it ends (`kept`: the connection carried an earlier
@@ -280,7 +291,7 @@ pub(crate) const ABORT_WAIT: std::time::Duration = std::time::Duration::from_sec
 /// for its END_REQUEST, dropping whatever it still sends, so that the worker is free again
 /// rather than busy with a request nobody wants (php-fpm leaves it busy to the end). When
 /// nothing of the request reached the backend yet, there is nothing to abort: the worker never
-/// saw it.
+/// saw it. Whether the worker is free again.
 async fn abandon<BR, BW>(
     exchange: &Exchange,
     (mut back_conn, back_rd, back_wr, mut back_pending): (
@@ -289,13 +300,13 @@ async fn abandon<BR, BW>(
         &mut BW,
         Outbox,
     ),
-) -> Ended
+) -> bool
 where
     BR: AsyncRead + Unpin,
     BW: AsyncWrite + Unpin,
 {
     if !exchange.reached_backend() {
-        return Ended::ClientGone { worker_free: true };
+        return true;
     }
     let id = exchange.backend_id();
     let ended = async {
@@ -315,6 +326,5 @@ where
             }
         }
     };
-    let worker_free = matches!(tokio::time::timeout(ABORT_WAIT, ended).await, Ok(Some(())));
-    Ended::ClientGone { worker_free }
+    matches!(tokio::time::timeout(ABORT_WAIT, ended).await, Ok(Some(())))
 }

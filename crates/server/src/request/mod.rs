@@ -145,6 +145,7 @@ where
         Ending::Close => AfterRequest::Close,
         Ending::Answer(response) => answer(front, id, response).await,
         Ending::CutShort => cut_short(front).await,
+        Ending::AbortAnswered => answer_abort(front, id).await,
     }
 }
 
@@ -309,6 +310,11 @@ impl Finished<'_> {
                 tracing::info!(account = %account, worker, uri, ?took, worker_free, "the client went away; the worker is {worker_is}");
                 Ending::Close
             }
+            Ended::Aborted { worker_free } => {
+                let worker_is = if worker_free { "free again" } else { "stopped" };
+                tracing::info!(account = %account, worker, uri, ?took, worker_free, aborted = true, "the web server aborted the request; the worker is {worker_is}");
+                Ending::AbortAnswered
+            }
             Ended::TimedOut { head_sent } => {
                 count(&self.routed.running, true);
                 tracing::warn!(account = %account, worker, uri, ?took, "request_timeout passed: 504, worker killed");
@@ -340,6 +346,9 @@ enum Ending {
     Answer(Bytes),
     /// The app's head went out: what was relayed is flushed, then the connection closes.
     CutShort,
+    /// The web server aborted the request: it gets the END_REQUEST it waits for (§5.4), and
+    /// the connection goes on when it asked to keep it.
+    AbortAnswered,
 }
 
 /// Waits for `wait` (a worker, a connection to the app) while watching the web server's
@@ -388,6 +397,21 @@ fn count(running: &Generation, error: bool) {
 async fn cut_short<R, W: AsyncWrite + Unpin>(front: &mut Front<R, W>) -> AfterRequest {
     let _ = relay::flush(&mut front.wr, &mut front.pending).await;
     AfterRequest::Close
+}
+
+/// Ends an aborted request with its END_REQUEST; the connection goes on unless the web server
+/// did not ask to keep it.
+async fn answer_abort<R, W>(front: &mut Front<R, W>, id: u16) -> AfterRequest
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let ended = front.conn.end_request(id, 0).is_ok();
+    front.pending.append(front.conn.outbox());
+    let flushed = relay::flush(&mut front.wr, &mut front.pending)
+        .await
+        .is_ok();
+    AfterRequest::from_sent(ended && flushed && !front.conn.is_closing())
 }
 
 /// Sends a whole response that plexer made itself.

@@ -26,10 +26,12 @@ impl WorkerRelease {
             Ended::Completed { .. } => WorkerRelease::Done,
             Ended::TimedOut { .. } => WorkerRelease::TimedOut,
             // Ended, but the connection may hold the rest of its output: not kept.
-            Ended::ClientGone { worker_free: true } => WorkerRelease::Done,
-            Ended::ClientGone { worker_free: false } | Ended::BackendFailed { .. } => {
-                WorkerRelease::Broken
+            Ended::ClientGone { worker_free: true } | Ended::Aborted { worker_free: true } => {
+                WorkerRelease::Done
             }
+            Ended::ClientGone { worker_free: false }
+            | Ended::Aborted { worker_free: false }
+            | Ended::BackendFailed { .. } => WorkerRelease::Broken,
         }
     }
 
@@ -73,6 +75,16 @@ mod tests {
             ),
             (
                 Ended::ClientGone { worker_free: false },
+                WorkerRelease::Broken,
+                Outcome::Broken,
+            ),
+            (
+                Ended::Aborted { worker_free: true },
+                WorkerRelease::Done,
+                Outcome::Done,
+            ),
+            (
+                Ended::Aborted { worker_free: false },
                 WorkerRelease::Broken,
                 Outcome::Broken,
             ),

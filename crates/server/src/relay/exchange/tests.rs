@@ -268,14 +268,14 @@ fn after_the_head_a_timeout_or_failure_says_the_head_went_out() {
 }
 
 #[test]
-fn an_abort_from_the_web_server_abandons_the_request() {
+fn an_abort_from_the_web_server_ends_the_request_and_not_the_connection() {
     let mut wire = Wire::new("GET", false);
     assert!(
         !wire.exchange.reached_backend(),
         "nothing written yet: the worker never saw it"
     );
     wire.web.abort(wire.web_id).unwrap();
-    assert_eq!(wire.web_delivers(), FrontStep::Abandon);
+    assert_eq!(wire.web_delivers(), FrontStep::Aborted);
 }
 
 #[test]
