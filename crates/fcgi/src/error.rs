@@ -54,6 +54,8 @@ pub enum LimitExceeded {
     ParamsBytes { limit: usize },
     #[error("a name or value of {len} bytes, over the {limit}-byte limit (max_name_value_len)")]
     NameValueLength { len: usize, limit: usize },
+    #[error("more than {limit} name-value pairs (max_params_count)")]
+    ParamsCount { limit: usize },
     #[error("more than {limit} requests in flight on one connection (max_requests_per_connection)")]
     RequestsInFlight { limit: usize },
     #[error("stdin over the {limit}-byte buffer limit (max_stdin_buffered)")]

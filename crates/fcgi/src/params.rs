@@ -83,6 +83,13 @@ impl Params {
                 }
                 .into());
             }
+            // A GET_VALUES record is one record, 64 KiB at most: only a PARAMS stream can grow.
+            if stream == RecordType::Params && pairs.len() == limits.max_params_count {
+                return Err(LimitExceeded::ParamsCount {
+                    limit: limits.max_params_count,
+                }
+                .into());
+            }
             let name = body.slice(at..at + name_len);
             let value = body.slice(at + name_len..end);
             pairs.push((name, value));
@@ -248,6 +255,21 @@ mod tests {
             RecordType::Params,
             &Limits::default(),
         )
+    }
+
+    #[test]
+    fn a_flood_of_empty_pairs_is_refused_at_the_count_limit() {
+        let limits = Limits::default();
+        // 1 MiB of `00 00`: within the byte limit, half a million empty pairs.
+        let flood = vec![0u8; Limits::DEFAULT_MAX_PARAMS_BYTES];
+        let err = Params::decode(Bytes::from(flood), RecordType::Params, &limits).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "FastCGI peer exceeded a limit: more than 1024 name-value pairs (max_params_count)"
+        );
+        let at_limit = vec![0u8; 2 * limits.max_params_count];
+        let params = Params::decode(Bytes::from(at_limit), RecordType::Params, &limits).unwrap();
+        assert_eq!(params.iter().count(), limits.max_params_count);
     }
 
     #[test]
