@@ -271,3 +271,33 @@ fn a_pool_that_would_run_as_root_is_refused_unless_asked_for() {
     }
     check(&[]).assert_success();
 }
+
+/// A FIFO named like an account file would stall whoever reads it: it is refused as not a
+/// regular file, and plexer keeps answering.
+#[test]
+fn an_account_file_that_is_not_a_regular_file_is_refused_without_a_stall() {
+    let scratch = Scratch::new();
+    let plexer = plexer(&scratch);
+    let fifo = plexer.account_file("fifo");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    let refused = plexer.accounts(&["reload", "fifo"]);
+    refused.assert_failure();
+    let said = refused.stderr_text();
+    assert!(said.contains("is not a regular file"), "{said}");
+    // The watcher saw it too, and plexer still answers at once.
+    let listed = plexer.accounts(&["list"]);
+    listed.assert_success();
+    assert_eq!(plexer.account_of(Some(&plexer.cookie("bob"))), "bob");
+    let logged = |e: &Event| {
+        e.text("refused")
+            .is_some_and(|why| why.contains("fifo.yaml is not a regular file"))
+    };
+    assert!(
+        wait_for(
+            || find(&plexer.log(), logged).is_some(),
+            Duration::from_secs(5)
+        ),
+        "{}",
+        plexer.log()
+    );
+}

@@ -145,16 +145,37 @@ pub(crate) fn is_account_file(path: &Path) -> bool {
     !hidden && path.extension().is_some_and(|ext| ext == "yaml")
 }
 
+/// An account file's text. Opened without blocking and refused unless it is a regular file: a
+/// FIFO named `x.yaml` would otherwise stall whoever reads it, the request path included.
+pub(crate) fn read_account_file(file: &Path) -> Result<String, ConfigError> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let read_failed = |error| ConfigError::Read {
+        file: file.to_owned(),
+        error,
+    };
+    let mut opened = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NONBLOCK)
+        .open(file)
+        .map_err(read_failed)?;
+    if !opened.metadata().map_err(read_failed)?.is_file() {
+        return Err(ConfigError::NotAFile {
+            file: file.to_owned(),
+        });
+    }
+    let mut text = String::new();
+    opened.read_to_string(&mut text).map_err(read_failed)?;
+    Ok(text)
+}
+
 impl Registry {
     /// Reads every account file in `dir`, checked against `rules`.
     pub fn load(dir: &Path, rules: &AccountRules) -> Result<Self, ConfigError> {
         let files = account_files(dir)?;
         let mut registry = Self::default();
         for file in files {
-            let text = std::fs::read_to_string(&file).map_err(|error| ConfigError::Read {
-                file: file.clone(),
-                error,
-            })?;
+            let text = read_account_file(&file)?;
             registry.insert(Self::account(&file, &text, rules)?)?;
         }
         Ok(registry)

@@ -29,7 +29,7 @@ use crate::config::{AuditMode, Config};
 use crate::cookie::Keys;
 use crate::in_flight::InFlight;
 use crate::live::{AccountCounters, Generation, Snapshot, State, Target};
-use crate::registry::{Account, AccountRules, Backend, Registry, account_files};
+use crate::registry::{Account, AccountRules, Backend, Registry, account_files, read_account_file};
 use files::{FileStamp, remove_durably, write_atomically};
 
 pub use add::AddAccount;
@@ -541,10 +541,7 @@ impl Manager {
             return Err(AccountsError::NoFile { name, file });
         }
         let stamp = FileStamp::of(&file).ok();
-        let text = match std::fs::read_to_string(&file) {
-            Ok(text) => text,
-            Err(source) => return Err(AccountsError::Read { file, source }),
-        };
+        let text = read_account_file(&file)?;
         let rules = AccountRules::from_config(&next.config);
         let account = Registry::account(&file, &text, &rules)?;
         let mut applied = Applied::default();
@@ -910,13 +907,9 @@ fn scan_dir(
             continue; // gone since the listing: the next event removes it
         };
         if seen.get(file) != Some(&stamp) {
-            let account = match std::fs::read_to_string(file) {
-                Ok(text) => Registry::account(file, &text, rules).map_err(AccountsError::from),
-                Err(source) => Err(AccountsError::Read {
-                    file: file.clone(),
-                    source,
-                }),
-            };
+            let account = read_account_file(file)
+                .and_then(|text| Registry::account(file, &text, rules))
+                .map_err(AccountsError::from);
             changed.push((file.clone(), stamp, account));
         }
     }

@@ -32,6 +32,12 @@ pub enum ConfigError {
         file: PathBuf,
         error: std::io::Error,
     },
+    #[error(
+        "{} is not a regular file: an account file must be one (a FIFO or a device would stall \
+         plexer); remove it or replace it with a file",
+        file.display()
+    )]
+    NotAFile { file: PathBuf },
     #[error("{}:{line}:{column}: {message}", file.display())]
     Parse {
         file: PathBuf,
