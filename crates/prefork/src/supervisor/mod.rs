@@ -98,7 +98,9 @@ impl Supervisor {
         Ok(Self { inner })
     }
 
-    /// Starts a pool whose workers run `command` and listen on `sockets`.
+    /// Starts a pool whose workers run `command` and listen on `sockets`. A per-worker socket
+    /// directory is made mode 0700: only plexer connects to those sockets (the workers get
+    /// theirs as fd 0), so no tenant needs to look in.
     pub fn add_pool(
         &self,
         name: &str,
@@ -107,7 +109,7 @@ impl Supervisor {
         sockets: Sockets,
     ) -> Result<PoolHandle, SupervisorError> {
         if let Sockets::PerWorker(dir) = &sockets {
-            std::fs::create_dir_all(dir).map_err(|error| SupervisorError::SocketDir {
+            private_dir(dir).map_err(|error| SupervisorError::SocketDir {
                 pool: name.to_owned(),
                 path: dir.clone(),
                 error,
@@ -553,4 +555,62 @@ fn now_nanos() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.subsec_nanos().into())
+}
+
+/// Creates `dir` mode 0700 (its parents as the umask makes them), or takes it when it is
+/// already a directory of that mode; a symlink or anything else in its place is refused, so
+/// the sockets never land where another user pointed.
+fn private_dir(dir: &Path) -> io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    if let Some(parent) = dir.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(e),
+    }
+    let meta = std::fs::symlink_metadata(dir)?;
+    if !meta.is_dir() {
+        return Err(io::Error::other(
+            "not a directory (a symlink or a file is in its place)",
+        ));
+    }
+    if meta.permissions().mode() & 0o7777 != 0o700 {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod private_dir_tests {
+    use super::*;
+
+    fn mode(path: &Path) -> u32 {
+        std::fs::symlink_metadata(path)
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o7777
+    }
+
+    #[test]
+    fn worker_socket_directories_are_private_and_never_a_symlink() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("workers/bob.1");
+        private_dir(&dir).unwrap();
+        assert_eq!(mode(&dir), 0o700);
+        // One that exists, too open: made private.
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        private_dir(&dir).unwrap();
+        assert_eq!(mode(&dir), 0o700);
+        // A symlink in its place is refused, and what it points to is left alone.
+        let elsewhere = root.path().join("elsewhere");
+        std::fs::create_dir(&elsewhere).unwrap();
+        std::fs::set_permissions(&elsewhere, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let link = root.path().join("workers/bob.2");
+        std::os::unix::fs::symlink(&elsewhere, &link).unwrap();
+        assert!(private_dir(&link).is_err());
+        assert_eq!(mode(&elsewhere), 0o755);
+    }
 }
