@@ -195,3 +195,38 @@ fn a_kept_connection_closed_as_the_next_request_arrives_gets_that_request_again_
         third.body_text()
     );
 }
+
+/// SIGTERM drains every request in flight, not only the managed pools': a request to a
+/// `socket:` account that is being served when plexer is told to stop gets its whole answer,
+/// and so does one to a managed account.
+#[test]
+fn sigterm_lets_requests_to_socket_apps_and_pools_finish() {
+    let scratch = Scratch::new();
+    let app = Hello::builder().listen(Listen::SocketUnix).start(&scratch);
+    let path = app.addr().unix_path().unwrap().display().to_string();
+    let account = format!("users: [ext]\nsocket: unix:{path}\nmax_children: 1\n");
+    let mut plexer = PlexerServe::start(
+        &scratch,
+        ServeSetup {
+            accounts: &[("login", ""), ("bob", "users: [bob]"), ("ext", &account)],
+            ..ServeSetup::default()
+        },
+    );
+    let (ext, bob) = (plexer.cookie("ext"), plexer.cookie("bob"));
+    let answers = std::thread::scope(|s| {
+        let external = s.spawn(|| plexer.get(Some(&ext), "/ext?sleep=1500"));
+        // Over well before the app's: the pools' drain alone would not wait for the app.
+        let managed = s.spawn(|| plexer.get(Some(&bob), "/bob?sleep=600"));
+        std::thread::sleep(Duration::from_millis(400)); // both being served
+        plexer.process.signal(nix::sys::signal::Signal::SIGTERM);
+        [external.join().unwrap(), managed.join().unwrap()]
+    });
+    for (response, answer) in &answers {
+        assert_eq!(response.status(), Some("200"));
+        assert!(answer.get("uri").contains("?sleep="), "{}", answer.get("uri"));
+    }
+    assert_eq!(answers[0].1.get("account"), "ext");
+    assert_eq!(answers[1].1.get("account"), "bob");
+    let status = plexer.process.wait_exit(Duration::from_secs(10));
+    assert!(status.is_some_and(|s| s.success()), "{}", plexer.log());
+}

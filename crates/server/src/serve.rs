@@ -17,6 +17,8 @@ use plexer_prefork::listen::{self, SocketAccess, parse_mode};
 use plexer_prefork::supervisor::Supervisor;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::net::{TcpListener, UnixListener, UnixStream};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::accounts::{AccountsError, Manager, runs_as_root_only_if_asked};
 use crate::config::Config;
@@ -121,12 +123,16 @@ pub async fn run(config_file: &Path, options: ServeOptions) -> Result<(), ServeE
         "serving {} accounts",
         state.snapshot().registry.len()
     ));
+    // Every web-server connection, so that a stop waits for the requests in flight on them,
+    // whichever kind of account they go to.
+    let connections = TaskTracker::new();
+    let shutdown = CancellationToken::new();
     let timeout = loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(stream) => {
-                    let state = Arc::clone(&state);
-                    tokio::spawn(async move { serve_connection(stream, state).await });
+                    let (state, shutdown) = (Arc::clone(&state), shutdown.clone());
+                    connections.spawn(serve_connection(stream, state, shutdown));
                 }
                 Err(err) => {
                     tracing::warn!(error = %err, "accept failed");
@@ -154,8 +160,27 @@ pub async fn run(config_file: &Path, options: ServeOptions) -> Result<(), ServeE
     drop(listener);
     control_task.abort();
     audit_task.abort();
-    manager.stop(timeout).await;
+    shutdown.cancel();
+    drain(&manager, &connections, timeout).await;
     Ok(())
+}
+
+/// Waits, for `timeout` at most, for the requests in flight on every web-server connection
+/// (which end once theirs has) while the pools drain theirs.
+async fn drain(manager: &Manager, connections: &TaskTracker, timeout: Duration) {
+    connections.close();
+    let connections_done = async {
+        if tokio::time::timeout(timeout, connections.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                connections = connections.len(),
+                "drain_timeout passed: requests still in flight are cut"
+            );
+        }
+    };
+    tokio::join!(manager.stop(timeout), connections_done);
 }
 
 /// SIGHUP: the config and every account file again, off the accept loop.
@@ -257,22 +282,23 @@ fn from_systemd(activated: Activated) -> std::io::Result<Listener> {
     })
 }
 
-async fn serve_connection(stream: Stream, state: Arc<State>) {
+async fn serve_connection(stream: Stream, state: Arc<State>, shutdown: CancellationToken) {
     match stream {
         Stream::Unix(s) => {
             let (rd, wr) = s.into_split();
-            serve_front(rd, wr, state).await;
+            serve_front(rd, wr, state, shutdown).await;
         }
         Stream::Tcp(s) => {
             let _ = s.set_nodelay(true);
             let (rd, wr) = s.into_split();
-            serve_front(rd, wr, state).await;
+            serve_front(rd, wr, state, shutdown).await;
         }
     }
 }
 
 /// Serves one web-server connection: its requests one after another, each routed on its own.
-async fn serve_front<R, W>(rd: R, wr: W, state: Arc<State>)
+/// Once `shutdown` is cancelled it takes no new request: it ends when none is in flight.
+async fn serve_front<R, W>(rd: R, wr: W, state: Arc<State>, shutdown: CancellationToken)
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
@@ -292,6 +318,7 @@ where
         pending: Outbox::new(),
     };
     let mut room = relay::ReadRoom::new();
+    let mut stopping = false;
     loop {
         let head = loop {
             match front.conn.poll_event() {
@@ -312,6 +339,12 @@ where
             if front.conn.is_closing() && front.pending.is_empty() {
                 return;
             }
+            let between_requests = front.conn.active_requests() == 0
+                && front.conn.read_buf().is_empty()
+                && front.pending.is_empty();
+            if stopping && between_requests {
+                return;
+            }
             room.make(front.conn.read_buf());
             tokio::select! {
                 // A peer that sends management records and never reads the answers stops
@@ -328,6 +361,7 @@ where
                         return;
                     }
                 }
+                () = shutdown.cancelled(), if !stopping => stopping = true,
             }
         };
         if request::handle(&mut front, head, &state).await == AfterRequest::Close {

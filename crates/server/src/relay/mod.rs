@@ -127,6 +127,26 @@ pub(crate) struct Relay<'a> {
     pub rewrite: &'a (dyn Fn(&mut ResponseHead) + Sync),
 }
 
+impl Relay<'_> {
+    /// The exchange of this request on a backend connection (`kept`: it carried an earlier
+    /// request), sending first what an earlier attempt took from the web server.
+    fn begin(
+        &self,
+        kept: bool,
+        earlier: Resend,
+        backend: &mut ClientConnection,
+    ) -> Result<Exchange, Ended> {
+        Exchange::begin(
+            self.front_id,
+            self.params,
+            self.limits,
+            kept,
+            earlier,
+            backend,
+        )
+    }
+}
+
 /// Writes some of `outbox` with one vectored write.
 pub(crate) async fn write_some<W: AsyncWrite + Unpin>(
     wr: &mut W,
@@ -171,15 +191,7 @@ where
 {
     let (mut back_rd, mut back_wr) = tokio::io::split(backend);
     let mut back_conn = ClientConnection::new(relay.limits.clone());
-    let begun = Exchange::begin(
-        relay.front_id,
-        relay.params,
-        relay.limits,
-        kept,
-        earlier,
-        &mut back_conn,
-    );
-    let mut exchange = match begun {
+    let mut exchange = match relay.begin(kept, earlier, &mut back_conn) {
         Ok(exchange) => exchange,
         Err(ended) => return Ok(ended),
     };
@@ -188,7 +200,8 @@ where
     let mut stderr_lines = StderrLines::new(relay.account, relay.worker);
     let sleep = tokio::time::sleep_until(relay.deadline.into());
     tokio::pin!(sleep);
-    loop {
+    // Whether the web server aborted the request (ABORT_REQUEST), rather than went away.
+    let aborted = loop {
         let pumped = exchange.pump(
             &mut front.conn,
             &mut back_conn,
@@ -200,12 +213,8 @@ where
         match pumped {
             Pump::Wait => {}
             Pump::Ended(ended) => return Ok(ended),
-            Pump::Abandon => break,
-            Pump::Aborted => {
-                let backend = (back_conn, &mut back_rd, &mut back_wr, back_pending);
-                let worker_free = abandon(&exchange, backend).await;
-                return Ok(Ended::Aborted { worker_free });
-            }
+            Pump::Abandon => break false,
+            Pump::Aborted => break true,
         }
         front_room.make(front.conn.read_buf());
         back_room.make(back_conn.read_buf());
@@ -235,11 +244,14 @@ where
             () = &mut sleep => return Ok(exchange.timed_out()),
         }
         // The web server's connection closed or failed: its client left.
-        break;
-    }
+        break false;
+    };
     let backend = (back_conn, &mut back_rd, &mut back_wr, back_pending);
     let worker_free = abandon(&exchange, backend).await;
-    Ok(Ended::ClientGone { worker_free })
+    Ok(match aborted {
+        true => Ended::Aborted { worker_free },
+        false => Ended::ClientGone { worker_free },
+    })
 }
 
 /// Relays one request on `backend` until it ends (`kept`: the connection carried an earlier
