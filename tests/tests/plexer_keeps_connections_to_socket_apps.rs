@@ -223,7 +223,11 @@ fn sigterm_lets_requests_to_socket_apps_and_pools_finish() {
     });
     for (response, answer) in &answers {
         assert_eq!(response.status(), Some("200"));
-        assert!(answer.get("uri").contains("?sleep="), "{}", answer.get("uri"));
+        assert!(
+            answer.get("uri").contains("?sleep="),
+            "{}",
+            answer.get("uri")
+        );
     }
     assert_eq!(answers[0].1.get("account"), "ext");
     assert_eq!(answers[1].1.get("account"), "bob");

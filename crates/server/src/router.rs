@@ -51,15 +51,18 @@ pub(crate) enum Decision {
 /// once. (nginx before 1.23 passes two `Cookie:` header lines as two `HTTP_COOKIE` params.)
 const SINGLE_PARAMS: [&str; 3] = ["HTTP_COOKIE", "REMOTE_ADDR", "REMOTE_USER"];
 
-/// The first of [`SINGLE_PARAMS`] that `params` holds more than once.
+/// The first of [`SINGLE_PARAMS`] that `params` holds more than once, in one pass.
 fn duplicated(params: &Params) -> Option<&'static str> {
-    SINGLE_PARAMS.into_iter().find(|name| {
-        params
-            .iter()
-            .filter(|(n, _)| *n == name.as_bytes())
-            .nth(1)
-            .is_some()
-    })
+    let mut seen = [false; SINGLE_PARAMS.len()];
+    for (name, _) in params.iter() {
+        let Some(i) = SINGLE_PARAMS.iter().position(|s| s.as_bytes() == name) else {
+            continue;
+        };
+        if std::mem::replace(&mut seen[i], true) {
+            return Some(SINGLE_PARAMS[i]);
+        }
+    }
+    None
 }
 
 /// The status page's formats (php-fpm's `?json`, `?openmetrics`, `?html`; text by default).

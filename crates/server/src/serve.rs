@@ -10,6 +10,7 @@
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use plexer_fcgi::{Address, Outbox, ServerConfig, ServerConnection, ServerEvent};
@@ -17,8 +18,6 @@ use plexer_prefork::listen::{self, SocketAccess, parse_mode};
 use plexer_prefork::supervisor::Supervisor;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::net::{TcpListener, UnixListener, UnixStream};
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 use crate::accounts::{AccountsError, Manager, runs_as_root_only_if_asked};
 use crate::config::Config;
@@ -123,16 +122,15 @@ pub async fn run(config_file: &Path, options: ServeOptions) -> Result<(), ServeE
         "serving {} accounts",
         state.snapshot().registry.len()
     ));
-    // Every web-server connection, so that a stop waits for the requests in flight on them,
-    // whichever kind of account they go to.
-    let connections = TaskTracker::new();
-    let shutdown = CancellationToken::new();
+    // The web-server connections with a request in flight, so that a stop waits for them,
+    // whichever kind of account they go to (a pool's drain alone waits for its own).
+    let busy = Busy::default();
     let timeout = loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(stream) => {
-                    let (state, shutdown) = (Arc::clone(&state), shutdown.clone());
-                    connections.spawn(serve_connection(stream, state, shutdown));
+                    let (state, busy) = (Arc::clone(&state), busy.clone());
+                    tokio::spawn(serve_connection(stream, state, busy));
                 }
                 Err(err) => {
                     tracing::warn!(error = %err, "accept failed");
@@ -160,27 +158,54 @@ pub async fn run(config_file: &Path, options: ServeOptions) -> Result<(), ServeE
     drop(listener);
     control_task.abort();
     audit_task.abort();
-    shutdown.cancel();
-    drain(&manager, &connections, timeout).await;
+    drain(&manager, &busy, timeout).await;
     Ok(())
 }
 
 /// Waits, for `timeout` at most, for the requests in flight on every web-server connection
-/// (which end once theirs has) while the pools drain theirs.
-async fn drain(manager: &Manager, connections: &TaskTracker, timeout: Duration) {
-    connections.close();
-    let connections_done = async {
-        if tokio::time::timeout(timeout, connections.wait())
-            .await
-            .is_err()
-        {
+/// while the pools drain theirs.
+async fn drain(manager: &Manager, busy: &Busy, timeout: Duration) {
+    let idle = async {
+        if tokio::time::timeout(timeout, busy.idle()).await.is_err() {
             tracing::warn!(
-                connections = connections.len(),
+                connections = busy.count(),
                 "drain_timeout passed: requests still in flight are cut"
             );
         }
     };
-    tokio::join!(manager.stop(timeout), connections_done);
+    tokio::join!(manager.stop(timeout), idle);
+}
+
+/// How many web-server connections have a request in flight (or its answer still to write):
+/// two atomic operations a request; a stop looks every 10 ms.
+#[derive(Clone, Default)]
+struct Busy(Arc<AtomicUsize>);
+
+/// One connection counted busy while it lives.
+struct BusyGuard(Arc<AtomicUsize>);
+
+impl Busy {
+    fn enter(&self) -> BusyGuard {
+        self.0.fetch_add(1, Ordering::Relaxed);
+        BusyGuard(Arc::clone(&self.0))
+    }
+
+    fn count(&self) -> usize {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    /// Until no connection is busy.
+    async fn idle(&self) {
+        while self.count() > 0 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+impl Drop for BusyGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// SIGHUP: the config and every account file again, off the accept loop.
@@ -282,23 +307,23 @@ fn from_systemd(activated: Activated) -> std::io::Result<Listener> {
     })
 }
 
-async fn serve_connection(stream: Stream, state: Arc<State>, shutdown: CancellationToken) {
+async fn serve_connection(stream: Stream, state: Arc<State>, busy: Busy) {
     match stream {
         Stream::Unix(s) => {
             let (rd, wr) = s.into_split();
-            serve_front(rd, wr, state, shutdown).await;
+            serve_front(rd, wr, state, busy).await;
         }
         Stream::Tcp(s) => {
             let _ = s.set_nodelay(true);
             let (rd, wr) = s.into_split();
-            serve_front(rd, wr, state, shutdown).await;
+            serve_front(rd, wr, state, busy).await;
         }
     }
 }
 
 /// Serves one web-server connection: its requests one after another, each routed on its own.
-/// Once `shutdown` is cancelled it takes no new request: it ends when none is in flight.
-async fn serve_front<R, W>(rd: R, wr: W, state: Arc<State>, shutdown: CancellationToken)
+/// Counted in `busy` from a request's head to the last byte of its answer.
+async fn serve_front<R, W>(rd: R, wr: W, state: Arc<State>, busy: Busy)
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
@@ -318,11 +343,14 @@ where
         pending: Outbox::new(),
     };
     let mut room = relay::ReadRoom::new();
-    let mut stopping = false;
+    let mut serving: Option<BusyGuard> = None;
     loop {
         let head = loop {
             match front.conn.poll_event() {
-                Ok(Some(ServerEvent::Request(head))) => break head,
+                Ok(Some(ServerEvent::Request(head))) => {
+                    serving.get_or_insert_with(|| busy.enter());
+                    break head;
+                }
                 // Aborted before its params ended: never routed, so it is ended here.
                 Ok(Some(ServerEvent::Abort { id })) => {
                     let _ = front.conn.end_request(id, 0);
@@ -339,11 +367,8 @@ where
             if front.conn.is_closing() && front.pending.is_empty() {
                 return;
             }
-            let between_requests = front.conn.active_requests() == 0
-                && front.conn.read_buf().is_empty()
-                && front.pending.is_empty();
-            if stopping && between_requests {
-                return;
+            if front.pending.is_empty() && front.conn.read_buf().is_empty() {
+                serving = None; // the last answer is out: idle until the next request
             }
             room.make(front.conn.read_buf());
             tokio::select! {
@@ -361,7 +386,6 @@ where
                         return;
                     }
                 }
-                () = shutdown.cancelled(), if !stopping => stopping = true,
             }
         };
         if request::handle(&mut front, head, &state).await == AfterRequest::Close {
