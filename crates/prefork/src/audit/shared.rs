@@ -17,7 +17,7 @@
 //! - listening sockets (the FastCGI socket on descriptor 0), datagram sockets (syslog), pipes,
 //!   other files, and the standard output and error: shared by design, never reported.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::os::fd::RawFd;
 use std::path::PathBuf;
@@ -317,8 +317,13 @@ impl AuditRound {
                 Err(e) if e.is_gone_process() => continue,
                 Err(e) => return Err(e),
             };
+            let link_of: HashMap<RawFd, &str> = links
+                .iter()
+                .map(|(fd, link)| (*fd, link.as_str()))
+                .collect();
             for descriptor in descriptors {
-                let holders = held.holders_of(pid, descriptor.fd);
+                let link = link_of.get(&descriptor.fd).copied().unwrap_or_default();
+                let holders = held.holders_of(pid, descriptor.fd, link);
                 classified.push((descriptor, holders));
             }
         }
@@ -490,6 +495,7 @@ fn may_be_a_connection(link: &str, (pid, fd): (Pid, RawFd)) -> bool {
 
 /// The links two or more processes hold, and who holds each.
 struct HeldTwice {
+    /// Every holder of each shared link, the first holder first.
     by_link: BTreeMap<String, Vec<(Pid, RawFd)>>,
     /// Every socket any process of the pool holds, shared or not, by inode.
     sockets: HashSet<u64>,
@@ -507,10 +513,11 @@ impl HeldTwice {
         by_pid
     }
 
-    fn holders_of(&self, pid: Pid, fd: RawFd) -> Vec<(Pid, RawFd)> {
+    /// Every holder of what descriptor `fd` of `pid` refers to, by its link: one lookup.
+    fn holders_of(&self, pid: Pid, fd: RawFd, link: &str) -> Vec<(Pid, RawFd)> {
         self.by_link
-            .values()
-            .find(|holders| holders[0] == (pid, fd))
+            .get(link)
+            .filter(|holders| holders[0] == (pid, fd))
             .cloned()
             .unwrap_or_default()
     }
