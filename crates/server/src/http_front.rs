@@ -48,6 +48,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::gauge::{Gauge, OverLimit};
 use crate::host::host_without_port;
 use crate::relay::{self, HIGH_WATER};
 use crate::upstream;
@@ -95,7 +96,7 @@ pub(crate) async fn bind(addr: SocketAddr) -> Result<HttpFront, FrontError> {
 
 impl HttpFront {
     /// Accepts HTTP connections until the task is dropped; each is served in its own task.
-    pub(crate) async fn serve(self, upstream: Address) {
+    pub(crate) async fn serve(self, upstream: Address, max_connections: usize) {
         if !self.addr.ip().is_loopback() {
             tracing::warn!(
                 http = %self.addr,
@@ -105,6 +106,7 @@ impl HttpFront {
         }
         tracing::info!(http = %self.addr, upstream = %upstream, "HTTP front listening");
         let upstream = std::sync::Arc::new(upstream);
+        let (open, mut over_limit) = (Gauge::default(), OverLimit::default());
         loop {
             let (stream, peer) = match self.listener.accept().await {
                 Ok(accepted) => accepted,
@@ -113,6 +115,10 @@ impl HttpFront {
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 }
+            };
+            let Some(counted) = open.enter_below(max_connections) else {
+                over_limit.refused(max_connections, "the HTTP front");
+                continue; // dropped: closed
             };
             let _ = stream.set_nodelay(true);
             let ends = Ends {
@@ -133,6 +139,7 @@ impl HttpFront {
                 if let Err(err) = served {
                     tracing::debug!(%peer, error = %err, "HTTP connection ended");
                 }
+                drop(counted);
             });
         }
     }

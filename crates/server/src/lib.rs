@@ -28,6 +28,7 @@ mod audit_watch;
 pub mod config;
 pub mod control;
 pub mod cookie;
+mod gauge;
 mod host;
 mod http_front;
 mod in_flight;

@@ -79,6 +79,26 @@ pub(crate) fn timeout() -> Bytes {
     )
 }
 
+/// 408: the web server stopped sending the request (`body_timeout`).
+pub(crate) fn request_timeout() -> Bytes {
+    plain(
+        408,
+        "Request Timeout",
+        &[("Connection", "close")],
+        "408 Request Timeout: the request's body stopped arriving (body_timeout)",
+    )
+}
+
+/// 431: the request's params leave no room for the ones plexer adds.
+pub(crate) fn params_too_large(why: &str) -> Bytes {
+    plain(
+        431,
+        "Request Header Fields Too Large",
+        &[],
+        &format!("431 Request Header Fields Too Large: {why}\n"),
+    )
+}
+
 pub(crate) fn forbidden() -> Bytes {
     plain(403, "Forbidden", &[], "403 Forbidden")
 }

@@ -10,10 +10,9 @@
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use plexer_fcgi::{Address, Outbox, ServerConfig, ServerConnection, ServerEvent};
+use plexer_fcgi::{Address, Outbox, RequestHead, ServerConfig, ServerConnection, ServerEvent};
 use plexer_prefork::listen::{self, SocketAccess, parse_mode};
 use plexer_prefork::supervisor::Supervisor;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
@@ -22,9 +21,10 @@ use tokio::net::{TcpListener, UnixListener, UnixStream};
 use crate::accounts::{AccountsError, Manager, runs_as_root_only_if_asked};
 use crate::config::Config;
 use crate::cookie::Keys;
+use crate::gauge::{Gauge, GaugeGuard, OverLimit};
 use crate::live::State;
 use crate::registry::{AccountRules, Registry};
-use crate::relay::{self, Front};
+use crate::relay::{self, Front, FrontTimeouts};
 use crate::request::{self, AfterRequest};
 use crate::signals::{Asked, Signals};
 use crate::systemd::{self, Activated};
@@ -117,7 +117,8 @@ pub async fn run(config_file: &Path, options: ServeOptions) -> Result<(), ServeE
     let upstream = listener
         .address()
         .unwrap_or_else(|| state.snapshot().config.listen.clone());
-    let front = http.map(|front| tokio::spawn(front.serve(upstream)));
+    let max_connections = state.snapshot().config.max_connections;
+    let front = http.map(|front| tokio::spawn(front.serve(upstream, max_connections)));
     systemd::notify_ready(&format!(
         "serving {} accounts",
         state.snapshot().registry.len()
@@ -125,12 +126,21 @@ pub async fn run(config_file: &Path, options: ServeOptions) -> Result<(), ServeE
     // The web-server connections with a request in flight, so that a stop waits for them,
     // whichever kind of account they go to (a pool's drain alone waits for its own).
     let busy = Busy::default();
+    let (open, mut over_limit) = (Gauge::default(), OverLimit::default());
     let timeout = loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(stream) => {
+                    let max = state.snapshot().config.max_connections;
+                    let Some(counted) = open.enter_below(max) else {
+                        over_limit.refused(max, "listen");
+                        continue; // dropped: closed
+                    };
                     let (state, busy) = (Arc::clone(&state), busy.clone());
-                    tokio::spawn(serve_connection(stream, state, busy));
+                    tokio::spawn(async move {
+                        serve_connection(stream, state, busy).await;
+                        drop(counted);
+                    });
                 }
                 Err(err) => {
                     tracing::warn!(error = %err, "accept failed");
@@ -176,37 +186,9 @@ async fn drain(manager: &Manager, busy: &Busy, timeout: Duration) {
     tokio::join!(manager.stop(timeout), idle);
 }
 
-/// How many web-server connections have a request in flight (or its answer still to write):
-/// two atomic operations a request; a stop looks every 10 ms.
-#[derive(Clone, Default)]
-struct Busy(Arc<AtomicUsize>);
-
-/// One connection counted busy while it lives.
-struct BusyGuard(Arc<AtomicUsize>);
-
-impl Busy {
-    fn enter(&self) -> BusyGuard {
-        self.0.fetch_add(1, Ordering::Relaxed);
-        BusyGuard(Arc::clone(&self.0))
-    }
-
-    fn count(&self) -> usize {
-        self.0.load(Ordering::Relaxed)
-    }
-
-    /// Until no connection is busy.
-    async fn idle(&self) {
-        while self.count() > 0 {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    }
-}
-
-impl Drop for BusyGuard {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
-    }
-}
+/// The connections with a request in flight (or its answer still to write).
+type Busy = Gauge;
+type BusyGuard = GaugeGuard;
 
 /// SIGHUP: the config and every account file again, off the accept loop.
 fn reload_in_background(manager: &Arc<Manager>) {
@@ -331,65 +313,102 @@ where
     let config = ServerConfig {
         limits: state.limits.clone(),
         // One request per connection at a time, as every web server sends them; plexer takes
-        // any number of connections.
+        // up to `max_connections` connections.
         multiplex: false,
         max_conns: 65_535,
         max_reqs: 65_535,
     };
+    let snapshot = state.snapshot();
     let mut front = Front {
         conn: ServerConnection::new(config),
         rd,
         wr,
         pending: Outbox::new(),
+        timeouts: FrontTimeouts {
+            body: snapshot.config.body_timeout.0,
+            send: snapshot.config.send_timeout.0,
+        },
     };
+    drop(snapshot);
     let mut room = relay::ReadRoom::new();
     let mut serving: Option<BusyGuard> = None;
     loop {
-        let head = loop {
-            match front.conn.poll_event() {
-                Ok(Some(ServerEvent::Request(head))) => {
-                    serving.get_or_insert_with(|| busy.enter());
-                    break head;
-                }
-                // Aborted before its params ended: never routed, so it is ended here.
-                Ok(Some(ServerEvent::Abort { id })) => {
-                    let _ = front.conn.end_request(id, 0);
-                    continue;
-                }
-                Ok(Some(_)) => continue,
-                Ok(None) => {}
-                Err(err) => {
-                    tracing::warn!(error = %err, "closing a web-server connection");
-                    return;
-                }
-            }
-            front.pending.append(front.conn.outbox());
-            if front.conn.is_closing() && front.pending.is_empty() {
-                return;
-            }
-            if front.pending.is_empty() && front.conn.read_buf().is_empty() {
-                serving = None; // the last answer is out: idle until the next request
-            }
-            room.make(front.conn.read_buf());
-            tokio::select! {
-                // A peer that sends management records and never reads the answers stops
-                // being read rather than growing them without bound.
-                read = front.rd.read_buf(front.conn.read_buf()), if front.pending.len() < relay::HIGH_WATER => match read {
-                    Ok(n) if n > 0 => room.after_read(n),
-                    _ => {
-                        let _ = relay::flush(&mut front.wr, &mut front.pending).await;
-                        return;
-                    }
-                },
-                written = relay::write_some(&mut front.wr, &mut front.pending), if !front.pending.is_empty() => {
-                    if written.is_err() {
-                        return;
-                    }
-                }
-            }
+        let Some(head) = next_request(&mut front, &mut room, &mut serving, &busy).await else {
+            return;
         };
         if request::handle(&mut front, head, &state).await == AfterRequest::Close {
             return;
+        }
+    }
+}
+
+/// Reads the web server's next request, answering management records meanwhile; `None` when
+/// the connection is over. `serving` counts the connection busy from the request's head until
+/// its answer is out.
+async fn next_request<R, W>(
+    front: &mut Front<R, W>,
+    room: &mut relay::ReadRoom,
+    serving: &mut Option<BusyGuard>,
+    busy: &Busy,
+) -> Option<RequestHead>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    // When a byte last moved: a request begun, or an answer owed, waits only so long.
+    let mut progress = Instant::now();
+    loop {
+        match front.conn.poll_event() {
+            Ok(Some(ServerEvent::Request(head))) => {
+                serving.get_or_insert_with(|| busy.enter());
+                return Some(head);
+            }
+            // Aborted before its params ended: never routed, so it is ended here.
+            Ok(Some(ServerEvent::Abort { id })) => {
+                let _ = front.conn.end_request(id, 0);
+                continue;
+            }
+            Ok(Some(_)) => continue,
+            Ok(None) => {}
+            Err(err) => {
+                tracing::warn!(error = %err, "closing a web-server connection");
+                return None;
+            }
+        }
+        front.pending.append(front.conn.outbox());
+        if front.conn.is_closing() && front.pending.is_empty() {
+            return None;
+        }
+        let begun = front.conn.active_requests() > 0 || !front.conn.read_buf().is_empty();
+        if front.pending.is_empty() && !begun {
+            *serving = None; // the last answer is out: idle until the next request
+        }
+        let waiting = relay::waiting_for(&front.pending, begun);
+        let stall = front.timeouts.deadline(waiting, progress);
+        room.make(front.conn.read_buf());
+        tokio::select! {
+            // A peer that sends management records and never reads the answers stops
+            // being read rather than growing them without bound.
+            read = front.rd.read_buf(front.conn.read_buf()), if front.pending.len() < relay::HIGH_WATER => match read {
+                Ok(n) if n > 0 => {
+                    room.after_read(n);
+                    progress = Instant::now();
+                }
+                _ => {
+                    let _ = relay::flush_front(front).await;
+                    return None;
+                }
+            },
+            written = relay::write_some(&mut front.wr, &mut front.pending), if !front.pending.is_empty() => {
+                if written.is_err() {
+                    return None;
+                }
+                progress = Instant::now();
+            }
+            () = relay::until(stall) => {
+                tracing::info!(waited_for = ?waiting, "the web server kept a connection waiting past its timeout: closed");
+                return None;
+            }
         }
     }
 }

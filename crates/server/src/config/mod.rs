@@ -142,6 +142,37 @@ pub struct Config {
     pub socket_dirs: Vec<PathBuf>,
     #[serde(default)]
     pub pool: PoolKeys,
+    /// Web-server connections served at once; one more is closed as it arrives.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// The longest the web server may pause while it sends a request (its params, its body),
+    /// nginx's `client_body_timeout` idea: a slow body never holds a worker to the end of
+    /// `request_timeout`.
+    #[serde(default = "default_body_timeout")]
+    pub body_timeout: Span,
+    /// The longest the web server may go without taking any of an answer (nginx's
+    /// `send_timeout`).
+    #[serde(default = "default_send_timeout")]
+    pub send_timeout: Span,
+}
+
+/// Most connections plexer accepts when `max_connections` is not given: nginx's upstream
+/// keepalive pools and the requests queued for workers stay far below it, and a peer that
+/// opens connections without end stops here rather than at the file-descriptor limit.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
+/// The largest `max_connections` accepted: each connection costs a descriptor and a task.
+pub const MAX_CONNECTIONS: usize = 1 << 20;
+
+fn default_max_connections() -> usize {
+    DEFAULT_MAX_CONNECTIONS
+}
+
+fn default_body_timeout() -> Span {
+    Span(std::time::Duration::from_secs(10))
+}
+
+fn default_send_timeout() -> Span {
+    Span(std::time::Duration::from_secs(60))
 }
 
 fn default_drain_timeout() -> Span {
@@ -339,6 +370,22 @@ impl Config {
         }
         if self.route.max_age.0.is_zero() {
             return invalid("route.max_age is 0: every cookie would be expired".into());
+        }
+        if !(1..=MAX_CONNECTIONS).contains(&self.max_connections) {
+            return invalid(format!(
+                "max_connections {} is outside 1..={MAX_CONNECTIONS}",
+                self.max_connections
+            ));
+        }
+        for (key, span) in [
+            ("body_timeout", self.body_timeout),
+            ("send_timeout", self.send_timeout),
+        ] {
+            if span.0.is_zero() {
+                return invalid(format!(
+                    "{key} is 0: every request would time out; give a duration like 10s"
+                ));
+            }
         }
         // Without a command every account names its own (or a socket): checked per account.
         if self.pool.command.is_some() {

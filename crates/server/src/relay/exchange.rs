@@ -19,7 +19,7 @@ use plexer_fcgi::{
     ClientConnection, ClientEvent, Limits, Outbox, Params, Role, ServerConnection, ServerEvent,
 };
 
-use super::Ended;
+use super::{Ended, Stalled};
 use crate::app_stderr::StderrLines;
 
 /// Request body kept to send again should a kept connection turn out closed; a longer body
@@ -455,6 +455,22 @@ impl Exchange {
             head_sent: self.head_sent(),
             why,
         }
+    }
+
+    /// The web server kept plexer waiting past its timeout.
+    #[inline]
+    pub(super) fn stalled(&self, stalled: Stalled, worker_free: bool) -> Ended {
+        Ended::Stalled {
+            stalled,
+            head_sent: self.head_sent(),
+            worker_free,
+        }
+    }
+
+    /// Whether the rest of the request's body is still to come from the web server.
+    #[inline]
+    pub(super) fn awaits_body(&self) -> bool {
+        self.upload == Upload::Streaming
     }
 
     #[inline]

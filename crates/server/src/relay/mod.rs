@@ -14,6 +14,9 @@
 //! - [`Ended::BackendFailed`]: the backend died or broke the protocol: 502 if the head was not
 //!   sent yet; after it, the web server's connection is closed so the client sees the response
 //!   cut short rather than complete.
+//! - [`Ended::Stalled`]: the web server stopped sending the request's body for `body_timeout`
+//!   (408), or stopped taking the answer for `send_timeout`; the backend is told as when the
+//!   client leaves, so a slow body never holds a worker to the end of `request_timeout`.
 //!
 //! [`relay`] asks the backend to keep the connection (FCGI_KEEP_CONN). On a kept connection the
 //! app may have closed it (or close it as the request arrives) and answer nothing: the race
@@ -22,7 +25,7 @@
 //! method is idempotent.
 
 use std::io::IoSlice;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Buf;
 use plexer_fcgi::cgi::ResponseHead;
@@ -75,13 +78,65 @@ pub(crate) struct ConnectFailed {
     pub source: std::io::Error,
 }
 
-/// The web server's connection: its protocol state, its socket halves, and what waits to be
-/// written to it.
+/// The web server's connection: its protocol state, its socket halves, what waits to be
+/// written to it, and how long it may keep plexer waiting.
 pub(crate) struct Front<R, W> {
     pub conn: ServerConnection,
     pub rd: R,
     pub wr: W,
     pub pending: Outbox,
+    pub timeouts: FrontTimeouts,
+}
+
+/// How long the web server may keep plexer waiting: for the rest of a request it began
+/// (`body_timeout`), and to take some of an answer (`send_timeout`). Each runs from the last
+/// byte that moved, as nginx's `client_body_timeout` and `send_timeout` do.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct FrontTimeouts {
+    pub body: Duration,
+    pub send: Duration,
+}
+
+/// What the web server keeps plexer waiting for, when it does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Stalled {
+    /// The rest of a request: its params, its body.
+    Request,
+    /// To take the answer plexer has for it.
+    Answer,
+}
+
+impl FrontTimeouts {
+    /// When waiting for `stalled` ends the connection, the last byte having moved at
+    /// `progress`; `None`: plexer waits for nothing from the web server.
+    #[inline]
+    pub(crate) fn deadline(&self, stalled: Option<Stalled>, progress: Instant) -> Option<Instant> {
+        Some(match stalled? {
+            Stalled::Request => progress + self.body,
+            Stalled::Answer => progress + self.send,
+        })
+    }
+}
+
+/// Whom a connection waits for: the web server to read what is pending for it, else to send
+/// the rest of what it began (`request_open`).
+#[inline]
+pub(crate) fn waiting_for(pending: &Outbox, request_open: bool) -> Option<Stalled> {
+    if !pending.is_empty() {
+        Some(Stalled::Answer)
+    } else if request_open {
+        Some(Stalled::Request)
+    } else {
+        None
+    }
+}
+
+/// Until `deadline`, or forever without one.
+pub(crate) async fn until(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline.into()).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// How a relayed request ended.
@@ -112,6 +167,13 @@ pub(crate) enum Ended {
     BackendFailed {
         head_sent: bool,
         why: String,
+    },
+    /// The web server kept plexer waiting past its timeout (see [`FrontTimeouts`]);
+    /// `worker_free` as for [`Ended::ClientGone`].
+    Stalled {
+        stalled: Stalled,
+        head_sent: bool,
+        worker_free: bool,
     },
 }
 
@@ -173,6 +235,30 @@ pub(crate) async fn flush<W: AsyncWrite + Unpin>(
     wr.flush().await
 }
 
+/// Writes all that is pending for the web server, which must take some of it every
+/// `send_timeout`: a peer that never reads fails the write rather than holding the task.
+pub(crate) async fn flush_front<R, W: AsyncWrite + Unpin>(
+    front: &mut Front<R, W>,
+) -> std::io::Result<()> {
+    let patience = front.timeouts.send;
+    while !front.pending.is_empty() {
+        tokio::time::timeout(patience, write_some(&mut front.wr, &mut front.pending))
+            .await
+            .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
+    }
+    front.wr.flush().await
+}
+
+/// Why the relay stopped hearing from the web server.
+enum FrontGone {
+    /// Its connection closed or failed: its client left.
+    Closed,
+    /// It sent ABORT_REQUEST.
+    Aborted,
+    /// It kept plexer waiting past its timeout.
+    Stalled(Stalled),
+}
+
 /// One attempt of a request on `backend` (`kept`: the connection carried an earlier one),
 /// sending first what an earlier attempt took from the web server. `Err` only on a kept
 /// connection the app had closed before it answered anything. The decisions are
@@ -200,8 +286,9 @@ where
     let mut stderr_lines = StderrLines::new(relay.account, relay.worker);
     let sleep = tokio::time::sleep_until(relay.deadline.into());
     tokio::pin!(sleep);
-    // Whether the web server aborted the request (ABORT_REQUEST), rather than went away.
-    let aborted = loop {
+    // When a byte last moved between plexer and the web server.
+    let mut progress = Instant::now();
+    let gone = loop {
         let pumped = exchange.pump(
             &mut front.conn,
             &mut back_conn,
@@ -213,15 +300,23 @@ where
         match pumped {
             Pump::Wait => {}
             Pump::Ended(ended) => return Ok(ended),
-            Pump::Abandon => break false,
-            Pump::Aborted => break true,
+            Pump::Abandon => break FrontGone::Closed,
+            Pump::Aborted => break FrontGone::Aborted,
         }
         front_room.make(front.conn.read_buf());
         back_room.make(back_conn.read_buf());
+        // The body is the web server's to send only while the backend takes it.
+        let body_due = exchange.awaits_body() && back_pending.len() < HIGH_WATER;
+        let waiting = waiting_for(&front.pending, body_due);
+        let stall = front.timeouts.deadline(waiting, progress);
         tokio::select! {
-            read = front.rd.read_buf(front.conn.read_buf()), if back_pending.len() < HIGH_WATER => {
+            // Neither is the web server read while what plexer owes it is over HIGH_WATER:
+            // a peer that sends records and never reads the answers is not answered without
+            // bound.
+            read = front.rd.read_buf(front.conn.read_buf()), if back_pending.len() < HIGH_WATER && front.pending.len() < HIGH_WATER => {
                 if let Ok(n @ 1..) = read {
                     front_room.after_read(n);
+                    progress = Instant::now();
                     continue;
                 }
             }
@@ -234,6 +329,7 @@ where
             }
             written = write_some(&mut front.wr, &mut front.pending), if !front.pending.is_empty() => {
                 if written.is_ok() {
+                    progress = Instant::now();
                     continue;
                 }
             }
@@ -241,16 +337,20 @@ where
                 exchange.backend_written(written, &mut back_pending);
                 continue;
             }
+            () = until(stall) => {
+                break FrontGone::Stalled(waiting.expect("armed only while waiting"));
+            }
             () = &mut sleep => return Ok(exchange.timed_out()),
         }
         // The web server's connection closed or failed: its client left.
-        break false;
+        break FrontGone::Closed;
     };
     let backend = (back_conn, &mut back_rd, &mut back_wr, back_pending);
     let worker_free = abandon(&exchange, backend).await;
-    Ok(match aborted {
-        true => Ended::Aborted { worker_free },
-        false => Ended::ClientGone { worker_free },
+    Ok(match gone {
+        FrontGone::Closed => Ended::ClientGone { worker_free },
+        FrontGone::Aborted => Ended::Aborted { worker_free },
+        FrontGone::Stalled(stalled) => exchange.stalled(stalled, worker_free),
     })
 }
 
@@ -297,7 +397,7 @@ where
 }
 
 /// How long a backend gets to end a request the web server gave up on.
-pub(crate) const ABORT_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+pub(crate) const ABORT_WAIT: Duration = Duration::from_secs(1);
 
 /// The web server gave up on the request: tell the backend (ABORT_REQUEST) and wait briefly
 /// for its END_REQUEST, dropping whatever it still sends, so that the worker is free again

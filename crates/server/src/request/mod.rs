@@ -17,7 +17,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::net::UnixStream;
 
 use crate::live::{Generation, State};
-use crate::relay::{self, ConnectFailed, Ended, Front, Relay};
+use crate::relay::{self, ConnectFailed, Ended, Front, Relay, Stalled};
 use crate::responses::{self, HeadContext};
 use crate::router;
 use crate::upstream::{self, External};
@@ -49,6 +49,37 @@ pub(crate) enum Backend {
     Worker(Lease),
     /// An app someone else runs (`socket:`).
     External(Arc<External>),
+}
+
+impl Backend {
+    /// Gives a backend back that was never sent the request.
+    fn release_unused(self) {
+        if let Backend::Worker(lease) = self {
+            lease.release(plexer_prefork::pool::Outcome::Done);
+        }
+    }
+}
+
+/// Whether the params, with plexer's own added, still fit what a worker accepts (the same
+/// [`Limits`](plexer_fcgi::Limits) plexer reads the web server's with).
+fn within_limits(params: &plexer_fcgi::Params, limits: &plexer_fcgi::Limits) -> Result<(), String> {
+    let bytes = params.encoded_len().map_err(|err| err.to_string())?;
+    if bytes > limits.max_params_bytes {
+        return Err(format!(
+            "the request's params with plexer's own are {bytes} bytes, over the \
+             {}-byte limit (max_params_bytes)",
+            limits.max_params_bytes
+        ));
+    }
+    if params.len() > limits.max_params_count {
+        return Err(format!(
+            "the request has {} params with plexer's own, over the limit of {} \
+             (max_params_count)",
+            params.len(),
+            limits.max_params_count
+        ));
+    }
+    Ok(())
 }
 
 /// What the status page shows of the request a worker serves.
@@ -97,6 +128,13 @@ where
     if let Some(user) = &routed.user {
         params.push("PLEXER_USER", user.clone());
     }
+    // The web server's params fit the limits, but perhaps not with plexer's added: the app
+    // would refuse them, and a worker must never be lost for a client's input.
+    if let Err(why) = within_limits(&params, &state.limits) {
+        tracing::info!(account = %routed.account, "{why}: 431");
+        backend.release_unused();
+        return answer(front, id, responses::params_too_large(&why)).await;
+    }
     let rewrite = rewriter(&routed, &params, now);
     let uri = params.get_str("REQUEST_URI").unwrap_or("-");
     let relay = Relay {
@@ -144,6 +182,10 @@ where
         Ending::Done => AfterRequest::Next,
         Ending::Close => AfterRequest::Close,
         Ending::Answer(response) => answer(front, id, response).await,
+        Ending::AnswerThenClose(response) => {
+            answer(front, id, response).await;
+            AfterRequest::Close
+        }
         Ending::CutShort => cut_short(front).await,
         Ending::AbortAnswered => answer_abort(front, id).await,
     }
@@ -331,6 +373,24 @@ impl Finished<'_> {
                     false => Ending::Answer(responses::bad_gateway(&why)),
                 }
             }
+            Ended::Stalled {
+                stalled,
+                head_sent,
+                worker_free,
+            } => {
+                let (what, key) = match stalled {
+                    Stalled::Request => ("stopped sending the request", "body_timeout"),
+                    Stalled::Answer => ("stopped taking the answer", "send_timeout"),
+                };
+                tracing::warn!(account = %account, worker, uri, ?took, worker_free, "the web server {what} for {key}: the request is given up");
+                match (stalled, head_sent) {
+                    (Stalled::Request, false) => {
+                        Ending::AnswerThenClose(responses::request_timeout())
+                    }
+                    (Stalled::Request, true) => Ending::CutShort,
+                    (Stalled::Answer, _) => Ending::Close,
+                }
+            }
         }
     }
 }
@@ -344,6 +404,9 @@ enum Ending {
     Close,
     /// plexer's own answer (504, 502): nothing of the app's went out.
     Answer(Bytes),
+    /// plexer's own answer, and the connection closes: what the web server still sends of
+    /// the request belongs to no request.
+    AnswerThenClose(Bytes),
     /// The app's head went out: what was relayed is flushed, then the connection closes.
     CutShort,
     /// The web server aborted the request: it gets the END_REQUEST it waits for (§5.4), and
@@ -395,7 +458,7 @@ fn count(running: &Generation, error: bool) {
 /// the connection closes, so the client sees the response cut short; dropped, the relayed part
 /// would never arrive.
 async fn cut_short<R, W: AsyncWrite + Unpin>(front: &mut Front<R, W>) -> AfterRequest {
-    let _ = relay::flush(&mut front.wr, &mut front.pending).await;
+    let _ = relay::flush_front(front).await;
     AfterRequest::Close
 }
 
@@ -408,9 +471,7 @@ where
 {
     let ended = front.conn.end_request(id, 0).is_ok();
     front.pending.append(front.conn.outbox());
-    let flushed = relay::flush(&mut front.wr, &mut front.pending)
-        .await
-        .is_ok();
+    let flushed = relay::flush_front(front).await.is_ok();
     AfterRequest::from_sent(ended && flushed && !front.conn.is_closing())
 }
 
@@ -422,8 +483,6 @@ where
 {
     let sent = front.conn.stdout(id, response).is_ok() && front.conn.end_request(id, 0).is_ok();
     front.pending.append(front.conn.outbox());
-    let flushed = relay::flush(&mut front.wr, &mut front.pending)
-        .await
-        .is_ok();
+    let flushed = relay::flush_front(front).await.is_ok();
     AfterRequest::from_sent(sent && flushed)
 }

@@ -26,11 +26,16 @@ impl WorkerRelease {
             Ended::Completed { .. } => WorkerRelease::Done,
             Ended::TimedOut { .. } => WorkerRelease::TimedOut,
             // Ended, but the connection may hold the rest of its output: not kept.
-            Ended::ClientGone { worker_free: true } | Ended::Aborted { worker_free: true } => {
-                WorkerRelease::Done
-            }
+            Ended::ClientGone { worker_free: true }
+            | Ended::Aborted { worker_free: true }
+            | Ended::Stalled {
+                worker_free: true, ..
+            } => WorkerRelease::Done,
             Ended::ClientGone { worker_free: false }
             | Ended::Aborted { worker_free: false }
+            | Ended::Stalled {
+                worker_free: false, ..
+            }
             | Ended::BackendFailed { .. } => WorkerRelease::Broken,
         }
     }
@@ -49,6 +54,7 @@ impl WorkerRelease {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::relay::Stalled;
 
     fn completed(reusable: bool) -> Ended {
         Ended::Completed {
@@ -85,6 +91,24 @@ mod tests {
             ),
             (
                 Ended::Aborted { worker_free: false },
+                WorkerRelease::Broken,
+                Outcome::Broken,
+            ),
+            (
+                Ended::Stalled {
+                    stalled: Stalled::Request,
+                    head_sent: false,
+                    worker_free: true,
+                },
+                WorkerRelease::Done,
+                Outcome::Done,
+            ),
+            (
+                Ended::Stalled {
+                    stalled: Stalled::Answer,
+                    head_sent: true,
+                    worker_free: false,
+                },
                 WorkerRelease::Broken,
                 Outcome::Broken,
             ),
