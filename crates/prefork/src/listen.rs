@@ -123,16 +123,31 @@ fn remove_stale_socket(path: &Path) -> Result<(), BindError> {
     }
 }
 
+/// Sets owner and mode on the socket file `bind` just made, acting on that file itself: it is
+/// opened without following a symbolic link and checked to be a socket, and changed through
+/// the open descriptor, so a link swapped in at the path is never followed to another file.
 fn set_access(
     path: &Path,
     owner: Option<Uid>,
     group: Option<Gid>,
     mode: u32,
 ) -> Result<(), BindError> {
-    if owner.is_some() || group.is_some() {
-        nix::unistd::chown(path, owner, group).map_err(failed("change the owner of", path))?;
+    use nix::fcntl::{AtFlags, OFlag, open};
+    use nix::sys::stat::{Mode, SFlag, fstat};
+    let flags = OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    let file = open(path, flags, Mode::empty()).map_err(failed("open the socket file", path))?;
+    let stat = fstat(&file).map_err(failed("look at", path))?;
+    if SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT != SFlag::S_IFSOCK {
+        return Err(BindError::NotASocket(path.to_owned()));
     }
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+    if owner.is_some() || group.is_some() {
+        nix::unistd::fchownat(&file, "", owner, group, AtFlags::AT_EMPTY_PATH)
+            .map_err(failed("change the owner of", path))?;
+    }
+    // chmod has no "this descriptor" form for an O_PATH descriptor: its /proc link names the
+    // very inode opened (what glibc's fchmodat(AT_SYMLINK_NOFOLLOW) does too).
+    let opened = PathBuf::from(format!("/proc/self/fd/{}", file.as_raw_fd()));
+    std::fs::set_permissions(&opened, std::fs::Permissions::from_mode(mode))
         .map_err(failed("set the mode of", path))
 }
 
@@ -152,6 +167,23 @@ fn failed<'a, E: Into<std::io::Error>>(
 mod tests {
     use super::*;
     use std::os::unix::fs::MetadataExt;
+
+    #[test]
+    fn access_is_never_set_through_a_symbolic_link_at_the_socket_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("config.yaml");
+        std::fs::write(&target, "listen: x").unwrap();
+        std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let link = dir.path().join("app.sock");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        let set = set_access(&link, None, None, 0o666);
+        assert!(
+            set.is_err(),
+            "a link at the socket path is refused: {set:?}"
+        );
+        let mode = std::fs::metadata(&target).unwrap().mode() & 0o7777;
+        assert_eq!(mode, 0o600, "the file the link names keeps its mode");
+    }
 
     #[test]
     fn stale_sockets_are_replaced_live_ones_refused_and_access_applied() {

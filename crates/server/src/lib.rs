@@ -28,6 +28,7 @@ mod audit_watch;
 pub mod config;
 pub mod control;
 pub mod cookie;
+mod exposure;
 mod gauge;
 mod host;
 mod http_front;

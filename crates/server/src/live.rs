@@ -59,6 +59,8 @@ pub struct Generation {
     pub audit: AuditMode,
     /// Its workers' sockets, removed once it stopped.
     pub sockets_dir: Option<PathBuf>,
+    /// Why its workers could connect to `listen:` themselves, when they could.
+    pub exposed: Option<String>,
 }
 
 impl Generation {
@@ -74,6 +76,7 @@ impl Generation {
             in_flight: InFlight::default(),
             audit: AuditMode::Off,
             sockets_dir: None,
+            exposed: self.exposed.clone(),
         }
     }
 

@@ -165,7 +165,12 @@ pub(crate) fn route(
         return Decision::Ping;
     }
     if path == Some(config.status_path.as_str()) {
-        return status_decision(config, params);
+        // With a socket of its own, the status page is not served here: no param a client
+        // or a tenant sends opens it.
+        return match config.status_listen {
+            Some(_) => Decision::StatusForbidden,
+            None => status_decision(config, params),
+        };
     }
     let known = |name: &str| {
         AccountName::new(name)
@@ -199,15 +204,35 @@ pub(crate) fn route(
     }
 }
 
+/// A request on the `status_listen` socket, where whoever connects may see the status page:
+/// the page at `status_path`, `pong` at `ping_path`, and a 403 for anything else, which
+/// never reaches an account.
+pub(crate) fn route_status_socket(config: &Config, params: &Params) -> Decision {
+    if let Some(name) = duplicated(params) {
+        return Decision::Duplicated(name);
+    }
+    let path = request_path(params);
+    match path.as_deref() {
+        Some(path) if path == config.ping_path => Decision::Ping,
+        Some(path) if path == config.status_path => status_page(params),
+        _ => Decision::Forbidden,
+    }
+}
+
 /// The status page for an address in `status_allow`, in the format its query asks for.
 fn status_decision(config: &Config, params: &Params) -> Decision {
     let allowed = params
         .get_str("REMOTE_ADDR")
         .and_then(|addr| addr.parse::<IpAddr>().ok())
         .is_some_and(|addr| config.status_allow.contains(&addr));
-    if !allowed {
-        return Decision::StatusForbidden;
+    match allowed {
+        true => status_page(params),
+        false => Decision::StatusForbidden,
     }
+}
+
+/// The status page, in the format its query asks for.
+fn status_page(params: &Params) -> Decision {
     let query = params
         .get_str("QUERY_STRING")
         .or_else(|| {

@@ -18,13 +18,14 @@ use plexer_prefork::supervisor::Supervisor;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::net::{TcpListener, UnixListener, UnixStream};
 
-use crate::accounts::{AccountsError, Manager, runs_as_root_only_if_asked};
+use crate::accounts::{AccountsError, Manager, reaches_listen, runs_as_root_only_if_asked};
 use crate::config::Config;
 use crate::cookie::Keys;
+use crate::exposure::ListenAccess;
 use crate::gauge::{Gauge, GaugeGuard, OverLimit};
 use crate::live::State;
 use crate::registry::{AccountRules, Registry};
-use crate::relay::{self, Front, FrontTimeouts};
+use crate::relay::{self, Entry, Front, FrontTimeouts};
 use crate::request::{self, AfterRequest};
 use crate::signals::{Asked, Signals};
 use crate::systemd::{self, Activated};
@@ -46,8 +47,11 @@ pub enum ServeError {
         source: std::io::Error,
     },
     // Not a `source`: the message carries it, and a chain would print it twice.
-    #[error("listen: {0}")]
-    Bind(listen::BindError),
+    #[error("{key}: {error}")]
+    Bind {
+        key: &'static str,
+        error: listen::BindError,
+    },
     #[error("the control socket: {0}")]
     Control(listen::BindError),
     #[error(transparent)]
@@ -73,13 +77,18 @@ pub fn check(config_file: &Path, allow_root: bool) -> Result<(Config, Keys, Regi
     let config = Config::load(config_file)?;
     let keys = Keys::load(&config.secret_file)?;
     let registry = Registry::load(&config.accounts_dir, &AccountRules::from_config(&config))?;
+    let listen = ListenAccess::from_config(&config);
     for account in registry.accounts() {
         if let crate::registry::Backend::Managed(plan) = &account.backend {
-            runs_as_root_only_if_asked(plan, allow_root).map_err(|why| AccountsError::Start {
+            let refused = |why| AccountsError::Start {
                 file: account.file.clone(),
                 name: account.name.clone(),
                 why,
-            })?;
+            };
+            runs_as_root_only_if_asked(plan, allow_root).map_err(refused)?;
+            if let Some(why) = reaches_listen(plan, &config, listen).map_err(refused)? {
+                tracing::warn!(account = %account.name, file = %account.file.display(), "{why}");
+            }
         }
     }
     Ok((config, keys, registry))
@@ -92,6 +101,7 @@ pub async fn run(config_file: &Path, options: ServeOptions) -> Result<(), ServeE
     let keys = Keys::load(&config.secret_file)?;
     // Bound first: a socket another plexer serves refuses the start before any worker runs.
     let listener = bind(&config, options.activated).await?;
+    let status_listener = bind_status(&config).await?;
     let http = match options.http {
         Some(addr) => Some(http_front::bind(addr).await?),
         None => None,
@@ -103,7 +113,15 @@ pub async fn run(config_file: &Path, options: ServeOptions) -> Result<(), ServeE
     let control = control::bind(&control_path).map_err(ServeError::Control)?;
     let accounts_dir = config.accounts_dir.clone();
     let supervisor = Supervisor::start()?;
-    let manager = Manager::start(config_file, config, keys, supervisor, options.allow_root)?;
+    let listen_access = listener.access();
+    let manager = Manager::start(
+        config_file,
+        config,
+        keys,
+        supervisor,
+        options.allow_root,
+        listen_access,
+    )?;
     let state = Arc::clone(manager.state());
     tracing::info!(
         accounts = state.snapshot().registry.len(),
@@ -123,30 +141,11 @@ pub async fn run(config_file: &Path, options: ServeOptions) -> Result<(), ServeE
         "serving {} accounts",
         state.snapshot().registry.len()
     ));
-    // The web-server connections with a request in flight, so that a stop waits for them,
-    // whichever kind of account they go to (a pool's drain alone waits for its own).
-    let busy = Busy::default();
-    let (open, mut over_limit) = (Gauge::default(), OverLimit::default());
+    let mut accepting = Accepting::new(Arc::clone(&state));
     let timeout = loop {
         tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(stream) => {
-                    let max = state.snapshot().config.max_connections;
-                    let Some(counted) = open.enter_below(max) else {
-                        over_limit.refused(max, "listen");
-                        continue; // dropped: closed
-                    };
-                    let (state, busy) = (Arc::clone(&state), busy.clone());
-                    tokio::spawn(async move {
-                        serve_connection(stream, state, busy).await;
-                        drop(counted);
-                    });
-                }
-                Err(err) => {
-                    tracing::warn!(error = %err, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            },
+            accepted = listener.accept() => accepting.take(accepted, Entry::Listen).await,
+            accepted = accept_if(status_listener.as_ref()) => accepting.take(accepted, Entry::Status).await,
             asked = signals.next() => match asked {
                 Asked::Reload => reload_in_background(&manager),
                 // CONTRACT: SIGUSR1 reopens log files; plexer logs to stderr, which whoever
@@ -165,10 +164,10 @@ pub async fn run(config_file: &Path, options: ServeOptions) -> Result<(), ServeE
     if let Some(front) = front {
         front.abort();
     }
-    drop(listener);
+    drop((listener, status_listener));
     control_task.abort();
     audit_task.abort();
-    drain(&manager, &busy, timeout).await;
+    drain(&manager, &accepting.busy, timeout).await;
     Ok(())
 }
 
@@ -189,6 +188,59 @@ async fn drain(manager: &Manager, busy: &Busy, timeout: Duration) {
 /// The connections with a request in flight (or its answer still to write).
 type Busy = Gauge;
 type BusyGuard = GaugeGuard;
+
+/// What the accept loop keeps: the connections open (bounded by `max_connections`), and
+/// those with a request in flight, so that a stop waits for them whichever kind of account
+/// they go to (a pool's drain alone waits for its own).
+struct Accepting {
+    state: Arc<State>,
+    open: Gauge,
+    over_limit: OverLimit,
+    busy: Busy,
+}
+
+impl Accepting {
+    fn new(state: Arc<State>) -> Self {
+        Self {
+            state,
+            open: Gauge::default(),
+            over_limit: Default::default(),
+            busy: Busy::default(),
+        }
+    }
+
+    /// Serves an accepted connection in a task of its own, or closes it past
+    /// `max_connections`.
+    async fn take(&mut self, accepted: std::io::Result<Stream>, entry: Entry) {
+        let stream = match accepted {
+            Ok(stream) => stream,
+            Err(err) => {
+                tracing::warn!(error = %err, "accept failed");
+                // Out of descriptors, say: the next accept would fail at once as well.
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                return;
+            }
+        };
+        let max = self.state.snapshot().config.max_connections;
+        let Some(counted) = self.open.enter_below(max) else {
+            self.over_limit.refused(max, "listen");
+            return; // dropped: closed
+        };
+        let (state, busy) = (Arc::clone(&self.state), self.busy.clone());
+        tokio::spawn(async move {
+            serve_connection(stream, state, busy, entry).await;
+            drop(counted);
+        });
+    }
+}
+
+/// The next connection on `listener`, or never without one.
+async fn accept_if(listener: Option<&Listener>) -> std::io::Result<Stream> {
+    match listener {
+        Some(listener) => listener.accept().await,
+        None => std::future::pending().await,
+    }
+}
 
 /// SIGHUP: the config and every account file again, off the accept loop.
 fn reload_in_background(manager: &Arc<Manager>) {
@@ -222,6 +274,14 @@ impl Listener {
         })
     }
 
+    /// Who may connect, as far as the socket file's owner, group and mode say.
+    fn access(&self) -> ListenAccess {
+        match self.address() {
+            Some(Address::Unix(path)) => ListenAccess::of_socket_file(&path),
+            _ => ListenAccess::Anyone,
+        }
+    }
+
     /// Where it listens, as a client would connect; `None` for an unnamed unix socket.
     fn address(&self) -> Option<Address> {
         match self {
@@ -243,10 +303,6 @@ impl Drop for Listener {
 }
 
 async fn bind(config: &Config, activated: Option<Activated>) -> Result<Listener, ServeError> {
-    let listen_error = |source| ServeError::Listen {
-        address: config.listen.to_string(),
-        source,
-    };
     if let Some(activated) = activated {
         let listener = from_systemd(activated).map_err(|source| ServeError::Listen {
             address: "the socket systemd passed".into(),
@@ -256,14 +312,46 @@ async fn bind(config: &Config, activated: Option<Activated>) -> Result<Listener,
         tracing::info!(listen = %address, "listening on the socket systemd passed");
         return Ok(listener);
     }
-    let listener = match &config.listen {
+    let access = SocketAccess {
+        owner: config.listen_owner.as_deref(),
+        group: config.listen_group.as_deref(),
+        mode: config.listen_mode.as_deref().and_then(parse_mode),
+    };
+    let listener = bind_address("listen", &config.listen, &access).await?;
+    tracing::info!(listen = %config.listen, "listening");
+    Ok(listener)
+}
+
+/// The status page's own socket, when `status_listen` is set: owned by plexer, its group and
+/// mode as configured, so that who may see the page is who may connect.
+async fn bind_status(config: &Config) -> Result<Option<Listener>, ServeError> {
+    let Some(address) = &config.status_listen else {
+        return Ok(None);
+    };
+    let access = SocketAccess {
+        owner: None,
+        group: config.status_listen_group.as_deref(),
+        mode: config.status_listen_mode.as_deref().and_then(parse_mode),
+    };
+    let listener = bind_address("status_listen", address, &access).await?;
+    tracing::info!(status_listen = %address, "the status page listens on a socket of its own");
+    Ok(Some(listener))
+}
+
+/// Binds `address`, the value of the config's `key`.
+async fn bind_address(
+    key: &'static str,
+    address: &Address,
+    access: &SocketAccess<'_>,
+) -> Result<Listener, ServeError> {
+    let listen_error = |source| ServeError::Listen {
+        address: address.to_string(),
+        source,
+    };
+    Ok(match address {
         Address::Unix(path) => {
-            let access = SocketAccess {
-                owner: config.listen_owner.as_deref(),
-                group: config.listen_group.as_deref(),
-                mode: config.listen_mode.as_deref().and_then(parse_mode),
-            };
-            let listener = listen::bind_unix(path, &access).map_err(ServeError::Bind)?;
+            let listener =
+                listen::bind_unix(path, access).map_err(|error| ServeError::Bind { key, error })?;
             listener.set_nonblocking(true).map_err(listen_error)?;
             let listener = UnixListener::from_std(listener).map_err(listen_error)?;
             Listener::Unix(listener, Some(path.clone()))
@@ -271,9 +359,7 @@ async fn bind(config: &Config, activated: Option<Activated>) -> Result<Listener,
         Address::Tcp(hostport) => {
             Listener::Tcp(TcpListener::bind(hostport).await.map_err(listen_error)?)
         }
-    };
-    tracing::info!(listen = %config.listen, "listening");
-    Ok(listener)
+    })
 }
 
 fn from_systemd(activated: Activated) -> std::io::Result<Listener> {
@@ -289,23 +375,23 @@ fn from_systemd(activated: Activated) -> std::io::Result<Listener> {
     })
 }
 
-async fn serve_connection(stream: Stream, state: Arc<State>, busy: Busy) {
+async fn serve_connection(stream: Stream, state: Arc<State>, busy: Busy, entry: Entry) {
     match stream {
         Stream::Unix(s) => {
             let (rd, wr) = s.into_split();
-            serve_front(rd, wr, state, busy).await;
+            serve_front(rd, wr, state, busy, entry).await;
         }
         Stream::Tcp(s) => {
             let _ = s.set_nodelay(true);
             let (rd, wr) = s.into_split();
-            serve_front(rd, wr, state, busy).await;
+            serve_front(rd, wr, state, busy, entry).await;
         }
     }
 }
 
 /// Serves one web-server connection: its requests one after another, each routed on its own.
 /// Counted in `busy` from a request's head to the last byte of its answer.
-async fn serve_front<R, W>(rd: R, wr: W, state: Arc<State>, busy: Busy)
+async fn serve_front<R, W>(rd: R, wr: W, state: Arc<State>, busy: Busy, entry: Entry)
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
@@ -328,6 +414,7 @@ where
             body: snapshot.config.body_timeout.0,
             send: snapshot.config.send_timeout.0,
         },
+        entry,
     };
     drop(snapshot);
     let mut room = relay::ReadRoom::new();

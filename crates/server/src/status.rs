@@ -138,6 +138,9 @@ pub fn report(snapshot: &Snapshot, started: Instant, full: bool) -> Value {
             }
             None => merge(&mut entry, json!({ "state": "not running" })),
         }
+        if let Some(why) = running.and_then(|r| r.exposed.as_deref()) {
+            merge(&mut entry, json!({ "warning": why }));
+        }
         accounts.push(entry);
     }
     json!({

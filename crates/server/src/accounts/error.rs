@@ -74,6 +74,9 @@ pub enum LaunchError {
          gives each account its own), or write `user: root`, or start plexer with --allow-root"
     )]
     AsRoot,
+    /// Its workers could connect to `listen:` and the route trusts a param they could send.
+    #[error("{0}")]
+    SharedUser(String),
 }
 
 /// Why a new generation was not ready to take requests.

@@ -27,6 +27,7 @@ use crate::account::AccountName;
 use crate::config::DEFAULT_SLOW_REQUEST;
 use crate::config::{AuditMode, Config};
 use crate::cookie::Keys;
+use crate::exposure::{self, ListenAccess, Verdict, Who};
 use crate::in_flight::InFlight;
 use crate::live::{AccountCounters, Generation, Snapshot, State, Target};
 use crate::registry::{Account, AccountRules, Backend, Registry, account_files, read_account_file};
@@ -64,6 +65,9 @@ pub struct Manager {
     retiring: TaskTracker,
     /// `--allow-root`: pools without `user:` may run as root (plexer's own user).
     allow_root: bool,
+    /// Who may connect to `listen:`: an account whose workers could is warned about, or
+    /// refused where the route trusts a param they could send.
+    listen_access: ListenAccess,
 }
 
 /// What the manager remembers between changes.
@@ -147,6 +151,7 @@ impl Manager {
         keys: Keys,
         supervisor: Supervisor,
         allow_root: bool,
+        listen_access: ListenAccess,
     ) -> Result<Arc<Self>, AccountsError> {
         // Worker sockets of an earlier run: nobody else uses this runtime_dir, since the
         // listen socket was bound first.
@@ -174,6 +179,7 @@ impl Manager {
             }),
             retiring: TaskTracker::new(),
             allow_root,
+            listen_access,
         });
         let snapshot = manager.state.snapshot();
         let mut next = Draft::from(&snapshot);
@@ -216,9 +222,14 @@ impl Manager {
     ) -> Result<Generation, LaunchError> {
         let generation = ledger.next_generation;
         ledger.next_generation += 1;
+        let mut exposed = None;
         let (target, request_timeout, slow_request, audit, sockets_dir) = match &account.backend {
             Backend::Managed(plan) => {
                 runs_as_root_only_if_asked(plan, self.allow_root)?;
+                exposed = reaches_listen(plan, config, self.listen_access)?;
+                if let Some(why) = &exposed {
+                    tracing::warn!(account = %account.name, "{why}");
+                }
                 // Built from the checked account name and a counter, never from client text.
                 let dir = config
                     .runtime_dir
@@ -275,6 +286,7 @@ impl Manager {
             in_flight: InFlight::default(),
             audit,
             sockets_dir,
+            exposed,
         })
     }
 
@@ -676,6 +688,23 @@ pub(crate) fn runs_as_root_only_if_asked(
     }
 }
 
+/// Whether the pool's workers could connect to `listen:` (see [`crate::exposure`]): `Some`
+/// with what to say of it, or refused where the route trusts a param they could send.
+pub(crate) fn reaches_listen(
+    plan: &crate::config::PoolPlan,
+    config: &Config,
+    listen: ListenAccess,
+) -> Result<Option<String>, LaunchError> {
+    let who = Who::of_pool(plan.command.identity.as_ref());
+    let Some(reach) = exposure::reach(listen, &who) else {
+        return Ok(None);
+    };
+    match exposure::verdict(reach, config) {
+        Verdict::Warn(why) => Ok(Some(why)),
+        Verdict::Refuse(why) => Err(LaunchError::SharedUser(why)),
+    }
+}
+
 /// Serves one request through a new generation and gives the worker back: a generation that
 /// cannot do that is not given traffic.
 async fn ready(running: &Generation) -> Result<(), NotReady> {
@@ -801,6 +830,15 @@ fn keep_what_needs_a_restart(old: &Config, new: &mut Config) -> Vec<&'static str
     if new.control != old.control {
         new.control = old.control.clone();
         kept.push("control");
+    }
+    if new.status_listen != old.status_listen
+        || new.status_listen_mode != old.status_listen_mode
+        || new.status_listen_group != old.status_listen_group
+    {
+        new.status_listen = old.status_listen.clone();
+        new.status_listen_mode = old.status_listen_mode.clone();
+        new.status_listen_group = old.status_listen_group.clone();
+        kept.push("status_listen");
     }
     if new.runtime_dir != old.runtime_dir {
         new.runtime_dir = old.runtime_dir.clone();

@@ -127,9 +127,22 @@ pub struct Config {
     pub status_path: String,
     #[serde(default = "default_ping_path")]
     pub ping_path: String,
-    /// Clients that may see the status page (CONTRACT: loopback by default).
+    /// Clients that may see the status page (CONTRACT: loopback by default), by the
+    /// `REMOTE_ADDR` the web server sends; not used when `status_listen` is set.
     #[serde(default = "default_status_allow")]
     pub status_allow: Vec<IpAddr>,
+    /// A socket of its own for the status page: whoever can connect sees it, and the
+    /// `listen:` socket no longer serves it, so no param a client or tenant sends opens it.
+    #[serde(default, deserialize_with = "optional_address")]
+    pub status_listen: Option<Address>,
+    #[serde(default)]
+    pub status_listen_group: Option<String>,
+    #[serde(default)]
+    pub status_listen_mode: Option<String>,
+    /// Serve accounts whose workers could connect to `listen:` even where the route trusts a
+    /// param they could send (`route.by: remote_user`, `host`, `path_prefix`).
+    #[serde(default)]
+    pub allow_shared_user: bool,
     #[serde(default)]
     pub audit: AuditMode,
     /// Database endpoints the audit knows beside the well-known ports: `5432`,
@@ -270,10 +283,12 @@ impl Config {
         {
             anchor(&base, path);
         }
-        for address in [Some(&mut config.listen), config.control.as_mut()]
-            .into_iter()
-            .flatten()
-        {
+        let addresses = [
+            Some(&mut config.listen),
+            config.control.as_mut(),
+            config.status_listen.as_mut(),
+        ];
+        for address in addresses.into_iter().flatten() {
             if let Address::Unix(path) = address {
                 anchor(&base, path);
             }
@@ -331,12 +346,21 @@ impl Config {
                  the control socket must be unix:/path (mode 0600, peers checked)"
             ));
         }
-        if let Some(mode) = &self.listen_mode
-            && parse_mode(mode).is_none()
-        {
-            return invalid(format!(
-                "listen_mode {mode:?} is not an octal mode like \"0660\""
-            ));
+        for (key, mode) in [
+            ("listen_mode", &self.listen_mode),
+            ("status_listen_mode", &self.status_listen_mode),
+        ] {
+            if let Some(mode) = mode
+                && parse_mode(mode).is_none()
+            {
+                return invalid(format!("{key} {mode:?} is not an octal mode like \"0660\""));
+            }
+        }
+        if self.status_listen.is_some() && self.status_listen == Some(self.listen.clone()) {
+            return invalid(
+                "status_listen is the listen: address; give the status page a socket of its own"
+                    .into(),
+            );
         }
         if let Some(account) = &self.login.account
             && let Err(err) = AccountName::new(account)

@@ -86,6 +86,16 @@ pub(crate) struct Front<R, W> {
     pub wr: W,
     pub pending: Outbox,
     pub timeouts: FrontTimeouts,
+    pub entry: Entry,
+}
+
+/// Which of plexer's sockets a web-server connection came in on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Entry {
+    /// `listen:`: requests are routed to accounts.
+    Listen,
+    /// `status_listen:`: the status page and ping only.
+    Status,
 }
 
 /// How long the web server may keep plexer waiting: for the rest of a request it began

@@ -12,7 +12,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use super::{Backend, count, unless_front_closes};
 use crate::account::AccountName;
 use crate::live::{Generation, Snapshot, State, Target};
-use crate::relay::Front;
+use crate::relay::{Entry, Front};
 use crate::responses;
 use crate::router::{self, Decision};
 use crate::status;
@@ -61,13 +61,16 @@ where
     let mut reroutes = 0;
     loop {
         let snapshot = state.snapshot();
-        let decision = router::route(
-            &snapshot.config,
-            &snapshot.keys,
-            &snapshot.registry,
-            params,
-            now,
-        );
+        let decision = match front.entry {
+            Entry::Listen => router::route(
+                &snapshot.config,
+                &snapshot.keys,
+                &snapshot.registry,
+                params,
+                now,
+            ),
+            Entry::Status => router::route_status_socket(&snapshot.config, params),
+        };
         let (account, user) = match decision {
             Decision::Ping => return Routing::Answer(responses::plain(200, "OK", &[], "pong")),
             Decision::Status { format, full } => {

@@ -328,3 +328,39 @@ fn a_trusted_param_sent_twice_is_refused_whoever_would_win() {
         );
     }
 }
+
+#[test]
+fn with_status_listen_the_page_is_never_opened_by_a_param_on_the_listen_socket() {
+    let config = config("login: { account: login }\nstatus_listen: unix:/run/status.sock");
+    let from_loopback = [
+        ("DOCUMENT_URI", "/plexer-status"),
+        ("QUERY_STRING", "json"),
+        ("REMOTE_ADDR", "127.0.0.1"),
+    ];
+    assert_eq!(
+        decide(&config, &from_loopback),
+        Decision::StatusForbidden,
+        "REMOTE_ADDR, which a tenant reaching listen: could send, opens nothing"
+    );
+    // On the status socket whoever connects sees the page, whatever REMOTE_ADDR says.
+    let on_status = |pairs: &[(&str, &str)]| route_status_socket(&config, &params(pairs));
+    assert_eq!(
+        on_status(&[("DOCUMENT_URI", "/plexer-status"), ("QUERY_STRING", "json")]),
+        Decision::Status {
+            format: StatusFormat::Json,
+            full: false
+        }
+    );
+    assert_eq!(
+        on_status(&[("DOCUMENT_URI", "/plexer-ping")]),
+        Decision::Ping
+    );
+    // Nothing else is served there: it never reaches an account.
+    assert_eq!(
+        on_status(&[
+            ("DOCUMENT_URI", "/x"),
+            ("HTTP_COOKIE", "plexer_account=bob")
+        ]),
+        Decision::Forbidden
+    );
+}
