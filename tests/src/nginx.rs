@@ -3,7 +3,9 @@
 //! nginx connection to plexer carries requests of different users one after another), with its
 //! `listen` line and socket path replaced. The main config around it stands in for Debian's
 //! /etc/nginx/nginx.conf: nginx listens on 127.0.0.1 on a free port, keeps every file and
-//! temp directory in the scratch directory, and stops with the guard.
+//! temp directory in the scratch directory, and stops with the guard. A test that needs server
+//! blocks of its own (several hosts, a closed location, `auth_basic`) gives the site file's
+//! text instead ([`Nginx::start_with_site`]).
 
 use std::path::Path;
 use std::process::Command;
