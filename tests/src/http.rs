@@ -1,6 +1,7 @@
 //! A small HTTP client for the tests: one request per connection, read to the end, as HTTP/1.0
 //! ([`request`]) or HTTP/1.1 with a chunked response decoded ([`request11`]). Enough to drive
-//! nginx and the dev front, with no dependency that could hide a behaviour.
+//! nginx and the dev front, with no dependency that could hide a behaviour; [`raw`] sends a
+//! request head exactly as the test wrote it.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -61,7 +62,29 @@ pub fn request11(
     body: &[u8],
 ) -> HttpResponse {
     let raw = exchange("HTTP/1.1", port, method, path, headers, body);
-    let mut response = parse(&raw);
+    parse_dechunked(&raw)
+}
+
+/// Sends `head` (a whole request head, blank line included) exactly as written, for requests
+/// the other functions would not write: an absolute-form request line, a `Host` of the test's
+/// own. The head should ask for `Connection: close`; a chunked response body is decoded.
+pub fn raw(port: u16, head: &str) -> HttpResponse {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect to the HTTP server");
+    stream
+        .set_read_timeout(Some(IO_TIMEOUT))
+        .and_then(|()| stream.set_write_timeout(Some(IO_TIMEOUT)))
+        .expect("set the read and write timeouts");
+    stream
+        .write_all(head.as_bytes())
+        .expect("send the request head");
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).expect("read the response");
+    parse_dechunked(&raw)
+}
+
+/// The response in `raw`, its body decoded when it came chunked.
+fn parse_dechunked(raw: &[u8]) -> HttpResponse {
+    let mut response = parse(raw);
     let chunked = response
         .header("Transfer-Encoding")
         .is_some_and(|te| te.eq_ignore_ascii_case("chunked"));

@@ -3,7 +3,9 @@
 //! nginx connection to plexer carries requests of different users one after another), with its
 //! `listen` line and socket path replaced. The main config around it stands in for Debian's
 //! /etc/nginx/nginx.conf: nginx listens on 127.0.0.1 on a free port, keeps every file and
-//! temp directory in the scratch directory, and stops with the guard.
+//! temp directory in the scratch directory, and stops with the guard. A test that needs server
+//! blocks of its own (several hosts, a closed location, `auth_basic`) gives the site file's
+//! text instead ([`Nginx::start_with_site`]).
 
 use std::path::Path;
 use std::process::Command;
@@ -23,6 +25,14 @@ pub struct Nginx {
 impl Nginx {
     /// nginx passing every request to the FastCGI server at `upstream` (a unix socket).
     pub fn start(scratch: &Scratch, upstream: &Path) -> Self {
+        Self::start_with_site(scratch, upstream, &examples::read("nginx/plexer.conf"))
+    }
+
+    /// nginx on the site file text `site` instead of the shipped one: the shipped file changed
+    /// the way a deployment would, or server blocks of a test's own. Every `listen 80;` and the
+    /// socket line `server unix:/run/plexer/plexer.sock;` are replaced as in the shipped one,
+    /// and must occur.
+    pub fn start_with_site(scratch: &Scratch, upstream: &Path, site: &str) -> Self {
         let dir = scratch.join("nginx");
         for sub in ["body", "fastcgi", "proxy", "uwsgi", "scgi"] {
             std::fs::create_dir_all(dir.join(sub)).expect("create nginx's temp dirs");
@@ -36,16 +46,15 @@ impl Nginx {
         // it does from /etc/nginx.
         std::fs::copy("/etc/nginx/fastcgi_params", dir.join("fastcgi_params"))
             .expect("copy /etc/nginx/fastcgi_params (package nginx-common)");
-        let site = examples::render(
-            "nginx/plexer.conf",
-            &[
-                (
-                    SHIPPED_SOCKET,
-                    &format!("server unix:{};", upstream.display()),
-                ),
-                (SHIPPED_LISTEN, &format!("listen 127.0.0.1:{port};")),
-            ],
-        );
+        for shipped in [SHIPPED_SOCKET, SHIPPED_LISTEN] {
+            assert!(site.contains(shipped), "the site file has no {shipped:?}");
+        }
+        let site = site
+            .replace(
+                SHIPPED_SOCKET,
+                &format!("server unix:{};", upstream.display()),
+            )
+            .replace(SHIPPED_LISTEN, &format!("listen 127.0.0.1:{port};"));
         let site_path = dir.join("plexer-site.conf");
         std::fs::write(&site_path, site).expect("write the site file");
 

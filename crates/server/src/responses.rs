@@ -6,9 +6,10 @@
 //!
 //! The login flow: the login account's app picks the account with `X-Plexer-User: NAME` (a
 //! user in some account's `users`) or `X-Plexer-Account: NAME`, or clears it with
-//! `X-Plexer-Logout: 1`. plexer removes those headers and sets or clears the signed cookie.
-//! The same headers from any other account's app are removed and ignored: only the login app
-//! may choose an account.
+//! `X-Plexer-Logout: 1`. plexer removes those headers, in any case of their names, and sets
+//! or clears the signed cookie. A response that chooses more than once (a header repeated, or
+//! both) chooses nothing. The same headers from any other account's app are removed and
+//! ignored: only the login app may choose an account.
 
 use bytes::Bytes;
 use plexer_fcgi::cgi::ResponseHead;
@@ -144,8 +145,18 @@ pub(crate) fn rewrite_head(head: &mut ResponseHead, cx: &HeadContext<'_>) -> Opt
         );
         return Some("login app logged the client out".into());
     }
+    // Two choices (a header repeated, or a user and an account) leave which one counts to a
+    // guess, as a trusted param sent twice does in the router: neither counts.
+    if user.len() + account.len() > 1 {
+        return Some(format!(
+            "login app chose {} times ({} X-Plexer-User, {} X-Plexer-Account): no account chosen",
+            user.len() + account.len(),
+            user.len(),
+            account.len()
+        ));
+    }
     let text = |v: &Bytes| String::from_utf8_lossy(v).trim().to_owned();
-    let chosen = if let Some(user) = user.last().map(text) {
+    let chosen = if let Some(user) = user.first().map(text) {
         match cx.registry.account_of_user(&user) {
             Some(account) => account.name.clone(),
             None => {
@@ -155,7 +166,7 @@ pub(crate) fn rewrite_head(head: &mut ResponseHead, cx: &HeadContext<'_>) -> Opt
             }
         }
     } else {
-        let name = account.last().map(text).unwrap_or_default();
+        let name = account.first().map(text).unwrap_or_default();
         match AccountName::new(&name) {
             Ok(name) if cx.registry.get(&name).is_some() => name,
             _ => {
@@ -272,6 +283,95 @@ mod tests {
         assert_eq!(
             head.get("Set-Cookie"),
             Some(&b"plexer_account=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax"[..])
+        );
+    }
+
+    /// Every `X-Plexer-*` header name, in any case, is gone from `head`.
+    fn no_plexer_headers_left(head: &ResponseHead) -> bool {
+        ["X-Plexer-User", "X-Plexer-Account", "X-Plexer-Logout"]
+            .iter()
+            .all(|name| head.get(name).is_none())
+    }
+
+    /// The account of the routing cookie `head` sets, if it sets one.
+    fn cookie_account(head: &ResponseHead) -> Option<String> {
+        let cookie = String::from_utf8(head.get("Set-Cookie")?.to_vec()).unwrap();
+        let value = cookie.strip_prefix("plexer_account=")?.split(';').next()?;
+        let (_, keys, _) = setup();
+        Some(keys.verify(value, 1001).ok()?.as_str().to_owned())
+    }
+
+    #[test]
+    fn the_login_app_is_heard_whatever_the_case_of_the_header_names() {
+        for head in [
+            "x-plexer-account: bob\n",
+            "X-PLEXER-ACCOUNT: bob\n",
+            "x-Plexer-User: bob\n",
+            "X-PLEXER-USER: bob\n",
+        ] {
+            let (rewritten, note) = rewrite(head, true, false);
+            assert!(no_plexer_headers_left(&rewritten), "{head}");
+            assert_eq!(cookie_account(&rewritten).as_deref(), Some("bob"), "{head}");
+            assert_eq!(
+                note.as_deref(),
+                Some("login app chose account bob"),
+                "{head}"
+            );
+        }
+        for head in ["x-plexer-logout: 1\n", "X-PLEXER-LOGOUT: 1\n"] {
+            let (rewritten, _) = rewrite(head, true, false);
+            assert!(no_plexer_headers_left(&rewritten), "{head}");
+            let cookie = rewritten.get("Set-Cookie").unwrap();
+            assert!(
+                cookie.starts_with(b"plexer_account=; Path=/; Max-Age=0"),
+                "{head}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_tenant_app_is_ignored_whatever_the_case_or_count_of_the_header_names() {
+        for head in [
+            "x-plexer-account: login\n",
+            "X-PLEXER-ACCOUNT: login\n",
+            "X-Plexer-Account: login\nX-Plexer-Account: bob\n",
+            "x-plexer-user: bob\nX-PLEXER-USER: bob\n",
+            "x-plexer-logout: 1\n",
+            "X-PLEXER-LOGOUT: 1\nX-Plexer-Logout: 1\n",
+        ] {
+            let (rewritten, note) = rewrite(head, false, false);
+            assert!(no_plexer_headers_left(&rewritten), "{head}");
+            assert!(rewritten.get("Set-Cookie").is_none(), "{head}");
+            assert!(
+                note.unwrap()
+                    .starts_with("ignored X-Plexer-* headers from account bob"),
+                "{head}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_login_app_choosing_more_than_once_chooses_nothing() {
+        for head in [
+            "X-Plexer-Account: bob\nX-Plexer-Account: login\n",
+            "X-Plexer-Account: bob\nx-plexer-account: bob\n",
+            "X-Plexer-User: bob\nX-PLEXER-USER: bob\n",
+            "X-Plexer-User: bob\nX-Plexer-Account: login\n",
+        ] {
+            let (rewritten, note) = rewrite(head, true, false);
+            assert!(no_plexer_headers_left(&rewritten), "{head}");
+            assert!(rewritten.get("Set-Cookie").is_none(), "{head}");
+            let note = note.unwrap();
+            assert!(note.ends_with("no account chosen"), "{head}: {note}");
+        }
+        // Logging out wins over any choice beside it: the safe way to be wrong.
+        let (rewritten, _) = rewrite("X-Plexer-Logout: 1\nX-Plexer-Account: bob\n", true, false);
+        assert!(cookie_account(&rewritten).is_none());
+        assert!(
+            rewritten
+                .get("Set-Cookie")
+                .unwrap()
+                .starts_with(b"plexer_account=;")
         );
     }
 
