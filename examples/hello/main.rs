@@ -26,6 +26,14 @@
 //! - `login=NAME` answers with `X-Plexer-User: NAME` (a login app choosing the account),
 //!   `logout=1` with `X-Plexer-Logout: 1`.
 //!
+//! Asked in the AUTHORIZER role (FastCGI §6.3, plexer's `route.by: authorizer`), it decides by
+//! its cookie `hello_session=ACCOUNT` or `hello_session=ACCOUNT:USER`: `Status: 200` with
+//! `Variable-PLEXER_ACCOUNT` (and `Variable-PLEXER_USER`), `Variable-HELLO_AUTHORIZED_BY: PID`
+//! for the app, and two variables plexer must drop (`Variable-HTTP_X_FORGED`,
+//! `Variable-PLEXER_SECRET`). Without the cookie: a 200 naming no account for paths under
+//! `/login`, else `302` to `/login`; `deny=401` answers a `401` with a `WWW-Authenticate`
+//! challenge, `garbage=1` an answer that is not CGI, and `sleep=MS` waits first.
+//!
 //! Like php-cgi, it exits with status 0 once it has served `PHP_FCGI_MAX_REQUESTS` requests
 //! (checked when a connection ends), so that a supervisor recycles it.
 
@@ -34,7 +42,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use plexer_fcgi::blocking::{Listener, Request, Stream, serve_connection};
-use plexer_fcgi::{Address, ServerConfig};
+use plexer_fcgi::{Address, Role, ServerConfig};
 
 const USAGE: &str = "usage: hello [--socket unix:/path | tcp:HOST:PORT]\n\
     Serves FastCGI on descriptor 0 when it is a listening socket (spawn-fcgi, php-fpm, \
@@ -101,6 +109,9 @@ fn respond(request: &mut Request<'_, Stream>, served: u64) -> io::Result<()> {
     if let Some(ms) = arg("sleep").and_then(|ms| ms.parse().ok()) {
         std::thread::sleep(Duration::from_millis(ms));
     }
+    if request.head().role == Role::Authorizer {
+        return authorize(request, arg("deny").is_some(), arg("garbage").is_some());
+    }
 
     // Only the body's length and hash are answered, so a 1 GiB upload needs no 1 GiB here.
     let (mut body_len, mut body_hash) = (0u64, FNV_OFFSET);
@@ -147,10 +158,49 @@ fn respond(request: &mut Request<'_, Stream>, served: u64) -> io::Result<()> {
         "pid: {pid}\naccount: {account}\nuser: {user}\nuri: {uri}\nrequests: {served}\n\
          greeting: {greeting}\n"
     );
+    // What an authorizer passed on, and what it must not have (plexer drops those).
+    for name in ["HELLO_AUTHORIZED_BY", "HTTP_X_FORGED", "PLEXER_SECRET"] {
+        if let Some(value) = request.param(name) {
+            text += &format!("{}: {value}\n", name.to_ascii_lowercase());
+        }
+    }
     if body_len > 0 || request.param("REQUEST_METHOD") == Some("POST") {
         text += &format!("body_bytes: {body_len}\nbody_fnv1a64: {body_hash:016x}\n");
     }
     request.write_stdout(format!("{head}\r\n{text}").as_bytes())
+}
+
+/// Answers in the AUTHORIZER role, by the `hello_session` cookie (see the module docs).
+fn authorize(request: &mut Request<'_, Stream>, deny: bool, garbage: bool) -> io::Result<()> {
+    if garbage {
+        return request.write_stdout(b"this is not a CGI head\x01\r\n\r\n");
+    }
+    if deny {
+        return request.write_stdout(
+            b"Status: 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"hello\"\r\n\r\nsign in\n",
+        );
+    }
+    let cookies = request.param("HTTP_COOKIE").unwrap_or_default();
+    let session = cookies
+        .split(';')
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == "hello_session")
+        .map(|(_, value)| value.to_owned());
+    let uri = request.param("REQUEST_URI").unwrap_or("/").to_owned();
+    let Some(session) = session else {
+        return match uri.starts_with("/login") {
+            true => request.write_stdout(b"Status: 200\r\n\r\n"),
+            false => request.write_stdout(b"Status: 302 Found\r\nLocation: /login\r\n\r\n"),
+        };
+    };
+    let (account, user) = session.split_once(':').unwrap_or((&session, ""));
+    let mut head = format!("Status: 200\r\nVariable-PLEXER_ACCOUNT: {account}\r\n");
+    if !user.is_empty() {
+        head += &format!("Variable-PLEXER_USER: {user}\r\n");
+    }
+    head += &format!("Variable-HELLO_AUTHORIZED_BY: {}\r\n", std::process::id());
+    head += "Variable-HTTP_X_FORGED: yes\r\nVariable-PLEXER_SECRET: x\r\n\r\n";
+    request.write_stdout(head.as_bytes())
 }
 
 /// Streams `size` bytes of `abc…z` in 64 KiB pieces, so a large response costs no memory.

@@ -168,7 +168,8 @@ pub(crate) fn verdict(reach: Reach, config: &Config) -> Verdict {
         RouteBy::RemoteUser => Some("REMOTE_USER"),
         RouteBy::Host => Some("the host"),
         RouteBy::PathPrefix => Some("the path"),
-        RouteBy::Cookie => None,
+        // The cookie is signed; the authorizer checks a session it issued.
+        RouteBy::Cookie | RouteBy::Authorizer => None,
     };
     let fix = "give each account its own user (user: \"{account}\") and let only the web \
                server connect (listen_group: the web server's group, listen_mode: \"0660\")";
@@ -196,6 +197,7 @@ fn route_name(by: RouteBy) -> &'static str {
         RouteBy::RemoteUser => "remote_user",
         RouteBy::Host => "host",
         RouteBy::PathPrefix => "path_prefix",
+        RouteBy::Authorizer => "authorizer",
     }
 }
 

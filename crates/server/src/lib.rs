@@ -25,6 +25,7 @@ pub mod account;
 mod accounts;
 mod app_stderr;
 mod audit_watch;
+mod authorizer;
 pub mod config;
 pub mod control;
 pub mod cookie;

@@ -6,6 +6,7 @@
 //! reference and finishes there. Changes are made only by [`crate::accounts::Manager`].
 
 use std::collections::HashMap;
+use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
@@ -17,7 +18,8 @@ use plexer_prefork::pool::PoolState;
 use plexer_prefork::supervisor::PoolHandle;
 
 use crate::account::AccountName;
-use crate::config::{AuditMode, Config};
+use crate::authorizer::cache::DecisionCache;
+use crate::config::{AuditMode, AuthorizerCache, Config};
 use crate::cookie::Keys;
 use crate::in_flight::InFlight;
 use crate::registry::Registry;
@@ -101,6 +103,41 @@ pub struct State {
     live: ArcSwap<Snapshot>,
     pub started: Instant,
     pub limits: Limits,
+    /// The authorizer's cache and counters (`route.by: authorizer`).
+    pub(crate) authorizer: AuthorizerState,
+}
+
+/// What asking the authorizer did, and the cache of its decisions for the config in force.
+#[derive(Default)]
+pub(crate) struct AuthorizerState {
+    /// Round trips to the authorizer.
+    pub asked: AtomicU64,
+    /// Round trips that gave no answer (a 502 or 503 for the request).
+    pub failures: AtomicU64,
+    cache: std::sync::Mutex<Option<(AuthorizerCache, Arc<DecisionCache>)>>,
+}
+
+impl AuthorizerState {
+    /// The cache for `config`: the same one while the config says the same, a new one when a
+    /// reload changed it.
+    pub(crate) fn cache_for(&self, config: &AuthorizerCache) -> Arc<DecisionCache> {
+        let mut current = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        match &*current {
+            Some((made_for, cache)) if made_for == config => Arc::clone(cache),
+            _ => {
+                let entries = NonZeroUsize::new(config.max_entries).unwrap_or(NonZeroUsize::MIN);
+                let cache = Arc::new(DecisionCache::new(entries, config.ttl.0));
+                *current = Some((config.clone(), Arc::clone(&cache)));
+                cache
+            }
+        }
+    }
+
+    /// The cache in use, if any, for the status page.
+    pub(crate) fn current_cache(&self) -> Option<Arc<DecisionCache>> {
+        let current = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        current.as_ref().map(|(_, cache)| Arc::clone(cache))
+    }
 }
 
 impl State {
@@ -109,6 +146,7 @@ impl State {
             live: ArcSwap::from_pointee(snapshot),
             started: Instant::now(),
             limits: Limits::default(),
+            authorizer: AuthorizerState::default(),
         }
     }
 

@@ -45,6 +45,10 @@ pub(crate) enum Decision {
     Forbidden,
     /// A param the route trusts came twice: which one wins would be a guess, so neither does.
     Duplicated(&'static str),
+    /// `route.by: authorizer`: its app decides; see [`after_authorizer`].
+    AskAuthorizer,
+    /// The authorizer named an account that does not exist: a 403, and the log names it.
+    NoSuchAccount(String),
 }
 
 /// The params routing and the status page trust, each of which a request must carry at most
@@ -178,6 +182,7 @@ pub(crate) fn route(
             .filter(|name| registry.get(name).is_some())
     };
     let found = match config.route.by {
+        RouteBy::Authorizer => return Decision::AskAuthorizer,
         RouteBy::Cookie => by_cookie(config, keys, registry, params, now),
         RouteBy::RemoteUser => by_remote_user(registry, params),
         RouteBy::Host => request_host(params)
@@ -192,15 +197,45 @@ pub(crate) fn route(
             .and_then(known)
             .map(|account| (account, None)),
     };
-    if let Some((account, user)) = found {
-        return Decision::Account { account, user };
+    match found {
+        Some((account, user)) => Decision::Account { account, user },
+        None => no_account(config, registry),
     }
-    if let Some(login) = config.login.account.as_deref().and_then(known) {
+}
+
+/// Where a request that names no account goes: the login app, the redirect, or a 403.
+fn no_account(config: &Config, registry: &Registry) -> Decision {
+    let login = config.login.account.as_deref().and_then(|name| {
+        AccountName::new(name)
+            .ok()
+            .filter(|name| registry.get(name).is_some())
+    });
+    if let Some(login) = login {
         return Decision::Login { account: login };
     }
     match &config.login.redirect {
         Some(url) => Decision::Redirect(url.clone()),
         None => Decision::Forbidden,
+    }
+}
+
+/// Where the authorizer's 200 sends a request: the account it names, with the user it names
+/// (trusted as the authorizer is: it need not be in the account's `users`); where a request
+/// without a valid cookie goes when it names none; a 403 when it names one that is not there.
+pub(crate) fn after_authorizer(
+    config: &Config,
+    registry: &Registry,
+    allowed: &crate::authorizer::Allowed,
+) -> Decision {
+    let Some(named) = &allowed.account else {
+        return no_account(config, registry);
+    };
+    match AccountName::new(named) {
+        Ok(account) if registry.get(&account).is_some() => Decision::Account {
+            account,
+            user: allowed.user.clone(),
+        },
+        _ => Decision::NoSuchAccount(named.clone()),
     }
 }
 

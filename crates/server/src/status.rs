@@ -20,7 +20,7 @@ use bytes::Bytes;
 use plexer_prefork::pool::{Worker, WorkerState};
 use serde_json::{Value, json};
 
-use crate::live::{Snapshot, Target};
+use crate::live::{Snapshot, State, Target};
 use crate::responses::plain;
 use crate::router::StatusFormat;
 
@@ -32,11 +32,11 @@ mod sample_report;
 /// The whole CGI response for the status page.
 pub async fn render(
     snapshot: Arc<Snapshot>,
-    started: Instant,
+    state: &State,
     format: StatusFormat,
     full: bool,
 ) -> Bytes {
-    let report = report_off_thread(snapshot, started, full).await;
+    let report = report_with_state(snapshot, state, full).await;
     match format {
         StatusFormat::Json => typed("application/json", &report.to_string()),
         StatusFormat::OpenMetrics => typed(
@@ -62,6 +62,27 @@ pub async fn report_off_thread(snapshot: Arc<Snapshot>, started: Instant, full: 
     tokio::task::spawn_blocking(move || report(&snapshot, started, true))
         .await
         .expect("the status report does not panic")
+}
+
+/// [`report_off_thread`], with what the shared state counts (the authorizer's round trips and
+/// cache).
+pub async fn report_with_state(snapshot: Arc<Snapshot>, state: &State, full: bool) -> Value {
+    let authorizer = snapshot.config.authorizer.is_some().then(|| {
+        let stats = &state.authorizer;
+        let cache = stats.current_cache();
+        json!({
+            "asked": stats.asked.load(Ordering::Relaxed),
+            "failures": stats.failures.load(Ordering::Relaxed),
+            "cache_hits": cache.as_ref().map_or(0, |c| c.hits.load(Ordering::Relaxed)),
+            "cache_misses": cache.as_ref().map_or(0, |c| c.misses.load(Ordering::Relaxed)),
+            "cache_entries": cache.as_ref().map_or(0, |c| c.len()),
+        })
+    });
+    let mut report = report_off_thread(snapshot, state.started, full).await;
+    if let Some(authorizer) = authorizer {
+        merge(&mut report, json!({ "authorizer": authorizer }));
+    }
+    report
 }
 
 fn seconds_since(at: Option<Instant>) -> Value {

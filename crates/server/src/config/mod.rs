@@ -71,6 +71,8 @@ pub enum RouteBy {
     Host,
     /// The first path segment: `/bob/…` → `bob`.
     PathPrefix,
+    /// The app of `authorizer.account`, asked in FastCGI's AUTHORIZER role.
+    Authorizer,
 }
 
 /// `route:`.
@@ -100,6 +102,54 @@ pub struct Login {
     pub redirect: Option<String>,
 }
 
+/// `authorizer:`: the app that decides, for `route.by: authorizer`.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Authorizer {
+    /// The account whose app answers in the AUTHORIZER role.
+    pub account: String,
+    /// How long its answer may take before the request gets a 503.
+    #[serde(default = "default_authorizer_timeout")]
+    pub timeout: Span,
+    /// Decisions kept per value of a cookie; none without it.
+    #[serde(default)]
+    pub cache: Option<AuthorizerCache>,
+}
+
+/// `authorizer.cache:`.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthorizerCache {
+    /// The cookie whose value keys a decision (the app's session cookie).
+    pub cookie: String,
+    /// How long a decision is kept: a logout takes effect within it.
+    pub ttl: Span,
+    /// The most decisions kept; the least recently used goes first.
+    #[serde(default = "default_cache_entries")]
+    pub max_entries: usize,
+}
+
+/// Letters, digits, `_` and `-`: a cookie name plexer can look for without doubt.
+fn is_cookie_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+fn default_authorizer_timeout() -> Span {
+    Span(std::time::Duration::from_secs(5))
+}
+
+/// Decisions kept by default: 10,000 signed-in sessions, a few MiB at most.
+pub const DEFAULT_CACHE_ENTRIES: usize = 10_000;
+/// The most `max_entries` may say.
+pub const MAX_CACHE_ENTRIES: usize = 1 << 20;
+
+fn default_cache_entries() -> usize {
+    DEFAULT_CACHE_ENTRIES
+}
+
 /// The main config file.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -123,6 +173,8 @@ pub struct Config {
     pub route: Route,
     #[serde(default)]
     pub login: Login,
+    #[serde(default)]
+    pub authorizer: Option<Authorizer>,
     #[serde(default = "default_status_path")]
     pub status_path: String,
     #[serde(default = "default_ping_path")]
@@ -338,6 +390,48 @@ impl Config {
             .unwrap_or_else(|| default_control(&self.runtime_dir))
     }
 
+    fn check_authorizer(&self, file: &Path) -> Result<(), ConfigError> {
+        let invalid = |message: String| Err(ConfigError::invalid(file, message));
+        let Some(authorizer) = &self.authorizer else {
+            return match self.route.by {
+                RouteBy::Authorizer => invalid(
+                    "route.by: authorizer needs authorizer: { account: NAME }, the account whose \
+                     app answers in the AUTHORIZER role"
+                        .into(),
+                ),
+                _ => Ok(()),
+            };
+        };
+        if self.route.by != RouteBy::Authorizer {
+            return invalid("authorizer: is set, but route.by is not authorizer".into());
+        }
+        if let Err(err) = AccountName::new(&authorizer.account) {
+            return invalid(format!("authorizer.account: {err}"));
+        }
+        if authorizer.timeout.0.is_zero() {
+            return invalid("authorizer.timeout is 0: every request would get a 503".into());
+        }
+        let Some(cache) = &authorizer.cache else {
+            return Ok(());
+        };
+        if !is_cookie_name(&cache.cookie) {
+            return invalid(format!(
+                "authorizer.cache.cookie {:?} is not a cookie name: use letters, digits, '_' and '-'",
+                cache.cookie
+            ));
+        }
+        if cache.ttl.0.is_zero() {
+            return invalid("authorizer.cache.ttl is 0: leave cache: out to ask every time".into());
+        }
+        if !(1..=MAX_CACHE_ENTRIES).contains(&cache.max_entries) {
+            return invalid(format!(
+                "authorizer.cache.max_entries {} is outside 1..={MAX_CACHE_ENTRIES}",
+                cache.max_entries
+            ));
+        }
+        Ok(())
+    }
+
     fn check(&self, file: &Path) -> Result<(), ConfigError> {
         let invalid = |message: String| Err(ConfigError::invalid(file, message));
         if let Some(Address::Tcp(addr)) = &self.control {
@@ -380,13 +474,7 @@ impl Config {
                 return invalid(format!("{key} {path:?} must start with '/'"));
             }
         }
-        if self.route.cookie.is_empty()
-            || !self
-                .route
-                .cookie
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-        {
+        if !is_cookie_name(&self.route.cookie) {
             return invalid(format!(
                 "route.cookie {:?} is not a cookie name: use letters, digits, '_' and '-'",
                 self.route.cookie
@@ -395,6 +483,7 @@ impl Config {
         if self.route.max_age.0.is_zero() {
             return invalid("route.max_age is 0: every cookie would be expired".into());
         }
+        self.check_authorizer(file)?;
         if !(1..=MAX_CONNECTIONS).contains(&self.max_connections) {
             return invalid(format!(
                 "max_connections {} is outside 1..={MAX_CONNECTIONS}",

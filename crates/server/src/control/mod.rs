@@ -147,7 +147,7 @@ async fn carry_out(request: Request, manager: &Manager) -> Response {
         Request::List => return Response::with_data("accounts", manager.list()),
         Request::Status { full } => {
             let snapshot = manager.state().snapshot();
-            let report = status::report_off_thread(snapshot, manager.state().started, full).await;
+            let report = status::report_with_state(snapshot, manager.state(), full).await;
             return Response::with_data("status", report);
         }
         Request::Add(add) => manager.add(&add).await.map(|changed| changed.to_string()),

@@ -2,6 +2,7 @@
 //! ([`route`]), relayed to its backend (a leased worker or an app someone else runs), and
 //! ended into the worker's outcome ([`outcome`]), the counters and the access log.
 
+mod authorize;
 mod outcome;
 mod route;
 
@@ -128,6 +129,11 @@ where
     if let Some(user) = &routed.user {
         params.push("PLEXER_USER", user.clone());
     }
+    // The authorizer's variables: it is trusted over the client, so each replaces a param of
+    // its name.
+    for (name, value) in routed.granted.iter().flat_map(|allowed| &allowed.params) {
+        params.set(name.clone(), value.clone());
+    }
     // The web server's params fit the limits, but perhaps not with plexer's added: the app
     // would refuse them, and a worker must never be lost for a client's input.
     if let Err(why) = within_limits(&params, &state.limits) {
@@ -197,7 +203,11 @@ fn rewriter<'a>(
     params: &plexer_fcgi::Params,
     now: u64,
 ) -> impl Fn(&mut ResponseHead) + Sync + 'a {
-    let login = routed.snapshot.config.login.account.as_deref() == Some(routed.account.as_str());
+    let config = &routed.snapshot.config;
+    // With the authorizer choosing, the routing cookie is neither read nor set: no app, the
+    // login app included, chooses an account by its headers.
+    let login = config.route.by != crate::config::RouteBy::Authorizer
+        && config.login.account.as_deref() == Some(routed.account.as_str());
     let https = params
         .get_str("HTTPS")
         .is_some_and(|v| v.eq_ignore_ascii_case("on"));

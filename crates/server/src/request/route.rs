@@ -9,8 +9,10 @@ use plexer_fcgi::Params;
 use plexer_prefork::pool::Refusal;
 use tokio::io::{AsyncRead, AsyncWrite};
 
+use super::authorize::{self, Asked};
 use super::{Backend, count, unless_front_closes};
 use crate::account::AccountName;
+use crate::authorizer::Allowed;
 use crate::live::{Generation, Snapshot, State, Target};
 use crate::relay::{Entry, Front};
 use crate::responses;
@@ -43,7 +45,37 @@ pub(super) struct Routed {
     pub(super) account: AccountName,
     /// The signed-in user, when the route knows it.
     pub(super) user: Option<String>,
+    /// What the authorizer allowed, its variables for the app among it.
+    pub(super) granted: Option<Arc<Allowed>>,
     pub(super) running: Arc<Generation>,
+}
+
+/// The account a decision names (and its user), or the answer plexer writes itself.
+async fn answer_or_account(
+    decision: Decision,
+    snapshot: &Arc<Snapshot>,
+    state: &State,
+) -> Result<(AccountName, Option<String>), Bytes> {
+    Err(match decision {
+        Decision::Login { account } => return Ok((account, None)),
+        Decision::Account { account, user } => return Ok((account, user)),
+        Decision::Ping => responses::plain(200, "OK", &[], "pong"),
+        Decision::Status { format, full } => {
+            status::render(Arc::clone(snapshot), state, format, full).await
+        }
+        Decision::StatusForbidden | Decision::Forbidden | Decision::AskAuthorizer => {
+            responses::forbidden()
+        }
+        Decision::NoSuchAccount(named) => {
+            tracing::warn!(named = %named.escape_debug(), "the authorizer named an account that does not exist: 403");
+            responses::forbidden()
+        }
+        Decision::Duplicated(name) => {
+            tracing::warn!(param = name, "refused a request carrying {name} twice");
+            responses::bad_request(&format!("the request carries {name} twice"))
+        }
+        Decision::Redirect(url) => responses::redirect(&url),
+    })
 }
 
 /// Routes with one snapshot; a request that meets a generation being retired (a reload or a
@@ -71,24 +103,24 @@ where
             ),
             Entry::Status => router::route_status_socket(&snapshot.config, params),
         };
-        let (account, user) = match decision {
-            Decision::Ping => return Routing::Answer(responses::plain(200, "OK", &[], "pong")),
-            Decision::Status { format, full } => {
-                let body = status::render(snapshot, state.started, format, full).await;
-                return Routing::Answer(body);
+        let (decision, granted) = match decision {
+            Decision::AskAuthorizer => {
+                match authorize::ask(front, params, state, &snapshot).await {
+                    Asked::Allowed(allowed) => {
+                        let config = &snapshot.config;
+                        let decision =
+                            router::after_authorizer(config, &snapshot.registry, &allowed);
+                        (decision, Some(allowed))
+                    }
+                    Asked::Answer(response) => return Routing::Answer(response),
+                    Asked::ClientGone => return Routing::ClientGone,
+                }
             }
-            Decision::StatusForbidden | Decision::Forbidden => {
-                return Routing::Answer(responses::forbidden());
-            }
-            Decision::Duplicated(name) => {
-                tracing::warn!(param = name, "refused a request carrying {name} twice");
-                return Routing::Answer(responses::bad_request(&format!(
-                    "the request carries {name} twice"
-                )));
-            }
-            Decision::Redirect(url) => return Routing::Answer(responses::redirect(&url)),
-            Decision::Login { account } => (account, None),
-            Decision::Account { account, user } => (account, user),
+            decision => (decision, None),
+        };
+        let (account, user) = match answer_or_account(decision, &snapshot, state).await {
+            Ok(routed) => routed,
+            Err(response) => return Routing::Answer(response),
         };
         let Some(running) = snapshot.running.get(&account).cloned() else {
             return Routing::Answer(responses::unavailable("the account is not running"));
@@ -121,6 +153,7 @@ where
             snapshot,
             account,
             user,
+            granted,
             running,
         };
         return Routing::To(routed, backend);
