@@ -23,6 +23,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "notes_site.settings")
 
 from django.conf import settings  # noqa: E402
 from django.core.wsgi import get_wsgi_application  # noqa: E402
+from flup.server.fcgi_base import FCGI_AUTHORIZER, FCGI_RESPONDER  # noqa: E402
 from flup.server.fcgi_single import WSGIServer  # noqa: E402
 
 
@@ -51,7 +52,15 @@ def main():
         )
     # flup prints a traceback page to the client on an error unless debug is off; Django's
     # own 500 page and its logging (stderr) are what a production site wants.
-    server = WSGIServer(application, bindAddress=None, debug=False)
+    # Both roles: the auth account (authorizer.yaml) answers plexer's AUTHORIZER requests with
+    # the same app, which tells them apart by the FCGI_ROLE param plexer sends
+    # (notes/authorizer.py).
+    server = WSGIServer(
+        application,
+        bindAddress=None,
+        debug=False,
+        roles=(FCGI_RESPONDER, FCGI_AUTHORIZER),
+    )
     # SIGTERM, SIGINT or SIGHUP stop the loop once the request in hand is answered: plexer's
     # graceful stop and recycling rely on that.
     server.run()

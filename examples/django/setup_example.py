@@ -64,7 +64,7 @@ def main(argv):
     for tenant, (database, users) in TENANTS.items():
         call_command("migrate", database=tenant, interactive=False, verbosity=0)
         for user in users:
-            call_command("add_user", user, stdout=io.StringIO())
+            call_command("add_user", user, tenant=tenant, stdout=io.StringIO())
         print(f"{tenant}: {data_dir / database}, users: {', '.join(users)}")
 
 

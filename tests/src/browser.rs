@@ -39,6 +39,11 @@ impl Browser {
         )
     }
 
+    /// Holds a cookie the server never set (what a client can always do).
+    pub fn set_cookie(&mut self, name: &str, value: &str) {
+        self.cookies.insert(name.to_owned(), value.to_owned());
+    }
+
     /// The value of the cookie `name`, if the browser holds it.
     pub fn cookie(&self, name: &str) -> Option<&str> {
         self.cookies.get(name).map(String::as_str)

@@ -46,6 +46,26 @@ impl DjangoSite {
     /// Creates the example's databases and users under the scratch directory, then starts
     /// plexer on the example's config with the accounts login, acme and globex.
     pub fn start(scratch: &Scratch) -> Self {
+        Self::start_on(
+            scratch,
+            "plexer.yaml",
+            "accounts.d",
+            &["login", "acme", "globex"],
+        )
+    }
+
+    /// The same site with the authorizer choosing the tenant (authorizer.yaml): the accounts
+    /// auth, acme and globex, and Django's own sessions.
+    pub fn start_with_authorizer(scratch: &Scratch) -> Self {
+        Self::start_on(
+            scratch,
+            "authorizer.yaml",
+            "authorizer.d",
+            &["auth", "acme", "globex"],
+        )
+    }
+
+    fn start_on(scratch: &Scratch, config_file: &str, accounts_dir: &str, names: &[&str]) -> Self {
         let python = venv_python();
         let data_dir = scratch.join("notes-data");
         let mut setup = Command::new(&python);
@@ -58,7 +78,7 @@ impl DjangoSite {
 
         let project = examples::path("django");
         let config = examples::render(
-            "django/plexer.yaml",
+            &format!("django/{config_file}"),
             &[
                 (
                     "unix:/run/plexer/plexer.sock",
@@ -67,15 +87,18 @@ impl DjangoSite {
                 ("/srv/notes/.venv/bin/python", &display(&python)),
                 ("/srv/notes", &display(&project)),
                 ("/var/lib/notes", &display(&data_dir)),
+                // The test's accounts go where ServeFiles writes them.
+                (
+                    &format!("accounts_dir: {accounts_dir}"),
+                    "accounts_dir: accounts.d",
+                ),
             ],
         );
-        let accounts: Vec<(&str, String)> = ["login", "acme", "globex"]
-            .into_iter()
+        let accounts: Vec<(&str, String)> = names
+            .iter()
             .map(|name| {
-                (
-                    name,
-                    examples::read(&format!("django/accounts.d/{name}.yaml")),
-                )
+                let file = format!("django/{accounts_dir}/{name}.yaml");
+                (*name, examples::read(&file))
             })
             .collect();
         let accounts: Vec<(&str, &str)> = accounts

@@ -6,7 +6,8 @@ One code base serves every account; the account file's `env:` (merged over the c
 - DATABASE_NAME: the account's SQLite database, a file name under NOTES_DATA_DIR (or an
   absolute path). A tenant's notes, or for the login account the users database.
 - NOTES_ROLE: "login" for the login account (the sign-in page), "tenant" (the default) for
-  every other account (its notes).
+  every other account (its notes), "auth" for the account that signs users in with Django's
+  own sessions and answers plexer in FastCGI's AUTHORIZER role (authorizer.yaml).
 - NOTES_DATA_DIR: the directory of the databases, and of the secret key that
   `manage.py setup_example` writes.
 - DJANGO_ALLOWED_HOSTS: the host names the site answers to, comma-separated.
@@ -57,8 +58,8 @@ def _secret_key():
 
 
 NOTES_ROLE = os.environ.get("NOTES_ROLE", "tenant")
-if NOTES_ROLE not in ("login", "tenant"):
-    raise ImproperlyConfigured(f"NOTES_ROLE is {NOTES_ROLE!r}: use login or tenant")
+if NOTES_ROLE not in ("login", "tenant", "auth"):
+    raise ImproperlyConfigured(f"NOTES_ROLE is {NOTES_ROLE!r}: use login, tenant or auth")
 
 PLEXER_COOKIE = os.environ.get("PLEXER_COOKIE", "plexer_account")
 
@@ -69,6 +70,7 @@ ALLOWED_HOSTS = [h.strip() for h in _env("DJANGO_ALLOWED_HOSTS", "localhost").sp
 INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.auth",
+    "django.contrib.sessions",
     "notes",
 ]
 
@@ -78,6 +80,21 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
+if NOTES_ROLE == "auth":
+    # Django's own sign-in: sessions in the users database, and the authorizer that reads them
+    # (notes/authorizer.py), which must come after both.
+    MIDDLEWARE[1:1] = [
+        "django.contrib.sessions.middleware.SessionMiddleware",
+        "django.contrib.auth.middleware.AuthenticationMiddleware",
+        "notes.authorizer.AuthorizerMiddleware",
+    ]
+    LOGIN_URL = "/login/"
+    LOGIN_REDIRECT_URL = "/"
+    LOGOUT_REDIRECT_URL = "/login/"
+    SESSION_COOKIE_SAMESITE = "Lax"
+    SESSION_COOKIE_HTTPONLY = True
+# The account named in Variable-PLEXER_ACCOUNT for the auth app's own pages (/login/, /logout/).
+NOTES_AUTH_ACCOUNT = os.environ.get("NOTES_AUTH_ACCOUNT", "auth")
 
 # The login account serves the sign-in page at every path; a tenant serves its notes.
 ROOT_URLCONF = f"notes_site.urls_{NOTES_ROLE}"

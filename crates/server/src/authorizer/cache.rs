@@ -3,7 +3,10 @@
 //!
 //! Only a 200 is kept: a denial (a redirect to the login page) must be asked again, or a user
 //! who just signed in would keep being sent back. A request without that cookie, or with it
-//! twice, is never cached. The entries are bounded (`max_entries`); the least recently used
+//! twice, is never cached; nor is any but a GET or HEAD: a request that changes something (a
+//! sign-out, a password change, a form sent) is always the authorizer's to see, which also lets
+//! it send a signed-in user's sign-out to its own pages rather than to the tenant of the kept
+//! decision. The entries are bounded (`max_entries`); the least recently used
 //! goes first. A kept decision outlives a logout by at most `ttl`: the docs say so.
 
 use std::num::NonZeroUsize;
@@ -76,9 +79,12 @@ impl DecisionCache {
     }
 }
 
-/// The request's value of `cookie`, the cache's key: none without a `Cookie` header, or when
-/// the cookie is missing, empty or there twice.
+/// The request's value of `cookie`, the cache's key: none without a `Cookie` header, when the
+/// cookie is missing, empty or there twice, or for a method other than GET and HEAD.
 pub(crate) fn key<'a>(params: &'a Params, cookie: &str) -> Option<&'a str> {
+    if !matches!(params.get_str("REQUEST_METHOD"), Some("GET" | "HEAD")) {
+        return None;
+    }
     let header = params.get_str("HTTP_COOKIE")?;
     find_cookie(header, cookie).filter(|value| !value.is_empty())
 }
@@ -140,5 +146,8 @@ mod tests {
         assert_eq!(key(&params("sessionid="), "sessionid"), None);
         assert_eq!(key(&params("other=1"), "sessionid"), None);
         assert_eq!(key(&Params::default(), "sessionid"), None);
+        let mut post = params("sessionid=xyz");
+        post.set("REQUEST_METHOD", "POST");
+        assert_eq!(key(&post, "sessionid"), None, "a POST is always asked");
     }
 }

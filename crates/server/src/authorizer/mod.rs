@@ -29,10 +29,13 @@ const NOT_FOR_AUTHORIZER: [&str; 4] = [
 /// download.
 pub(crate) const MAX_ANSWER: usize = 256 * 1024;
 
-/// The request's params as the authorizer gets them.
+/// The request's params as the authorizer gets them, with `FCGI_ROLE=AUTHORIZER`, which
+/// lighttpd and Apache's mod_authnz_fcgi send too: an app serving both roles on one socket
+/// (flup's WSGI server does not tell its app the role) tells them apart by it.
 pub(crate) fn authorizer_params(params: &Params) -> Params {
     let mut sent = params.clone();
     sent.retain(|name, _| !NOT_FOR_AUTHORIZER.iter().any(|n| n.as_bytes() == name));
+    sent.set("FCGI_ROLE", "AUTHORIZER");
     sent
 }
 
@@ -198,6 +201,7 @@ mod tests {
         .collect();
         let sent = authorizer_params(&params);
         let names: Vec<&[u8]> = sent.iter().map(|(n, _)| n).collect();
-        assert_eq!(names, [&b"REQUEST_URI"[..], b"HTTP_COOKIE"]);
+        assert_eq!(names, [&b"REQUEST_URI"[..], b"HTTP_COOKIE", b"FCGI_ROLE"]);
+        assert_eq!(sent.get_str("FCGI_ROLE"), Some("AUTHORIZER"));
     }
 }
