@@ -5,7 +5,7 @@
 //! change; a request that started on an account that a change then retired keeps its own
 //! reference and finishes there. Changes are made only by [`crate::accounts::Manager`].
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
@@ -20,7 +20,7 @@ use crate::account::AccountName;
 use crate::config::{AuditMode, Config};
 use crate::cookie::Keys;
 use crate::in_flight::InFlight;
-use crate::registry::Registry;
+use crate::registry::{RefusedFile, Registry};
 use crate::upstream::External;
 
 /// Counters of one account, for the status page; kept across reloads of the account.
@@ -91,6 +91,9 @@ pub struct Snapshot {
     pub keys: Arc<Keys>,
     pub registry: Registry,
     pub running: HashMap<AccountName, Arc<Generation>>,
+    /// Account files that do not run as written, by file; an account whose new version was
+    /// refused runs its previous one and is also listed here.
+    pub refused: BTreeMap<PathBuf, RefusedFile>,
 }
 
 /// What every connection shares.
