@@ -4,8 +4,9 @@
 //! accounts_dir, SIGHUP — is checked whole before anything happens, and a change that fails
 //! leaves the running set as it was. Account files are changes of their own: a bad one is
 //! refused alone (its account, if it runs, keeps its previous version), at start as later, and
-//! stays in the snapshot's `refused` until the file is fixed or goes. The order of a change is
-//! fixed:
+//! stays in the snapshot's `refused` until the file is fixed or goes. Reading files and looking
+//! users up block (a slow NSS source takes seconds), so they run on blocking threads, never on
+//! the runtime's one thread, which relays every request. The order of a change is fixed:
 //! 1. validate (parse, names, users unique, where a socket may point);
 //! 2. write the registry (atomically) when the change came through the control socket;
 //! 3. start what is new: a reload starts a new generation of workers and waits until one of
@@ -529,7 +530,10 @@ impl Manager {
             return Err(AccountsError::Exists { name, file: path });
         }
         let rules = AccountRules::from_config(&next.config);
-        let account = new_account(name.clone(), &path, &text, &rules)?;
+        let account = {
+            let (name, path, text) = (name.clone(), path.clone(), text.clone());
+            off_thread(move || new_account(name, &path, &text, &rules)).await?
+        };
         // `next` is this change's own copy: a refusal from here on drops it, changing nothing.
         next.registry.insert(account.clone())?;
         let stamp = {
@@ -593,7 +597,8 @@ impl Manager {
     }
 
     /// `plexer accounts reload NAME`: the account from its file again, as a new generation;
-    /// also how an operator clears a crash loop or an audit stop.
+    /// also how an operator clears a crash loop or an audit stop. The file is read and checked
+    /// (its users looked up) off the runtime's thread.
     pub async fn reload(&self, name: &str) -> Result<Changed, AccountsError> {
         let mut ledger = self.ledger.lock().await;
         let mut next = Draft::from(&self.state.snapshot());
@@ -601,7 +606,10 @@ impl Manager {
         let file = next.config.accounts_dir.join(format!("{name}.yaml"));
         let known = next.registry.contains(&name);
         let rules = AccountRules::from_config(&next.config);
-        let found = reread(&file, known, &rules);
+        let found = {
+            let file = file.clone();
+            off_thread(move || reread(&file, known, &rules)).await
+        };
         let Some((stamp, account)) = found else {
             return Err(AccountsError::NoFile { name, file });
         };
@@ -634,8 +642,13 @@ impl Manager {
         let mut ledger = self.ledger.lock().await;
         let snapshot = self.state.snapshot();
         let mut next = Draft::from(&snapshot);
-        let mut config = Config::load(&self.config_file)?;
-        let keys = Keys::load(&config.secret_file)?;
+        let config_file = self.config_file.clone();
+        let (mut config, keys) = off_thread(move || {
+            let config = Config::load(&config_file)?;
+            let keys = Keys::load(&config.secret_file)?;
+            Ok::<_, AccountsError>((config, keys))
+        })
+        .await?;
         for kept in keep_what_needs_a_restart(&snapshot.config, &mut config) {
             tracing::warn!("{kept} changed in the config: that takes effect at the next start");
         }
