@@ -50,6 +50,7 @@
 //! | [`procfs`] | what is read from `/proc`: liveness, children, descriptors, memory, CPU time |
 //! | [`tools`] | finding the system programs the tests need (`make test` installs them) |
 //! | [`data`] | test bodies and the FNV-1a checksum `hello` reports |
+//! | [`slow_lookup`] | an `LD_PRELOAD` library whose user lookups wait while a gate file exists, as a slow NSS source would |
 
 pub mod addr;
 pub mod browser;
@@ -75,6 +76,7 @@ pub mod redis;
 pub mod scratch;
 pub mod serve;
 pub mod site;
+pub mod slow_lookup;
 pub mod tools;
 pub mod wait;
 pub mod wire;

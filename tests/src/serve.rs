@@ -39,7 +39,7 @@ impl Default for ServeSetup<'_> {
     fn default() -> Self {
         Self {
             accounts: &[
-                ("login", ""),
+                ("login", "{}"),
                 ("bob", "users: [bob]"),
                 ("sue", "users: [sue]"),
             ],
@@ -93,7 +93,17 @@ impl ServeFiles {
 impl PlexerServe {
     /// Starts plexer with `hello` as every account's app.
     pub fn start(scratch: &Scratch, setup: ServeSetup<'_>) -> Self {
-        Self::launch(scratch, ServeFiles::write(scratch, &setup), setup.args)
+        Self::launch(scratch, ServeFiles::write(scratch, &setup), setup.args, [])
+    }
+
+    /// As [`start`](Self::start), with `env` added to plexer's environment (an `LD_PRELOAD`,
+    /// say).
+    pub fn start_with_env<'e>(
+        scratch: &Scratch,
+        setup: ServeSetup<'_>,
+        env: impl IntoIterator<Item = (&'e str, &'e Path)>,
+    ) -> Self {
+        Self::launch(scratch, ServeFiles::write(scratch, &setup), setup.args, env)
     }
 
     /// Where a plexer started in `scratch` listens; a config given to
@@ -109,17 +119,23 @@ impl PlexerServe {
             scratch,
             ServeFiles::with_config(scratch, config, accounts),
             &[],
+            [],
         )
     }
 
-    fn launch(scratch: &Scratch, files: ServeFiles, args: &[&str]) -> Self {
+    fn launch<'e>(
+        scratch: &Scratch,
+        files: ServeFiles,
+        args: &[&str],
+        env: impl IntoIterator<Item = (&'e str, &'e Path)>,
+    ) -> Self {
         let ServeFiles {
             dir,
             config,
             socket,
         } = files;
         let mut command = build::serve_command(build::plexer());
-        command.arg("-c").arg(&config).args(args);
+        command.arg("-c").arg(&config).args(args).envs(env);
         let process = Running::spawn(
             "plexer serve",
             &mut command,

@@ -148,7 +148,7 @@ fn requests_to_stable_accounts_never_fail_while_accounts_churn() {
         &scratch,
         ServeSetup {
             accounts: &[
-                ("login", ""),
+                ("login", "{}"),
                 ("bob", "users: [bob]"),
                 ("sue", "users: [sue]"),
                 ("amy", "users: [amy]"),

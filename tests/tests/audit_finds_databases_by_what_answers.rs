@@ -276,7 +276,7 @@ fn serve_stops_an_account_sharing_its_database_found_by_what_answers() {
     let plexer = PlexerServe::start(
         &scratch,
         ServeSetup {
-            accounts: &[("login", ""), ("bob", "users: [bob]"), ("forky", &forky)],
+            accounts: &[("login", "{}"), ("bob", "users: [bob]"), ("forky", &forky)],
             args: &["--log-format", "json"],
             ..ServeSetup::default()
         },

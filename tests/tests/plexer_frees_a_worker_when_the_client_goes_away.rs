@@ -33,7 +33,7 @@ fn one_worker(scratch: &Scratch) -> PlexerServe {
     PlexerServe::start(
         scratch,
         ServeSetup {
-            accounts: &[("login", ""), ("bob", "users: [bob]\nmax_children: 1")],
+            accounts: &[("login", "{}"), ("bob", "users: [bob]\nmax_children: 1")],
             args: &["--log-format", "json"],
             ..ServeSetup::default()
         },

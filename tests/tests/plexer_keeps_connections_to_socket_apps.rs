@@ -19,7 +19,7 @@ fn a_one_process_app_serves_concurrent_requests_one_after_another_on_a_kept_conn
     let plexer = PlexerServe::start(
         &scratch,
         ServeSetup {
-            accounts: &[("login", ""), ("ext", &account)],
+            accounts: &[("login", "{}"), ("ext", &account)],
             ..ServeSetup::default()
         },
     );
@@ -73,7 +73,7 @@ fn behind_plexer(
     let plexer = PlexerServe::start(
         scratch,
         ServeSetup {
-            accounts: &[("login", ""), ("ext", &account)],
+            accounts: &[("login", "{}"), ("ext", &account)],
             ..ServeSetup::default()
         },
     );
@@ -208,7 +208,7 @@ fn sigterm_lets_requests_to_socket_apps_and_pools_finish() {
     let mut plexer = PlexerServe::start(
         &scratch,
         ServeSetup {
-            accounts: &[("login", ""), ("bob", "users: [bob]"), ("ext", &account)],
+            accounts: &[("login", "{}"), ("bob", "users: [bob]"), ("ext", &account)],
             ..ServeSetup::default()
         },
     );

@@ -25,7 +25,7 @@ fn start(scratch: &Scratch, port: u16, audit: &str) -> PlexerServe {
     PlexerServe::start(
         scratch,
         ServeSetup {
-            accounts: &[("login", ""), ("bob", "users: [bob]"), ("forky", &forky)],
+            accounts: &[("login", "{}"), ("bob", "users: [bob]"), ("forky", &forky)],
             config_extra: &config_extra,
             args: &["--log-format", "json"],
             ..ServeSetup::default()

@@ -10,7 +10,7 @@ use plexer_tests::{CgiResponse, PlexerRequest, PlexerServe, Scratch, ServeSetup}
 
 /// bob has one worker, and lets a request wait long enough to be seen in the queue.
 const ACCOUNTS: &[(&str, &str)] = &[
-    ("login", ""),
+    ("login", "{}"),
     (
         "bob",
         "users: [bob]\nmax_children: 1\nqueue_timeout: 20s\nrequest_slowlog_timeout: 1s",

@@ -32,7 +32,7 @@ pub fn serve(
     env: &[(&str, &str)],
 ) -> io::Result<PlexerProcess> {
     fs::create_dir_all(dir.join("accounts.d"))?;
-    fs::write(dir.join("accounts.d/app.yaml"), "")?;
+    fs::write(dir.join("accounts.d/app.yaml"), "{}\n")?;
     fs::write(
         dir.join("secret"),
         format!("{}\n", "bench-secret-".repeat(4)),

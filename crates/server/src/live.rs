@@ -5,7 +5,7 @@
 //! change; a request that started on an account that a change then retired keeps its own
 //! reference and finishes there. Changes are made only by [`crate::accounts::Manager`].
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -22,7 +22,7 @@ use crate::authorizer::cache::DecisionCache;
 use crate::config::{AuditMode, AuthorizerCache, Config};
 use crate::cookie::Keys;
 use crate::in_flight::InFlight;
-use crate::registry::Registry;
+use crate::registry::{RefusedFile, Registry};
 use crate::upstream::External;
 
 /// Counters of one account, for the status page; kept across reloads of the account.
@@ -96,6 +96,9 @@ pub struct Snapshot {
     pub keys: Arc<Keys>,
     pub registry: Registry,
     pub running: HashMap<AccountName, Arc<Generation>>,
+    /// Account files that do not run as written, by file; an account whose new version was
+    /// refused runs its previous one and is also listed here.
+    pub refused: BTreeMap<PathBuf, RefusedFile>,
 }
 
 /// What every connection shares.

@@ -1,11 +1,15 @@
 //! The account registry: `accounts_dir`, one `NAME.yaml` per account (CONTRACT.md).
 //!
-//! Loading is all or nothing: every file is read and checked, and the first problem refuses
-//! the whole set, naming the file, so a bad edit never leaves half the accounts applied. The
-//! name comes from the file name and is checked like any account name; files that are not
-//! `*.yaml`, or start with a dot (editors' and our own temporary files), are not accounts.
+//! Loading refuses file by file: every file is read and checked, a file that does not validate
+//! is refused alone and named (a [`RefusedFile`]: the file, its line where the YAML parser gives
+//! one, and why), and every other account loads. One tenant's typo must not keep every tenant
+//! down at the next restart. Files are taken in sorted order, so when two files claim the same
+//! user the later one is refused, naming the earlier, the same way at every start. The name
+//! comes from the file name and is checked like any account name; files that are not `*.yaml`,
+//! or start with a dot (editors' and our own temporary files), are not accounts.
 
 use std::collections::{BTreeMap, HashMap};
+use std::fmt;
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 
@@ -169,16 +173,111 @@ pub(crate) fn read_account_file(file: &Path) -> Result<String, ConfigError> {
     Ok(text)
 }
 
-impl Registry {
-    /// Reads every account file in `dir`, checked against `rules`.
-    pub fn load(dir: &Path, rules: &AccountRules) -> Result<Self, ConfigError> {
-        let files = account_files(dir)?;
-        let mut registry = Self::default();
-        for file in files {
-            let text = read_account_file(&file)?;
-            registry.insert(Self::account(&file, &text, rules)?)?;
+/// An account file that does not run as written, and why: shown by `plexer accounts list`,
+/// the status page and `plexer serve --check` until the file is fixed or removed.
+///
+/// The cause stays the error itself, rendered only where a person reads it; it is type-erased
+/// because the registry sits below the accounts manager, whose errors (a pool that did not
+/// start) are refusals too.
+#[derive(Clone, Debug)]
+pub struct RefusedFile {
+    pub file: PathBuf,
+    /// The account the file names, when its name is an account name.
+    pub account: Option<AccountName>,
+    /// The line of the problem, where the YAML parser gave one.
+    pub line: Option<usize>,
+    pub why: Arc<dyn std::error::Error + Send + Sync>,
+}
+
+impl RefusedFile {
+    pub fn new(
+        file: &Path,
+        line: Option<usize>,
+        why: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        let account = file
+            .file_stem()
+            .and_then(|stem| AccountName::new(&stem.to_string_lossy()).ok());
+        Self {
+            file: file.to_owned(),
+            account,
+            line,
+            why: Arc::new(why),
         }
-        Ok(registry)
+    }
+
+    /// The refusal as `plexer accounts list` and the status page's `refused` show it.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "file": self.file.display().to_string(),
+            "account": self.account.as_ref().map(AccountName::as_str),
+            "line": self.line,
+            "reason": self.to_string(),
+        })
+    }
+
+    /// A file refused by its own checks (parse, name, keys, users).
+    pub fn of_file(error: ConfigError) -> Self {
+        let file = match &error {
+            ConfigError::Read { file, .. }
+            | ConfigError::NotAFile { file }
+            | ConfigError::Parse { file, .. }
+            | ConfigError::Invalid { file, .. }
+            | ConfigError::Empty { file } => file.clone(),
+        };
+        Self::new(&file, error.line(), error)
+    }
+}
+
+/// The reason names the file (and the line) already.
+impl fmt::Display for RefusedFile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.why.fmt(f)
+    }
+}
+
+impl std::error::Error for RefusedFile {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.why.source()
+    }
+}
+
+/// What a load of accounts_dir found: the accounts that validate together, and every file
+/// refused, in file order.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    pub registry: Registry,
+    pub refused: Vec<RefusedFile>,
+}
+
+impl Loaded {
+    /// Takes one file's account, in sorted file order: it joins unless one of its users belongs
+    /// to an account of an earlier file, which keeps the user.
+    pub fn take(&mut self, account: Result<Account, RefusedFile>) {
+        let refused = account.and_then(|account| {
+            let file = account.file.clone();
+            self.registry
+                .insert(account)
+                .map_err(|err| RefusedFile::new(&file, None, err))
+        });
+        if let Err(refusal) = refused {
+            self.refused.push(refusal);
+        }
+    }
+}
+
+impl Registry {
+    /// Reads every account file in `dir`, checked against `rules`: the accounts that validate
+    /// and the files refused. Fails only when `dir` cannot be listed.
+    pub fn load(dir: &Path, rules: &AccountRules) -> Result<Loaded, ConfigError> {
+        let mut loaded = Loaded::default();
+        for file in account_files(dir)? {
+            let account = read_account_file(&file)
+                .and_then(|text| Self::account(&file, &text, rules))
+                .map_err(RefusedFile::of_file);
+            loaded.take(account);
+        }
+        Ok(loaded)
     }
 
     /// One account from its file's text, checked against `rules`.
@@ -247,8 +346,10 @@ impl Registry {
                     &account.file,
                     format!(
                         "user {user:?} already belongs to account {owner} ({}): a user maps to one \
-                         account",
-                        other.display()
+                         account; take it out of one of the two files (then `plexer accounts \
+                         reload {}`)",
+                        other.display(),
+                        account.name
                     ),
                 ));
             }
@@ -321,17 +422,35 @@ mod tests {
         dir
     }
 
+    fn load(dir: &tempfile::TempDir, rules: &AccountRules) -> Loaded {
+        Registry::load(dir.path(), rules).unwrap()
+    }
+
+    /// Each refusal as `FILE NAME, ACCOUNT, LINE: REASON`, for assertions.
+    fn refusals(loaded: &Loaded) -> Vec<String> {
+        loaded
+            .refused
+            .iter()
+            .map(|r| {
+                let name = r.file.file_name().unwrap().to_string_lossy();
+                let account = r.account.as_ref().map(AccountName::as_str);
+                format!("{name}, {account:?}, {:?}: {r}", r.line)
+            })
+            .collect()
+    }
+
     #[test]
     fn every_yaml_file_is_an_account_and_users_map_to_it() {
         let dir = dir(&[
             ("bob.yaml", "users: [bob, bob@example.com]\n"),
             ("sue.yaml", "socket: unix:/run/sue/app.sock\n"),
-            ("login.yaml", ""),
+            ("login.yaml", "{}\n"),
             ("notes.txt", "not an account"),
             (".bob.yaml.tmp", "users: [x]"),
         ]);
-        let registry =
-            Registry::load(dir.path(), &AccountRules::with_template(template())).unwrap();
+        let loaded = load(&dir, &AccountRules::with_template(template()));
+        assert!(loaded.refused.is_empty(), "{:?}", refusals(&loaded));
+        let registry = loaded.registry;
         assert_eq!(registry.len(), 3);
         let bob = registry.account_of_user("bob@example.com").unwrap();
         assert_eq!(bob.name.as_str(), "bob");
@@ -341,39 +460,73 @@ mod tests {
     }
 
     #[test]
-    fn a_bad_file_refuses_the_whole_set_and_names_it() {
-        let cases = [
-            (
-                vec![("Bob.yaml", "")],
-                "Bob.yaml: the file name is bad account name",
-            ),
-            (
-                vec![
-                    ("bob.yaml", "users: [x]\n"),
-                    ("sue.yaml", "users: [y, x]\n"),
-                ],
-                "sue.yaml: user \"x\" already belongs to account bob",
-            ),
-            (
-                vec![("bob.yaml", "max_childs: 2\n")],
-                "bob.yaml:1:1: unknown field `max_childs`",
-            ),
+    fn a_bad_file_is_refused_alone_naming_it_and_the_others_load() {
+        let dir = dir(&[
+            ("Bob.yaml", "{}\n"),
+            ("ann.yaml", "users: [ann]\n"),
+            ("bob.yaml", "users: [bob]\nmax_childs: 2\n"),
+            ("eve.yaml", ""),
+            ("sue.yaml", "users: [sue\n"),
+            ("zed.yaml", "users: [zed]\n"),
+        ]);
+        let loaded = load(&dir, &AccountRules::with_template(template()));
+        let names: Vec<&str> = loaded
+            .registry
+            .accounts()
+            .map(|a| a.name.as_str())
+            .collect();
+        assert_eq!(names, ["ann", "zed"]);
+        let refused = refusals(&loaded);
+        let expected = [
+            "Bob.yaml, None, None: ",
+            "bob.yaml, Some(\"bob\"), Some(2): ",
+            "eve.yaml, Some(\"eve\"), None: ",
+            "sue.yaml, Some(\"sue\"), Some(2): ",
         ];
-        for (files, expected) in cases {
-            let dir = dir(&files);
-            let err = Registry::load(dir.path(), &AccountRules::with_template(template()))
-                .unwrap_err()
-                .to_string();
-            assert!(err.contains(expected), "{err} !~ {expected}");
+        assert_eq!(refused.len(), expected.len(), "{refused:?}");
+        for (said, expected) in refused.iter().zip(expected) {
+            assert!(said.starts_with(expected), "{said} !~ {expected}");
         }
+        assert!(refused[0].contains("Bob.yaml: the file name is bad account name"));
+        assert!(refused[1].contains("bob.yaml:2:1: unknown field `max_childs`"));
+        assert!(refused[2].contains("eve.yaml is empty"));
+        assert!(refused[3].contains("sue.yaml:2:1:"));
+    }
+
+    #[test]
+    fn a_user_claimed_twice_refuses_the_later_file_naming_the_earlier() {
+        let dir = dir(&[
+            ("bob.yaml", "users: [x]\n"),
+            ("amy.yaml", "users: [y]\n"),
+            ("sue.yaml", "users: [y, x]\n"),
+        ]);
+        let loaded = load(&dir, &AccountRules::with_template(template()));
+        let refused = refusals(&loaded);
+        assert_eq!(refused.len(), 1, "{refused:?}");
+        assert!(
+            refused[0].contains("sue.yaml: user \"y\" already belongs to account amy")
+                && refused[0].contains("amy.yaml"),
+            "{refused:?}"
+        );
+        assert_eq!(
+            loaded.registry.account_of_user("x").unwrap().name.as_str(),
+            "bob"
+        );
+        assert_eq!(
+            loaded.registry.account_of_user("y").unwrap().name.as_str(),
+            "amy"
+        );
     }
 
     #[test]
     fn an_account_needs_a_command_from_somewhere() {
         let dir = dir(&[("bob.yaml", "users: [bob]\n")]);
-        let err = Registry::load(dir.path(), &AccountRules::default())
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("bob.yaml: command: is missing"), "{err}");
+        let loaded = load(&dir, &AccountRules::default());
+        assert!(loaded.registry.is_empty());
+        let refused = refusals(&loaded);
+        assert!(
+            refused[0].contains("bob.yaml: command: is missing"),
+            "{refused:?}"
+        );
     }
 }

@@ -205,7 +205,7 @@ mod tests {
             ..PoolKeys::default()
         };
         let mut registry = Registry::default();
-        for (name, text) in [("bob", "users: [bob]"), ("login", "")] {
+        for (name, text) in [("bob", "users: [bob]"), ("login", "{}")] {
             let file = format!("/a/{name}.yaml");
             registry
                 .insert(

@@ -8,7 +8,7 @@
 //! no worker, which is what starves php-fpm and spawn-fcgi behind nginx's upstream keepalive.
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -18,13 +18,16 @@ use plexer_prefork::supervisor::Supervisor;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::net::{TcpListener, UnixListener, UnixStream};
 
-use crate::accounts::{AccountsError, Manager, reaches_listen, runs_as_root_only_if_asked};
+use crate::account::AccountName;
+use crate::accounts::{
+    AccountsError, LaunchError, Manager, reaches_listen, runs_as_root_only_if_asked,
+};
 use crate::config::Config;
 use crate::cookie::Keys;
 use crate::exposure::ListenAccess;
 use crate::gauge::{Gauge, GaugeGuard, OverLimit};
 use crate::live::State;
-use crate::registry::{AccountRules, Registry};
+use crate::registry::{AccountRules, Backend, Loaded, RefusedFile, Registry};
 use crate::relay::{self, Entry, Front, FrontTimeouts};
 use crate::request::{self, AfterRequest};
 use crate::signals::{Asked, Signals};
@@ -72,26 +75,43 @@ pub struct ServeOptions {
 }
 
 /// Loads everything and checks it, starting nothing: `plexer serve --check` (`allow_root`:
-/// `--allow-root` was given too).
-pub fn check(config_file: &Path, allow_root: bool) -> Result<(Config, Keys, Registry), ServeError> {
+/// `--allow-root` was given too). Account files are checked one by one as the start checks
+/// them: the answer holds the accounts that would start and every file that would be refused.
+pub fn check(config_file: &Path, allow_root: bool) -> Result<(Config, Keys, Loaded), ServeError> {
     let config = Config::load(config_file)?;
     let keys = Keys::load(&config.secret_file)?;
-    let registry = Registry::load(&config.accounts_dir, &AccountRules::from_config(&config))?;
+    let mut loaded = Registry::load(&config.accounts_dir, &AccountRules::from_config(&config))?;
     let listen = ListenAccess::from_config(&config);
-    for account in registry.accounts() {
-        if let crate::registry::Backend::Managed(plan) = &account.backend {
-            let refused = |why| AccountsError::Start {
-                file: account.file.clone(),
-                name: account.name.clone(),
-                why,
+    let refusals: Vec<(AccountName, PathBuf, LaunchError)> = loaded
+        .registry
+        .accounts()
+        .filter_map(|account| {
+            let Backend::Managed(plan) = &account.backend else {
+                return None;
             };
-            runs_as_root_only_if_asked(plan, allow_root).map_err(refused)?;
-            if let Some(why) = reaches_listen(plan, &config, listen).map_err(refused)? {
-                tracing::warn!(account = %account.name, file = %account.file.display(), "{why}");
+            let checked = runs_as_root_only_if_asked(plan, allow_root)
+                .and_then(|()| reaches_listen(plan, &config, listen));
+            match checked {
+                Ok(Some(why)) => {
+                    tracing::warn!(account = %account.name, file = %account.file.display(), "{why}");
+                    None
+                }
+                Ok(None) => None,
+                Err(why) => Some((account.name.clone(), account.file.clone(), why)),
             }
-        }
+        })
+        .collect();
+    for (name, file, why) in refusals {
+        loaded.registry.remove(&name);
+        let refused = AccountsError::Start {
+            file: file.clone(),
+            name,
+            why,
+        };
+        loaded.refused.push(RefusedFile::new(&file, None, refused));
     }
-    Ok((config, keys, registry))
+    loaded.refused.sort_by(|a, b| a.file.cmp(&b.file));
+    Ok((config, keys, loaded))
 }
 
 /// Starts the pools and serves until SIGTERM/SIGINT (drain) or SIGQUIT (at once); SIGHUP
@@ -125,6 +145,7 @@ pub async fn run(config_file: &Path, options: ServeOptions) -> Result<(), ServeE
     let state = Arc::clone(manager.state());
     tracing::info!(
         accounts = state.snapshot().registry.len(),
+        refused = state.snapshot().refused.len(),
         control = %control_path.display(),
         "accounts loaded"
     );
@@ -256,7 +277,7 @@ fn reload_in_background(manager: &Arc<Manager>) {
 /// The listening socket the web server connects to; the path is removed at the end unless
 /// the socket came from systemd.
 enum Listener {
-    Unix(UnixListener, Option<std::path::PathBuf>),
+    Unix(UnixListener, Option<PathBuf>),
     Tcp(TcpListener),
 }
 

@@ -5,7 +5,9 @@
 //! answered for it, slow requests (longer than `request_slowlog_timeout`), the queue now and at
 //! most, how often max_children was reached, failures, and seconds since the last spawn and
 //! failure; with `full`, every worker: pid, state, for how long, requests served, its limit,
-//! its resident memory, and the URI of the request it serves and for how long.
+//! its resident memory, and the URI of the request it serves and for how long. Then every
+//! account file refused (`refused`: file, account, line, reason): its account does not run, or
+//! runs the version of the file before the refused edit.
 //!
 //! Formats: text (default), `?json` (the report as it is), `?openmetrics` (OpenMetrics 1.0
 //! text for Prometheus, accounts and workers as labels; `status/openmetrics.rs`) and `?html` (a
@@ -21,6 +23,7 @@ use plexer_prefork::pool::{Worker, WorkerState};
 use serde_json::{Value, json};
 
 use crate::live::{Snapshot, State, Target};
+use crate::registry::RefusedFile;
 use crate::responses::plain;
 use crate::router::StatusFormat;
 
@@ -164,9 +167,15 @@ pub fn report(snapshot: &Snapshot, started: Instant, full: bool) -> Value {
         }
         accounts.push(entry);
     }
+    let refused: Vec<Value> = snapshot
+        .refused
+        .values()
+        .map(RefusedFile::to_json)
+        .collect();
     json!({
         "uptime_seconds": started.elapsed().as_secs(),
         "accounts": accounts,
+        "refused": refused,
     })
 }
 
@@ -239,5 +248,29 @@ pub fn text(report: &Value) -> String {
             out.push('\n');
         }
     }
+    for refused in report["refused"].as_array().into_iter().flatten() {
+        out.push_str(&format!(
+            "\nrefused: {}\n",
+            refused["reason"].as_str().unwrap_or("-")
+        ));
+    }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_text_page_ends_with_each_refused_file_and_its_reason() {
+        let page = text(&sample_report::sample_report());
+        assert!(
+            page.ends_with(
+                "\nrefused: /etc/plexer/accounts.d/eve.yaml:2:1: did not find expected ',' or \
+                 ']'\n\nrefused: /etc/plexer/accounts.d/Bad.yaml: the file name is bad account \
+                 name \"Bad\" <b>\n"
+            ),
+            "{page}"
+        );
+    }
 }

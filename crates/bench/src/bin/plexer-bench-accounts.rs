@@ -84,7 +84,7 @@ impl Plexer {
         // plexer refuses a secret every user may read.
         let private = std::os::unix::fs::PermissionsExt::from_mode(0o600);
         std::fs::set_permissions(root.join("secret"), private).unwrap();
-        std::fs::write(root.join("accounts.d/login.yaml"), "").unwrap();
+        std::fs::write(root.join("accounts.d/login.yaml"), "{}\n").unwrap();
         for i in 0..accounts {
             write_account(root, &format!("a{i}"));
         }

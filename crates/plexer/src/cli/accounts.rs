@@ -196,6 +196,9 @@ fn print_list(out: &mut impl Write, data: Option<&Value>) -> anyhow::Result<()> 
         "{:<24} {:>4} {:<24} {:<20} users",
         "account", "gen", "state", "kind"
     )?;
+    let (refused, accounts): (Vec<Value>, Vec<Value>) = accounts
+        .into_iter()
+        .partition(|account| account["state"] == "refused");
     for account in accounts {
         let users: Vec<&str> = account["users"]
             .as_array()
@@ -212,6 +215,10 @@ fn print_list(out: &mut impl Write, data: Option<&Value>) -> anyhow::Result<()> 
             account["kind"].as_str().unwrap_or("-"),
             users.join(",")
         )?;
+    }
+    // Refused files last, each with its reason (which names the file and the line).
+    for file in refused {
+        writeln!(out, "refused: {}", file["reason"].as_str().unwrap_or("-"))?;
     }
     Ok(())
 }

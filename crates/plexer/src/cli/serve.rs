@@ -36,15 +36,7 @@ fn parse_http_addr(text: &str) -> Result<SocketAddr, String> {
 
 pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     if args.check {
-        let (config, _keys, registry) = serve::check(&args.config, args.allow_root)?;
-        writeln!(
-            std::io::stdout().lock(),
-            "{}: ok, {} accounts in {}",
-            args.config.display(),
-            registry.len(),
-            config.accounts_dir.display()
-        )?;
-        return Ok(ExitCode::SUCCESS);
+        return check(&args);
     }
     // Taken while plexer has one thread: it edits the environment.
     let options = ServeOptions {
@@ -61,4 +53,30 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .build()?;
     runtime.block_on(serve::run(&args.config, options))?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--check`: every refused account file on stderr with its reason, and exit 1 if there is
+/// one (a start would serve the others, but a check is asked whether everything is right).
+fn check(args: &ServeArgs) -> anyhow::Result<ExitCode> {
+    let (config, _keys, loaded) = serve::check(&args.config, args.allow_root)?;
+    let (accounts, dir) = (loaded.registry.len(), config.accounts_dir.display());
+    if loaded.refused.is_empty() {
+        let config = args.config.display();
+        writeln!(
+            std::io::stdout().lock(),
+            "{config}: ok, {accounts} accounts in {dir}"
+        )?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut stderr = std::io::stderr().lock();
+    for refused in &loaded.refused {
+        writeln!(stderr, "plexer: refused: {refused}")?;
+    }
+    writeln!(
+        stderr,
+        "plexer: {} account files refused, {accounts} accounts ok in {dir}: fix or remove the \
+         refused files (a start would serve the others and refuse these)",
+        loaded.refused.len()
+    )?;
+    Ok(ExitCode::FAILURE)
 }

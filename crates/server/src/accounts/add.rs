@@ -64,6 +64,11 @@ impl AddAccount {
             seen.push(key);
             text.push_str(&format!("{key}: {value}\n"));
         }
+        // An empty file is refused (it is what an edit looks like half-way); this is the
+        // account with every default.
+        if text.is_empty() {
+            text.push_str("{}\n");
+        }
         Ok(text)
     }
 }
@@ -96,6 +101,18 @@ mod tests {
         assert_eq!(parsed["users"][1], "x\nsocket: unix:/evil");
         assert_eq!(parsed["env"]["DB"], "bob\"\n");
         assert!(parsed.get("socket").is_none());
+    }
+
+    #[test]
+    fn an_add_with_no_options_writes_an_account_with_every_default() {
+        let add = AddAccount {
+            name: "login".into(),
+            ..AddAccount::default()
+        };
+        let text = add.file_text().unwrap();
+        assert_eq!(text, "{}\n");
+        let parsed = crate::config::AccountFile::parse(&text, std::path::Path::new("login.yaml"));
+        assert!(parsed.is_ok(), "{parsed:?}");
     }
 
     #[test]

@@ -13,6 +13,7 @@ use super::files::WriteError;
 use crate::account::{AccountName, BadAccountName};
 use crate::config::{ConfigError, Span};
 use crate::cookie::KeyError;
+use crate::registry::RefusedFile;
 
 /// Why an account change was refused; nothing was changed.
 #[derive(Debug, thiserror::Error)]
@@ -49,6 +50,9 @@ pub enum AccountsError {
         name: AccountName,
         why: LaunchError,
     },
+    /// An account file refused in a change (the account, if it runs, keeps its old version).
+    #[error(transparent)]
+    Refused(#[from] RefusedFile),
     #[error("{file}: the new workers of {name} did not start ({why}); the old ones go on serving")]
     NotReady {
         /// The file, or the name when the account had none.

@@ -2,7 +2,11 @@
 //!
 //! Every change — `plexer accounts add/remove/reload`, a file dropped in, touched or deleted in
 //! accounts_dir, SIGHUP — is checked whole before anything happens, and a change that fails
-//! leaves the running set as it was. The order of a change is fixed:
+//! leaves the running set as it was. Account files are changes of their own: a bad one is
+//! refused alone (its account, if it runs, keeps its previous version), at start as later, and
+//! stays in the snapshot's `refused` until the file is fixed or goes. Reading files and looking
+//! users up block (a slow NSS source takes seconds), so they run on blocking threads, never on
+//! the runtime's one thread, which relays every request. The order of a change is fixed:
 //! 1. validate (parse, names, users unique, where a socket may point);
 //! 2. write the registry (atomically) when the change came through the control socket;
 //! 3. start what is new: a reload starts a new generation of workers and waits until one of
@@ -13,7 +17,7 @@
 
 mod files;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,7 +34,9 @@ use crate::cookie::Keys;
 use crate::exposure::{self, ListenAccess, Verdict, Who};
 use crate::in_flight::InFlight;
 use crate::live::{AccountCounters, Generation, Snapshot, State, Target};
-use crate::registry::{Account, AccountRules, Backend, Registry, account_files, read_account_file};
+use crate::registry::{
+    Account, AccountRules, Backend, Loaded, RefusedFile, Registry, account_files, read_account_file,
+};
 use files::{FileStamp, remove_durably, write_atomically};
 
 pub use add::AddAccount;
@@ -85,7 +91,7 @@ pub struct Applied {
     pub reloaded: Vec<String>,
     pub removed: Vec<String>,
     /// Changes refused, each with the file and the reason.
-    pub refused: Vec<AccountsError>,
+    pub refused: Vec<RefusedFile>,
 }
 
 impl Applied {
@@ -120,6 +126,7 @@ struct Draft {
     keys: Arc<Keys>,
     registry: Registry,
     running: HashMap<AccountName, Arc<Generation>>,
+    refused: BTreeMap<PathBuf, RefusedFile>,
     retire: Vec<Arc<Generation>>,
 }
 
@@ -130,8 +137,16 @@ impl Draft {
             keys: Arc::clone(&snapshot.keys),
             registry: snapshot.registry.clone(),
             running: snapshot.running.clone(),
+            refused: snapshot.refused.clone(),
             retire: Vec::new(),
         }
+    }
+
+    /// Records a refused file, for the status page and `plexer accounts list` (replacing what
+    /// an earlier version of the file was refused for), and for this change's answer.
+    fn refuse(&mut self, applied: &mut Applied, refusal: RefusedFile) {
+        self.refused.insert(refusal.file.clone(), refusal.clone());
+        applied.refused.push(refusal);
     }
 
     fn remove(&mut self, name: &AccountName) {
@@ -143,8 +158,10 @@ impl Draft {
 }
 
 impl Manager {
-    /// Loads every account file (one bad file refuses the start, naming it), starts the
-    /// accounts, and returns the manager with the state the connections share.
+    /// Loads every account file, starts every account that validates and refuses the others
+    /// one by one, naming each (one tenant's bad file must not keep every tenant down), and
+    /// returns the manager with the state the connections share. Only an accounts_dir that
+    /// cannot be listed refuses the start.
     pub fn start(
         config_file: &Path,
         config: Config,
@@ -157,17 +174,19 @@ impl Manager {
         // listen socket was bound first.
         let _ = std::fs::remove_dir_all(config.runtime_dir.join("workers"));
         let rules = AccountRules::from_config(&config);
-        let mut registry = Registry::default();
         let mut seen = HashMap::new();
+        let mut loaded = Loaded::default();
+        // In sorted file order, so a user claimed twice stays with the same file every start.
         for (file, stamp, account) in scan_dir(&config.accounts_dir, &seen, &rules)?.changed {
-            registry.insert(account?)?;
             seen.insert(file, stamp);
+            loaded.take(account);
         }
         let state = Arc::new(State::new(Snapshot {
             config: Arc::new(config),
             keys: Arc::new(keys),
             registry: Registry::default(),
             running: HashMap::new(),
+            refused: BTreeMap::new(),
         }));
         let manager = Arc::new(Self {
             state,
@@ -181,30 +200,53 @@ impl Manager {
             allow_root,
             listen_access,
         });
-        let snapshot = manager.state.snapshot();
-        let mut next = Draft::from(&snapshot);
+        let mut next = Draft::from(&manager.state.snapshot());
         let mut ledger = manager
             .ledger
             .try_lock()
             .expect("nobody else has the manager yet");
+        let mut applied = Applied::default();
+        for refusal in std::mem::take(&mut loaded.refused) {
+            next.refuse(&mut applied, refusal);
+        }
+        manager.start_accounts(&mut ledger, &mut next, loaded.registry, &mut applied);
+        drop(ledger);
+        manager.publish(next);
+        log_refused(&applied);
+        Ok(manager)
+    }
+
+    /// Starts a first generation of every account in `registry`; one that cannot start is
+    /// refused alone.
+    fn start_accounts(
+        &self,
+        ledger: &mut Ledger,
+        next: &mut Draft,
+        mut registry: Registry,
+        applied: &mut Applied,
+    ) {
         let total = registry.len();
-        for (started, account) in registry.accounts().enumerate() {
-            let running = manager
-                .launch(&mut ledger, account, &next.config, Arc::default())
-                .map_err(|why| AccountsError::Start {
-                    file: account.file.clone(),
-                    name: account.name.clone(),
-                    why,
-                })?;
-            next.running.insert(account.name.clone(), Arc::new(running));
+        let accounts: Vec<Account> = registry.accounts().cloned().collect();
+        for (started, account) in accounts.into_iter().enumerate() {
+            match self.launch(ledger, &account, &next.config, Arc::default()) {
+                Ok(running) => {
+                    next.running.insert(account.name.clone(), Arc::new(running));
+                }
+                Err(why) => {
+                    registry.remove(&account.name);
+                    let why = AccountsError::Start {
+                        file: account.file.clone(),
+                        name: account.name.clone(),
+                        why,
+                    };
+                    next.refuse(applied, RefusedFile::new(&account.file, None, why));
+                }
+            }
             if (started + 1) % PROGRESS_EVERY == 0 {
                 tracing::info!("starting accounts: {} of {total}", started + 1);
             }
         }
         next.registry = registry;
-        drop(ledger);
-        manager.publish(next);
-        Ok(manager)
     }
 
     /// The state every connection routes with.
@@ -298,6 +340,7 @@ impl Manager {
             keys: next.keys,
             registry: next.registry,
             running: next.running,
+            refused: next.refused,
         });
         for old in next.retire {
             self.retire(old, drain_timeout);
@@ -372,11 +415,13 @@ impl Manager {
         let DirScan { files, changed } = match scan {
             Ok(scan) => scan,
             Err(err) => {
-                applied.refused.push(err.into());
+                next.refuse(applied, RefusedFile::of_file(err));
                 return;
             }
         };
         let present: HashSet<&PathBuf> = files.iter().collect();
+        // A refusal goes with its file; so does one of accounts_dir itself, now listed again.
+        next.refused.retain(|file, _| present.contains(file));
         let gone: Vec<AccountName> = next
             .registry
             .accounts()
@@ -393,10 +438,13 @@ impl Manager {
         ledger.seen.retain(|file, _| present.contains(file));
         let mut accounts = Vec::new();
         for (file, stamp, account) in changed {
+            // A new version of the file: what its old one was refused for no longer holds.
+            next.refused.remove(&file);
             ledger.seen.insert(file, stamp);
             match account {
                 Ok(account) => accounts.push(account),
-                Err(refused) => applied.refused.push(refused),
+                // The account, if it runs, keeps running its previous version.
+                Err(refused) => next.refuse(applied, refused),
             }
         }
         self.apply_accounts(ledger, next, accounts, applied).await;
@@ -419,7 +467,7 @@ impl Manager {
         for account in accounts {
             match next.registry.insert(account.clone()) {
                 Ok(()) => accepted.push(account),
-                Err(err) => applied.refused.push(err.into()),
+                Err(err) => next.refuse(applied, RefusedFile::new(&account.file, None, err)),
             }
         }
         let mut probes = tokio::task::JoinSet::new();
@@ -437,9 +485,10 @@ impl Manager {
                         Some(previous) => {
                             previous_running.insert(account.name.clone(), previous);
                             let (name, probe) = (account.name.clone(), Arc::clone(&running));
+                            let file = account.file.clone();
                             probes.spawn(async move {
                                 let result = ready(&probe).await;
-                                (name, probe, result)
+                                (name, file, probe, result)
                             });
                         }
                         None => applied.added.push(account.name.to_string()),
@@ -447,14 +496,15 @@ impl Manager {
                     next.running.insert(account.name.clone(), running);
                 }
                 Err(why) => {
-                    applied.refused.push(AccountsError::Start {
+                    let why = AccountsError::Start {
                         file: account.file.clone(),
                         name: account.name.clone(),
                         why,
-                    });
+                    };
+                    next.refuse(applied, RefusedFile::new(&account.file, None, why));
                     next.registry.remove(&account.name);
                     if let Some(previous) = old.get(&account.name) {
-                        restore(ledger, next, previous);
+                        restore(ledger, next, previous, applied);
                     }
                 }
             }
@@ -462,16 +512,17 @@ impl Manager {
         // Accounts whose change was refused keep their old version.
         for (name, previous) in &old {
             if !next.registry.contains(name) {
-                restore(ledger, next, previous);
+                restore(ledger, next, previous, applied);
             }
         }
         while let Some(done) = probes.join_next().await {
-            let Ok((name, probe, result)) = done else {
+            let Ok((name, file, probe, result)) = done else {
                 continue;
             };
             let previous = previous_running.remove(&name);
             let proven = Proven {
                 name,
+                file,
                 probe,
                 previous,
             };
@@ -487,19 +538,25 @@ impl Manager {
         let mut next = Draft::from(&self.state.snapshot());
         let dir = next.config.accounts_dir.clone();
         let path = dir.join(format!("{name}.yaml"));
-        if next.registry.contains(&name) || path.exists() {
+        if next.registry.contains(&name) {
             return Err(AccountsError::Exists { name, file: path });
         }
         let rules = AccountRules::from_config(&next.config);
-        let account = Registry::account(&path, &text, &rules)?;
+        let account = {
+            let (name, path, text) = (name.clone(), path.clone(), text.clone());
+            off_thread(move || new_account(name, &path, &text, &rules)).await?
+        };
         // `next` is this change's own copy: a refusal from here on drops it, changing nothing.
         next.registry.insert(account.clone())?;
-        let written = {
+        let stamp = {
             let (dir, name, text) = (dir.clone(), name.to_string(), text.clone());
-            off_thread(move || write_atomically(&dir, &name, &text)).await
+            off_thread(move || {
+                let path = write_atomically(&dir, &name, &text)?;
+                Ok::<_, AccountsError>(FileStamp::of(&path).ok())
+            })
+            .await?
         };
-        written?;
-        if let Ok(stamp) = FileStamp::of(&path) {
+        if let Some(stamp) = stamp {
             ledger.seen.insert(path.clone(), stamp);
         }
         let running = match self.launch(&mut ledger, &account, &next.config, Arc::default()) {
@@ -523,18 +580,27 @@ impl Manager {
     }
 
     /// `plexer accounts remove`: the file goes first, then the routes; requests in flight
-    /// finish within drain_timeout.
+    /// finish within drain_timeout. A refused file of that name that runs nothing is removed
+    /// too.
     pub async fn remove(&self, name: &str) -> Result<Changed, AccountsError> {
         let name = AccountName::new(name)?;
         let mut ledger = self.ledger.lock().await;
         let mut next = Draft::from(&self.state.snapshot());
-        let Some(account) = next.registry.get(&name) else {
-            return Err(AccountsError::Missing { name });
+        let refused_file = || {
+            let refusal = next
+                .refused
+                .values()
+                .find(|r| r.account.as_ref() == Some(&name));
+            refusal.map(|r| r.file.clone())
         };
-        let file = account.file.clone();
+        let file = match next.registry.get(&name) {
+            Some(account) => account.file.clone(),
+            None => refused_file().ok_or_else(|| AccountsError::Missing { name: name.clone() })?,
+        };
         let removed = file.clone();
         off_thread(move || remove_durably(&removed)).await?;
         ledger.seen.remove(&file);
+        next.refused.remove(&file);
         next.remove(&name);
         let drain = next.config.drain_timeout;
         self.publish(next);
@@ -543,29 +609,39 @@ impl Manager {
     }
 
     /// `plexer accounts reload NAME`: the account from its file again, as a new generation;
-    /// also how an operator clears a crash loop or an audit stop.
+    /// also how an operator clears a crash loop or an audit stop. The file is read and checked
+    /// (its users looked up) off the runtime's thread.
     pub async fn reload(&self, name: &str) -> Result<Changed, AccountsError> {
         let mut ledger = self.ledger.lock().await;
         let mut next = Draft::from(&self.state.snapshot());
         let name = AccountName::new(name)?;
         let file = next.config.accounts_dir.join(format!("{name}.yaml"));
-        if !next.registry.contains(&name) && !file.exists() {
-            return Err(AccountsError::NoFile { name, file });
-        }
-        let stamp = FileStamp::of(&file).ok();
-        let text = read_account_file(&file)?;
+        let known = next.registry.contains(&name);
         let rules = AccountRules::from_config(&next.config);
-        let account = Registry::account(&file, &text, &rules)?;
+        let found = {
+            let file = file.clone();
+            off_thread(move || reread(&file, known, &rules)).await
+        };
+        let Some((stamp, account)) = found else {
+            return Err(AccountsError::NoFile { name, file });
+        };
+        // This version of the file replaces whatever an earlier one was refused for.
+        next.refused.remove(&file);
         let mut applied = Applied::default();
-        self.apply_accounts(&mut ledger, &mut next, vec![account], &mut applied)
-            .await;
+        match account {
+            Ok(account) => {
+                self.apply_accounts(&mut ledger, &mut next, vec![account], &mut applied)
+                    .await;
+            }
+            Err(refused) => next.refuse(&mut applied, refused),
+        }
         if let Some(stamp) = stamp {
             ledger.seen.insert(file, stamp);
         }
         self.publish(next);
         log_applied(&applied);
         if let Some(refused) = applied.refused.into_iter().next() {
-            return Err(refused);
+            return Err(refused.into());
         }
         let new = !applied.added.is_empty();
         Ok(Changed::Reloaded { name, new })
@@ -578,8 +654,13 @@ impl Manager {
         let mut ledger = self.ledger.lock().await;
         let snapshot = self.state.snapshot();
         let mut next = Draft::from(&snapshot);
-        let mut config = Config::load(&self.config_file)?;
-        let keys = Keys::load(&config.secret_file)?;
+        let config_file = self.config_file.clone();
+        let (mut config, keys) = off_thread(move || {
+            let config = Config::load(&config_file)?;
+            let keys = Keys::load(&config.secret_file)?;
+            Ok::<_, AccountsError>((config, keys))
+        })
+        .await?;
         for kept in keep_what_needs_a_restart(&snapshot.config, &mut config) {
             tracing::warn!("{kept} changed in the config: that takes effect at the next start");
         }
@@ -659,7 +740,17 @@ impl Manager {
                 })
             })
             .collect();
-        Value::Array(accounts)
+        // Refused files after the accounts: an account whose edit was refused is listed twice,
+        // running its previous version and refused as its file now stands.
+        let refused = snapshot.refused.values().map(|refusal| {
+            let mut entry = refusal.to_json();
+            merge(
+                &mut entry,
+                json!({ "users": [], "kind": "refused", "state": "refused", "generation": null }),
+            );
+            entry
+        });
+        Value::Array(accounts.into_iter().chain(refused).collect())
     }
 
     /// Stops every account: requests in flight finish within `timeout`.
@@ -745,6 +836,7 @@ async fn ready(running: &Generation) -> Result<(), NotReady> {
 /// A reloaded account's new generation, tried with one request, and the one it replaces.
 struct Proven {
     name: AccountName,
+    file: PathBuf,
     probe: Arc<Generation>,
     previous: Option<Arc<Generation>>,
 }
@@ -757,6 +849,7 @@ fn settle(
     old: &HashMap<AccountName, Arc<Account>>,
     Proven {
         name,
+        file,
         probe,
         previous,
     }: Proven,
@@ -771,15 +864,12 @@ fn settle(
         }
         Err(why) => why,
     };
-    let file = old.get(&name).map_or_else(
-        || name.to_string(),
-        |account| account.file.display().to_string(),
-    );
-    applied.refused.push(AccountsError::NotReady {
-        file,
+    let not_ready = AccountsError::NotReady {
+        file: file.display().to_string(),
         name: name.clone(),
         why,
-    });
+    };
+    next.refuse(applied, RefusedFile::new(&file, None, not_ready));
     // The failed generation goes; the previous one is put back.
     next.retire.push(probe);
     if let Some(previous) = previous {
@@ -787,18 +877,19 @@ fn settle(
     }
     if let Some(account) = old.get(&name) {
         next.registry.remove(&name);
-        restore(ledger, next, account);
+        restore(ledger, next, account, applied);
     }
 }
 
 /// Puts an account's previous version back, with the generation the current snapshot runs.
-fn restore(ledger: &mut Ledger, next: &mut Draft, previous: &Arc<Account>) {
+fn restore(ledger: &mut Ledger, next: &mut Draft, previous: &Arc<Account>, applied: &mut Applied) {
     if let Err(err) = next.registry.insert((**previous).clone()) {
         // Another account took its users in this pass: it cannot be routed, so it goes, and
         // its file is looked at again by the next pass.
         tracing::error!(account = %previous.name, "the account is stopped: {err}");
         next.remove(&previous.name);
         ledger.seen.remove(&previous.file);
+        next.refuse(applied, RefusedFile::new(&previous.file, None, err));
     }
 }
 
@@ -851,10 +942,16 @@ fn keep_what_needs_a_restart(old: &Config, new: &mut Config) -> Vec<&'static str
     kept
 }
 
-fn log_applied(applied: &Applied) {
+/// Each refused file, loudly: the account it names (if any) does not run as written.
+fn log_refused(applied: &Applied) {
     for refusal in &applied.refused {
-        tracing::error!(refused = %refusal, "refused: {refusal}");
+        let account = refusal.account.as_ref().map(AccountName::as_str);
+        tracing::error!(refused = %refusal, file = %refusal.file.display(), line = refusal.line, account, "refused: {refusal}");
     }
+}
+
+fn log_applied(applied: &Applied) {
+    log_refused(applied);
     if applied.is_empty() {
         return;
     }
@@ -867,8 +964,48 @@ fn log_applied(applied: &Applied) {
     );
 }
 
-/// Runs file I/O that syncs to disk on a blocking thread: the runtime's one thread relays every
-/// request.
+fn merge(into: &mut Value, from: Value) {
+    if let (Value::Object(into), Value::Object(from)) = (into, from) {
+        into.extend(from);
+    }
+}
+
+/// `add`'s checks that block: whether the file exists, and the account's users and groups
+/// looked up (NSS may ask LDAP and take seconds).
+fn new_account(
+    name: AccountName,
+    path: &Path,
+    text: &str,
+    rules: &AccountRules,
+) -> Result<Account, AccountsError> {
+    if path.exists() {
+        return Err(AccountsError::Exists {
+            name,
+            file: path.to_owned(),
+        });
+    }
+    Ok(Registry::account(path, text, rules)?)
+}
+
+/// `reload NAME`'s reading and checking, which block: `None` when there is no such file nor
+/// account; else the file's stamp (taken before the read) and its account or refusal.
+fn reread(
+    file: &Path,
+    known: bool,
+    rules: &AccountRules,
+) -> Option<(Option<FileStamp>, Result<Account, RefusedFile>)> {
+    if !known && !file.exists() {
+        return None;
+    }
+    let stamp = FileStamp::of(file).ok();
+    let account = read_account_file(file)
+        .and_then(|text| Registry::account(file, &text, rules))
+        .map_err(RefusedFile::of_file);
+    Some((stamp, account))
+}
+
+/// Runs blocking work (file I/O that syncs to disk, user lookups) on a blocking thread: the
+/// runtime's one thread relays every request.
 async fn off_thread<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
     tokio::task::spawn_blocking(work)
         .await
@@ -879,7 +1016,7 @@ async fn off_thread<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static
 /// (or why it is refused) of each whose stamp differs from what was applied.
 struct DirScan {
     files: Vec<PathBuf>,
-    changed: Vec<(PathBuf, FileStamp, Result<Account, AccountsError>)>,
+    changed: Vec<(PathBuf, FileStamp, Result<Account, RefusedFile>)>,
 }
 
 impl DirScan {
@@ -947,7 +1084,7 @@ fn scan_dir(
         if seen.get(file) != Some(&stamp) {
             let account = read_account_file(file)
                 .and_then(|text| Registry::account(file, &text, rules))
-                .map_err(AccountsError::from);
+                .map_err(RefusedFile::of_file);
             changed.push((file.clone(), stamp, account));
         }
     }

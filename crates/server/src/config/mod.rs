@@ -47,9 +47,25 @@ pub enum ConfigError {
     },
     #[error("{}: {message}", file.display())]
     Invalid { file: PathBuf, message: String },
+    /// No YAML document at all: most often a file caught between an editor's truncation and
+    /// its write, so it is refused rather than started as an account with every default.
+    #[error(
+        "{} is empty (or only comments): an account with every default is written `{{}}`; a \
+         file being written is applied once it is whole",
+        file.display()
+    )]
+    Empty { file: PathBuf },
 }
 
 impl ConfigError {
+    /// The line the problem is on, where the YAML parser gave one.
+    pub fn line(&self) -> Option<usize> {
+        match self {
+            Self::Parse { line, .. } if *line > 0 => Some(*line),
+            _ => None,
+        }
+    }
+
     pub(crate) fn invalid(file: &Path, message: impl Into<String>) -> Self {
         Self::Invalid {
             file: file.to_owned(),
@@ -532,13 +548,15 @@ pub struct AccountFile {
 }
 
 impl AccountFile {
-    /// Parses an account file; `file` names it in errors.
+    /// Parses an account file; `file` names it in errors. A file with no YAML document (empty,
+    /// blank or only comments) is refused: the watcher sees exactly that between an editor's
+    /// truncation and its write, and it must not start an account with no users. `{}` is an
+    /// account with every default.
     pub fn parse(text: &str, file: &Path) -> Result<Self, ConfigError> {
-        // An empty file is an account with every default.
-        if text.trim().is_empty() {
-            return Ok(Self::default());
-        }
-        let raw: pool_keys::AccountKeys = yaml::parse(text, file)?;
+        let raw: Option<pool_keys::AccountKeys> = yaml::parse(text, file)?;
+        let raw = raw.ok_or_else(|| ConfigError::Empty {
+            file: file.to_owned(),
+        })?;
         let (users, socket, pool) = raw.into_parts();
         let socket = socket
             .map(|text| {

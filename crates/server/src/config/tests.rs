@@ -136,8 +136,21 @@ fn account_files_override_the_template_and_merge_env() {
             ("DATABASE_NAME".into(), "bob".into())
         ]
     );
-    let empty = AccountFile::parse("", Path::new("accounts.d/sue.yaml")).unwrap();
-    assert!(empty.users.is_empty() && empty.socket.is_none());
+    let defaults = AccountFile::parse("{}\n", Path::new("accounts.d/sue.yaml")).unwrap();
+    assert!(defaults.users.is_empty() && defaults.socket.is_none());
+}
+
+#[test]
+fn an_empty_or_comment_only_account_file_is_refused_not_started_without_users() {
+    for text in ["", "\n  \n", "# being written\n", "---\n"] {
+        let err = AccountFile::parse(text, Path::new("accounts.d/sue.yaml")).unwrap_err();
+        assert!(matches!(err, ConfigError::Empty { .. }), "{text:?}: {err}");
+        let said = err.to_string();
+        assert!(
+            said.starts_with("accounts.d/sue.yaml is empty") && said.contains("`{}`"),
+            "{said}"
+        );
+    }
 }
 
 #[test]

@@ -23,7 +23,7 @@ fn registry() -> Registry {
     for (name, text) in [
         ("bob", "users: [bob, b@example.com]"),
         ("sue", "users: [sue]"),
-        ("login", ""),
+        ("login", "{}"),
     ] {
         let file = format!("/a/{name}.yaml");
         registry

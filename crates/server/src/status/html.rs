@@ -1,5 +1,6 @@
 //! The status page as one HTML document (`?html`): a table per account, and with `&full` a
-//! table of its workers, refreshed every 5 seconds, with no external assets.
+//! table of its workers, then a table of the account files refused, refreshed every 5 seconds,
+//! with no external assets.
 //!
 //! Built from [`super::report`]'s JSON alone: rows and columns are the report's keys, so a
 //! field added to the report shows up here too. Everything written, keys included, is
@@ -39,8 +40,35 @@ pub(crate) fn html(report: &Value) -> String {
             account_section(&mut out, fields);
         }
     }
-    out.push_str("</div>\n</body></html>\n");
+    out.push_str("</div>\n");
+    refused_section(
+        &mut out,
+        report["refused"].as_array().map_or(&[][..], Vec::as_slice),
+    );
+    out.push_str("</body></html>\n");
     out
+}
+
+/// The account files refused, one row each: their accounts do not run as the files stand.
+fn refused_section(out: &mut String, refused: &[Value]) {
+    if refused.is_empty() {
+        return;
+    }
+    out.push_str(&format!(
+        "<section class=\"refused\"><h2>{} refused account files</h2>\n<table><tr><th>file</th>\
+         <th>account</th><th>line</th><th>reason</th></tr>\n",
+        refused.len()
+    ));
+    for file in refused {
+        out.push_str(&format!(
+            "<tr>{}{}{}<td class=\"bad\">{}</td></tr>\n",
+            cell("file", &file["file"]),
+            cell("account", &file["account"]),
+            cell("line", &file["line"]),
+            escape(&shown(&file["reason"]))
+        ));
+    }
+    out.push_str("</table></section>\n");
 }
 
 /// One account: its fields as rows, then its workers (with `&full`) as a table of their own.

@@ -154,6 +154,15 @@ pub(crate) fn openmetrics(report: &Value) -> String {
         register_workers(&mut registry, accounts);
     }
 
+    let refused = Gauge::<i64>::default();
+    let files = report["refused"].as_array().map_or(0, Vec::len);
+    refused.set(i64::try_from(files).unwrap_or(i64::MAX));
+    registry.register(
+        "accounts_refused",
+        "Account files refused: their accounts do not run as the files stand",
+        refused,
+    );
+
     let mut out = String::new();
     encode(&mut out, &registry).expect("encoding into a String cannot fail");
     out

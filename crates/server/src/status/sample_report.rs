@@ -3,7 +3,8 @@
 use serde_json::{Value, json};
 
 /// bob runs a pool (one busy worker whose URI needs escaping, one idle, one not yet started),
-/// sue is an external app, ann's pool failed with a reason that needs escaping.
+/// sue is an external app, ann's pool failed with a reason that needs escaping; two account
+/// files are refused, one with a reason that needs escaping.
 pub(super) fn sample_report() -> Value {
     json!({
         "uptime_seconds": 3725,
@@ -42,6 +43,16 @@ pub(super) fn sample_report() -> Value {
                 "failures": 5, "last_spawn_seconds_ago": 9, "last_failure_seconds_ago": 9,
                 "last_failure": "exited with status 1",
                 "workers": [],
+            },
+        ],
+        "refused": [
+            {
+                "file": "/etc/plexer/accounts.d/eve.yaml", "account": "eve", "line": 2,
+                "reason": "/etc/plexer/accounts.d/eve.yaml:2:1: did not find expected ',' or ']'",
+            },
+            {
+                "file": "/etc/plexer/accounts.d/Bad.yaml", "account": null, "line": null,
+                "reason": "/etc/plexer/accounts.d/Bad.yaml: the file name is bad account name \"Bad\" <b>",
             },
         ],
     })

@@ -78,3 +78,26 @@ fn durations_read_as_days_hours_minutes_seconds() {
     assert_eq!(duration(3600), "1h 0m 0s");
     assert_eq!(duration(90_061), "1d 1h 1m 1s");
 }
+
+#[test]
+fn refused_account_files_get_a_section_with_file_line_and_reason() {
+    let page = html(&sample_report());
+    assert!(
+        page.contains("<section class=\"refused\"><h2>2 refused account files</h2>"),
+        "{page}"
+    );
+    assert!(
+        page.contains(
+            "<tr><td>/etc/plexer/accounts.d/eve.yaml</td><td>eve</td><td class=\"num\">2</td>\
+             <td class=\"bad\">/etc/plexer/accounts.d/eve.yaml:2:1: did not find expected \
+             &#39;,&#39; or &#39;]&#39;</td></tr>"
+        ),
+        "{page}"
+    );
+    assert!(
+        page.contains("bad account name &quot;Bad&quot; &lt;b&gt;</td>"),
+        "{page}"
+    );
+    let none = json!({ "uptime_seconds": 0, "accounts": [], "refused": [] });
+    assert!(!html(&none).contains("refused"));
+}

@@ -264,3 +264,12 @@ fn the_parser_refuses_what_is_not_openmetrics() {
         assert!(parse(broken).is_err(), "accepted {broken:?}");
     }
 }
+
+#[test]
+fn refused_account_files_are_a_gauge_zero_when_there_are_none() {
+    let samples = parse(&openmetrics(&sample_report())).unwrap();
+    assert_eq!(value(&samples, "plexer_accounts_refused", &[]), Some(2.0));
+    let none = json!({ "uptime_seconds": 1, "accounts": [], "refused": [] });
+    let samples = parse(&openmetrics(&none)).unwrap();
+    assert_eq!(value(&samples, "plexer_accounts_refused", &[]), Some(0.0));
+}
