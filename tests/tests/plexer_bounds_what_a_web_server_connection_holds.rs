@@ -19,7 +19,7 @@ fn bounded(scratch: &Scratch, args: &[&str]) -> PlexerServe {
     PlexerServe::start(
         scratch,
         ServeSetup {
-            accounts: &[("login", ""), ("bob", "users: [bob]\nmax_children: 1")],
+            accounts: &[("login", "{}"), ("bob", "users: [bob]\nmax_children: 1")],
             config_extra: CONFIG,
             pool_extra: "  request_timeout: 30s\n",
             args,

@@ -9,8 +9,8 @@ use plexer_tests::log_events::find;
 use plexer_tests::{PlexerServe, Scratch, ServeSetup};
 
 const ACCOUNTS: &[(&str, &str)] = &[
-    ("login", ""),
-    ("auth", ""),
+    ("login", "{}"),
+    ("auth", "{}"),
     ("bob", "users: [bob]"),
     ("sue", "users: [sue]"),
 ];

@@ -139,8 +139,12 @@ mod tests {
 
     #[test]
     fn the_key_is_one_nonempty_value_of_the_cookie() {
-        let params =
-            |cookie: &str| -> Params { [("HTTP_COOKIE", cookie.to_owned())].into_iter().collect() };
+        let params = |cookie: &str| -> Params {
+            [("REQUEST_METHOD", "GET"), ("HTTP_COOKIE", cookie)]
+                .into_iter()
+                .map(|(n, v)| (n.to_owned(), v.to_owned()))
+                .collect()
+        };
         assert_eq!(key(&params("a=1; sessionid=xyz"), "sessionid"), Some("xyz"));
         assert_eq!(key(&params("sessionid=x; sessionid=y"), "sessionid"), None);
         assert_eq!(key(&params("sessionid="), "sessionid"), None);

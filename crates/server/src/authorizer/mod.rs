@@ -93,14 +93,16 @@ pub(crate) fn read_answer(mut head: ResponseHead, body: Bytes) -> Verdict {
     Verdict::Allow(Arc::new(allowed))
 }
 
-/// Removes every `Variable-NAME` header, in any case, and returns (NAME, value).
+/// Removes every `Variable-NAME` header, in any case, and returns (NAME in capitals, value).
 fn take_variables(head: &mut ResponseHead) -> Vec<(String, Bytes)> {
     let mut variables = Vec::new();
     head.headers.retain(|(name, value)| {
         let is_variable = name.len() > "Variable-".len()
             && name.as_bytes()[.."Variable-".len()].eq_ignore_ascii_case(b"Variable-");
         if is_variable {
-            variables.push((name["Variable-".len()..].to_owned(), value.clone()));
+            // Header names have no case; the variables are environment names, in capitals.
+            let variable = name["Variable-".len()..].to_ascii_uppercase();
+            variables.push((variable, value.clone()));
         }
         !is_variable
     });
