@@ -175,12 +175,41 @@ impl PlexerServe {
         format!("unix:{}", self.socket.display())
     }
 
-    /// A valid routing cookie header value for `account`.
+    /// A valid routing cookie header value for `account` (the three-part form).
     pub fn cookie(&self, account: &str) -> String {
+        self.sign(&self.config, &[account])
+    }
+
+    /// A valid routing cookie header value for `account` that signs `user` in (the four-part
+    /// form, by `plexer cookie sign ACCOUNT --user USER`).
+    pub fn cookie_for_user(&self, account: &str, user: &str) -> String {
+        self.sign(&self.config, &[account, "--user", user])
+    }
+
+    /// A routing cookie header value signed with this plexer's key, for `account` (and `user`),
+    /// under a copy of the config whose `route.max_age` is `max_age`: what a cookie signed
+    /// before the operator shortened `max_age`, or by someone holding the key, looks like.
+    pub fn cookie_with_max_age(&self, account: &str, user: Option<&str>, max_age: &str) -> String {
+        let config = self.dir.join(format!("max-age-{max_age}.yaml"));
+        let text = std::fs::read_to_string(&self.config).expect("read the config");
+        std::fs::write(
+            &config,
+            format!("{text}\nroute: {{ max_age: {max_age} }}\n"),
+        )
+        .expect("write the config copy");
+        let mut args = vec![account];
+        args.extend(user.iter().flat_map(|user| ["--user", user]));
+        self.sign(&config, &args)
+    }
+
+    /// `plexer cookie sign ARGS… -c CONFIG`, as a `Cookie` header value.
+    fn sign(&self, config: &Path, args: &[&str]) -> String {
         let mut command = Command::new(build::plexer());
         command
-            .args(["cookie", "sign", account, "-c"])
-            .arg(&self.config);
+            .args(["cookie", "sign"])
+            .args(args)
+            .arg("-c")
+            .arg(config);
         let finished = crate::run(&mut command, b"", Duration::from_secs(10));
         finished.assert_success();
         format!(

@@ -89,6 +89,8 @@ fn login_sets_the_cookie_and_the_cookie_routes_the_next_request() {
 
     let (_, bob) = get(&site, "/account/page?x=1", &[("Cookie", pair)]);
     assert_eq!(bob.get("account"), "bob");
+    // The login app chose by user, so the app is told who (the quickstart's `user:` line).
+    assert_eq!(bob.get("user"), "bob");
     assert_eq!(bob.get("uri"), "/account/page?x=1");
     let (_, again) = get(&site, "/", &[("Cookie", "theme=dark"), ("Cookie", pair)]);
     assert_eq!(

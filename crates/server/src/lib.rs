@@ -12,6 +12,7 @@
 //! | [`account`] | account names: what is allowed, so that no path is ever built from client text |
 //! | [`config`] | the config file and the account files, every key checked |
 //! | [`cookie`] | the signed routing cookie of CONTRACT.md: sign, verify, rotate keys |
+//! | [`user`] | user names: what the cookie may carry and the app gets as `PLEXER_USER` |
 //! | [`http_front`] | `serve --http`: the development HTTP/1.1 front, a tiny nginx before plexer |
 //! | [`relay`] | one request between the web server and a backend, with backpressure |
 //! | [`responses`] | what plexer answers itself, and the login headers turned into the cookie |
@@ -45,4 +46,5 @@ pub mod signals;
 pub mod status;
 pub mod systemd;
 mod upstream;
+pub mod user;
 mod watch;

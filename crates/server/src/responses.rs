@@ -7,7 +7,8 @@
 //! The login flow: the login account's app picks the account with `X-Plexer-User: NAME` (a
 //! user in some account's `users`) or `X-Plexer-Account: NAME`, or clears it with
 //! `X-Plexer-Logout: 1`. plexer removes those headers, in any case of their names, and sets
-//! or clears the signed cookie. A response that chooses more than once (a header repeated, or
+//! or clears the signed cookie: by user, the four-part cookie that carries the user (the app
+//! then gets `PLEXER_USER` on each request of it); by account, the three-part one. A response that chooses more than once (a header repeated, or
 //! both) chooses nothing. The same headers from any other account's app are removed and
 //! ignored: only the login app may choose an account.
 
@@ -18,6 +19,7 @@ use crate::account::AccountName;
 use crate::config::Config;
 use crate::cookie::Keys;
 use crate::registry::Registry;
+use crate::user::{BadUserName, UserName};
 
 /// A complete CGI response with a plain-text body.
 pub(crate) fn plain(status: u16, reason: &str, extra: &[(&str, &str)], body: &str) -> Bytes {
@@ -156,33 +158,60 @@ pub(crate) fn rewrite_head(head: &mut ResponseHead, cx: &HeadContext<'_>) -> Opt
         ));
     }
     let text = |v: &Bytes| String::from_utf8_lossy(v).trim().to_owned();
-    let chosen = if let Some(user) = user.first().map(text) {
-        match cx.registry.account_of_user(&user) {
-            Some(account) => account.name.clone(),
-            None => {
-                return Some(format!(
-                    "login app named user {user:?}, who is in no account"
-                ));
-            }
-        }
-    } else {
-        let name = account.first().map(text).unwrap_or_default();
-        match AccountName::new(&name) {
-            Ok(name) if cx.registry.get(&name).is_some() => name,
-            _ => {
-                return Some(format!(
-                    "login app named account {name:?}, which does not exist"
-                ));
-            }
-        }
+    let choice = match user.first().map(text) {
+        Some(user) => by_user(cx.registry, &user),
+        None => by_account(cx.registry, &account.first().map(text).unwrap_or_default()),
+    };
+    let (chosen, user) = match choice {
+        Ok(chosen) => chosen,
+        Err(why) => return Some(format!("{why}: no cookie set")),
     };
     let max_age = cx.config.route.max_age.0.as_secs();
-    let value = cx.keys.sign(&chosen, cx.now + max_age);
+    let value = cx.keys.sign(&chosen, user.as_ref(), cx.now + max_age);
     head.push(
         "Set-Cookie",
         format!("{cookie_name}={value}; Path=/; Max-Age={max_age}; HttpOnly; SameSite=Lax{secure}"),
     );
-    Some(format!("login app chose account {chosen}"))
+    Some(match user {
+        Some(user) => format!(
+            "login app chose account {chosen} for user {:?}",
+            user.as_str()
+        ),
+        None => format!("login app chose account {chosen}"),
+    })
+}
+
+/// Why the login app's one choice chose nothing.
+#[derive(Debug, thiserror::Error)]
+enum NoChoice {
+    #[error("login app named user {0:?}, who is in no account")]
+    UnknownUser(String),
+    #[error("login app named a user the cookie cannot carry: {0}")]
+    BadUser(#[from] BadUserName),
+    #[error("login app named account {0:?}, which does not exist")]
+    UnknownAccount(String),
+}
+
+/// `X-Plexer-User`: the account whose `users` list the name, and the name, which the cookie
+/// then carries (the four-part form).
+fn by_user(registry: &Registry, user: &str) -> Result<(AccountName, Option<UserName>), NoChoice> {
+    // Checked before the lookup: a name the cookie cannot carry signs no one in.
+    let user = UserName::new(user)?;
+    match registry.account_of_user(user.as_str()) {
+        Some(account) => Ok((account.name.clone(), Some(user))),
+        None => Err(NoChoice::UnknownUser(user.into_string())),
+    }
+}
+
+/// `X-Plexer-Account`: that account, if it exists; the cookie names no user (three parts).
+fn by_account(
+    registry: &Registry,
+    name: &str,
+) -> Result<(AccountName, Option<UserName>), NoChoice> {
+    match AccountName::new(name) {
+        Ok(name) if registry.get(&name).is_some() => Ok((name, None)),
+        _ => Err(NoChoice::UnknownAccount(name.to_owned())),
+    }
 }
 
 #[cfg(test)]
@@ -191,6 +220,7 @@ mod tests {
 
     use super::*;
     use crate::config::PoolKeys;
+    use crate::cookie::Verified;
 
     fn setup() -> (Config, Keys, Registry) {
         let config = Config::parse(
@@ -205,7 +235,9 @@ mod tests {
             ..PoolKeys::default()
         };
         let mut registry = Registry::default();
-        for (name, text) in [("bob", "users: [bob]"), ("login", "{}")] {
+        let long_user = "x".repeat(UserName::MAX_LEN + 1);
+        let bob_users = format!("users: [bob, \"b.o b@example.com\", \"Zoë\", {long_user}]");
+        for (name, text) in [("bob", bob_users.as_str()), ("login", "{}")] {
             let file = format!("/a/{name}.yaml");
             registry
                 .insert(
@@ -237,24 +269,90 @@ mod tests {
         (head, note)
     }
 
+    /// The value of the routing cookie `head` sets, if it sets one.
+    fn cookie_value(head: &ResponseHead) -> Option<String> {
+        let cookie = String::from_utf8(head.get("Set-Cookie")?.to_vec()).unwrap();
+        let value = cookie.strip_prefix("plexer_account=")?.split(';').next()?;
+        Some(value.to_owned())
+    }
+
+    /// What the routing cookie `head` sets says, verified a second after it was set, with the
+    /// config's `route.max_age`.
+    fn cookie_says(head: &ResponseHead) -> Option<Verified> {
+        let (config, keys, _) = setup();
+        keys.verify(&cookie_value(head)?, 1001, config.route.max_age.0)
+            .ok()
+    }
+
+    fn bob_as(user: Option<&str>) -> Verified {
+        Verified {
+            account: AccountName::new("bob").unwrap(),
+            user: user.map(|user| UserName::new(user).unwrap()),
+        }
+    }
+
     #[test]
-    fn the_login_app_chooses_the_account_by_user_and_plexer_sets_the_cookie() {
+    fn the_login_app_chooses_the_account_by_user_and_plexer_sets_the_cookie_with_the_user() {
         let (head, note) = rewrite("Status: 303\nLocation: /\nX-Plexer-User: bob\n", true, true);
         assert!(head.get("X-Plexer-User").is_none());
         let cookie = String::from_utf8(head.get("Set-Cookie").unwrap().to_vec()).unwrap();
-        let (_, keys, _) = setup();
-        let value = cookie
-            .strip_prefix("plexer_account=")
-            .unwrap()
-            .split(';')
-            .next()
-            .unwrap();
-        assert_eq!(keys.verify(value, 1001).unwrap().as_str(), "bob");
+        let value = cookie_value(&head).unwrap();
+        assert_eq!(
+            value.split('.').count(),
+            4,
+            "ACCOUNT.EXPIRY.USER.SIGNATURE: {value}"
+        );
+        assert!(
+            value.starts_with("bob.44200.Ym9i."),
+            "expires at now + max_age: {value}"
+        );
+        assert_eq!(cookie_says(&head), Some(bob_as(Some("bob"))));
         assert!(
             cookie.ends_with("; Path=/; Max-Age=43200; HttpOnly; SameSite=Lax; Secure"),
             "{cookie}"
         );
+        assert_eq!(
+            note.as_deref(),
+            Some("login app chose account bob for user \"bob\"")
+        );
+    }
+
+    #[test]
+    fn the_login_app_choosing_by_account_alone_sets_the_three_part_cookie() {
+        let (head, note) = rewrite("X-Plexer-Account: bob\n", true, false);
+        let value = cookie_value(&head).unwrap();
+        assert_eq!(
+            value.split('.').count(),
+            3,
+            "ACCOUNT.EXPIRY.SIGNATURE: {value}"
+        );
+        assert_eq!(cookie_says(&head), Some(bob_as(None)));
         assert_eq!(note.as_deref(), Some("login app chose account bob"));
+    }
+
+    #[test]
+    fn user_names_with_dots_at_signs_spaces_and_accents_ride_in_the_cookie() {
+        for user in ["b.o b@example.com", "Zoë"] {
+            let (head, _) = rewrite(&format!("X-Plexer-User: {user}\n"), true, false);
+            let value = cookie_value(&head).unwrap();
+            assert_eq!(value.split('.').count(), 4, "{user}: {value}");
+            assert_eq!(cookie_says(&head), Some(bob_as(Some(user))), "{user}");
+        }
+    }
+
+    #[test]
+    fn a_user_name_too_long_for_the_cookie_gets_no_cookie_and_the_log_says_why() {
+        let long_user = "x".repeat(UserName::MAX_LEN + 1);
+        let (head, note) = rewrite(&format!("X-Plexer-User: {long_user}\n"), true, false);
+        assert!(no_plexer_headers_left(&head));
+        assert!(head.get("Set-Cookie").is_none());
+        let note = note.unwrap();
+        assert!(
+            note.starts_with("login app named a user the cookie cannot carry")
+                && note.contains("257 bytes long")
+                && note.ends_with("no cookie set"),
+            "{note}"
+        );
     }
 
     #[test]
@@ -295,10 +393,7 @@ mod tests {
 
     /// The account of the routing cookie `head` sets, if it sets one.
     fn cookie_account(head: &ResponseHead) -> Option<String> {
-        let cookie = String::from_utf8(head.get("Set-Cookie")?.to_vec()).unwrap();
-        let value = cookie.strip_prefix("plexer_account=")?.split(';').next()?;
-        let (_, keys, _) = setup();
-        Some(keys.verify(value, 1001).ok()?.as_str().to_owned())
+        Some(cookie_says(head)?.account.as_str().to_owned())
     }
 
     #[test]
@@ -312,10 +407,10 @@ mod tests {
             let (rewritten, note) = rewrite(head, true, false);
             assert!(no_plexer_headers_left(&rewritten), "{head}");
             assert_eq!(cookie_account(&rewritten).as_deref(), Some("bob"), "{head}");
-            assert_eq!(
-                note.as_deref(),
-                Some("login app chose account bob"),
-                "{head}"
+            assert!(
+                note.as_deref()
+                    .is_some_and(|note| note.starts_with("login app chose account bob")),
+                "{head}: {note:?}"
             );
         }
         for head in ["x-plexer-logout: 1\n", "X-PLEXER-LOGOUT: 1\n"] {

@@ -4,8 +4,8 @@
 //! The order is fixed and matters:
 //! 1. Every param named `PLEXER_*` or `HTTP_X_PLEXER_*` is dropped, whatever its case: nginx
 //!    turns each client header into an `HTTP_*` param, so a client could otherwise claim an
-//!    account or a user. plexer then sets `PLEXER_ACCOUNT` (and `PLEXER_USER` when known)
-//!    itself, after routing.
+//!    account or a user. plexer then sets `PLEXER_ACCOUNT` (and `PLEXER_USER` when known: from
+//!    `REMOTE_USER`, or from a four-part routing cookie) itself, after routing.
 //! 2. `status_path` and `ping_path` are answered by plexer itself (the status page only for
 //!    `status_allow` clients), even when every worker is busy.
 //! 3. The account comes from the configured key (`route.by`) and must be in the registry:
@@ -22,6 +22,7 @@ use crate::config::{Config, RouteBy};
 use crate::cookie::{Keys, find_cookie};
 use crate::host::host_without_port;
 use crate::registry::Registry;
+use crate::user::UserName;
 
 /// Where a request goes.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -297,7 +298,10 @@ fn status_page(params: &Params) -> Decision {
     }
 }
 
-/// The account of a routing cookie signed with a current key, if it still exists.
+/// The account of a routing cookie signed with a current key, if it still exists, and the user
+/// the cookie names, if it has the four-part form. The user is what the login app said when
+/// it signed the client in; it is not looked up in `users` again (CONTRACT.md: the app gets
+/// `PLEXER_USER` on every request of that cookie).
 fn by_cookie(
     config: &Config,
     keys: &Keys,
@@ -308,9 +312,9 @@ fn by_cookie(
     // Lossy: another cookie's bytes that are not UTF-8 must not hide ours.
     let header = params.get("HTTP_COOKIE").map(String::from_utf8_lossy)?;
     let value = find_cookie(&header, &config.route.cookie)?;
-    let account = keys.verify(value, now).ok()?;
-    registry.get(&account)?;
-    Some((account, None))
+    let verified = keys.verify(value, now, config.route.max_age.0).ok()?;
+    registry.get(&verified.account)?;
+    Some((verified.account, verified.user.map(UserName::into_string)))
 }
 
 /// The account that lists the user the web server authenticated.

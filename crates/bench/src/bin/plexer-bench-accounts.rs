@@ -149,7 +149,9 @@ impl Plexer {
             .unwrap()
             .as_secs()
             + 3600;
-        let value = self.keys.sign(&AccountName::new(account).unwrap(), expiry);
+        let value = self
+            .keys
+            .sign(&AccountName::new(account).unwrap(), None, expiry);
         format!("plexer_account={value}")
     }
 

@@ -1,5 +1,6 @@
-//! `plexer cookie sign ACCOUNT -c FILE` and `plexer cookie verify VALUE -c FILE`: make or check
-//! a routing cookie value with the configured keys, e.g. to script a login or debug one.
+//! `plexer cookie sign ACCOUNT [--user NAME] -c FILE` and `plexer cookie verify VALUE -c FILE`:
+//! make or check a routing cookie value with the configured keys, e.g. to script a login or
+//! debug one.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -11,6 +12,7 @@ use clap::{Args, Subcommand};
 use plexer_server::account::AccountName;
 use plexer_server::config::Config;
 use plexer_server::cookie::Keys;
+use plexer_server::user::UserName;
 
 #[derive(Debug, Args)]
 pub(crate) struct CookieArgs {
@@ -23,14 +25,19 @@ enum Action {
     /// Print a cookie value for ACCOUNT, valid for route.max_age.
     Sign {
         account: String,
+        /// Sign the user in too: the value is ACCOUNT.EXPIRY.USER.SIGNATURE, and the app gets
+        /// PLEXER_USER=NAME with every request of it.
+        #[arg(long, value_name = "NAME")]
+        user: Option<String>,
         /// The config file (for secret_file and route.max_age).
         #[arg(short = 'c', long = "config", value_name = "FILE")]
         config: PathBuf,
     },
-    /// Print the account a cookie value names; exit 1 if it is not valid.
+    /// Print the account a cookie value names, and `user: NAME` when it names a user; exit 1 if
+    /// it is not valid.
     Verify {
         value: String,
-        /// The config file (for secret_file).
+        /// The config file (for secret_file and route.max_age).
         #[arg(short = 'c', long = "config", value_name = "FILE")]
         config: PathBuf,
     },
@@ -44,17 +51,25 @@ pub(crate) fn run(args: CookieArgs) -> anyhow::Result<ExitCode> {
         .duration_since(UNIX_EPOCH)
         .context("the clock is before 1970")?
         .as_secs();
+    let max_age = config.route.max_age.0;
     let mut stdout = std::io::stdout().lock();
     match args.action {
-        Action::Sign { account, .. } => {
+        Action::Sign { account, user, .. } => {
             let account = AccountName::new(&account)?;
-            let expiry = now + config.route.max_age.0.as_secs();
-            writeln!(stdout, "{}", keys.sign(&account, expiry))?;
+            let user = user
+                .map(|user| UserName::new(&user))
+                .transpose()
+                .context("--user")?;
+            let expiry = now + max_age.as_secs();
+            writeln!(stdout, "{}", keys.sign(&account, user.as_ref(), expiry))?;
             Ok(ExitCode::SUCCESS)
         }
-        Action::Verify { value, .. } => match keys.verify(&value, now) {
-            Ok(account) => {
-                writeln!(stdout, "{account}")?;
+        Action::Verify { value, .. } => match keys.verify(&value, now, max_age) {
+            Ok(verified) => {
+                writeln!(stdout, "{}", verified.account)?;
+                if let Some(user) = verified.user {
+                    writeln!(stdout, "user: {user}")?;
+                }
                 Ok(ExitCode::SUCCESS)
             }
             Err(why) => {

@@ -3,6 +3,7 @@ use std::path::Path;
 use super::*;
 use crate::config::PoolKeys;
 use crate::registry::{AccountRules, Registry};
+use crate::user::UserName;
 
 const KEY: &str = "0123456789abcdef0123456789abcdef-router-key";
 const NOW: u64 = 1_000_000;
@@ -73,8 +74,24 @@ fn login() -> Decision {
 fn cookie(name: &str, expiry: u64) -> String {
     format!(
         "plexer_account={}",
-        keys().sign(&AccountName::new(name).unwrap(), expiry)
+        keys().sign(&AccountName::new(name).unwrap(), None, expiry)
     )
+}
+
+/// A four-part routing cookie of account `name` for `user`.
+fn cookie_for(name: &str, user: &str, expiry: u64) -> String {
+    let user = UserName::new(user).unwrap();
+    format!(
+        "plexer_account={}",
+        keys().sign(&AccountName::new(name).unwrap(), Some(&user), expiry)
+    )
+}
+
+fn account_as(name: &str, user: &str) -> Decision {
+    Decision::Account {
+        account: AccountName::new(name).unwrap(),
+        user: Some(user.into()),
+    }
 }
 
 #[test]
@@ -103,13 +120,87 @@ fn a_valid_cookie_routes_to_its_account() {
 }
 
 #[test]
+fn plexer_user_comes_only_from_a_valid_four_part_cookie() {
+    let config = config("login: { account: login }");
+    let at = |header: &str| decide(&config, &[("HTTP_COOKIE", header), ("REQUEST_URI", "/x")]);
+    for user in ["bob", "b@example.com", "Zoë Smith", "a.b|c"] {
+        assert_eq!(
+            at(&cookie_for("bob", user, NOW + 60)),
+            account_as("bob", user)
+        );
+    }
+    // The three-part form still routes, and names no user.
+    assert_eq!(at(&cookie("bob", NOW + 60)), account("bob"));
+    // A claim beside a three-part cookie names no user either: claims are stripped first.
+    assert_eq!(
+        decide(
+            &config,
+            &[
+                ("HTTP_COOKIE", &cookie("bob", NOW + 60)),
+                ("PLEXER_USER", "admin"),
+                ("HTTP_X_PLEXER_USER", "admin"),
+            ]
+        ),
+        account("bob")
+    );
+    // The cookie's user is not checked against `users`: it is what the login app said.
+    assert_eq!(
+        at(&cookie_for("sue", "bob", NOW + 60)),
+        account_as("sue", "bob")
+    );
+    // A four-part cookie with another user swapped in, or expired, or forged, routes nowhere.
+    let good = cookie_for("bob", "bob", NOW + 60);
+    let [account_part, expiry, _, signature]: [&str; 4] = good
+        .strip_prefix("plexer_account=")
+        .unwrap()
+        .split('.')
+        .collect::<Vec<_>>()
+        .try_into()
+        .unwrap();
+    let admin = base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, "admin");
+    for header in [
+        format!("plexer_account={account_part}.{expiry}.{admin}.{signature}"),
+        format!("plexer_account={account_part}.{expiry}.{signature}"),
+        cookie_for("bob", "bob", NOW),
+        format!(
+            "plexer_account={}",
+            Keys::parse(&"z".repeat(40), "other").unwrap().sign(
+                &AccountName::new("bob").unwrap(),
+                Some(&UserName::new("bob").unwrap()),
+                NOW + 60
+            )
+        ),
+    ] {
+        assert_eq!(at(&header), login(), "{header}");
+    }
+}
+
+#[test]
+fn a_cookie_expiring_further_ahead_than_max_age_goes_to_login_in_both_forms() {
+    // route.max_age 1h: an expiry up to 1h and 5 minutes ahead is accepted, no further.
+    let config = config("login: { account: login }\nroute: { max_age: 1h }");
+    let at = |header: &str| decide(&config, &[("HTTP_COOKIE", header)]);
+    let limit = NOW + 3600 + 300;
+    assert_eq!(at(&cookie("bob", limit)), account("bob"));
+    assert_eq!(
+        at(&cookie_for("bob", "bob", limit)),
+        account_as("bob", "bob")
+    );
+    assert_eq!(at(&cookie("bob", limit + 1)), login());
+    assert_eq!(at(&cookie_for("bob", "bob", limit + 1)), login());
+    assert_eq!(at(&cookie("bob", u64::MAX)), login());
+}
+
+#[test]
 fn no_bad_cookie_ever_reaches_an_account() {
     let config = config("login: { account: login }");
-    let good = keys().sign(&AccountName::new("bob").unwrap(), NOW + 60);
+    let good = keys().sign(&AccountName::new("bob").unwrap(), None, NOW + 60);
     let signature = good.rsplit('.').next().unwrap();
-    let other_key = Keys::parse(&"z".repeat(40), "other")
-        .unwrap()
-        .sign(&AccountName::new("bob").unwrap(), NOW + 60);
+    let other_key = Keys::parse(&"z".repeat(40), "other").unwrap().sign(
+        &AccountName::new("bob").unwrap(),
+        None,
+        NOW + 60,
+    );
     for header in [
         String::new(),
         "plexer_account=bob".into(),
