@@ -147,6 +147,9 @@ bench: c-compiler
 	$(CARGO) build --release -q -p plexer --bin plexer
 	$(CARGO) run --release -q -p plexer-bench --bin plexer-bench-front -- \
 		--plexer $(TARGET_DIR)/release/plexer --hello $(TARGET_DIR)/release/examples/hello
+	@# Routing by the authorizer beside the cookie (issue 12).
+	$(CARGO) run --release -q -p plexer-bench --bin plexer-bench-authorizer -- \
+		--plexer $(TARGET_DIR)/release/plexer --hello $(TARGET_DIR)/release/examples/hello
 	@# Live accounts (issue 5): add to first request, 1,000 files, 10,000 accounts beside 10.
 	$(CARGO) run --release -q -p plexer-bench --bin plexer-bench-accounts -- \
 		--plexer $(TARGET_DIR)/release/plexer --hello $(TARGET_DIR)/release/examples/hello

@@ -1,6 +1,7 @@
 """Sends N FastCGI requests over one kept connection to SOCKET, each GET /bob/x, reading each
-response to its END_REQUEST. Usage: client.py SOCKET N"""
-import socket, struct, sys
+response to its END_REQUEST. Usage: client.py SOCKET N. With $COOKIE set, each request
+carries it as its Cookie header (HTTP_COOKIE)."""
+import os, socket, struct, sys
 
 def record(rtype, rid, body):
     pad = (8 - len(body) % 8) % 8
@@ -16,6 +17,8 @@ PARAMS = [("GATEWAY_INTERFACE", "CGI/1.1"), ("REQUEST_METHOD", "GET"), ("REQUEST
           ("DOCUMENT_URI", "/bob/x"), ("SCRIPT_NAME", "/bob/x"), ("QUERY_STRING", ""),
           ("SERVER_PROTOCOL", "HTTP/1.1"), ("REMOTE_ADDR", "127.0.0.1"), ("SERVER_NAME", "localhost"),
           ("SERVER_PORT", "80"), ("HTTP_HOST", "localhost"), ("HTTP_USER_AGENT", "cg-client")]
+if os.environ.get("COOKIE"):
+    PARAMS.append(("HTTP_COOKIE", os.environ["COOKIE"]))
 body = b"".join(pair(n, v) for n, v in PARAMS)
 REQ = (record(1, 1, struct.pack(">HB5x", 1, 1)) + record(4, 1, body) + record(4, 1, b"")
        + record(5, 1, b""))

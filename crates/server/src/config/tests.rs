@@ -236,3 +236,53 @@ fn user_and_group_name_the_account_with_its_placeholder() {
         .to_string();
     assert!(err.contains("no-such-tenant"), "{err}");
 }
+
+#[test]
+fn the_contracts_authorizer_example_parses_and_its_mistakes_are_named() {
+    let base = "listen: unix:/p.sock\naccounts_dir: /a\nruntime_dir: /r\nsecret_file: /s\n";
+    let config = parse(&format!(
+        "{base}route:\n  by: authorizer\nauthorizer:\n  account: auth\n  \
+         cache: {{ cookie: sessionid, ttl: 30s }}\n"
+    ))
+    .unwrap();
+    assert_eq!(config.route.by, RouteBy::Authorizer);
+    let authorizer = config.authorizer.unwrap();
+    assert_eq!(authorizer.account, "auth");
+    assert_eq!(authorizer.timeout.0.as_secs(), 5, "the default timeout");
+    let cache = authorizer.cache.unwrap();
+    assert_eq!(
+        (cache.cookie.as_str(), cache.ttl.0.as_secs()),
+        ("sessionid", 30)
+    );
+    assert_eq!(cache.max_entries, DEFAULT_CACHE_ENTRIES);
+    for (text, named) in [
+        ("route: { by: authorizer }", "needs authorizer:"),
+        (
+            "authorizer: { account: auth }",
+            "route.by is not authorizer",
+        ),
+        (
+            "route: { by: authorizer }\nauthorizer: { account: ../x }",
+            "authorizer.account",
+        ),
+        (
+            "route: { by: authorizer }\nauthorizer: { account: auth, timeout: 0s }",
+            "authorizer.timeout is 0",
+        ),
+        (
+            "route: { by: authorizer }\nauthorizer: { account: auth, cache: { cookie: \"a b\", ttl: 1s } }",
+            "authorizer.cache.cookie",
+        ),
+        (
+            "route: { by: authorizer }\nauthorizer: { account: auth, cache: { cookie: s, ttl: 0s } }",
+            "authorizer.cache.ttl is 0",
+        ),
+        (
+            "route: { by: authorizer }\nauthorizer: { account: auth, cache: { cookie: s, ttl: 1s, max_entries: 0 } }",
+            "max_entries 0",
+        ),
+    ] {
+        let err = parse(&format!("{base}{text}\n")).unwrap_err().to_string();
+        assert!(err.contains(named), "{text}: {err}");
+    }
+}

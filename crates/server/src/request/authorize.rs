@@ -12,6 +12,7 @@ use bytes::{Bytes, BytesMut};
 use plexer_fcgi::cgi::HeadParser;
 use plexer_fcgi::{ClientConnection, ClientEvent, Limits, Params, Role};
 use plexer_prefork::pool::Outcome;
+use plexer_prefork::supervisor::Lease;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::net::UnixStream;
 
@@ -141,25 +142,7 @@ where
                 Ok(lease) => lease,
                 Err(refusal) => return Some(Err(Failed::Unreachable(refusal.to_string()))),
             };
-            let kept = lease.take_connection();
-            let connection = match kept {
-                Some(kept) => Ok(kept),
-                None => UnixStream::connect(lease.socket()).await,
-            };
-            let mut connection = match connection {
-                Ok(connection) => connection,
-                Err(err) => {
-                    lease.release(Outcome::Broken);
-                    return Some(Err(Failed::Unreachable(err.to_string())));
-                }
-            };
-            let verdict = within(timeout, exchange(&mut connection, params, limits)).await;
-            match &verdict {
-                Ok(_) => lease.release_keeping(connection),
-                Err(Failed::TooSlow(_)) => lease.release(Outcome::TimedOut),
-                Err(_) => lease.release(Outcome::Broken),
-            }
-            verdict
+            on_worker(lease, params, limits, timeout).await
         }
         Target::External(app) => {
             let mut leased = match app.connection().await {
@@ -174,6 +157,48 @@ where
         }
         Target::Stopped { why } => Err(Failed::Unreachable(format!("its account stopped: {why}"))),
     })
+}
+
+/// The exchange on the leased worker: on the connection it kept from its last request, and
+/// once more on a new one when the worker had closed that (an app recycling itself closes its
+/// kept connections: the race every keep-alive client meets). Asking again is harmless: an
+/// authorizer's answer changes nothing.
+async fn on_worker(
+    lease: Lease,
+    params: &Params,
+    limits: &Limits,
+    timeout: std::time::Duration,
+) -> Result<Verdict, Failed> {
+    let mut kept = lease.take_connection();
+    loop {
+        let was_kept = kept.is_some();
+        let connection = match kept.take() {
+            Some(connection) => Ok(connection),
+            None => UnixStream::connect(lease.socket()).await,
+        };
+        let mut connection = match connection {
+            Ok(connection) => connection,
+            Err(err) => {
+                lease.release(Outcome::Broken);
+                return Err(Failed::Unreachable(err.to_string()));
+            }
+        };
+        match within(timeout, exchange(&mut connection, params, limits)).await {
+            Err(Failed::Unreachable(_)) if was_kept => continue,
+            Ok(verdict) => {
+                lease.release_keeping(connection);
+                return Ok(verdict);
+            }
+            Err(failed) => {
+                let outcome = match failed {
+                    Failed::TooSlow(_) => Outcome::TimedOut,
+                    _ => Outcome::Broken,
+                };
+                lease.release(outcome);
+                return Err(failed);
+            }
+        }
+    }
 }
 
 async fn within(

@@ -455,3 +455,50 @@ fn with_status_listen_the_page_is_never_opened_by_a_param_on_the_listen_socket()
         Decision::Forbidden
     );
 }
+
+#[test]
+fn the_authorizers_200_routes_to_a_known_account_only() {
+    use crate::authorizer::Allowed;
+    let config = config(
+        "login: { account: login }\nroute: { by: authorizer }\nauthorizer: { account: login }",
+    );
+    assert_eq!(
+        decide(
+            &config,
+            &[("DOCUMENT_URI", "/x"), ("HTTP_COOKIE", "anything")]
+        ),
+        Decision::AskAuthorizer,
+        "nothing in the request routes it but the authorizer"
+    );
+    let allowed = |account: Option<&str>, user: Option<&str>| Allowed {
+        account: account.map(str::to_owned),
+        user: user.map(str::to_owned),
+        params: Vec::new(),
+        dropped: Vec::new(),
+    };
+    let registry = registry();
+    assert_eq!(
+        after_authorizer(
+            &config,
+            &registry,
+            &allowed(Some("bob"), Some("not-in-users"))
+        ),
+        Decision::Account {
+            account: AccountName::new("bob").unwrap(),
+            user: Some("not-in-users".into())
+        },
+        "the user need not be in the account's users: the authorizer is trusted"
+    );
+    assert_eq!(
+        after_authorizer(&config, &registry, &allowed(None, None)),
+        Decision::Login {
+            account: AccountName::new("login").unwrap()
+        }
+    );
+    for named in ["carol", "../etc", "Bob"] {
+        assert_eq!(
+            after_authorizer(&config, &registry, &allowed(Some(named), None)),
+            Decision::NoSuchAccount(named.into())
+        );
+    }
+}
