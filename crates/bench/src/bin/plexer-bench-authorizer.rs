@@ -98,7 +98,7 @@ fn run() -> Result<()> {
         }
         Ok::<(), Box<dyn std::error::Error>>(())
     })?;
-    print_table(&setups, &cpu_per_request, &per_request);
+    print_table(&setups, &cpu_per_request, &per_request)?;
     for setup in &mut setups {
         setup.server.check_running("the end of the benchmark")?;
     }
@@ -218,28 +218,34 @@ fn median(values: &[f64]) -> f64 {
     sorted[sorted.len() / 2]
 }
 
-fn print_table(setups: &[Setup], cpu: &[Vec<f64>], latency: &[Vec<f64>]) {
+fn print_table(setups: &[Setup], cpu: &[Vec<f64>], latency: &[Vec<f64>]) -> std::io::Result<()> {
+    use std::io::Write;
+    let out = &mut std::io::stdout().lock();
     let (cpu_cookie, latency_cookie) = (median(&cpu[0]), median(&latency[0]));
-    println!(
+    writeln!(
+        out,
         "\n### Routing by the authorizer beside the cookie ({ROUNDS} interleaved rounds of \
          {REQUESTS} sequential GETs on one kept connection)\n"
-    );
-    println!(
+    )?;
+    writeln!(
+        out,
         "| route | plexer CPU µs/request, median (min–max) | beside cookie | latency µs, median | beside cookie |"
-    );
-    println!("|---|---|---|---|---|");
+    )?;
+    writeln!(out, "|---|---|---|---|---|")?;
     for ((setup, cpu), latency) in setups.iter().zip(cpu).zip(latency) {
         let (min, max) = cpu
             .iter()
             .fold((f64::MAX, 0f64), |(lo, hi), v| (lo.min(*v), hi.max(*v)));
         let (cpu, latency) = (median(cpu), median(latency));
-        println!(
+        writeln!(
+            out,
             "| {} | {cpu:.2} ({min:.2}–{max:.2}) | {:+.2} | {latency:.1} | {:+.1} |",
             setup.name,
             cpu - cpu_cookie,
             latency - latency_cookie
-        );
+        )?;
     }
+    Ok(())
 }
 
 /// CPU time of every thread of process `pid` so far, in nanoseconds (schedstat's first field).
