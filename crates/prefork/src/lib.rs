@@ -11,7 +11,9 @@
 //! [`pool`] decides, without I/O, how many workers a pool runs and which one gets a request.
 //!
 //! [`spawn`] starts one worker the way FastCGI applications expect (descriptor 0 a listening
-//! socket, nothing else inherited, privileges dropped); it holds the crate's only `unsafe` code.
+//! socket, nothing else inherited, privileges dropped) without copying the supervisor's page
+//! tables; it holds the crate's `unsafe` code for starting processes (the audit's `kcmp` call is
+//! the only other).
 
 #![deny(unsafe_code)]
 
@@ -19,7 +21,8 @@ pub mod audit;
 pub mod listen;
 pub mod pool;
 pub mod prefork;
-#[allow(unsafe_code)] // the pre_exec hook between fork and exec; see the module docs
+#[allow(unsafe_code)]
+// clone(CLONE_VM | CLONE_VFORK) and the steps before exec; see the module docs
 pub mod spawn;
 #[cfg(feature = "tokio")]
 pub mod supervisor;

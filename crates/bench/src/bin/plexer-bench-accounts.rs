@@ -332,4 +332,79 @@ fn main() {
         "\nper account registered: {:.1} KiB",
         (large_rss as f64 - small_rss as f64) / (MANY - 10) as f64
     );
+    drop(small);
+    requests_while_files_change(&rt, &large);
+}
+
+/// How long one account file change every [`CHANGE_EVERY`] takes to be a reload of one account.
+const CHANGE_EVERY: Duration = Duration::from_millis(100);
+/// How long requests are timed, with and without the changes.
+const CHANGING_FOR: Duration = Duration::from_secs(6);
+
+/// Step 4, requests while account files change, with 10,000 accounts: each change is a
+/// reload, and each reload starts a worker for its probe from a plexer of 55 MiB. Sequential GETs to a warm
+/// account, timed for [`CHANGING_FOR`] with nobody touching a file, then while a thread
+/// rewrites one account file every [`CHANGE_EVERY`].
+fn requests_while_files_change(rt: &tokio::runtime::Runtime, plexer: &Plexer) {
+    let cookie = plexer.cookie("a7");
+    let timed = |samples: &mut Vec<Duration>| {
+        let started = Instant::now();
+        while started.elapsed() < CHANGING_FOR {
+            let sent = Instant::now();
+            let account = rt.block_on(get(&plexer.socket(), &cookie)).unwrap();
+            samples.push(sent.elapsed());
+            assert_eq!(account, "a7");
+        }
+    };
+    let mut quiet = Vec::new();
+    timed(&mut quiet);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let root = plexer.root().to_owned();
+    let changer = {
+        let stop = std::sync::Arc::clone(&stop);
+        std::thread::spawn(move || {
+            let mut changes = 0usize;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let name = format!("a{}", 100 + changes % 1000);
+                let file = root.join(format!("accounts.d/{name}.yaml"));
+                std::fs::write(&file, format!("users: [{name}]\n# change {changes}\n")).unwrap();
+                changes += 1;
+                std::thread::sleep(CHANGE_EVERY);
+            }
+            changes
+        })
+    };
+    let mut changing = Vec::new();
+    timed(&mut changing);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let changes = changer.join().unwrap();
+    table!(
+        "\n| 10,000 accounts, sequential GETs for {CHANGING_FOR:?} | requests | p50 | p99 | p99.9 | max | over 5 ms |"
+    );
+    table!("|---|---|---|---|---|---|---|");
+    for (label, samples) in [
+        ("no file changes".to_owned(), &mut quiet),
+        (
+            format!("{changes} account files changed, one every {CHANGE_EVERY:?}"),
+            &mut changing,
+        ),
+    ] {
+        samples.sort();
+        let at =
+            |per_mille: usize| samples[(samples.len() * per_mille / 1000).min(samples.len() - 1)];
+        let (p99, p999) = (at(990), at(999));
+        let slow = samples
+            .iter()
+            .filter(|d| **d > Duration::from_millis(5))
+            .count();
+        let s = Summary::of(samples).unwrap();
+        table!(
+            "| {label} | {} | {} | {} | {} | {} | {slow} |",
+            s.runs,
+            human(s.median),
+            human(p99),
+            human(p999),
+            human(s.max)
+        );
+    }
 }

@@ -9,27 +9,31 @@
 //! (so a stop reaches the worker's own children), and `PR_SET_PDEATHSIG` so that a worker dies
 //! with its supervisor, even when the supervisor is killed with SIGKILL.
 //!
-//! This is the crate's only `unsafe` code: the [`CommandExt::pre_exec`] hook, which runs in the
-//! child between fork and exec. The process that forks here may run threads (plexer's async
-//! runtime), so the hook may only make async-signal-safe calls: everything it needs (C strings,
-//! ids, limits) is prepared in the parent, and it allocates nothing, takes no lock and logs
-//! nothing. The order matters and follows php-fpm's and std's: limits, chroot, chdir, then groups,
-//! gid and uid last, since after `setuid` the worker may no longer be allowed the others.
+//! The child is started by [`vfork`] (`clone(CLONE_VM | CLONE_VFORK)`, no copy of plexer's page
+//! tables) and runs the steps of [`ChildSetup::apply`] between clone and exec. The process that
+//! clones here may run threads (plexer's async runtime), and the child shares its memory, so
+//! the steps may only make async-signal-safe calls: everything they need (C strings, ids,
+//! limits, argv and the environment) is prepared in the parent, and they allocate nothing, take
+//! no lock and log nothing. The order matters and follows php-fpm's and std's: limits, chroot,
+//! chdir, then groups, gid and uid last, since after `setuid` the worker may no longer be
+//! allowed the others.
 
 use std::ffi::{CString, OsString};
 use std::io::Write;
 use std::os::fd::OwnedFd;
-use std::os::unix::ffi::OsStrExt;
-use std::os::unix::process::CommandExt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::fs::PermissionsExt;
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStderr, ChildStdout, Command, Stdio};
+use std::process::{ChildStderr, ChildStdout};
 
 use nix::errno::Errno;
+use nix::fcntl::OFlag;
 use nix::libc;
 use nix::sys::prctl;
 use nix::sys::resource::{Resource, rlim_t, setrlimit};
 use nix::sys::signal::{SigSet, SigmaskHow, Signal, sigprocmask};
+use nix::unistd::pipe2;
 use nix::unistd::{
     Gid, Group, Pid, Uid, User, chdir, chroot, getppid, setgid, setgroups, setsid, setuid,
 };
@@ -116,28 +120,18 @@ pub struct WorkerCommand {
     pub rlimits: Vec<(Resource, rlim_t)>,
 }
 
-/// A started worker: its pid and the pipes of its stdout and stderr.
+/// A started worker: its pid and the pipes of its stdout and stderr. The caller reaps the pid
+/// with `waitpid` (the supervisor is its children's subreaper).
 #[derive(Debug)]
 pub struct SpawnedWorker {
     pub pid: Pid,
     pub stdout: ChildStdout,
     pub stderr: ChildStderr,
-    /// Kept only so std does not reap or kill it behind the supervisor's back; the supervisor
-    /// reaps its children itself (it is their subreaper).
-    child: Child,
 }
 
 impl SpawnedWorker {
-    /// Gives up std's handle; the caller reaps the pid with `waitpid`.
     pub fn into_parts(self) -> (Pid, ChildStdout, ChildStderr) {
-        let SpawnedWorker {
-            pid,
-            stdout,
-            stderr,
-            child,
-        } = self;
-        drop(child); // dropping a std Child neither kills nor waits for it
-        (pid, stdout, stderr)
+        (self.pid, self.stdout, self.stderr)
     }
 }
 
@@ -158,6 +152,8 @@ pub enum SpawnError {
     NotRoot(u32),
     #[error("{what} {path:?} contains a NUL byte")]
     NulInPath { what: &'static str, path: PathBuf },
+    #[error("{what} {text:?} contains a NUL byte")]
+    Nul { what: &'static str, text: String },
     // `error`, not `source`: the message carries the cause, and a chain would repeat it.
     #[error("cannot start {program:?}: {error}")]
     Exec {
@@ -185,38 +181,97 @@ pub fn spawn_worker(
     command: &WorkerCommand,
     listener: OwnedFd,
 ) -> Result<SpawnedWorker, SpawnError> {
-    let setup = ChildSetup::prepare(command)?;
-    let mut cmd = Command::new(&command.program);
-    cmd.args(&command.args)
-        .stdin(Stdio::from(listener))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    if command.clear_env {
-        cmd.env_clear();
-    }
-    for name in SUPERVISOR_ONLY_ENV {
-        cmd.env_remove(name);
-    }
-    cmd.envs(command.env.iter().map(|(k, v)| (k, v)));
-    // SAFETY: `ChildSetup::apply` runs in the forked child before exec. It only calls
-    // async-signal-safe functions (setsid, prctl, getppid, sigprocmask, setrlimit, chroot, chdir,
-    // setgroups, setgid, setuid, close_range/fcntl, _exit) on data prepared in the parent
-    // (`setup` is moved in, fully built), and it allocates nothing and takes no lock, so it is
-    // sound even though the parent may be multi-threaded.
-    unsafe {
-        cmd.pre_exec(move || setup.apply());
-    }
-    let mut child = cmd.spawn().map_err(|error| SpawnError::Exec {
+    let exec_failed = |error: std::io::Error| SpawnError::Exec {
         program: command.program.clone(),
         error,
-    })?;
-    let stdout = child.stdout.take().expect("stdout was piped");
-    let stderr = child.stderr.take().expect("stderr was piped");
+    };
+    let setup = ChildSetup::prepare(command)?;
+    let program = find_program(command).map_err(exec_failed)?;
+    let args = std::iter::once(command.program.as_os_str())
+        .chain(command.args.iter().map(OsString::as_os_str))
+        .map(|arg| c_string("argument", arg.as_bytes()))
+        .collect::<Result<Vec<_>, _>>()?;
+    let env = environment(command)?;
+    let (out_read, out_write) = pipe2(OFlag::O_CLOEXEC).map_err(|e| exec_failed(e.into()))?;
+    let (err_read, err_write) = pipe2(OFlag::O_CLOEXEC).map_err(|e| exec_failed(e.into()))?;
+    let launch = vfork::Launch::new(
+        program,
+        args,
+        env,
+        setup,
+        [&listener, &out_write, &err_write],
+    );
+    let pid = match vfork::clone_and_exec(&launch) {
+        Ok(pid) => Pid::from_raw(pid),
+        Err((pid, errno)) => {
+            if pid > 0 {
+                let _ = nix::sys::wait::waitpid(Pid::from_raw(pid), None);
+            }
+            return Err(exec_failed(errno.into()));
+        }
+    };
     Ok(SpawnedWorker {
-        pid: Pid::from_raw(child.id() as i32),
-        stdout,
-        stderr,
-        child,
+        pid,
+        stdout: ChildStdout::from(out_read),
+        stderr: ChildStderr::from(err_read),
+    })
+}
+
+/// The program to exec: a path as written, or a bare name looked up in `PATH` (the pool's own
+/// `PATH` when its `env` sets one, else plexer's), as a shell or std's `Command` would.
+fn find_program(command: &WorkerCommand) -> std::io::Result<CString> {
+    let program = command.program.as_os_str();
+    let to_c = |bytes: &[u8]| {
+        CString::new(bytes).map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))
+    };
+    if program.as_bytes().contains(&b'/') {
+        return to_c(program.as_bytes());
+    }
+    let path = command
+        .env
+        .iter()
+        .find(|(name, _)| name == "PATH")
+        .map(|(_, value)| value.clone())
+        .or_else(|| std::env::var_os("PATH"))
+        .unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
+    for dir in std::env::split_paths(&path) {
+        let candidate = dir.join(program);
+        let executable = std::fs::metadata(&candidate)
+            .is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0);
+        if executable {
+            return to_c(candidate.as_os_str().as_bytes());
+        }
+    }
+    Err(std::io::ErrorKind::NotFound.into())
+}
+
+/// The worker's environment: plexer's (unless `clear_env`) without the supervisor's own
+/// variables, then the pool's `env` over it.
+fn environment(command: &WorkerCommand) -> Result<Vec<CString>, SpawnError> {
+    let mut vars: Vec<(OsString, OsString)> = match command.clear_env {
+        true => Vec::new(),
+        false => std::env::vars_os()
+            .filter(|(name, _)| !SUPERVISOR_ONLY_ENV.iter().any(|n| name == n))
+            .collect(),
+    };
+    for (name, value) in &command.env {
+        vars.retain(|(existing, _)| existing != name);
+        vars.push((name.clone(), value.clone()));
+    }
+    vars.into_iter()
+        .map(|(name, value)| {
+            let mut pair = name.into_vec();
+            pair.push(b'=');
+            pair.extend(value.into_vec());
+            c_string("environment variable", &pair)
+        })
+        .collect()
+}
+
+fn c_string(what: &'static str, bytes: &[u8]) -> Result<CString, SpawnError> {
+    CString::new(bytes).map_err(|_| SpawnError::Nul {
+        what,
+        text: String::from_utf8_lossy(bytes).into_owned(),
     })
 }
 
@@ -258,7 +313,9 @@ pub enum ForkError {
     Fork(nix::Error),
 }
 
-/// What the child does between fork and exec, prepared in the parent.
+mod vfork;
+
+/// What the child does between clone and exec, prepared in the parent.
 struct ChildSetup {
     parent: Pid,
     rlimits: Vec<(Resource, rlim_t)>,
@@ -400,12 +457,8 @@ mod tests {
     #[test]
     fn the_worker_gets_the_listener_on_fd0_and_nothing_above_2() {
         // A descriptor the parent holds without CLOEXEC must still not reach the worker.
-        let leaked = nix::fcntl::open(
-            "/dev/null",
-            nix::fcntl::OFlag::O_RDONLY,
-            nix::sys::stat::Mode::empty(),
-        )
-        .unwrap();
+        let leaked =
+            nix::fcntl::open("/dev/null", OFlag::O_RDONLY, nix::sys::stat::Mode::empty()).unwrap();
         let (out, _) = run(sh("ls /proc/self/fd; readlink /proc/self/fd/0"));
         drop(leaked);
         let fds: Vec<&str> = out
