@@ -22,13 +22,13 @@ pub struct PlexerProcess {
     pub socket: PathBuf,
 }
 
-/// `plexer serve` under `dir` (created): one account whose pool runs `command` with `pm:
-/// static` and `workers` workers that are never recycled.
+/// `plexer serve` under `dir` (created), with `threads` threads relaying: one account whose
+/// pool runs `command` with `pm: static` and `workers` workers that are never recycled.
 pub fn serve(
     plexer: &Path,
     dir: &Path,
     command: &[&Path],
-    workers: usize,
+    (workers, threads): (usize, usize),
     env: &[(&str, &str)],
 ) -> io::Result<PlexerProcess> {
     fs::create_dir_all(dir.join("accounts.d"))?;
@@ -50,6 +50,7 @@ pub fn serve(
     let mut config = format!(
         "listen: unix:{socket}\nlisten_mode: \"0666\"\naccounts_dir: accounts.d\n\
          runtime_dir: run\nsecret_file: secret\ndrain_timeout: 5s\nlogin: {{ account: app }}\n\
+         threads: {threads}\n\
          pool:\n  command: [{argv}]\n  pm: static\n  max_children: {workers}\n  \
          max_requests: 0\n  queue_timeout: 10s\n  request_timeout: 30s\n",
         socket = socket.display(),

@@ -163,6 +163,13 @@ pub async fn run(config_file: &Path, options: ServeOptions) -> Result<(), ServeE
         state.snapshot().registry.len()
     ));
     let mut accepting = Accepting::new(Arc::clone(&state));
+    let threads = state.snapshot().config.threads;
+    let more = MoreThreads::start(threads - 1, &listener, &accepting).map_err(|source| {
+        ServeError::Listen {
+            address: "a duplicate of the listen socket, for threads:".into(),
+            source,
+        }
+    })?;
     let timeout = loop {
         tokio::select! {
             accepted = listener.accept() => accepting.take(accepted, Entry::Listen).await,
@@ -185,11 +192,88 @@ pub async fn run(config_file: &Path, options: ServeOptions) -> Result<(), ServeE
     if let Some(front) = front {
         front.abort();
     }
+    more.stop_accepting(timeout);
     drop((listener, status_listener));
     control_task.abort();
     audit_task.abort();
     drain(&manager, &accepting.busy, timeout).await;
+    more.join();
     Ok(())
+}
+
+/// `threads: N`, the N - 1 beyond this one: each a thread with a single-threaded runtime of
+/// its own, accepting on a duplicate of the listen socket and serving the connections it
+/// accepted, as this thread does. They share the running state and count connections in the
+/// same gauges (`max_connections`, the stop's drain). Workers stay tied to the thread that
+/// started them (PR_SET_PDEATHSIG), so these threads live until plexer exits.
+struct MoreThreads {
+    threads: Vec<std::thread::JoinHandle<()>>,
+    /// `Some(drain_timeout)` once plexer stops.
+    stop: tokio::sync::watch::Sender<Option<Duration>>,
+}
+
+impl MoreThreads {
+    fn start(count: usize, listener: &Listener, accepting: &Accepting) -> std::io::Result<Self> {
+        let (stop, stopped) = tokio::sync::watch::channel(None);
+        let mut threads = Vec::with_capacity(count);
+        for n in 1..=count {
+            let listener = listener.duplicate()?;
+            let accepting = accepting.sharing();
+            let stopped = stopped.clone();
+            let thread = std::thread::Builder::new()
+                .name(format!("plexer-{n}"))
+                .spawn(move || serve_thread(listener, accepting, stopped))?;
+            threads.push(thread);
+        }
+        Ok(Self { threads, stop })
+    }
+
+    /// Stops every thread's accepting; each then waits up to `timeout` for the requests in
+    /// flight.
+    fn stop_accepting(&self, timeout: Duration) {
+        let _ = self.stop.send(Some(timeout));
+    }
+
+    fn join(self) {
+        for thread in self.threads {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// One more thread: accepts until told to stop, then lets its connections finish.
+fn serve_thread(
+    listener: StdListener,
+    mut accepting: Accepting,
+    mut stopped: tokio::sync::watch::Receiver<Option<Duration>>,
+) {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            tracing::error!(error = %err, "a thread of threads: could not start its runtime; the others serve on");
+            return;
+        }
+    };
+    runtime.block_on(async move {
+        let listener = match listener.into_tokio() {
+            Ok(listener) => listener,
+            Err(err) => {
+                tracing::error!(error = %err, "a thread of threads: cannot listen; the others serve on");
+                return;
+            }
+        };
+        let timeout = loop {
+            tokio::select! {
+                accepted = listener.accept() => accepting.take(accepted, Entry::Listen).await,
+                _ = stopped.changed() => break (*stopped.borrow()).unwrap_or_default(),
+            }
+        };
+        drop(listener);
+        let _ = tokio::time::timeout(timeout, accepting.busy.idle()).await;
+    });
 }
 
 /// Waits, for `timeout` at most, for the requests in flight on every web-server connection
@@ -227,6 +311,16 @@ impl Accepting {
             open: Gauge::default(),
             over_limit: Default::default(),
             busy: Busy::default(),
+        }
+    }
+
+    /// The same counts, for another thread's accept loop.
+    fn sharing(&self) -> Self {
+        Self {
+            state: Arc::clone(&self.state),
+            open: self.open.clone(),
+            over_limit: Default::default(),
+            busy: self.busy.clone(),
         }
     }
 
@@ -281,6 +375,23 @@ enum Listener {
     Tcp(TcpListener),
 }
 
+/// A duplicate of the listen socket (the same open file description, O_NONBLOCK included),
+/// not yet in a runtime: what another thread's runtime takes. Never removes the path.
+enum StdListener {
+    Unix(std::os::unix::net::UnixListener),
+    Tcp(std::net::TcpListener),
+}
+
+impl StdListener {
+    /// Registers it with the runtime of the calling thread.
+    fn into_tokio(self) -> std::io::Result<Listener> {
+        Ok(match self {
+            Self::Unix(l) => Listener::Unix(UnixListener::from_std(l)?, None),
+            Self::Tcp(l) => Listener::Tcp(TcpListener::from_std(l)?),
+        })
+    }
+}
+
 /// An accepted connection of either family.
 enum Stream {
     Unix(UnixStream),
@@ -292,6 +403,15 @@ impl Listener {
         Ok(match self {
             Self::Unix(l, _) => Stream::Unix(l.accept().await?.0),
             Self::Tcp(l) => Stream::Tcp(l.accept().await?.0),
+        })
+    }
+
+    /// Another descriptor of the same socket, for another thread's runtime.
+    fn duplicate(&self) -> std::io::Result<StdListener> {
+        use std::os::fd::AsFd;
+        Ok(match self {
+            Self::Unix(l, _) => StdListener::Unix(l.as_fd().try_clone_to_owned()?.into()),
+            Self::Tcp(l) => StdListener::Tcp(l.as_fd().try_clone_to_owned()?.into()),
         })
     }
 

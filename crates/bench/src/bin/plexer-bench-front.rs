@@ -124,14 +124,16 @@ fn parse_args() -> Result<Args> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Backend {
     ServeHello,
+    ServeHelloTwoThreads,
     SpawnHello,
     PhpFpm,
     ServePhpCgi,
 }
 
 impl Backend {
-    const ALL: [Self; 4] = [
+    const ALL: [Self; 5] = [
         Self::ServeHello,
+        Self::ServeHelloTwoThreads,
         Self::SpawnHello,
         Self::PhpFpm,
         Self::ServePhpCgi,
@@ -140,6 +142,7 @@ impl Backend {
     fn label(self) -> &'static str {
         match self {
             Self::ServeHello => "nginx → plexer serve → hello",
+            Self::ServeHelloTwoThreads => "nginx → plexer serve (threads: 2) → hello",
             Self::SpawnHello => "nginx → plexer spawn → hello (shared socket)",
             Self::PhpFpm => "nginx → php-fpm → PHP script",
             Self::ServePhpCgi => "nginx → plexer serve → php-cgi → PHP script",
@@ -333,7 +336,14 @@ async fn start(backend: Backend, args: &Args, dir: &Path) -> Result<Running> {
             &args.plexer,
             dir,
             &[hello],
-            WORKERS,
+            (WORKERS, 1),
+            &[],
+        )?),
+        Backend::ServeHelloTwoThreads => Running::Plexer(plexer_cli::serve(
+            &args.plexer,
+            dir,
+            &[hello],
+            (WORKERS, 2),
             &[],
         )?),
         Backend::SpawnHello => {
@@ -360,7 +370,7 @@ async fn start(backend: Backend, args: &Args, dir: &Path) -> Result<Running> {
                 &args.plexer,
                 dir,
                 &[program],
-                WORKERS,
+                (WORKERS, 1),
                 &env,
             )?)
         }
@@ -582,6 +592,11 @@ fn print_tables(
     writeln!(out, "|---|---|---:|---:|---:|---|")?;
     let pairs = [
         ("hello", Backend::ServeHello, Backend::SpawnHello),
+        (
+            "hello, threads: 2",
+            Backend::ServeHelloTwoThreads,
+            Backend::SpawnHello,
+        ),
         ("PHP", Backend::ServePhpCgi, Backend::PhpFpm),
     ];
     for (name, with_hop, direct) in pairs {

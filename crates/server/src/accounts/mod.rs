@@ -922,6 +922,10 @@ fn keep_what_needs_a_restart(old: &Config, new: &mut Config) -> Vec<&'static str
         new.control = old.control.clone();
         kept.push("control");
     }
+    if new.threads != old.threads {
+        new.threads = old.threads;
+        kept.push("threads");
+    }
     if new.status_listen != old.status_listen
         || new.status_listen_mode != old.status_listen_mode
         || new.status_listen_group != old.status_listen_group

@@ -226,6 +226,9 @@ pub struct Config {
     /// Web-server connections served at once; one more is closed as it arrives.
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
+    /// Threads that accept on `listen:` and relay, each with a runtime of its own.
+    #[serde(default = "default_threads")]
+    pub threads: usize,
     /// The longest the web server may pause while it sends a request (its params, its body),
     /// nginx's `client_body_timeout` idea: a slow body never holds a worker to the end of
     /// `request_timeout`.
@@ -243,6 +246,13 @@ pub struct Config {
 pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
 /// The largest `max_connections` accepted: each connection costs a descriptor and a task.
 pub const MAX_CONNECTIONS: usize = 1 << 20;
+
+/// The most `threads` may say: far more than any machine's cores.
+pub const MAX_THREADS: usize = 256;
+
+fn default_threads() -> usize {
+    1
+}
 
 fn default_max_connections() -> usize {
     DEFAULT_MAX_CONNECTIONS
@@ -500,6 +510,12 @@ impl Config {
             return invalid("route.max_age is 0: every cookie would be expired".into());
         }
         self.check_authorizer(file)?;
+        if !(1..=MAX_THREADS).contains(&self.threads) {
+            return invalid(format!(
+                "threads {} is outside 1..={MAX_THREADS}: give about the number of cores",
+                self.threads
+            ));
+        }
         if !(1..=MAX_CONNECTIONS).contains(&self.max_connections) {
             return invalid(format!(
                 "max_connections {} is outside 1..={MAX_CONNECTIONS}",
