@@ -144,6 +144,11 @@ bench: c-compiler
 		packages="nginx-light php-cgi" && \
 		if ! apt-cache show nginx-light >/dev/null 2>&1; then packages="nginx php-cgi"; fi && \
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y $$packages; }
+	@# The generic relays the hop is measured beside (issue 15): nginx's stream module, HAProxy.
+	@[ -f /usr/lib/nginx/modules/ngx_stream_module.so ] && [ -x /usr/sbin/haproxy ] || { \
+		echo "missing: libnginx-mod-stream or haproxy - installing them"; \
+		$(SUDO) apt-get update && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y libnginx-mod-stream haproxy; }
 	$(CARGO) build --release -q -p plexer --bin plexer
 	$(CARGO) run --release -q -p plexer-bench --bin plexer-bench-front -- \
 		--plexer $(TARGET_DIR)/release/plexer --hello $(TARGET_DIR)/release/examples/hello

@@ -45,6 +45,7 @@ pub mod peers;
 pub mod php_fpm;
 pub mod pipe;
 pub mod plexer_cli;
+pub mod relays;
 pub mod supervised;
 pub mod timed_run;
 pub mod timing;

@@ -27,6 +27,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use plexer_bench::nginx::{self, Nginx};
 use plexer_bench::php_fpm::{self, FpmPm, PhpFpm};
 use plexer_bench::plexer_cli::{self, PlexerProcess};
+use plexer_bench::relays::{self, Relay};
 use plexer_bench::timing::human;
 use plexer_bench::{binaries, machine};
 use plexer_tests::load::{self, LoadPlan, LoadReport};
@@ -126,15 +127,19 @@ enum Backend {
     ServeHello,
     ServeHelloTwoThreads,
     SpawnHello,
+    NginxStreamHello,
+    HaproxyHello,
     PhpFpm,
     ServePhpCgi,
 }
 
 impl Backend {
-    const ALL: [Self; 5] = [
+    const ALL: [Self; 7] = [
         Self::ServeHello,
         Self::ServeHelloTwoThreads,
         Self::SpawnHello,
+        Self::NginxStreamHello,
+        Self::HaproxyHello,
         Self::PhpFpm,
         Self::ServePhpCgi,
     ];
@@ -144,16 +149,20 @@ impl Backend {
             Self::ServeHello => "nginx → plexer serve → hello",
             Self::ServeHelloTwoThreads => "nginx → plexer serve (threads: 2) → hello",
             Self::SpawnHello => "nginx → plexer spawn → hello (shared socket)",
+            Self::NginxStreamHello => "nginx → nginx stream relay → plexer spawn → hello",
+            Self::HaproxyHello => "nginx → HAProxy (tcp) → plexer spawn → hello",
             Self::PhpFpm => "nginx → php-fpm → PHP script",
             Self::ServePhpCgi => "nginx → plexer serve → php-cgi → PHP script",
         }
     }
 }
 
-/// A started server: the socket nginx connects to and the process whose tree does the work.
+/// A started server: the socket nginx connects to and the processes whose trees do the work.
 enum Running {
     Plexer(PlexerProcess),
     Fpm(PhpFpm),
+    /// A generic relay in front of the workers' shared socket (`plexer spawn`).
+    Relayed(Relay, PlexerProcess),
 }
 
 impl Running {
@@ -161,13 +170,16 @@ impl Running {
         match self {
             Self::Plexer(p) => &p.socket,
             Self::Fpm(f) => f.socket(),
+            Self::Relayed(relay, _) => &relay.socket,
         }
     }
 
-    fn pid(&self) -> u32 {
+    /// The roots of the process trees whose CPU time is the server's.
+    fn pids(&self) -> Vec<u32> {
         match self {
-            Self::Plexer(p) => p.server.pid(),
-            Self::Fpm(f) => f.pid().as_raw() as u32,
+            Self::Plexer(p) => vec![p.server.pid()],
+            Self::Fpm(f) => vec![f.pid().as_raw() as u32],
+            Self::Relayed(relay, behind) => vec![relay.server.pid(), behind.server.pid()],
         }
     }
 }
@@ -320,6 +332,7 @@ async fn measure_all(args: &Args, dir: &Path) -> Result<()> {
         }
     }
     print_tables(out, &servers, &results)?;
+    print_relays(out, &servers, &results)?;
     // Other work on a shared machine shows here: the figures are only as good as this is low.
     writeln!(
         out,
@@ -348,6 +361,17 @@ async fn start(backend: Backend, args: &Args, dir: &Path) -> Result<Running> {
         )?),
         Backend::SpawnHello => {
             Running::Plexer(plexer_cli::spawn(&args.plexer, dir, &[hello], WORKERS)?)
+        }
+        Backend::NginxStreamHello | Backend::HaproxyHello => {
+            let behind = plexer_cli::spawn(&args.plexer, dir, &[hello], WORKERS)?;
+            let relay_dir = dir.join("relay");
+            let relay = match backend {
+                Backend::NginxStreamHello => {
+                    relays::nginx_stream(&args.nginx, &relay_dir, &behind.socket)?
+                }
+                _ => relays::haproxy(&relay_dir, &behind.socket)?,
+            };
+            Running::Relayed(relay, behind)
         }
         Backend::PhpFpm => {
             let program = args.php_fpm.as_deref().ok_or(
@@ -412,7 +436,7 @@ async fn cell(
         [
             procfs::cpu_ticks(me).unwrap_or(0),
             procfs::tree_cpu_ticks(nginx.server.pid()),
-            procfs::tree_cpu_ticks(server.pid()),
+            server.pids().into_iter().map(procfs::tree_cpu_ticks).sum(),
         ]
     };
     let before = cpu();
@@ -652,6 +676,93 @@ fn print_tables(
 
 fn signed_micros(seconds: Option<f64>) -> String {
     seconds.map_or("—".into(), |s| format!("{:+.0} µs", s * 1e6))
+}
+
+/// Goal of issue 15: plexer's added CPU per request at most this times the nginx stream
+/// relay's (it parses and routes every request, and still makes fewer syscalls).
+const GOAL_AGAINST_STREAM: f64 = 0.9;
+
+/// The hop beside the generic relays: the CPU per request of the whole run (load generator,
+/// nginx, relay or plexer, workers) minus that of nginx straight to the workers, and the
+/// throughput, medians of the rounds.
+fn print_relays(
+    out: &mut impl Write,
+    servers: &[(Backend, Option<Running>)],
+    results: &[[Vec<(Cell, Cell)>; 2]],
+) -> io::Result<()> {
+    let index = |b: Backend| {
+        Backend::ALL
+            .iter()
+            .position(|&x| x == b)
+            .filter(|&i| servers[i].1.is_some())
+    };
+    let Some(direct) = index(Backend::SpawnHello) else {
+        return Ok(());
+    };
+    writeln!(
+        out,
+        "\n### The hop beside the best relay ({CONNECTIONS} clients, medians over the rounds)\n"
+    )?;
+    writeln!(
+        out,
+        "| hop | upstream keepalive | CPU per request, whole run | added over direct | requests/s | ÷ direct |"
+    )?;
+    writeln!(out, "|---|---|---:|---:|---:|---:|")?;
+    let total = |i: usize, k: usize| {
+        let cells = results[i][k].iter().map(|(loaded, _)| loaded);
+        median(cells.filter_map(|c| {
+            let parts: Option<Vec<Duration>> = c.cpu_per_request.iter().copied().collect();
+            parts.map(|p| p.iter().sum::<Duration>().as_secs_f64() * 1e6)
+        }))
+    };
+    let hops = [
+        Backend::ServeHello,
+        Backend::NginxStreamHello,
+        Backend::HaproxyHello,
+    ];
+    for keepalive in [false, true] {
+        let k = usize::from(keepalive);
+        let (base, base_rate) = (
+            total(direct, k),
+            Medians::of(results[direct][k].iter().map(|(l, _)| l)).per_second,
+        );
+        let mut added = Vec::new();
+        for hop in hops {
+            let Some(i) = index(hop) else { continue };
+            let cpu = total(i, k);
+            let extra = cpu.zip(base).map(|(c, b)| c - b);
+            let rate = Medians::of(results[i][k].iter().map(|(l, _)| l)).per_second;
+            let ratio = rate.zip(base_rate).map(|(r, b)| r / b);
+            writeln!(
+                out,
+                "| {} | {} | {} | {} | {} | {} |",
+                hop.label(),
+                on_off(keepalive),
+                cpu.map_or("—".into(), |c| format!("{c:.1} µs")),
+                extra.map_or("—".into(), |e| format!("{e:+.1} µs")),
+                rate.map_or("—".into(), |r| format!("{r:.0}")),
+                ratio.map_or("—".into(), |r| format!("{r:.2}×")),
+            )?;
+            added.push((hop, extra));
+        }
+        let of = |b: Backend| added.iter().find(|(h, _)| *h == b).and_then(|(_, e)| *e);
+        if let (Some(plexer), Some(stream)) =
+            (of(Backend::ServeHello), of(Backend::NginxStreamHello))
+        {
+            let verdict = if plexer <= GOAL_AGAINST_STREAM * stream {
+                "met"
+            } else {
+                "missed"
+            };
+            writeln!(
+                out,
+                "| plexer's added CPU ÷ the nginx stream relay's, keepalive {} | | | {:.2}× (goal at most {GOAL_AGAINST_STREAM}×: {verdict}) | | |",
+                on_off(keepalive),
+                plexer / stream
+            )?;
+        }
+    }
+    Ok(())
 }
 
 fn opt(d: Option<Duration>) -> String {
