@@ -152,6 +152,9 @@ bench: c-compiler
 	$(CARGO) build --release -q -p plexer --bin plexer
 	$(CARGO) run --release -q -p plexer-bench --bin plexer-bench-front -- \
 		--plexer $(TARGET_DIR)/release/plexer --hello $(TARGET_DIR)/release/examples/hello
+	@# 1 GiB bodies through nginx, with plexer and without (issue 15).
+	$(CARGO) run --release -q -p plexer-bench --bin plexer-bench-bodies -- \
+		--plexer $(TARGET_DIR)/release/plexer --hello $(TARGET_DIR)/release/examples/hello
 	@# Routing by the authorizer beside the cookie (issue 12).
 	$(CARGO) run --release -q -p plexer-bench --bin plexer-bench-authorizer -- \
 		--plexer $(TARGET_DIR)/release/plexer --hello $(TARGET_DIR)/release/examples/hello

@@ -94,6 +94,8 @@ http {{
     uwsgi_temp_path {d}/uwsgi;
     scgi_temp_path {d}/scgi;
     keepalive_requests 1000000;
+    # The bodies benchmark sends 1 GiB; nginx's default refuses more than 1 MiB.
+    client_max_body_size 0;
     upstream backend {{
         server unix:{upstream};
         {pool}
