@@ -154,6 +154,48 @@ fn a_stuck_native_request_without_a_dumper_has_its_wchan() {
 }
 
 #[test]
+fn sigusr1_reopens_the_slowlog_file_after_a_rotation() {
+    let scratch = Scratch::new();
+    let setup = ServeSetup {
+        config_extra: &format!("login: {{ account: login }}\n{CONFIG}"),
+        pool_extra: POOL,
+        ..ServeSetup::default()
+    };
+    let serve = PlexerServe::start(&scratch, setup);
+    let (file, rotated) = (serve.path("slow.log"), serve.path("slow.log.1"));
+    get_in_background(&serve, "bob", "/before?sleep=1500")
+        .join()
+        .unwrap();
+    wait_entry(&serve, "bob", |e| e["uri"] == "/before");
+    std::fs::rename(&file, &rotated).unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(serve.pid() as i32),
+        nix::sys::signal::Signal::SIGUSR1,
+    )
+    .unwrap();
+    wait_for_value(|| file.exists().then_some(()), Duration::from_secs(10))
+        .expect("SIGUSR1 opened a new slowlog file");
+    get_in_background(&serve, "bob", "/after?sleep=1500")
+        .join()
+        .unwrap();
+    wait_entry(&serve, "bob", |e| e["uri"] == "/after");
+    let wrote = |path: &PathBuf| {
+        let text = || {
+            std::fs::read_to_string(path)
+                .ok()
+                .filter(|t| t.contains("/after"))
+        };
+        wait_for_value(text, Duration::from_secs(5))
+    };
+    assert!(wrote(&file).is_some(), "{}", serve.log());
+    let old = std::fs::read_to_string(&rotated).unwrap();
+    assert!(
+        old.contains("uri /before,") && !old.contains("/after"),
+        "{old}"
+    );
+}
+
+#[test]
 fn a_dumper_that_hangs_is_killed_and_one_missing_is_reported_while_plexer_serves_on() {
     let scratch = Scratch::new();
     let accounts = [

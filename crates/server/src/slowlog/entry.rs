@@ -133,7 +133,8 @@ impl Dump {
     }
 }
 
-/// Each line of `text` on a line of its own, indented, escaped.
+/// Each line of `text` on a line of its own, indented, escaped. An empty line keeps its
+/// indent: a line with nothing on it ends an entry.
 fn indented(out: &mut String, text: &str) {
     for line in text.lines() {
         let _ = writeln!(out, "    {}", escaped(line));
