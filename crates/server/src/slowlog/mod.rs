@@ -6,9 +6,9 @@
 //! any language. CONTRACT.md, "Slow requests, with the stuck worker's stack".
 //!
 //! Which requests, and when, is decided by `crate::slow_watch` on a tick; this module records
-//! them: [`record`] reads /proc on a blocking thread, runs the dumper ([`dump`]) off the
+//! them: `record` reads /proc on a blocking thread, runs the dumper (`dump.rs`) off the
 //! relaying path, keeps the last [`MAX_RECENT`] entries for the status page and `plexer status
-//! --slow`, and appends each to the `slowlog:` file ([`sink`]).
+//! --slow`, and appends each to the `slowlog:` file (`sink.rs`).
 
 mod dump;
 mod entry;
