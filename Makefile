@@ -52,7 +52,7 @@ deps: c-compiler
 	fi
 
 # The Python peers (Django with flup, for examples/django and its tests; the database clients of
-# the audit's tests, tests/requirements.txt): a virtualenv at .venv,
+# the audit's tests and py-spy for the slowlog's, tests/requirements.txt): a virtualenv at .venv,
 # or at $PLEXER_VENV, where the tests look for it. pip runs again whenever the pinned
 # requirements change; Debian's python3 needs python3-venv for `python3 -m venv`.
 VENV := $(or $(PLEXER_VENV),$(CURDIR)/.venv)

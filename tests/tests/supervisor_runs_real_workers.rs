@@ -1,7 +1,8 @@
 //! The supervisor runs pools of real `hello` processes: respawn after SIGKILL, recycling after
 //! max_requests, killing only a stuck worker, ondemand scale to zero, a dynamic pool growing
 //! for a burst at once, a drain that lets requests finish, and no database connection of the
-//! supervisor reaching a worker.
+//! supervisor reaching a worker; and helpers (the slowlog's dumpers) started and reaped beside
+//! the workers, a hung one killed with what it started.
 //!
 //! Each test plays the plexer's part: it acquires a worker, talks FastCGI to the worker's
 //! private socket with the `fastcgi-client` crate, and releases it with the outcome.
@@ -344,4 +345,61 @@ async fn a_real_postgres_session_of_the_supervisor_never_reaches_a_worker() {
     let _ = leaked.wait();
     assert_eq!(caught.len(), 1, "the deliberately shared session is found");
     drop(session);
+}
+
+/// All a helper printed, on stdout and stderr alike, until its output closes.
+async fn helper_output(helper: &mut plexer_prefork::supervisor::Helper) -> String {
+    use tokio::io::AsyncReadExt;
+    let fd = helper.take_output().expect("the output, once");
+    let mut pipe = tokio::net::unix::pipe::Receiver::from_owned_fd(fd).unwrap();
+    let mut out = Vec::new();
+    pipe.read_to_end(&mut out).await.unwrap();
+    String::from_utf8(out).unwrap()
+}
+
+#[tokio::test]
+async fn helpers_exit_comes_back_and_a_hung_one_is_killed_with_its_children() {
+    let scratch = Scratch::new();
+    let (supervisor, pool) = start_pool(&scratch, settings(Pm::Static, 1));
+    let args = |list: &[&str]| {
+        list.iter()
+            .map(Into::into)
+            .collect::<Vec<std::ffi::OsString>>()
+    };
+    let mut helper = supervisor
+        .spawn_helper(
+            "sh".as_ref(),
+            &args(&["-c", "echo out; echo err >&2; exit 3"]),
+        )
+        .expect("sh starts");
+    assert_eq!(helper_output(&mut helper).await, "out\nerr\n");
+    let exit = tokio::time::timeout(DEADLINE, helper.exited())
+        .await
+        .unwrap();
+    assert_eq!(exit, Some(plexer_prefork::pool::Exit::Code(3)));
+    // A program that does not exist: refused at once, and nothing for the reaper to lose.
+    let missing = supervisor.spawn_helper("/nonexistent/dumper".as_ref(), &[]);
+    assert_eq!(missing.unwrap_err().kind(), std::io::ErrorKind::NotFound);
+    // A helper that hangs, with a child of its own: both go with the kill.
+    let mut hung = supervisor
+        .spawn_helper("sh".as_ref(), &args(&["-c", "sleep 30 & echo $!; wait"]))
+        .expect("sh starts");
+    let fd = hung.take_output().unwrap();
+    let mut pipe = tokio::net::unix::pipe::Receiver::from_owned_fd(fd).unwrap();
+    let mut line = vec![0u8; 32];
+    let n = tokio::io::AsyncReadExt::read(&mut pipe, &mut line)
+        .await
+        .unwrap();
+    let child: u32 = String::from_utf8_lossy(&line[..n]).trim().parse().unwrap();
+    assert!(alive(child));
+    hung.kill();
+    let exit = tokio::time::timeout(DEADLINE, hung.exited()).await.unwrap();
+    assert_eq!(exit, Some(plexer_prefork::pool::Exit::Signal(9)));
+    wait_until("the helper's child is gone", || !alive(child)).await;
+    // The pool's worker was never taken for a helper, nor a helper's exit for a worker's.
+    let answer = serve(&pool, "/after-helpers").await;
+    assert_eq!(
+        answer.fields.get("uri").map(String::as_str),
+        Some("/after-helpers")
+    );
 }

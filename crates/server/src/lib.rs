@@ -19,6 +19,8 @@
 //! | [`serve`] | `plexer serve`: start the pools, listen, serve each connection |
 //! | [`status`] | the status page, answered even while every worker is busy |
 //! | [`router`] | which account a request goes to, with client claims stripped first |
+//! | [`slowlog`] | slow requests recorded while they run, with the stuck worker's stack |
+//! | `slow_watch` | which requests are slow, looked at on a tick |
 //! | [`registry`] | the accounts of `accounts_dir`, by name and by user, loaded all or nothing |
 //! | [`systemd`] | socket activation and readiness notification, as systemd units expect |
 
@@ -43,6 +45,8 @@ mod responses;
 mod router;
 pub mod serve;
 pub mod signals;
+mod slow_watch;
+pub mod slowlog;
 pub mod status;
 pub mod systemd;
 mod upstream;

@@ -19,10 +19,11 @@ use plexer_prefork::supervisor::PoolHandle;
 
 use crate::account::AccountName;
 use crate::authorizer::cache::DecisionCache;
-use crate::config::{AuditMode, AuthorizerCache, Config};
+use crate::config::{AuditMode, AuthorizerCache, Config, DumpCommand};
 use crate::cookie::Keys;
 use crate::in_flight::InFlight;
 use crate::registry::{RefusedFile, Registry};
+use crate::slowlog::SlowLog;
 use crate::upstream::External;
 
 /// Counters of one account, for the status page; kept across reloads of the account.
@@ -55,6 +56,8 @@ pub struct Generation {
     pub request_timeout: Duration,
     /// Longer requests are counted and logged as slow; `None`: not counted.
     pub slow_request: Option<Duration>,
+    /// What the slowlog runs for the worker of a slow request (`slowlog_dump`).
+    pub slowlog_dump: Option<DumpCommand>,
     /// What each busy worker is serving.
     pub in_flight: InFlight,
     /// The outside fork-safety audit of this generation's processes.
@@ -75,6 +78,7 @@ impl Generation {
             generation: self.generation,
             request_timeout: self.request_timeout,
             slow_request: self.slow_request,
+            slowlog_dump: None,
             in_flight: InFlight::default(),
             audit: AuditMode::Off,
             sockets_dir: None,
@@ -108,6 +112,8 @@ pub struct State {
     pub limits: Limits,
     /// The authorizer's cache and counters (`route.by: authorizer`).
     pub(crate) authorizer: AuthorizerState,
+    /// The last slow requests and the slowlog file.
+    pub(crate) slowlog: Arc<SlowLog>,
 }
 
 /// What asking the authorizer did, and the cache of its decisions for the config in force.
@@ -150,6 +156,7 @@ impl State {
             started: Instant::now(),
             limits: Limits::default(),
             authorizer: AuthorizerState::default(),
+            slowlog: Arc::default(),
         }
     }
 

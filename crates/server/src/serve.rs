@@ -32,7 +32,7 @@ use crate::relay::{self, Entry, Front, FrontTimeouts};
 use crate::request::{self, AfterRequest};
 use crate::signals::{Asked, Signals};
 use crate::systemd::{self, Activated};
-use crate::{audit_watch, control, http_front, watch};
+use crate::{audit_watch, control, http_front, slow_watch, watch};
 
 /// Why `plexer serve` could not start.
 #[derive(Debug, thiserror::Error)]
@@ -61,6 +61,8 @@ pub enum ServeError {
     Accounts(#[from] AccountsError),
     #[error(transparent)]
     HttpFront(#[from] http_front::FrontError),
+    #[error(transparent)]
+    Slowlog(#[from] crate::slowlog::SlowlogFileError),
 }
 
 /// What the command line adds to the config.
@@ -132,7 +134,10 @@ pub async fn run(config_file: &Path, options: ServeOptions) -> Result<(), ServeE
     };
     let control = control::bind(&control_path).map_err(ServeError::Control)?;
     let accounts_dir = config.accounts_dir.clone();
+    // Opened before any worker starts: a path that cannot be written refuses the start.
+    let slowlog = crate::slowlog::Sink::open(config.slowlog.as_deref())?;
     let supervisor = Supervisor::start()?;
+    let dumpers = supervisor.clone();
     let listen_access = listener.access();
     let manager = Manager::start(
         config_file,
@@ -143,6 +148,7 @@ pub async fn run(config_file: &Path, options: ServeOptions) -> Result<(), ServeE
         listen_access,
     )?;
     let state = Arc::clone(manager.state());
+    state.slowlog.use_sink(slowlog);
     tracing::info!(
         accounts = state.snapshot().registry.len(),
         refused = state.snapshot().refused.len(),
@@ -152,6 +158,7 @@ pub async fn run(config_file: &Path, options: ServeOptions) -> Result<(), ServeE
     let _watcher = watch::watch(&accounts_dir, Arc::clone(&manager));
     let control_task = tokio::spawn(control::serve(control, Arc::clone(&manager)));
     let audit_task = tokio::spawn(audit_watch::run(Arc::clone(&manager)));
+    let slow_task = tokio::spawn(slow_watch::run(Arc::clone(&state), dumpers));
     let mut signals = Signals::install().expect("signal handlers can be installed at start-up");
     let upstream = listener
         .address()
@@ -176,9 +183,12 @@ pub async fn run(config_file: &Path, options: ServeOptions) -> Result<(), ServeE
             accepted = accept_if(status_listener.as_ref()) => accepting.take(accepted, Entry::Status).await,
             asked = signals.next() => match asked {
                 Asked::Reload => reload_in_background(&manager),
-                // CONTRACT: SIGUSR1 reopens log files; plexer logs to stderr, which whoever
-                // started it (systemd, a shell) owns, so there is nothing to reopen.
-                Asked::ReopenLogs => tracing::info!("SIGUSR1: logs go to stderr; nothing to reopen"),
+                // CONTRACT: SIGUSR1 reopens log files. plexer logs to stderr, which whoever
+                // started it (systemd, a shell) owns; the slowlog file is plexer's own.
+                Asked::ReopenLogs => {
+                    tracing::info!("SIGUSR1: reopening the slowlog file (logs go to stderr)");
+                    state.slowlog.reopen_in_background();
+                }
                 Asked::Stop { drain: true, .. } => break state.snapshot().config.drain_timeout.0,
                 Asked::Stop { drain: false, .. } => break Duration::ZERO,
             },
@@ -196,6 +206,7 @@ pub async fn run(config_file: &Path, options: ServeOptions) -> Result<(), ServeE
     drop((listener, status_listener));
     control_task.abort();
     audit_task.abort();
+    slow_task.abort();
     drain(&manager, &accepting.busy, timeout).await;
     more.join();
     Ok(())

@@ -9,6 +9,9 @@
 //! account file refused (`refused`: file, account, line, reason): its account does not run, or
 //! runs the version of the file before the refused edit.
 //!
+//! Then `slow`: the last slow requests the slowlog recorded, with their workers' stacks
+//! ([`crate::slowlog`]; in `?json` and `?html`, and `plexer status --slow`).
+//!
 //! Formats: text (default), `?json` (the report as it is), `?openmetrics` (OpenMetrics 1.0
 //! text for Prometheus, accounts and workers as labels; `status/openmetrics.rs`) and `?html` (a
 //! page that refreshes itself; `status/html.rs`). Every format is written from the JSON
@@ -81,10 +84,16 @@ pub async fn report_with_state(snapshot: Arc<Snapshot>, state: &State, full: boo
             "cache_entries": cache.as_ref().map_or(0, |c| c.len()),
         })
     });
+    let slow = state.slowlog.recent();
     let mut report = report_off_thread(snapshot, state.started, full).await;
     if let Some(authorizer) = authorizer {
         merge(&mut report, json!({ "authorizer": authorizer }));
     }
+    let slow: Vec<&crate::slowlog::Entry> = slow.iter().map(|entry| &**entry).collect();
+    merge(
+        &mut report,
+        json!({ "slow": serde_json::to_value(slow).unwrap_or_default() }),
+    );
     report
 }
 

@@ -13,6 +13,7 @@ use plexer_fcgi::Address;
 use plexer_server::config::Config;
 use plexer_server::control::client;
 use plexer_server::control::protocol::{AddAccount, Request, Response};
+use plexer_server::slowlog::Entry;
 use serde_json::Value;
 
 /// Where the control socket is.
@@ -110,6 +111,10 @@ pub(crate) struct StatusArgs {
     /// Every worker too.
     #[arg(long)]
     full: bool,
+    /// Only the last slow requests, each with its worker's wchan, kernel stack and dump, as
+    /// the slowlog file has them (with --json, as JSON).
+    #[arg(long, conflicts_with = "full")]
+    slow: bool,
 }
 
 fn key_value(text: &str) -> Result<(String, String), String> {
@@ -163,12 +168,34 @@ pub(crate) fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
     }
     let data = response.data.context("the status answer has no data")?;
     let mut stdout = std::io::stdout().lock();
-    if args.json {
+    if args.slow {
+        print_slow(&mut stdout, &data["slow"], args.json)?;
+    } else if args.json {
         writeln!(stdout, "{}", serde_json::to_string_pretty(&data)?)?;
     } else {
         write!(stdout, "{}", plexer_server::status::text(&data))?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The slowlog's entries, oldest first, as the slowlog file has them, or as JSON.
+fn print_slow(out: &mut impl Write, slow: &Value, json: bool) -> anyhow::Result<()> {
+    if json {
+        writeln!(out, "{}", serde_json::to_string_pretty(slow)?)?;
+        return Ok(());
+    }
+    let entries: Vec<Entry> = match slow {
+        Value::Null => Vec::new(), // a plexer from before the slowlog
+        slow => serde_json::from_value(slow.clone())
+            .context("the status answer's slow entries do not read")?,
+    };
+    if entries.is_empty() {
+        writeln!(out, "no slow requests recorded")?;
+    }
+    for entry in entries {
+        write!(out, "{}", entry.text())?;
+    }
+    Ok(())
 }
 
 /// Prints the answer's message: on stdout when it succeeded, on stderr with exit 1 when not.

@@ -165,7 +165,7 @@ pub enum SpawnError {
 /// systemd's variables (sd_listen_fds(3), sd_notify(3)) address the supervisor. A worker that
 /// inherited them could take a descriptor 3 it does not have, or notify systemd in the
 /// supervisor's name; the pool's own `env` may still set them on purpose.
-const SUPERVISOR_ONLY_ENV: [&str; 6] = [
+pub(crate) const SUPERVISOR_ONLY_ENV: [&str; 6] = [
     "LISTEN_PID",
     "LISTEN_FDS",
     "LISTEN_FDNAMES",

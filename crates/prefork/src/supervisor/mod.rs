@@ -15,13 +15,15 @@
 //! - Exits are reaped on SIGCHLD with `waitpid(-1)`, and the supervisor is a subreaper
 //!   (`PR_SET_CHILD_SUBREAPER`), so a worker's orphaned children are reaped too rather than
 //!   left to init. Do not mix this with `tokio::process` in the same process: its reaper and
-//!   this one would take each other's exit statuses.
+//!   this one would take each other's exit statuses. A process started for another purpose (the
+//!   plexer's slowlog dumper) is started here too, as a [`Helper`], so its exit comes back.
 //! - Worker stdout and stderr are read line by line and logged with the pool, the pid and the
 //!   stream; a line is never cut below [`MAX_LOG_LINE`] bytes.
 //! - Stopping a worker signals its process group, so its own children stop with it. On a shared
 //!   socket, where the pool cannot see which worker serves a request, a worker is stopped only
 //!   once it holds no connection (see `shared_stop`), so a graceful stop loses no request.
 
+mod helper;
 mod output;
 mod reaper;
 mod shared_stop;
@@ -46,6 +48,7 @@ use crate::pool::{
 };
 use crate::spawn::{WorkerCommand, spawn_worker};
 
+pub use helper::Helper;
 pub use output::{MAX_LOG_LINE, printable_line};
 
 /// Where a pool's workers listen.
@@ -65,7 +68,15 @@ pub struct Supervisor {
 }
 
 struct SupervisorInner {
-    by_pid: Mutex<HashMap<Pid, Weak<PoolShared>>>,
+    by_pid: Mutex<HashMap<Pid, Owner>>,
+}
+
+/// Whose a child process is, for its exit.
+enum Owner {
+    /// A worker of this pool.
+    Pool(Weak<PoolShared>),
+    /// A helper: its exit goes to whoever holds the [`Helper`].
+    Helper(oneshot::Sender<Exit>),
 }
 
 /// Why the supervisor could not start.
@@ -145,12 +156,17 @@ impl Supervisor {
 
 impl SupervisorInner {
     /// Hands an exit to its pool, with the pid map held (see `PoolShared::spawn`).
-    fn dispatch_exit(
-        mut by_pid: MutexGuard<'_, HashMap<Pid, Weak<PoolShared>>>,
-        pid: Pid,
-        exit: Exit,
-    ) {
-        let Some(pool) = by_pid.remove(&pid).and_then(|p| p.upgrade()) else {
+    fn dispatch_exit(mut by_pid: MutexGuard<'_, HashMap<Pid, Owner>>, pid: Pid, exit: Exit) {
+        let pool = match by_pid.remove(&pid) {
+            Some(Owner::Pool(pool)) => pool.upgrade(),
+            Some(Owner::Helper(exited)) => {
+                // Nobody waiting any more is fine: the helper was given up on.
+                let _ = exited.send(exit);
+                return;
+            }
+            None => None,
+        };
+        let Some(pool) = pool else {
             tracing::debug!(%pid, %exit, "reaped a process of no pool (an orphan we adopted)");
             return;
         };
@@ -465,7 +481,7 @@ impl PoolShared {
             }
         };
         if let Some(by_pid) = by_pid.as_mut() {
-            by_pid.insert(pid, Arc::downgrade(self));
+            by_pid.insert(pid, Owner::Pool(Arc::downgrade(self)));
         }
         let mut core = lock(&self.core);
         let wanted = core.pool.spawned(worker, pid, now);

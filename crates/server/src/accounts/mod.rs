@@ -265,6 +265,7 @@ impl Manager {
         let generation = ledger.next_generation;
         ledger.next_generation += 1;
         let mut exposed = None;
+        let mut slowlog_dump = None;
         let (target, request_timeout, slow_request, audit, sockets_dir) = match &account.backend {
             Backend::Managed(plan) => {
                 runs_as_root_only_if_asked(plan, self.allow_root)?;
@@ -292,6 +293,7 @@ impl Manager {
                     Sockets::PerWorker(dir.clone()),
                 )?;
                 let target = Target::Pool(pool);
+                slowlog_dump = plan.slowlog_dump.clone();
                 (
                     target,
                     plan.request_timeout,
@@ -325,6 +327,7 @@ impl Manager {
             generation,
             request_timeout,
             slow_request,
+            slowlog_dump,
             in_flight: InFlight::default(),
             audit,
             sockets_dir,

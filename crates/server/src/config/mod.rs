@@ -5,6 +5,7 @@
 //! anything is made here, so that `plexer serve --check` and a reload refuse a bad file whole
 //! and leave the running state alone.
 
+mod dump_command;
 mod duration;
 mod pool_keys;
 mod yaml;
@@ -18,6 +19,7 @@ use serde::Deserialize;
 
 use crate::account::AccountName;
 
+pub use dump_command::{DumpCommand, DumpCommandError};
 pub use duration::Span;
 pub use plexer_prefork::listen::parse_mode;
 pub use pool_keys::{AuditMode, DEFAULT_SLOW_REQUEST, PmKind, PoolKeys, PoolPlan};
@@ -238,6 +240,10 @@ pub struct Config {
     /// `send_timeout`).
     #[serde(default = "default_send_timeout")]
     pub send_timeout: Span,
+    /// The slowlog file: every slow request, recorded while it runs, with its worker's stack.
+    /// Opened at the start, again on SIGUSR1 (after a rotation) and when a reload changes it.
+    #[serde(default)]
+    pub slowlog: Option<PathBuf>,
 }
 
 /// Most connections plexer accepts when `max_connections` is not given: nginx's upstream
@@ -358,6 +364,7 @@ impl Config {
         ]
         .into_iter()
         .chain(config.socket_dirs.iter_mut())
+        .chain(config.slowlog.as_mut())
         {
             anchor(&base, path);
         }

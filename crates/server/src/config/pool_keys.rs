@@ -13,6 +13,7 @@ use plexer_prefork::spawn::{Identity, SpawnError, WorkerCommand};
 use serde::Deserialize;
 
 use super::Span;
+use super::dump_command::{DumpCommand, DumpCommandError};
 
 /// `audit:` (the fork-safety audit of the workers): `strict`, `warn` or `off`.
 pub use plexer_prefork::audit::AuditMode;
@@ -90,6 +91,8 @@ pool_keys! {
     /// A request that takes longer is logged and counted as slow (php-fpm's
     /// request_slowlog_timeout); `0s` turns that off.
     request_slowlog_timeout: Span,
+    /// Run when a request passes request_slowlog_timeout: `[py-spy, dump, --pid, "{pid}"]`.
+    slowlog_dump: Vec<String>,
     queue_timeout: Span,
     max_queue: usize,
     user: String,
@@ -111,6 +114,8 @@ pub struct PoolPlan {
     pub request_timeout: Duration,
     /// Longer requests are slow; `None`: not counted.
     pub slow_request: Option<Duration>,
+    /// What the slowlog runs for a slow request's worker; `None`: no dump.
+    pub slowlog_dump: Option<DumpCommand>,
     pub audit: AuditMode,
 }
 
@@ -129,6 +134,8 @@ pub enum PlanError {
     Identity(#[from] SpawnError),
     #[error("group: needs user: too (the user the workers run as)")]
     GroupWithoutUser,
+    #[error(transparent)]
+    SlowlogDump(#[from] DumpCommandError),
 }
 
 impl PoolKeys {
@@ -153,6 +160,7 @@ impl PoolKeys {
             None => None,
         };
         let (program, args) = command.split_first().expect("checked non-empty");
+        let slowlog_dump = keys.slowlog_dump.as_deref().map(DumpCommand::new);
         Ok(PoolPlan {
             settings,
             command: WorkerCommand {
@@ -173,6 +181,7 @@ impl PoolKeys {
                     .map_or(DEFAULT_SLOW_REQUEST, |s| s.0),
             )
             .filter(|after| !after.is_zero()),
+            slowlog_dump: slowlog_dump.transpose()?,
             audit: keys.audit.unwrap_or_default(),
         })
     }

@@ -286,3 +286,51 @@ fn the_contracts_authorizer_example_parses_and_its_mistakes_are_named() {
         assert!(err.contains(named), "{text}: {err}");
     }
 }
+
+#[test]
+fn slowlog_dump_is_a_list_of_non_empty_strings_and_slowlog_a_path() {
+    let text = format!("{CONTRACT_EXAMPLE}slowlog: slow.log\n").replace(
+        "  queue_timeout: 5s",
+        "  queue_timeout: 5s\n  slowlog_dump: [py-spy, dump, --pid, \"{pid}\"]",
+    );
+    let config = Config::parse(&text, Path::new("/etc/plexer/plexer.yaml")).unwrap();
+    assert_eq!(config.slowlog.as_deref(), Some(Path::new("slow.log")));
+    let plan = PoolKeys::default().plan(&config.pool, "bob").unwrap();
+    let dump = plan.slowlog_dump.expect("the template's dumper");
+    assert_eq!(dump.shown(12), "py-spy dump --pid 12");
+    // An account's own list replaces the template's; none at all is no dump.
+    let bob = AccountFile::parse(
+        "slowlog_dump: [gdb, -p, \"{pid}\", -batch, -ex, \"thread apply all bt\"]\n",
+        Path::new("accounts.d/bob.yaml"),
+    )
+    .unwrap();
+    let plan = bob.pool.plan(&config.pool, "bob").unwrap();
+    assert!(plan.slowlog_dump.unwrap().shown(3).starts_with("gdb -p 3 "));
+    let plain = parse(CONTRACT_EXAMPLE).unwrap();
+    assert!(plain.slowlog.is_none());
+    let plan = PoolKeys::default().plan(&plain.pool, "bob").unwrap();
+    assert!(plan.slowlog_dump.is_none());
+    for (bad, says) in [
+        ("slowlog_dump: []\n", "slowlog_dump: is an empty list"),
+        (
+            "slowlog_dump: [py-spy, \"\"]\n",
+            "slowlog_dump: item 1 is an empty string",
+        ),
+    ] {
+        let file = AccountFile::parse(bad, Path::new("accounts.d/bob.yaml")).unwrap();
+        let err = file.pool.plan(&plain.pool, "bob").unwrap_err().to_string();
+        assert!(err.starts_with(says), "{bad}: {err}");
+    }
+    // Not a list of strings: refused when read, with its line.
+    for bad in ["slowlog_dump: py-spy dump\n", "slowlog_dump: [[a]]\n"] {
+        let err = AccountFile::parse(bad, Path::new("accounts.d/bob.yaml")).unwrap_err();
+        assert!(err.line() == Some(1), "{bad}: {err}");
+    }
+    let err = Config::parse(
+        &text.replace("slowlog_dump: [py-spy", "slowlog_dump: [\"\", py-spy"),
+        Path::new("/etc/plexer/plexer.yaml"),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("pool: slowlog_dump: item 0"), "{err}");
+}

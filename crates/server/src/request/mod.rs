@@ -17,6 +17,7 @@ use plexer_prefork::supervisor::Lease;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::net::UnixStream;
 
+use crate::in_flight::Slow;
 use crate::live::{Generation, State};
 use crate::relay::{self, ConnectFailed, Ended, Front, Relay, Stalled};
 use crate::responses::{self, HeadContext};
@@ -91,8 +92,13 @@ struct Serving<'a> {
 
 /// How relaying to the backend went.
 enum Relayed {
-    /// The request ran (or failed) on the backend; `worker` is its pid, for the logs.
-    Ended { ended: Ended, worker: Option<i32> },
+    /// The request ran (or failed) on the backend; `worker` is its pid, for the logs, and
+    /// `slow` whether the slowlog recorded it while it ran.
+    Ended {
+        ended: Ended,
+        worker: Option<i32>,
+        slow: Slow,
+    },
     /// plexer answers instead: the app's connections are all busy.
     Refused(Bytes),
     /// The client left while its request waited for a connection.
@@ -165,8 +171,12 @@ where
         }
         Backend::External(app) => to_external(front, &app, relay).await,
     };
-    let (ended, worker) = match relayed {
-        Relayed::Ended { ended, worker } => (ended, worker),
+    let (ended, worker, slow) = match relayed {
+        Relayed::Ended {
+            ended,
+            worker,
+            slow,
+        } => (ended, worker, slow),
         Relayed::Refused(response) => {
             count(&routed.running, true);
             return answer(front, id, response).await;
@@ -182,6 +192,7 @@ where
         uri,
         started,
         sent,
+        slow,
     };
     request.log_slow();
     match request.end(ended) {
@@ -241,7 +252,7 @@ where
     W: AsyncWrite + Unpin,
 {
     let worker = lease.pid().map(|p| p.as_raw());
-    let _serving = worker.map(|worker| running.in_flight.begin(worker, serving.uri, serving.since));
+    let serving = worker.map(|worker| running.in_flight.begin(worker, serving.uri, serving.since));
     let connect = async || {
         UnixStream::connect(lease.socket())
             .await
@@ -270,11 +281,16 @@ where
             (ended, None)
         }
     };
+    let slow = serving.map_or(Slow::NotYet, |serving| serving.end());
     match (WorkerRelease::after(&ended), connection) {
         (WorkerRelease::KeepConnection, Some(connection)) => lease.release_keeping(connection),
         (release, _) => lease.release(release.outcome()),
     }
-    Relayed::Ended { ended, worker }
+    Relayed::Ended {
+        ended,
+        worker,
+        slow,
+    }
 }
 
 /// Relays to an app someone else runs, on one of its kept connections or a new one.
@@ -314,6 +330,7 @@ where
     Relayed::Ended {
         ended,
         worker: None,
+        slow: Slow::NotYet,
     }
 }
 
@@ -324,14 +341,19 @@ struct Finished<'a> {
     uri: &'a str,
     started: Instant,
     sent: Instant,
+    slow: Slow,
 }
 
 impl Finished<'_> {
+    /// Counts and logs a slow request the slowlog did not record while it ran: one of an app
+    /// plexer does not run (no worker to look at), or one that ended between passing
+    /// `request_slowlog_timeout` and the slowlog's next tick.
     fn log_slow(&self) {
         let running = &self.routed.running;
-        if running
-            .slow_request
-            .is_some_and(|after| self.sent.elapsed() >= after)
+        if self.slow == Slow::NotYet
+            && running
+                .slow_request
+                .is_some_and(|after| self.sent.elapsed() >= after)
         {
             running.counters.slow.fetch_add(1, Ordering::Relaxed);
             let (account, worker, uri) = (&self.routed.account, self.worker, self.uri);

@@ -1,6 +1,6 @@
 //! The status page as one HTML document (`?html`): a table per account, and with `&full` a
-//! table of its workers, then a table of the account files refused, refreshed every 5 seconds,
-//! with no external assets.
+//! table of its workers, then the last slow requests with their dumps, then a table of the
+//! account files refused, refreshed every 5 seconds, with no external assets.
 //!
 //! Built from [`super::report`]'s JSON alone: rows and columns are the report's keys, so a
 //! field added to the report shows up here too. Everything written, keys included, is
@@ -10,6 +10,10 @@ use serde_json::{Map, Value};
 
 /// Seconds between reloads of the page.
 const REFRESH_SECONDS: u32 = 5;
+
+/// Slow requests shown, newest first: each may carry a 64 KiB dump, and the page reloads
+/// every few seconds; `?json` has all those kept.
+const SLOW_SHOWN: usize = 10;
 
 const STYLE: &str = "body{font:14px system-ui,sans-serif;margin:1.5em;color:#222}\
 h1{font-size:1.4em;margin:0 0 .2em}h2{font-size:1.1em;margin:0 0 .4em}\
@@ -41,6 +45,10 @@ pub(crate) fn html(report: &Value) -> String {
         }
     }
     out.push_str("</div>\n");
+    slow_section(
+        &mut out,
+        report["slow"].as_array().map_or(&[][..], Vec::as_slice),
+    );
     refused_section(
         &mut out,
         report["refused"].as_array().map_or(&[][..], Vec::as_slice),
@@ -66,6 +74,42 @@ fn refused_section(out: &mut String, refused: &[Value]) {
             cell("account", &file["account"]),
             cell("line", &file["line"]),
             escape(&shown(&file["reason"]))
+        ));
+    }
+    out.push_str("</table></section>\n");
+}
+
+/// The last slow requests, newest first, each dump folded away.
+fn slow_section(out: &mut String, slow: &[Value]) {
+    if slow.is_empty() {
+        return;
+    }
+    out.push_str(&format!(
+        "<section class=\"slow\"><h2>slow requests: the last {} of {} (all in ?json)</h2>\n\
+         <table><tr><th>time</th><th>account</th><th>pid</th><th>uri</th><th>seconds</th>\
+         <th>wchan</th><th>dump</th></tr>\n",
+        slow.len().min(SLOW_SHOWN),
+        slow.len()
+    ));
+    for entry in slow.iter().rev().take(SLOW_SHOWN) {
+        let dump = &entry["dump"];
+        let said = ["status", "error", "command"]
+            .iter()
+            .find_map(|key| dump[*key].as_str())
+            .unwrap_or("");
+        let outcome = dump["outcome"].as_str().unwrap_or("").replace('_', " ");
+        out.push_str(&format!(
+            "<tr>{}{}{}{}{}{}<td><details><summary>{}</summary><pre>{}\n{}</pre></details>\
+             </td></tr>\n",
+            cell("time", &entry["time"]),
+            cell("account", &entry["account"]),
+            cell("pid", &entry["pid"]),
+            cell("uri", &entry["uri"]),
+            cell("seconds", &entry["seconds"]),
+            cell("wchan", &entry["wchan"]),
+            escape(&outcome),
+            escape(said),
+            escape(dump["output"].as_str().unwrap_or(""))
         ));
     }
     out.push_str("</table></section>\n");

@@ -101,3 +101,33 @@ fn refused_account_files_get_a_section_with_file_line_and_reason() {
     let none = json!({ "uptime_seconds": 0, "accounts": [], "refused": [] });
     assert!(!html(&none).contains("refused"));
 }
+
+#[test]
+fn slow_requests_show_newest_first_with_their_dumps_escaped() {
+    let mut report = sample_report();
+    let entry = |pid: u32, output: &str| {
+        json!({
+            "time": "2026-12-03T11:27:52Z", "account": "bob", "generation": 1, "pid": pid,
+            "uri": "/slow<b>", "seconds": 1.25, "wchan": "hrtimer_nanosleep",
+            "kernel_stack": null,
+            "dump": {
+                "outcome": "exited", "command": "py-spy dump --pid 1",
+                "status": "exited with status 0", "output": output, "bytes_left_out": 0,
+            },
+        })
+    };
+    report["slow"] = json!([entry(201, "older"), entry(202, "<script>stuck()</script>")]);
+    let page = html(&report);
+    assert!(
+        page.contains("<h2>slow requests: the last 2 of 2 (all in ?json)</h2>"),
+        "{page}"
+    );
+    let at = |pid: &str| page.find(&format!("<td class=\"num\">{pid}</td>")).unwrap();
+    let (newer, older) = (at("202"), at("201"));
+    assert!(newer < older, "{page}");
+    assert!(page.contains("<td>/slow&lt;b&gt;</td>"), "{page}");
+    assert!(page.contains("<summary>exited</summary><pre>exited with status 0\n&lt;script&gt;stuck()&lt;/script&gt;</pre>"), "{page}");
+    assert!(!page.contains("<script>"), "{page}");
+    // None kept: no section.
+    assert!(!html(&sample_report()).contains("slow requests:"));
+}
