@@ -62,24 +62,37 @@ impl Backend {
     }
 }
 
+/// The params, with plexer's own added, do not fit what a worker accepts.
+#[derive(Debug, thiserror::Error)]
+enum OverLimits {
+    #[error(
+        "the request's params with plexer's own are {bytes} bytes, over the {limit}-byte limit \
+         (max_params_bytes)"
+    )]
+    Bytes { bytes: usize, limit: usize },
+    #[error(
+        "the request has {count} params with plexer's own, over the limit of {limit} \
+         (max_params_count)"
+    )]
+    Count { count: usize, limit: usize },
+    #[error(transparent)]
+    Unencodable(#[from] plexer_fcgi::UsageError),
+}
+
 /// Whether the params, with plexer's own added, still fit what a worker accepts (the same
 /// [`Limits`](plexer_fcgi::Limits) plexer reads the web server's with).
-fn within_limits(params: &plexer_fcgi::Params, limits: &plexer_fcgi::Limits) -> Result<(), String> {
-    let bytes = params.encoded_len().map_err(|err| err.to_string())?;
+fn within_limits(
+    params: &plexer_fcgi::Params,
+    limits: &plexer_fcgi::Limits,
+) -> Result<(), OverLimits> {
+    let bytes = params.encoded_len()?;
     if bytes > limits.max_params_bytes {
-        return Err(format!(
-            "the request's params with plexer's own are {bytes} bytes, over the \
-             {}-byte limit (max_params_bytes)",
-            limits.max_params_bytes
-        ));
+        let limit = limits.max_params_bytes;
+        return Err(OverLimits::Bytes { bytes, limit });
     }
     if params.len() > limits.max_params_count {
-        return Err(format!(
-            "the request has {} params with plexer's own, over the limit of {} \
-             (max_params_count)",
-            params.len(),
-            limits.max_params_count
-        ));
+        let (count, limit) = (params.len(), limits.max_params_count);
+        return Err(OverLimits::Count { count, limit });
     }
     Ok(())
 }
@@ -145,7 +158,7 @@ where
     if let Err(why) = within_limits(&params, &state.limits) {
         tracing::info!(account = %routed.account, "{why}: 431");
         backend.release_unused();
-        return answer(front, id, responses::params_too_large(&why)).await;
+        return answer(front, id, responses::params_too_large(&why.to_string())).await;
     }
     let rewrite = rewriter(&routed, &params, now);
     let uri = params.get_str("REQUEST_URI").unwrap_or("-");
