@@ -152,6 +152,7 @@ pub async fn run(config_file: &Path, options: ServeOptions) -> Result<(), ServeE
     let _watcher = watch::watch(&accounts_dir, Arc::clone(&manager));
     let control_task = tokio::spawn(control::serve(control, Arc::clone(&manager)));
     let audit_task = tokio::spawn(audit_watch::run(Arc::clone(&manager)));
+    let sampler_task = tokio::spawn(crate::status::sampler::run(Arc::clone(&state)));
     let mut signals = Signals::install().expect("signal handlers can be installed at start-up");
     let upstream = listener
         .address()
@@ -188,6 +189,7 @@ pub async fn run(config_file: &Path, options: ServeOptions) -> Result<(), ServeE
     drop((listener, status_listener));
     control_task.abort();
     audit_task.abort();
+    sampler_task.abort();
     drain(&manager, &accepting.busy, timeout).await;
     Ok(())
 }
