@@ -41,6 +41,7 @@
 //! | [`ownership`] | the owner, group and mode of a socket file, asserted |
 //! | [`http`] | a small HTTP/1.0 client for nginx and lighttpd |
 //! | [`browser`] | an HTTP client that keeps cookies, for walking through a site |
+//! | [`chromium`] | Debian's headless Chromium: a page's rendered DOM, and a screenshot |
 //! | [`django`] | the Django example behind plexer: its virtualenv, databases and config |
 //! | [`log_events`] | `--log-format json` lines read as events, for assertions on fields |
 //! | [`load`] | a bounded HTTP/1.1 load generator: N kept-alive connections on one thread, per-request timeouts (the front benchmark uses it too) |
@@ -56,6 +57,7 @@ pub mod addr;
 pub mod browser;
 pub mod build;
 pub mod cgi;
+pub mod chromium;
 pub mod data;
 pub mod django;
 pub mod examples;

@@ -108,7 +108,7 @@ fn openmetrics_and_html_while_every_worker_of_an_account_is_busy() {
     assert!(text.contains(": /slow for "), "{text}");
     assert!(!text.contains("sleep=2000"), "{text}");
 
-    let page = status(&plexer, "html&full");
+    let page = status(&plexer, "html");
     assert_eq!(
         page.header("Content-Type"),
         Some("text/html; charset=utf-8")
@@ -116,12 +116,21 @@ fn openmetrics_and_html_while_every_worker_of_an_account_is_busy() {
     let html = String::from_utf8_lossy(&page.body);
     assert!(html.starts_with("<!DOCTYPE html>"), "{html}");
     assert!(
-        html.contains(r#"<meta http-equiv="refresh" content="5">"#),
+        html.contains(r#"<noscript><meta http-equiv="refresh" content="5"></noscript>"#),
         "{html}"
     );
     for name in ["login", "bob", "sue"] {
-        assert!(html.contains(&format!("<h2>{name}</h2>")), "{html}");
+        assert!(
+            html.contains(&format!("<tr data-account=\"{name}\">")),
+            "{html}"
+        );
     }
+    // bob's one worker is busy, and one request waits in its queue.
+    assert!(html.contains(r#"<b>1</b> busy"#), "{html}");
+    assert!(html.contains(r#"<b>1</b> queued"#), "{html}");
+    // bob's own page, with every worker.
+    let page = status(&plexer, "html&full&account=bob");
+    let html = String::from_utf8_lossy(&page.body);
     assert!(
         html.contains(r#"<tr><th>queue</th><td class="num">1</td></tr>"#),
         "{html}"

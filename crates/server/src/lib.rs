@@ -17,7 +17,8 @@
 //! | [`relay`] | one request between the web server and a backend, with backpressure |
 //! | [`responses`] | what plexer answers itself, and the login headers turned into the cookie |
 //! | [`serve`] | `plexer serve`: start the pools, listen, serve each connection |
-//! | [`status`] | the status page, answered even while every worker is busy |
+//! | [`status`] | the status page, answered even while every worker is busy: a dashboard, JSON, OpenMetrics |
+//! | [`metrics`] | per-request histograms and counters in atomics, and the 15-minute history rings |
 //! | [`router`] | which account a request goes to, with client claims stripped first |
 //! | [`slowlog`] | slow requests recorded while they run, with the stuck worker's stack |
 //! | `slow_watch` | which requests are slow, looked at on a tick |
@@ -38,6 +39,7 @@ mod host;
 mod http_front;
 mod in_flight;
 mod live;
+mod metrics;
 mod registry;
 mod relay;
 mod request;

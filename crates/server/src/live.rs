@@ -8,8 +8,8 @@
 use std::collections::{BTreeMap, HashMap};
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
@@ -22,17 +22,51 @@ use crate::authorizer::cache::DecisionCache;
 use crate::config::{AuditMode, AuthorizerCache, Config, DumpCommand};
 use crate::cookie::Keys;
 use crate::in_flight::InFlight;
+use crate::metrics::{Histogram, History, RequestsInFlight, StatusClasses, Totals, Tracker};
 use crate::registry::{RefusedFile, Registry};
 use crate::slowlog::SlowLog;
 use crate::upstream::External;
 
-/// Counters of one account, for the status page; kept across reloads of the account.
+/// Counters of one account, for the status page; kept across reloads of the account. A
+/// request touches only atomics here (crate::metrics); `history` is written by the sampler
+/// every `status_sample_interval` and read by the page, never by a request.
 #[derive(Default)]
 pub struct AccountCounters {
     pub requests: AtomicU64,
     pub errors: AtomicU64,
     /// Requests that took longer than the account's `request_slowlog_timeout`.
     pub slow: AtomicU64,
+    /// From routing to the last byte, for every request answered (by the app or by plexer).
+    pub duration: Histogram,
+    /// From asking the pool for a worker to having one (pools only).
+    pub queue_wait: Histogram,
+    pub responses: StatusClasses,
+    pub in_flight: RequestsInFlight,
+    pub history: Mutex<Tracker>,
+}
+
+impl AccountCounters {
+    /// A request ended with `status` after `took`: its class and its duration.
+    #[inline]
+    pub fn answered(&self, status: u16, took: Duration) {
+        self.responses.count(status);
+        self.duration.observe(took);
+    }
+
+    /// The cumulative counters the history samples.
+    pub fn totals(&self) -> Totals {
+        Totals {
+            requests: self.requests.load(Ordering::Relaxed),
+            errors: self.errors.load(Ordering::Relaxed),
+            slow: self.slow.load(Ordering::Relaxed),
+            duration: self.duration.snapshot(),
+        }
+    }
+
+    /// The account's history, also when a sampler panicked holding it.
+    pub fn history(&self) -> MutexGuard<'_, Tracker> {
+        self.history.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 /// Where an account's requests go, once started.
@@ -114,6 +148,8 @@ pub struct State {
     pub(crate) authorizer: AuthorizerState,
     /// The last slow requests and the slowlog file.
     pub(crate) slowlog: Arc<SlowLog>,
+    /// All of plexer's last 15 minutes, the sum of every account's samples.
+    pub(crate) history: Mutex<History>,
 }
 
 /// What asking the authorizer did, and the cache of its decisions for the config in force.
@@ -123,7 +159,7 @@ pub(crate) struct AuthorizerState {
     pub asked: AtomicU64,
     /// Round trips that gave no answer (a 502 or 503 for the request).
     pub failures: AtomicU64,
-    cache: std::sync::Mutex<Option<(AuthorizerCache, Arc<DecisionCache>)>>,
+    cache: Mutex<Option<(AuthorizerCache, Arc<DecisionCache>)>>,
 }
 
 impl AuthorizerState {
@@ -157,6 +193,7 @@ impl State {
             limits: Limits::default(),
             authorizer: AuthorizerState::default(),
             slowlog: Arc::default(),
+            history: Mutex::default(),
         }
     }
 

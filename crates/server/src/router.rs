@@ -30,7 +30,13 @@ pub(crate) enum Decision {
     /// `ping_path`: plexer answers `pong`.
     Ping,
     /// `status_path`, for an allowed client.
-    Status { format: StatusFormat, full: bool },
+    /// `query` is the rest of the query string (the dashboard's page, sort, filter and
+    /// account), read by the status page itself.
+    Status {
+        format: StatusFormat,
+        full: bool,
+        query: String,
+    },
     /// `status_path`, for anyone else.
     StatusForbidden,
     /// The account's workers; `user` when the route knows it.
@@ -295,6 +301,7 @@ fn status_page(params: &Params) -> Decision {
     Decision::Status {
         format,
         full: has("full"),
+        query: query.to_owned(),
     }
 }
 

@@ -159,6 +159,7 @@ pub async fn run(config_file: &Path, options: ServeOptions) -> Result<(), ServeE
     let control_task = tokio::spawn(control::serve(control, Arc::clone(&manager)));
     let audit_task = tokio::spawn(audit_watch::run(Arc::clone(&manager)));
     let slow_task = tokio::spawn(slow_watch::run(Arc::clone(&state), dumpers));
+    let sampler_task = tokio::spawn(crate::status::sampler::run(Arc::clone(&state)));
     let mut signals = Signals::install().expect("signal handlers can be installed at start-up");
     let upstream = listener
         .address()
@@ -207,6 +208,7 @@ pub async fn run(config_file: &Path, options: ServeOptions) -> Result<(), ServeE
     control_task.abort();
     audit_task.abort();
     slow_task.abort();
+    sampler_task.abort();
     drain(&manager, &accepting.busy, timeout).await;
     more.join();
     Ok(())

@@ -209,6 +209,10 @@ pub struct Config {
     pub status_listen_group: Option<String>,
     #[serde(default)]
     pub status_listen_mode: Option<String>,
+    /// How often the dashboard's history takes a sample of every account; its ring holds 90
+    /// samples, 15 minutes at the default.
+    #[serde(default = "default_status_sample_interval")]
+    pub status_sample_interval: Span,
     /// Serve accounts whose workers could connect to `listen:` even where the route trusts a
     /// param they could send (`route.by: remote_user`, `host`, `path_prefix`).
     #[serde(default)]
@@ -274,6 +278,17 @@ fn default_send_timeout() -> Span {
 
 fn default_drain_timeout() -> Span {
     Span(std::time::Duration::from_secs(30))
+}
+
+/// The dashboard's sampling interval: 90 samples of 10 s are its 15 minutes of charts.
+pub const DEFAULT_STATUS_SAMPLE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
+/// Bounds of `status_sample_interval`: below a second the charts show noise (and the sampler
+/// reads every pool ten times as often), above a minute the "last minute" has no sample.
+pub const STATUS_SAMPLE_INTERVAL_BOUNDS: std::ops::RangeInclusive<std::time::Duration> =
+    std::time::Duration::from_secs(1)..=std::time::Duration::from_secs(60);
+
+fn default_status_sample_interval() -> Span {
+    Span(DEFAULT_STATUS_SAMPLE_INTERVAL)
 }
 
 fn default_status_path() -> String {
@@ -527,6 +542,12 @@ impl Config {
             return invalid(format!(
                 "max_connections {} is outside 1..={MAX_CONNECTIONS}",
                 self.max_connections
+            ));
+        }
+        if !STATUS_SAMPLE_INTERVAL_BOUNDS.contains(&self.status_sample_interval.0) {
+            return invalid(format!(
+                "status_sample_interval {:?} is outside 1s..=60s",
+                self.status_sample_interval.0
             ));
         }
         for (key, span) in [

@@ -147,7 +147,8 @@ async fn carry_out(request: Request, manager: &Manager) -> Response {
         Request::List => return Response::with_data("accounts", manager.list()),
         Request::Status { full } => {
             let snapshot = manager.state().snapshot();
-            let report = status::report_with_state(snapshot, manager.state(), full).await;
+            let detail = status::Detail::of(crate::router::StatusFormat::Text, full, None);
+            let report = status::report_with_state(snapshot, manager.state(), detail).await;
             return Response::with_data("status", report);
         }
         Request::Add(add) => manager.add(&add).await.map(|changed| changed.to_string()),

@@ -136,14 +136,16 @@ where
         tracing::info!(stripped, "dropped client-supplied PLEXER_* params");
     }
     let now = route::unix_now();
-    let (routed, backend) = match route::route(front, &params, state, now).await {
+    let (routed, backend) = match route::route(front, &params, state, now, started).await {
         Routing::Answer(response) => return answer(front, id, response).await,
         Routing::ClientGone => return AfterRequest::Close,
         Routing::To(routed, backend) => (routed, backend),
     };
     count(&routed.running, false);
+    let counters = &routed.running.counters;
+    let _in_flight = counters.in_flight.enter();
     // Slow is the app's time, as php-fpm counts it: not the wait for a worker.
-    let sent = Instant::now();
+    let sent = routed.backend_at;
     params.push("PLEXER_ACCOUNT", routed.account.as_str().to_owned());
     if let Some(user) = &routed.user {
         params.push("PLEXER_USER", user.clone());
@@ -158,6 +160,7 @@ where
     if let Err(why) = within_limits(&params, &state.limits) {
         tracing::info!(account = %routed.account, "{why}: 431");
         backend.release_unused();
+        counters.answered(431, started.elapsed());
         return answer(front, id, responses::params_too_large(&why.to_string())).await;
     }
     let rewrite = rewriter(&routed, &params, now);
@@ -192,6 +195,7 @@ where
         } => (ended, worker, slow),
         Relayed::Refused(response) => {
             count(&routed.running, true);
+            counters.answered(503, started.elapsed());
             return answer(front, id, response).await;
         }
         Relayed::ClientGone => {
@@ -199,6 +203,10 @@ where
             return AfterRequest::Close;
         }
     };
+    let took = started.elapsed();
+    if let Some(status) = outcome::status_of(&ended) {
+        counters.answered(status, took);
+    }
     let request = Finished {
         routed: &routed,
         worker,
@@ -206,6 +214,7 @@ where
         started,
         sent,
         slow,
+        took,
     };
     request.log_slow();
     match request.end(ended) {
@@ -355,6 +364,8 @@ struct Finished<'a> {
     started: Instant,
     sent: Instant,
     slow: Slow,
+    /// From routing to the end, read once for the histogram and the log.
+    took: std::time::Duration,
 }
 
 impl Finished<'_> {
@@ -379,7 +390,7 @@ impl Finished<'_> {
     /// answer plexer writes for the app, or a cut-short response.
     fn end(&self, ended: Ended) -> Ending {
         let (account, worker, uri) = (&self.routed.account, self.worker, self.uri);
-        let took = self.started.elapsed();
+        let took = self.took;
         match ended {
             Ended::Completed {
                 app_status,
@@ -389,7 +400,8 @@ impl Finished<'_> {
             } => {
                 // The access log: what identifies the request, never a cookie or a header.
                 let micros = took.as_micros() as u64;
-                tracing::info!(target: "plexer::access", account = %account, worker, uri, status, bytes = body_bytes, app_status, micros, "request");
+                let queue_micros = self.routed.queue_wait.as_micros() as u64;
+                tracing::info!(target: "plexer::access", account = %account, worker, uri, status, bytes = body_bytes, app_status, micros, queue_micros, "request");
                 Ending::Done
             }
             Ended::ClientGone { worker_free } => {

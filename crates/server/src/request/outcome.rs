@@ -1,9 +1,28 @@
 //! What the end of a request says of the worker that served it: the one place an [`Ended`]
-//! becomes the pool's [`Outcome`].
+//! becomes the pool's [`Outcome`], and the status its client got, for the counters.
 
 use plexer_prefork::pool::Outcome;
 
-use crate::relay::Ended;
+use crate::relay::{Ended, Stalled};
+
+/// The status the web server got for a relayed request that ended so: the app's, or the one
+/// plexer answered in its place (504 once request_timeout passed, also when the app's head
+/// had gone out, as the log says; 502; 408 for a request the web server stopped sending).
+/// `None`: nobody got an answer (the client left, the web server aborted or stopped reading).
+#[inline]
+pub(super) fn status_of(ended: &Ended) -> Option<u16> {
+    match ended {
+        Ended::Completed { status, .. } => Some(*status),
+        Ended::TimedOut { .. } => Some(504),
+        Ended::BackendFailed { .. } => Some(502),
+        Ended::Stalled {
+            stalled: Stalled::Request,
+            head_sent: false,
+            ..
+        } => Some(408),
+        Ended::Stalled { .. } | Ended::ClientGone { .. } | Ended::Aborted { .. } => None,
+    }
+}
 
 /// How a leased worker goes back to its pool.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -54,7 +73,34 @@ impl WorkerRelease {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::relay::Stalled;
+
+    #[test]
+    fn the_status_counted_is_the_one_the_web_server_got() {
+        let stalled = |stalled, head_sent| Ended::Stalled {
+            stalled,
+            head_sent,
+            worker_free: true,
+        };
+        let cases = [
+            (completed(true), Some(200)),
+            (Ended::TimedOut { head_sent: true }, Some(504)),
+            (
+                Ended::BackendFailed {
+                    head_sent: false,
+                    why: "refused".into(),
+                },
+                Some(502),
+            ),
+            (stalled(Stalled::Request, false), Some(408)),
+            (stalled(Stalled::Request, true), None),
+            (stalled(Stalled::Answer, false), None),
+            (Ended::ClientGone { worker_free: true }, None),
+            (Ended::Aborted { worker_free: false }, None),
+        ];
+        for (ended, status) in cases {
+            assert_eq!(status_of(&ended), status, "{ended:?}");
+        }
+    }
 
     fn completed(reusable: bool) -> Ended {
         Ended::Completed {

@@ -2,7 +2,7 @@
 //! and its backend (a worker leased for the request, or the app someone else runs).
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use plexer_fcgi::Params;
@@ -48,6 +48,10 @@ pub(super) struct Routed {
     /// What the authorizer allowed, its variables for the app among it.
     pub(super) granted: Option<Arc<Allowed>>,
     pub(super) running: Arc<Generation>,
+    /// How long the request waited for a worker (zero for an app someone else runs).
+    pub(super) queue_wait: Duration,
+    /// When the backend was in hand: the app's time starts here.
+    pub(super) backend_at: Instant,
 }
 
 /// The account a decision names (and its user), or the answer plexer writes itself.
@@ -60,9 +64,11 @@ async fn answer_or_account(
         Decision::Login { account } => return Ok((account, None)),
         Decision::Account { account, user } => return Ok((account, user)),
         Decision::Ping => responses::plain(200, "OK", &[], "pong"),
-        Decision::Status { format, full } => {
-            status::render(Arc::clone(snapshot), state, format, full).await
-        }
+        Decision::Status {
+            format,
+            full,
+            query,
+        } => status::render(Arc::clone(snapshot), state, format, full, &query).await,
         Decision::StatusForbidden | Decision::Forbidden | Decision::AskAuthorizer => {
             responses::forbidden()
         }
@@ -85,6 +91,7 @@ pub(super) async fn route<R, W>(
     params: &Params,
     state: &State,
     now: u64,
+    started: Instant,
 ) -> Routing
 where
     R: AsyncRead + Unpin,
@@ -125,13 +132,18 @@ where
         let Some(running) = snapshot.running.get(&account).cloned() else {
             return Routing::Answer(responses::unavailable("the account is not running"));
         };
-        let backend = match &running.target {
+        let asked = Instant::now();
+        let (backend, queue_wait) = match &running.target {
             Target::Pool(pool) => match unless_front_closes(front, pool.acquire()).await {
                 None => {
                     tracing::info!(account = %account, waited_for = "a worker", "the client went away while its request waited");
                     return Routing::ClientGone;
                 }
-                Some(Ok(lease)) => Backend::Worker(lease),
+                Some(Ok(lease)) => {
+                    let waited = asked.elapsed();
+                    running.counters.queue_wait.observe(waited);
+                    (Backend::Worker(lease), waited)
+                }
                 Some(Err(Refusal::Draining))
                     if reroutes < REROUTES && !state.is_current(&snapshot) =>
                 {
@@ -139,15 +151,16 @@ where
                     continue;
                 }
                 Some(Err(refusal)) => {
-                    count(&running, true);
+                    running.counters.queue_wait.observe(asked.elapsed());
+                    refused(&running, started);
                     return Routing::Answer(responses::unavailable(&refusal.to_string()));
                 }
             },
             Target::Stopped { why } => {
-                count(&running, true);
+                refused(&running, started);
                 return Routing::Answer(responses::unavailable(why));
             }
-            Target::External(app) => Backend::External(Arc::clone(app)),
+            Target::External(app) => (Backend::External(Arc::clone(app)), Duration::ZERO),
         };
         let routed = Routed {
             snapshot,
@@ -155,7 +168,15 @@ where
             user,
             granted,
             running,
+            queue_wait,
+            backend_at: asked + queue_wait,
         };
         return Routing::To(routed, backend);
     }
+}
+
+/// plexer answered a routed request with a 503 itself: an error, and a response counted.
+fn refused(running: &Generation, started: Instant) {
+    count(running, true);
+    running.counters.answered(503, started.elapsed());
 }

@@ -294,7 +294,8 @@ fn status_and_ping_are_answered_by_plexer_and_status_only_for_allowed_clients() 
         ),
         Decision::Status {
             format: StatusFormat::Json,
-            full: true
+            full: true,
+            query: "json&full".into()
         }
     );
     assert_eq!(
@@ -307,7 +308,8 @@ fn status_and_ping_are_answered_by_plexer_and_status_only_for_allowed_clients() 
         ),
         Decision::Status {
             format: StatusFormat::Html,
-            full: false
+            full: false,
+            query: "html".into()
         }
     );
     assert_eq!(
@@ -439,7 +441,8 @@ fn with_status_listen_the_page_is_never_opened_by_a_param_on_the_listen_socket()
         on_status(&[("DOCUMENT_URI", "/plexer-status"), ("QUERY_STRING", "json")]),
         Decision::Status {
             format: StatusFormat::Json,
-            full: false
+            full: false,
+            query: "json".into()
         }
     );
     assert_eq!(

@@ -7,13 +7,23 @@
 //! give no sample, and optional fields (`slow_requests`, a worker's `rss_bytes`) give a metric
 //! only when some account reports them. With `&full`, every worker with a pid is a series too;
 //! unlike php-fpm's, whose OpenMetrics output ignores `full` (php-src #9494).
+//!
+//! Per account also: `plexer_request_duration_seconds` and `plexer_request_queue_wait_seconds`
+//! (histograms, 1 ms to 60 s), `plexer_account_responses_total{class="2xx"}` (plexer's own
+//! answers included), `plexer_account_requests_in_flight`, and the workers' memory and CPU
+//! (`plexer_account_rss_bytes`, `plexer_account_cpu_seconds`, from /proc). Labels are the
+//! account, the state, the class, and with `&full` the pid: never a URI, so the series grow
+//! with the accounts and nothing else.
 
 use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, OnceLock};
 
 use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::{EncodeMetric, MetricEncoder, NoLabelSet};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::{MetricType, TypedMetric};
 use prometheus_client::registry::{Registry, Unit};
 use serde_json::Value;
 
@@ -54,6 +64,16 @@ const ACCOUNT_COUNTERS: &[(&str, &str, &str)] = &[
 
 /// Account fields that go up and down, or are settings: (report key, metric name, help).
 const ACCOUNT_GAUGES: &[(&str, &str, &str)] = &[
+    (
+        "in_flight",
+        "account_requests_in_flight",
+        "Requests of the account being served now, waiting for a worker included",
+    ),
+    (
+        "rss_bytes",
+        "account_rss_bytes",
+        "Resident memory of the account's workers, summed (shared pages once per worker)",
+    ),
     (
         "queue",
         "account_queue",
@@ -118,6 +138,8 @@ pub(crate) fn openmetrics(report: &Value) -> String {
         registry.register(name, help, family);
     }
 
+    register_request_metrics(&mut registry, report, accounts);
+
     let workers = Gauges::default();
     let up = Gauges::default();
     let states = Gauges::default();
@@ -166,6 +188,129 @@ pub(crate) fn openmetrics(report: &Value) -> String {
     let mut out = String::new();
     encode(&mut out, &registry).expect("encoding into a String cannot fail");
     out
+}
+
+/// The histograms, the responses by class, and CPU seconds, per account.
+fn register_request_metrics(registry: &mut Registry, report: &Value, accounts: &[Value]) {
+    let bounds: Vec<f64> = report["histogram_buckets_seconds"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_f64)
+        .collect();
+    for (key, name, help) in [
+        (
+            "request_duration",
+            "request_duration",
+            "Time from routing a request to its last byte, plexer's own answers included",
+        ),
+        (
+            "queue_wait",
+            "request_queue_wait",
+            "Time a request waited for a worker of the account's pool",
+        ),
+    ] {
+        let family = Family::<Labels, Fixed>::default();
+        for (labels, account) in labelled(accounts) {
+            if let Some(histogram) = Fixed::from_report(&account[key], &bounds) {
+                family.get_or_create(&labels).set(histogram);
+            }
+        }
+        registry.register_with_unit(name, help, Unit::Seconds, family);
+    }
+    let responses = Counters::default();
+    let cpu = SecondsGauges::default();
+    let mut any_cpu = false;
+    for (labels, account) in labelled(accounts) {
+        if let Some(classes) = account["responses"].as_object() {
+            for (class, count) in classes {
+                let labels = with(&labels, "class", class);
+                responses
+                    .get_or_create(&labels)
+                    .inc_by(count.as_u64().unwrap_or(0));
+            }
+        }
+        if let Some(seconds) = account["cpu_seconds"].as_f64() {
+            cpu.get_or_create(&labels).set(seconds);
+            any_cpu = true;
+        }
+    }
+    registry.register(
+        "account_responses",
+        "Responses by status class, the ones plexer answers itself (502, 503, 504) included",
+        responses,
+    );
+    if any_cpu {
+        registry.register_with_unit(
+            "account_cpu",
+            "User and system CPU time of the account's workers running now (it falls when a \
+             worker is replaced)",
+            Unit::Seconds,
+            cpu,
+        );
+    }
+}
+
+/// A histogram counted elsewhere (the account's atomics), written as the report has it.
+#[derive(Clone, Debug, Default)]
+struct Fixed(Arc<OnceLock<FixedCounts>>);
+
+#[derive(Debug)]
+struct FixedCounts {
+    sum: f64,
+    count: u64,
+    /// (upper bound, count in this bucket alone), +Inf last.
+    buckets: Vec<(f64, u64)>,
+}
+
+impl Fixed {
+    /// From the report's cumulative `buckets`, one per bound and then +Inf.
+    fn from_report(histogram: &Value, bounds: &[f64]) -> Option<FixedCounts> {
+        let cumulative: Vec<u64> = histogram["buckets"]
+            .as_array()?
+            .iter()
+            .map(|n| n.as_u64().unwrap_or(0))
+            .collect();
+        if cumulative.len() != bounds.len() + 1 {
+            return None;
+        }
+        let upper = bounds.iter().copied().chain([f64::INFINITY]);
+        let mut below = 0;
+        let buckets = upper
+            .zip(&cumulative)
+            .map(|(bound, &total)| {
+                let alone = total.saturating_sub(below);
+                below = total;
+                (bound, alone)
+            })
+            .collect();
+        Some(FixedCounts {
+            sum: histogram["sum_seconds"].as_f64().unwrap_or(0.0),
+            count: histogram["count"].as_u64().unwrap_or(0),
+            buckets,
+        })
+    }
+
+    fn set(&self, counts: FixedCounts) {
+        let _ = self.0.set(counts);
+    }
+}
+
+impl TypedMetric for Fixed {
+    const TYPE: MetricType = MetricType::Histogram;
+}
+
+impl EncodeMetric for Fixed {
+    fn encode(&self, mut encoder: MetricEncoder<'_>) -> Result<(), std::fmt::Error> {
+        match self.0.get() {
+            Some(h) => encoder.encode_histogram::<NoLabelSet>(h.sum, h.count, &h.buckets, None),
+            None => Ok(()),
+        }
+    }
+
+    fn metric_type(&self) -> MetricType {
+        Self::TYPE
+    }
 }
 
 /// `&full`: a series per worker, labelled by account and pid.

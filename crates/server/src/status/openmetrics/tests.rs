@@ -12,7 +12,7 @@ struct Sample {
 
 /// Checks `text` line by line against the OpenMetrics 1.0 text format as far as plexer uses it:
 /// `# HELP`/`# TYPE`/`# UNIT` lines, samples of the family last declared (a counter's with
-/// `_total`), label values with their escapes, numeric values, every name prefixed `plexer_`,
+/// `_total`, a histogram's with `_bucket`, `_sum` and `_count`), label values with their escapes, numeric values, every name prefixed `plexer_`,
 /// and `# EOF` as the last line. Returns the samples.
 fn parse(text: &str) -> Result<Vec<Sample>, String> {
     let body = text
@@ -34,7 +34,15 @@ fn parse(text: &str) -> Result<Vec<Sample>, String> {
                 }
                 "HELP" | "UNIT" => {}
                 "TYPE" => {
-                    if !["counter", "gauge", "info", "stateset", "unknown"].contains(&value) {
+                    let types = [
+                        "counter",
+                        "gauge",
+                        "histogram",
+                        "info",
+                        "stateset",
+                        "unknown",
+                    ];
+                    if !types.contains(&value) {
                         return Err(format!("unknown type: {line}"));
                     }
                     if declared.contains(&name.to_owned()) {
@@ -55,7 +63,11 @@ fn parse(text: &str) -> Result<Vec<Sample>, String> {
             "counter" => format!("{family}_total"),
             _ => family.clone(),
         };
-        if sample.name != expected {
+        let histogram_part = kind == "histogram"
+            && ["_bucket", "_sum", "_count"]
+                .iter()
+                .any(|suffix| sample.name == format!("{family}{suffix}"));
+        if sample.name != expected && !histogram_part {
             return Err(format!("sample outside its family {family}: {line}"));
         }
         samples.push(sample);
@@ -272,4 +284,49 @@ fn refused_account_files_are_a_gauge_zero_when_there_are_none() {
     let none = json!({ "uptime_seconds": 1, "accounts": [], "refused": [] });
     let samples = parse(&openmetrics(&none)).unwrap();
     assert_eq!(value(&samples, "plexer_accounts_refused", &[]), Some(0.0));
+}
+
+#[test]
+fn histograms_responses_and_usage_per_account() {
+    let samples = parse(&openmetrics(&sample_report())).unwrap();
+    let bob = |name: &str, extra: &[(&str, &str)]| {
+        let mut labels = vec![("account", "bob")];
+        labels.extend_from_slice(extra);
+        value(&samples, name, &labels)
+    };
+    let duration = "plexer_request_duration_seconds";
+    assert_eq!(bob(&format!("{duration}_count"), &[]), Some(11.0));
+    assert_eq!(bob(&format!("{duration}_sum"), &[]), Some(2.75));
+    assert_eq!(
+        bob(&format!("{duration}_bucket"), &[("le", "0.001")]),
+        Some(0.0)
+    );
+    assert_eq!(
+        bob(&format!("{duration}_bucket"), &[("le", "0.025")]),
+        Some(6.0)
+    );
+    assert_eq!(
+        bob(&format!("{duration}_bucket"), &[("le", "60.0")]),
+        Some(10.0)
+    );
+    assert_eq!(
+        bob(&format!("{duration}_bucket"), &[("le", "+Inf")]),
+        Some(11.0)
+    );
+    let wait = "plexer_request_queue_wait_seconds";
+    assert_eq!(bob(&format!("{wait}_bucket"), &[("le", "0.5")]), Some(10.0));
+    let responses = "plexer_account_responses_total";
+    assert_eq!(bob(responses, &[("class", "2xx")]), Some(10.0));
+    assert_eq!(bob(responses, &[("class", "5xx")]), Some(1.0));
+    assert_eq!(bob("plexer_account_requests_in_flight", &[]), Some(2.0));
+    assert_eq!(bob("plexer_account_rss_bytes", &[]), Some(3_145_728.0));
+    assert_eq!(bob("plexer_account_cpu_seconds", &[]), Some(1.25));
+    // An account without histograms (sue, in this report) has no series; no URI is a label.
+    let sue = [("account", "sue")];
+    assert_eq!(value(&samples, &format!("{duration}_count"), &sue), None);
+    assert!(
+        samples
+            .iter()
+            .all(|s| s.labels.iter().all(|(k, _)| k != "uri"))
+    );
 }
