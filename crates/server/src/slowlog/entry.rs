@@ -141,18 +141,10 @@ fn indented(out: &mut String, text: &str) {
     }
 }
 
-/// `text` with control characters (a newline, an escape sequence) written as escapes; tabs
-/// stay, as stacks indent with them.
+/// `text` with control characters (a newline, an escape sequence) written as escapes, as a
+/// worker's output is in plexer's log; tabs stay, as stacks indent with them.
 fn escaped(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        if c.is_control() && c != '\t' {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
-        }
-    }
-    out
+    plexer_prefork::supervisor::printable_line(text.as_bytes())
 }
 
 /// `at` as UTC in RFC 3339 to the second (`2026-01-31T23:59:59Z`).
