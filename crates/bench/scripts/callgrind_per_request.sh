@@ -37,5 +37,5 @@ sleep 2
 COOKIE=${COOKIE:-} python3 "$(dirname "$0")/fcgi_keepalive_client.py" $D/plexer.sock $N >/dev/null
 kill -TERM $VG; wait $VG || true
 grep -E "^summary:|^totals:" $OUT | head -1
-grep -c '"request"\|plexer::access\| request ' $D/log || true
+grep -c '"request"\|plexer::access\| request \| rt=' $D/log || true
 rm -rf $D

@@ -11,7 +11,7 @@ fn main() -> ExitCode {
     let args = cli::Cli::parse();
     cli::init_logging(args.log_format);
     let name = args.command.name();
-    match cli::run(args.command) {
+    match cli::run(args.command, args.log_format) {
         Ok(code) => code,
         Err(err) => {
             // `{:#}` prints the whole chain: what failed, then why.

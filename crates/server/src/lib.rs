@@ -25,6 +25,7 @@
 //! | [`registry`] | the accounts of `accounts_dir`, by name and by user, loaded all or nothing |
 //! | [`systemd`] | socket activation and readiness notification, as systemd units expect |
 
+pub mod access_log;
 pub mod account;
 mod accounts;
 mod app_stderr;

@@ -148,6 +148,8 @@ pub struct State {
     pub(crate) authorizer: AuthorizerState,
     /// The last slow requests and the slowlog file.
     pub(crate) slowlog: Arc<SlowLog>,
+    /// One line per relayed request, gathered and written in batches.
+    pub(crate) access_log: crate::access_log::AccessLog,
     /// All of plexer's last 15 minutes, the sum of every account's samples.
     pub(crate) history: Mutex<History>,
 }
@@ -193,6 +195,7 @@ impl State {
             limits: Limits::default(),
             authorizer: AuthorizerState::default(),
             slowlog: Arc::default(),
+            access_log: Default::default(),
             history: Mutex::default(),
         }
     }

@@ -41,6 +41,8 @@ pub enum ServeError {
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
     #[error(transparent)]
+    AccessLog(#[from] crate::access_log::AccessLogError),
+    #[error(transparent)]
     Keys(#[from] crate::cookie::KeyError),
     #[error(transparent)]
     Supervisor(#[from] plexer_prefork::supervisor::SupervisorError),
@@ -74,6 +76,8 @@ pub struct ServeOptions {
     pub activated: Option<Activated>,
     /// `--allow-root`: pools without `user:` may run as root.
     pub allow_root: bool,
+    /// How the access log's lines look (`--log-format`).
+    pub access_format: crate::access_log::AccessFormat,
 }
 
 /// Loads everything and checks it, starting nothing: `plexer serve --check` (`allow_root`:
@@ -149,6 +153,11 @@ pub async fn run(config_file: &Path, options: ServeOptions) -> Result<(), ServeE
     )?;
     let state = Arc::clone(manager.state());
     state.slowlog.use_sink(slowlog);
+    let access_log = state.snapshot().config.access_log.clone();
+    state
+        .access_log
+        .configure(access_log.as_deref(), options.access_format)?;
+    let flusher = tokio::spawn(crate::access_log::run_flusher(Arc::clone(&state)));
     tracing::info!(
         accounts = state.snapshot().registry.len(),
         refused = state.snapshot().refused.len(),
@@ -189,6 +198,9 @@ pub async fn run(config_file: &Path, options: ServeOptions) -> Result<(), ServeE
                 Asked::ReopenLogs => {
                     tracing::info!("SIGUSR1: reopening the slowlog file (logs go to stderr)");
                     state.slowlog.reopen_in_background();
+                    if let Err(err) = state.access_log.reopen() {
+                        tracing::error!("SIGUSR1: {err}; the access log goes on where it was");
+                    }
                 }
                 Asked::Stop { drain: true, .. } => break state.snapshot().config.drain_timeout.0,
                 Asked::Stop { drain: false, .. } => break Duration::ZERO,
@@ -211,6 +223,8 @@ pub async fn run(config_file: &Path, options: ServeOptions) -> Result<(), ServeE
     sampler_task.abort();
     drain(&manager, &accepting.busy, timeout).await;
     more.join();
+    flusher.abort();
+    state.access_log.flush();
     Ok(())
 }
 

@@ -65,9 +65,9 @@ impl Command {
     }
 }
 
-pub(crate) fn run(command: Command) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(command: Command, log_format: LogFormat) -> anyhow::Result<ExitCode> {
     match command {
-        Command::Serve(args) => serve::run(args),
+        Command::Serve(args) => serve::run(args, log_format),
         Command::Request(args) => request::run(args),
         Command::AuditFds(args) => audit_fds::run(args),
         Command::Spawn(args) => spawn::run(args),

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
+use plexer_server::access_log::AccessFormat;
 use plexer_server::serve::{self, ServeOptions};
 use plexer_server::systemd;
 
@@ -34,7 +35,7 @@ fn parse_http_addr(text: &str) -> Result<SocketAddr, String> {
         .map_err(|_| format!("{text:?} is not IP:PORT; write e.g. 127.0.0.1:8080 or [::1]:8080"))
 }
 
-pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(args: ServeArgs, log_format: super::LogFormat) -> anyhow::Result<ExitCode> {
     if args.check {
         return check(&args);
     }
@@ -43,6 +44,11 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         http: args.http,
         activated: systemd::take_activated_listener()?,
         allow_root: args.allow_root,
+        // The access log's lines take the shape of the rest of the log.
+        access_format: match log_format {
+            super::LogFormat::Text => AccessFormat::Text,
+            super::LogFormat::Json => AccessFormat::Json,
+        },
     };
     // One thread relays every request: the work is the workers', and on a small machine a
     // request handed between runtime threads cost more than it gained (docs/benchmarks.md).

@@ -232,6 +232,9 @@ pub struct Config {
     /// Web-server connections served at once; one more is closed as it arrives.
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
+    /// Where the access log goes: a file's path, `off`, or stderr (none given).
+    #[serde(default)]
+    pub access_log: Option<String>,
     /// Threads that accept on `listen:` and relay, each with a runtime of its own.
     #[serde(default = "default_threads")]
     pub threads: usize,

@@ -209,6 +209,8 @@ where
     }
     let request = Finished {
         routed: &routed,
+        params: &params,
+        log: &state.access_log,
         worker,
         uri,
         started,
@@ -359,6 +361,8 @@ where
 /// A relayed request, ended: what the logs and the counters say of it.
 struct Finished<'a> {
     routed: &'a Routed,
+    params: &'a plexer_fcgi::Params,
+    log: &'a crate::access_log::AccessLog,
     worker: Option<i32>,
     uri: &'a str,
     started: Instant,
@@ -399,9 +403,21 @@ impl Finished<'_> {
                 ..
             } => {
                 // The access log: what identifies the request, never a cookie or a header.
-                let micros = took.as_micros() as u64;
-                let queue_micros = self.routed.queue_wait.as_micros() as u64;
-                tracing::info!(target: "plexer::access", account = %account, worker, uri, status, bytes = body_bytes, app_status, micros, queue_micros, "request");
+                let param = |name| self.params.get_str(name).unwrap_or("-");
+                self.log.record(&crate::access_log::Line {
+                    remote_addr: param("REMOTE_ADDR"),
+                    user: self.routed.user.as_deref(),
+                    method: param("REQUEST_METHOD"),
+                    uri,
+                    protocol: param("SERVER_PROTOCOL"),
+                    status,
+                    bytes: body_bytes,
+                    account: account.as_str(),
+                    worker,
+                    app_status,
+                    micros: took.as_micros() as u64,
+                    queue_micros: self.routed.queue_wait.as_micros() as u64,
+                });
                 Ending::Done
             }
             Ended::ClientGone { worker_free } => {

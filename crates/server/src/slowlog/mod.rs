@@ -24,6 +24,7 @@ use tokio::sync::Semaphore;
 
 use crate::config::DumpCommand;
 pub use dump::{DUMP_TIMEOUT, MAX_DUMP_OUTPUT};
+pub(crate) use entry::utc;
 pub use entry::{Dump, Entry};
 pub(crate) use sink::Sink;
 pub use sink::SlowlogFileError;
@@ -148,7 +149,7 @@ pub(crate) async fn record(
         },
     };
     let entry = Arc::new(Entry {
-        time: entry::utc(found.at),
+        time: utc(found.at),
         account: found.account,
         generation: found.generation,
         pid,
