@@ -187,26 +187,8 @@ pub async fn run(config_file: &Path, options: ServeOptions) -> Result<(), ServeE
             source,
         }
     })?;
-    let timeout = loop {
-        tokio::select! {
-            accepted = listener.accept() => accepting.take(accepted, Entry::Listen).await,
-            accepted = accept_if(status_listener.as_ref()) => accepting.take(accepted, Entry::Status).await,
-            asked = signals.next() => match asked {
-                Asked::Reload => reload_in_background(&manager),
-                // CONTRACT: SIGUSR1 reopens log files. plexer logs to stderr, which whoever
-                // started it (systemd, a shell) owns; the slowlog file is plexer's own.
-                Asked::ReopenLogs => {
-                    tracing::info!("SIGUSR1: reopening the slowlog file (logs go to stderr)");
-                    state.slowlog.reopen_in_background();
-                    if let Err(err) = state.access_log.reopen() {
-                        tracing::error!("SIGUSR1: {err}; the access log goes on where it was");
-                    }
-                }
-                Asked::Stop { drain: true, .. } => break state.snapshot().config.drain_timeout.0,
-                Asked::Stop { drain: false, .. } => break Duration::ZERO,
-            },
-        }
-    };
+    let sockets = (&listener, status_listener.as_ref());
+    let timeout = serve_until_stopped(sockets, &mut accepting, &mut signals, &manager).await;
     tracing::info!(
         ?timeout,
         "stopping: requests in flight finish within the timeout"
@@ -301,6 +283,38 @@ fn serve_thread(
         drop(listener);
         let _ = tokio::time::timeout(timeout, accepting.busy.idle()).await;
     });
+}
+
+/// Accepts on `listen:` (and `status_listen:`) and answers signals until one says stop: the
+/// time the requests in flight then have (`drain_timeout`, or none for SIGQUIT).
+async fn serve_until_stopped(
+    (listener, status_listener): (&Listener, Option<&Listener>),
+    accepting: &mut Accepting,
+    signals: &mut Signals,
+    manager: &Arc<Manager>,
+) -> Duration {
+    let state = manager.state();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => accepting.take(accepted, Entry::Listen).await,
+            accepted = accept_if(status_listener) => accepting.take(accepted, Entry::Status).await,
+            asked = signals.next() => match asked {
+                Asked::Reload => reload_in_background(manager),
+                // CONTRACT: SIGUSR1 reopens log files. plexer logs to stderr, which whoever
+                // started it (systemd, a shell) owns; the slowlog and access log files are
+                // plexer's own.
+                Asked::ReopenLogs => {
+                    tracing::info!("SIGUSR1: reopening the slowlog and access log files");
+                    state.slowlog.reopen_in_background();
+                    if let Err(err) = state.access_log.reopen() {
+                        tracing::error!("SIGUSR1: {err}; the access log goes on where it was");
+                    }
+                }
+                Asked::Stop { drain: true, .. } => return state.snapshot().config.drain_timeout.0,
+                Asked::Stop { drain: false, .. } => return Duration::ZERO,
+            },
+        }
+    }
 }
 
 /// Waits, for `timeout` at most, for the requests in flight on every web-server connection

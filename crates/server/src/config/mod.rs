@@ -484,6 +484,15 @@ impl Config {
     }
 
     fn check(&self, file: &Path) -> Result<(), ConfigError> {
+        self.check_sockets(file)?;
+        self.check_routing(file)?;
+        self.check_authorizer(file)?;
+        self.check_bounds(file)?;
+        self.check_template(file)
+    }
+
+    /// `control:`, the sockets' modes, and `status_listen` apart from `listen`.
+    fn check_sockets(&self, file: &Path) -> Result<(), ConfigError> {
         let invalid = |message: String| Err(ConfigError::invalid(file, message));
         if let Some(Address::Tcp(addr)) = &self.control {
             return invalid(format!(
@@ -507,6 +516,12 @@ impl Config {
                     .into(),
             );
         }
+        Ok(())
+    }
+
+    /// `login:`, the paths plexer answers itself, the routing cookie.
+    fn check_routing(&self, file: &Path) -> Result<(), ConfigError> {
+        let invalid = |message: String| Err(ConfigError::invalid(file, message));
         if let Some(account) = &self.login.account
             && let Err(err) = AccountName::new(account)
         {
@@ -534,7 +549,12 @@ impl Config {
         if self.route.max_age.0.is_zero() {
             return invalid("route.max_age is 0: every cookie would be expired".into());
         }
-        self.check_authorizer(file)?;
+        Ok(())
+    }
+
+    /// Counts and durations, within what makes sense.
+    fn check_bounds(&self, file: &Path) -> Result<(), ConfigError> {
+        let invalid = |message: String| Err(ConfigError::invalid(file, message));
         if !(1..=MAX_THREADS).contains(&self.threads) {
             return invalid(format!(
                 "threads {} is outside 1..={MAX_THREADS}: give about the number of cores",
@@ -563,6 +583,11 @@ impl Config {
                 ));
             }
         }
+        Ok(())
+    }
+
+    /// The pool template, when it names a command.
+    fn check_template(&self, file: &Path) -> Result<(), ConfigError> {
         // Without a command every account names its own (or a socket): checked per account.
         if self.pool.command.is_some() {
             // A user or group naming the account is checked per account, where it has a name.

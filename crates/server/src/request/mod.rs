@@ -62,6 +62,25 @@ impl Backend {
     }
 }
 
+/// Adds what plexer tells the app (`PLEXER_ACCOUNT`, `PLEXER_USER`, the authorizer's
+/// variables) and checks the params still fit what a worker accepts.
+fn add_plexers_params(
+    params: &mut plexer_fcgi::Params,
+    routed: &Routed,
+    limits: &plexer_fcgi::Limits,
+) -> Result<(), OverLimits> {
+    params.push("PLEXER_ACCOUNT", routed.account.as_str().to_owned());
+    if let Some(user) = &routed.user {
+        params.push("PLEXER_USER", user.clone());
+    }
+    // The authorizer's variables: it is trusted over the client, so each replaces a param of
+    // its name.
+    for (name, value) in routed.granted.iter().flat_map(|allowed| &allowed.params) {
+        params.set(name.clone(), value.clone());
+    }
+    within_limits(params, limits)
+}
+
 /// The params, with plexer's own added, do not fit what a worker accepts.
 #[derive(Debug, thiserror::Error)]
 enum OverLimits {
@@ -146,18 +165,9 @@ where
     let _in_flight = counters.in_flight.enter();
     // Slow is the app's time, as php-fpm counts it: not the wait for a worker.
     let sent = routed.backend_at;
-    params.push("PLEXER_ACCOUNT", routed.account.as_str().to_owned());
-    if let Some(user) = &routed.user {
-        params.push("PLEXER_USER", user.clone());
-    }
-    // The authorizer's variables: it is trusted over the client, so each replaces a param of
-    // its name.
-    for (name, value) in routed.granted.iter().flat_map(|allowed| &allowed.params) {
-        params.set(name.clone(), value.clone());
-    }
     // The web server's params fit the limits, but perhaps not with plexer's added: the app
     // would refuse them, and a worker must never be lost for a client's input.
-    if let Err(why) = within_limits(&params, &state.limits) {
+    if let Err(why) = add_plexers_params(&mut params, &routed, &state.limits) {
         tracing::info!(account = %routed.account, "{why}: 431");
         backend.release_unused();
         counters.answered(431, started.elapsed());
