@@ -14,6 +14,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
+use crate::config::AccessLogTo;
+
 /// Bytes gathered before a write.
 const FLUSH_AT: usize = 32 * 1024;
 /// The longest a line waits in the buffer.
@@ -82,17 +84,17 @@ pub struct AccessLogError {
 }
 
 impl AccessLog {
-    /// Sets where lines go (`access_log:` as the config says: none for stderr, `off`, a path)
-    /// and how they look. What was gathered goes out first.
+    /// Sets where lines go (`access_log:` as the config says) and how they look. What was
+    /// gathered goes out first.
     pub(crate) fn configure(
         &self,
-        setting: Option<&str>,
+        to: &AccessLogTo,
         format: AccessFormat,
     ) -> Result<(), AccessLogError> {
-        let sink = match setting {
-            None | Some("stderr") => Sink::Stderr,
-            Some("off") => Sink::Off,
-            Some(path) => open(Path::new(path))?,
+        let sink = match to {
+            AccessLogTo::Stderr => Sink::Stderr,
+            AccessLogTo::Off => Sink::Off,
+            AccessLogTo::File(path) => open(path)?,
         };
         let mut inner = self.lock();
         inner.write_out();
@@ -343,7 +345,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("access.log");
         let log = AccessLog::default();
-        log.configure(Some(path.to_str().unwrap()), AccessFormat::Text)
+        log.configure(&AccessLogTo::File(path.clone()), AccessFormat::Text)
             .unwrap();
         log.record(&line("/one", None));
         assert_eq!(
@@ -361,12 +363,16 @@ mod tests {
             std::fs::read_to_string(&path).unwrap().contains("/two"),
             "reopened"
         );
-        log.configure(Some("off"), AccessFormat::Text).unwrap();
+        log.configure(&AccessLogTo::Off, AccessFormat::Text)
+            .unwrap();
         log.record(&line("/three", None));
         log.flush();
         assert!(!std::fs::read_to_string(&path).unwrap().contains("/three"));
         let err = log
-            .configure(Some("/nonexistent/dir/access.log"), AccessFormat::Text)
+            .configure(
+                &AccessLogTo::File("/nonexistent/dir/access.log".into()),
+                AccessFormat::Text,
+            )
             .unwrap_err();
         assert!(err.to_string().contains("access_log: cannot open"), "{err}");
     }

@@ -156,7 +156,7 @@ pub async fn run(config_file: &Path, options: ServeOptions) -> Result<(), ServeE
     let access_log = state.snapshot().config.access_log.clone();
     state
         .access_log
-        .configure(access_log.as_deref(), options.access_format)?;
+        .configure(&access_log, options.access_format)?;
     let flusher = tokio::spawn(crate::access_log::run_flusher(Arc::clone(&state)));
     tracing::info!(
         accounts = state.snapshot().registry.len(),

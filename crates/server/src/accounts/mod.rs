@@ -929,6 +929,10 @@ fn keep_what_needs_a_restart(old: &Config, new: &mut Config) -> Vec<&'static str
         new.threads = old.threads;
         kept.push("threads");
     }
+    if new.access_log != old.access_log {
+        new.access_log = old.access_log.clone();
+        kept.push("access_log");
+    }
     if new.status_listen != old.status_listen
         || new.status_listen_mode != old.status_listen_mode
         || new.status_listen_group != old.status_listen_group

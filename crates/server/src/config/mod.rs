@@ -232,9 +232,9 @@ pub struct Config {
     /// Web-server connections served at once; one more is closed as it arrives.
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
-    /// Where the access log goes: a file's path, `off`, or stderr (none given).
-    #[serde(default)]
-    pub access_log: Option<String>,
+    /// Where the access log goes: `stderr` (the default), `off`, or a file's path.
+    #[serde(default, deserialize_with = "access_log_to")]
+    pub access_log: AccessLogTo,
     /// Threads that accept on `listen:` and relay, each with a runtime of its own.
     #[serde(default = "default_threads")]
     pub threads: usize,
@@ -363,6 +363,29 @@ fn default_control(runtime_dir: &Path) -> Address {
     Address::Unix(runtime_dir.join("control.sock"))
 }
 
+/// `access_log:`: where the access log's lines go.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum AccessLogTo {
+    #[default]
+    Stderr,
+    Off,
+    /// A file appended to; a relative path is taken from the config file's directory.
+    File(PathBuf),
+}
+
+fn access_log_to<'de, D: serde::Deserializer<'de>>(d: D) -> Result<AccessLogTo, D::Error> {
+    Ok(match String::deserialize(d)?.as_str() {
+        "" => {
+            return Err(serde::de::Error::custom(
+                "access_log is empty: give stderr, off, or a file's path",
+            ));
+        }
+        "stderr" => AccessLogTo::Stderr,
+        "off" => AccessLogTo::Off,
+        path => AccessLogTo::File(PathBuf::from(path)),
+    })
+}
+
 fn optional_address<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Address>, D::Error> {
     Option::<String>::deserialize(d)?
         .map(|text| text.parse().map_err(serde::de::Error::custom))
@@ -383,7 +406,10 @@ impl Config {
         .into_iter()
         .chain(config.socket_dirs.iter_mut())
         .chain(config.slowlog.as_mut())
-        {
+        .chain(match &mut config.access_log {
+            AccessLogTo::File(path) => Some(path),
+            _ => None,
+        }) {
             anchor(&base, path);
         }
         let addresses = [

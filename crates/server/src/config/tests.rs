@@ -334,3 +334,26 @@ fn slowlog_dump_is_a_list_of_non_empty_strings_and_slowlog_a_path() {
     .to_string();
     assert!(err.contains("pool: slowlog_dump: item 0"), "{err}");
 }
+
+#[test]
+fn access_log_is_stderr_off_or_a_path_taken_from_the_configs_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("plexer.yaml");
+    let base = "listen: unix:/p.sock\naccounts_dir: a\nruntime_dir: r\nsecret_file: s\n";
+    let load = |line: &str| {
+        std::fs::write(&file, format!("{base}{line}")).unwrap();
+        Config::load(&file)
+    };
+    assert_eq!(load("").unwrap().access_log, AccessLogTo::Stderr);
+    assert_eq!(
+        load("access_log: off\n").unwrap().access_log,
+        AccessLogTo::Off
+    );
+    assert_eq!(
+        load("access_log: logs/access.log\n").unwrap().access_log,
+        AccessLogTo::File(dir.path().join("logs/access.log")),
+        "relative, as every path of the config, to its directory"
+    );
+    let err = load("access_log: \"\"\n").unwrap_err().to_string();
+    assert!(err.contains("access_log is empty"), "{err}");
+}
