@@ -31,6 +31,7 @@ mod accounts;
 mod app_stderr;
 mod audit_watch;
 mod authorizer;
+pub mod cluster;
 pub mod config;
 pub mod control;
 pub mod cookie;

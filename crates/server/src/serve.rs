@@ -22,7 +22,7 @@ use crate::account::AccountName;
 use crate::accounts::{
     AccountsError, LaunchError, Manager, reaches_listen, runs_as_root_only_if_asked,
 };
-use crate::config::Config;
+use crate::config::{AccountsFrom, Config};
 use crate::cookie::Keys;
 use crate::exposure::ListenAccess;
 use crate::gauge::{Gauge, GaugeGuard, OverLimit};
@@ -65,6 +65,8 @@ pub enum ServeError {
     HttpFront(#[from] http_front::FrontError),
     #[error(transparent)]
     Slowlog(#[from] crate::slowlog::SlowlogFileError),
+    #[error(transparent)]
+    Table(#[from] crate::cluster::TableError),
 }
 
 /// What the command line adds to the config.
@@ -86,7 +88,11 @@ pub struct ServeOptions {
 pub fn check(config_file: &Path, allow_root: bool) -> Result<(Config, Keys, Loaded), ServeError> {
     let config = Config::load(config_file)?;
     let keys = Keys::load(&config.secret_file)?;
-    let mut loaded = Registry::load(&config.accounts_dir, &AccountRules::from_config(&config))?;
+    let rules = AccountRules::from_config(&config);
+    let mut loaded = match config.accounts_from() {
+        AccountsFrom::Dir(dir) => Registry::load(dir, &rules)?,
+        AccountsFrom::Table(registry) => crate::cluster::check::load(registry, &rules)?,
+    };
     let listen = ListenAccess::from_config(&config);
     let refusals: Vec<(AccountName, PathBuf, LaunchError)> = loaded
         .registry
@@ -120,6 +126,40 @@ pub fn check(config_file: &Path, allow_root: bool) -> Result<(Config, Keys, Load
     Ok((config, keys, loaded))
 }
 
+/// How long a node waits for its first read of the table before it serves without it (then
+/// with no accounts, which come when PostgreSQL answers).
+const FIRST_READ_WAIT: Duration = Duration::from_secs(10);
+
+/// Starts the task that keeps the accounts equal to the table, and waits (bounded) for its
+/// first read, so that a node starts serving with its accounts.
+async fn read_the_table_first(
+    table: &Arc<crate::cluster::Table>,
+    registry: &crate::config::SharedRegistry,
+    (node, listen): (String, String),
+    manager: &Arc<Manager>,
+) -> Result<(), ServeError> {
+    let connection = registry
+        .connection()
+        .expect("the config checked the connection string");
+    let sync = crate::cluster::sync::Sync {
+        table: Arc::clone(table),
+        connection,
+        check_interval: registry.check_interval.0,
+        node,
+        listen,
+        manager: Arc::clone(manager),
+    };
+    let (first_read, read) = tokio::sync::oneshot::channel();
+    tokio::spawn(sync.run(Some(first_read)));
+    if tokio::time::timeout(FIRST_READ_WAIT, read).await.is_err() {
+        tracing::error!(
+            table = table.name(),
+            "registry: no first read of the table within {FIRST_READ_WAIT:?}; serving without its accounts until PostgreSQL answers"
+        );
+    }
+    Ok(())
+}
+
 /// Starts the pools and serves until SIGTERM/SIGINT (drain) or SIGQUIT (at once); SIGHUP
 /// reloads the config and the accounts.
 pub async fn run(config_file: &Path, options: ServeOptions) -> Result<(), ServeError> {
@@ -138,6 +178,8 @@ pub async fn run(config_file: &Path, options: ServeOptions) -> Result<(), ServeE
     };
     let control = control::bind(&control_path).map_err(ServeError::Control)?;
     let accounts_dir = config.accounts_dir.clone();
+    let node = (config.node_name(), config.listen.to_string());
+    let registry = config.registry.clone();
     // Opened before any worker starts: a path that cannot be written refuses the start.
     let slowlog = crate::slowlog::Sink::open(config.slowlog.as_deref())?;
     let supervisor = Supervisor::start()?;
@@ -153,6 +195,9 @@ pub async fn run(config_file: &Path, options: ServeOptions) -> Result<(), ServeE
     )?;
     let state = Arc::clone(manager.state());
     state.slowlog.use_sink(slowlog);
+    if let (Some(table), Some(registry)) = (manager.table(), registry) {
+        read_the_table_first(table, &registry, node, &manager).await?;
+    }
     let access_log = state.snapshot().config.access_log.clone();
     state
         .access_log
@@ -164,7 +209,7 @@ pub async fn run(config_file: &Path, options: ServeOptions) -> Result<(), ServeE
         control = %control_path.display(),
         "accounts loaded"
     );
-    let _watcher = watch::watch(&accounts_dir, Arc::clone(&manager));
+    let _watcher = accounts_dir.map(|dir| watch::watch(&dir, Arc::clone(&manager)));
     let control_task = tokio::spawn(control::serve(control, Arc::clone(&manager)));
     let audit_task = tokio::spawn(audit_watch::run(Arc::clone(&manager)));
     let slow_task = tokio::spawn(slow_watch::run(Arc::clone(&state), dumpers));

@@ -99,6 +99,9 @@ enum Action {
     /// Start a new generation of NAME from its file (clears a crash loop or an audit stop);
     /// without NAME, reload the config and every account as SIGHUP does.
     Reload { name: Option<String> },
+    /// Copy the account files of DIR into the registry's table (needs -c CONFIG with
+    /// registry:); names already in the table keep their rows.
+    Import { dir: PathBuf },
 }
 
 #[derive(Debug, Args)]
@@ -115,6 +118,9 @@ pub(crate) struct StatusArgs {
     /// the slowlog file has them (with --json, as JSON).
     #[arg(long, conflicts_with = "full")]
     slow: bool,
+    /// Every node sharing this node's registry: its accounts, its workers, when it was seen.
+    #[arg(long, conflicts_with_all = ["full", "slow"])]
+    cluster: bool,
 }
 
 fn key_value(text: &str) -> Result<(String, String), String> {
@@ -124,6 +130,12 @@ fn key_value(text: &str) -> Result<(String, String), String> {
 }
 
 pub(crate) fn run(args: AccountsArgs) -> anyhow::Result<ExitCode> {
+    if let Action::Import { dir } = &args.action {
+        let Some(config) = &args.control.config else {
+            bail!("accounts import needs -c CONFIG: the config names the registry's table");
+        };
+        return super::import::run(config, dir);
+    }
     let socket = args.control.socket()?;
     let (request, json) = match args.action {
         Action::List { json } => (Request::List, json),
@@ -146,6 +158,7 @@ pub(crate) fn run(args: AccountsArgs) -> anyhow::Result<ExitCode> {
         }
         Action::Remove { name } => (Request::Remove { name }, false),
         Action::Reload { name } => (Request::Reload { name }, false),
+        Action::Import { .. } => unreachable!("import does not use the control socket"),
     };
     let listing = matches!(request, Request::List);
     let response = client::call(&socket, &request)?;
@@ -162,6 +175,9 @@ pub(crate) fn run(args: AccountsArgs) -> anyhow::Result<ExitCode> {
 
 pub(crate) fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
     let socket = args.control.socket()?;
+    if args.cluster {
+        return super::cluster::status(&socket, args.json);
+    }
     let response = client::call(&socket, &Request::Status { full: args.full })?;
     if !response.ok {
         return finish(&response);

@@ -2,7 +2,9 @@
 
 mod accounts;
 mod audit_fds;
+mod cluster;
 mod cookie;
+mod import;
 mod request;
 mod serve;
 mod spawn;

@@ -10,6 +10,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 use plexer_server::access_log::AccessFormat;
+use plexer_server::config::AccountsFrom;
 use plexer_server::serve::{self, ServeOptions};
 use plexer_server::systemd;
 
@@ -65,7 +66,11 @@ pub(crate) fn run(args: ServeArgs, log_format: super::LogFormat) -> anyhow::Resu
 /// one (a start would serve the others, but a check is asked whether everything is right).
 fn check(args: &ServeArgs) -> anyhow::Result<ExitCode> {
     let (config, _keys, loaded) = serve::check(&args.config, args.allow_root)?;
-    let (accounts, dir) = (loaded.registry.len(), config.accounts_dir.display());
+    let dir = match config.accounts_from() {
+        AccountsFrom::Dir(dir) => dir.display().to_string(),
+        AccountsFrom::Table(registry) => format!("table {}", registry.table),
+    };
+    let accounts = loaded.registry.len();
     if loaded.refused.is_empty() {
         let config = args.config.display();
         writeln!(

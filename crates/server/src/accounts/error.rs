@@ -29,8 +29,18 @@ pub enum AccountsError {
         file.display()
     )]
     Exists { name: AccountName, file: PathBuf },
+    #[error(
+        "account {name} exists in table {table}: change its spec there (`UPDATE {table} SET \
+         spec = ... WHERE name = '{name}'`), or remove the account first"
+    )]
+    RowExists { name: AccountName, table: String },
     #[error("there is no account {name}")]
     Missing { name: AccountName },
+    #[error("there is no account {name} (no row of that name in table {table})")]
+    NoRow { name: AccountName, table: String },
+    /// The shared table could not be read or written; nothing was changed.
+    #[error(transparent)]
+    Table(#[from] crate::cluster::TableError),
     #[error("there is no account {name} (no {})", file.display())]
     NoFile { name: AccountName, file: PathBuf },
     #[error("cannot read {}: {source}", file.display())]

@@ -1,30 +1,10 @@
 //! The registry on disk: account files written so that a crash or a full disk never leaves a
-//! half-written one, and stamps that tell a touched or edited file from one left alone.
+//! half-written one.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-
-/// What an account file looked like when it was applied: a file whose stamp differs was
-/// touched or edited since, and is applied again.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct FileStamp {
-    modified_ns: i128,
-    len: u64,
-    inode: u64,
-}
-
-impl FileStamp {
-    pub(crate) fn of(path: &Path) -> io::Result<Self> {
-        let meta = std::fs::metadata(path)?;
-        Ok(Self {
-            modified_ns: i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()),
-            len: meta.len(),
-            inode: meta.ino(),
-        })
-    }
-}
 
 /// A failed write of the registry; the old file, if any, is untouched.
 #[derive(Debug, thiserror::Error)]
@@ -99,18 +79,19 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::accounts::stamp::Stamp;
 
     #[test]
     fn a_write_replaces_the_file_whole_and_leaves_no_temporary() {
         let dir = tempfile::tempdir().unwrap();
         let first = write_atomically(dir.path(), "bob", "users: [bob]\n").unwrap();
-        let stamp = FileStamp::of(&first).unwrap();
+        let stamp = Stamp::of(&first).unwrap();
         write_atomically(dir.path(), "bob", "users: [bob, b]\n").unwrap();
         assert_eq!(
             std::fs::read_to_string(&first).unwrap(),
             "users: [bob, b]\n"
         );
-        assert_ne!(FileStamp::of(&first).unwrap(), stamp);
+        assert_ne!(Stamp::of(&first).unwrap(), stamp);
         let names: Vec<_> = std::fs::read_dir(dir.path())
             .unwrap()
             .map(|e| e.unwrap().file_name())

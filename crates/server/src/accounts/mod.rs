@@ -16,6 +16,7 @@
 //!    drain_timeout), then its workers stop and their sockets go.
 
 mod files;
+mod stamp;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -28,8 +29,9 @@ use serde_json::{Value, json};
 use tokio_util::task::TaskTracker;
 
 use crate::account::AccountName;
+use crate::cluster::{Table, TableRead};
 use crate::config::DEFAULT_SLOW_REQUEST;
-use crate::config::{AuditMode, Config};
+use crate::config::{AccountsFrom, AuditMode, Config};
 use crate::cookie::Keys;
 use crate::exposure::{self, ListenAccess, Verdict, Who};
 use crate::in_flight::InFlight;
@@ -37,13 +39,17 @@ use crate::live::{AccountCounters, Generation, Snapshot, State, Target};
 use crate::registry::{
     Account, AccountRules, Backend, Loaded, RefusedFile, Registry, account_files, read_account_file,
 };
-use files::{FileStamp, remove_durably, write_atomically};
+use files::{remove_durably, write_atomically};
+use stamp::Stamp;
 
 pub use add::AddAccount;
 pub(crate) use error::{AccountsError, Changed, LaunchError, NotReady, NotReadyWhy, SpecError};
 
 mod add;
 mod error;
+mod rows;
+
+use rows::{known_origins, scan_rows};
 
 /// The longest path a unix socket may have (sun_path is 108 bytes with its NUL).
 const MAX_SOCKET_PATH: usize = 107;
@@ -74,13 +80,15 @@ pub struct Manager {
     /// Who may connect to `listen:`: an account whose workers could is warned about, or
     /// refused where the route trusts a param they could send.
     listen_access: ListenAccess,
+    /// `registry:`: the accounts live in a PostgreSQL table rather than accounts_dir.
+    table: Option<Arc<Table>>,
 }
 
 /// What the manager remembers between changes.
 struct Ledger {
     /// Each account file's stamp when it was last applied or refused: a file is looked at
     /// again only when it changed, and a bad file is reported once per edit.
-    seen: HashMap<PathBuf, FileStamp>,
+    seen: HashMap<PathBuf, Stamp>,
     next_generation: u64,
 }
 
@@ -176,10 +184,18 @@ impl Manager {
         let rules = AccountRules::from_config(&config);
         let mut seen = HashMap::new();
         let mut loaded = Loaded::default();
-        // In sorted file order, so a user claimed twice stays with the same file every start.
-        for (file, stamp, account) in scan_dir(&config.accounts_dir, &seen, &rules)?.changed {
-            seen.insert(file, stamp);
-            loaded.take(account);
+        // A table's rows come with the sync task's first read (crate::cluster).
+        let table = config
+            .registry
+            .as_ref()
+            .map(|r| Arc::new(Table::new(&r.table)));
+        if let AccountsFrom::Dir(dir) = config.accounts_from() {
+            // In sorted file order, so a user claimed twice stays with the same file every
+            // start.
+            for (file, stamp, account) in scan_dir(dir, &seen, &rules)?.changed {
+                seen.insert(file, stamp);
+                loaded.take(account);
+            }
         }
         let state = Arc::new(State::new(Snapshot {
             config: Arc::new(config),
@@ -199,6 +215,7 @@ impl Manager {
             retiring: TaskTracker::new(),
             allow_root,
             listen_access,
+            table,
         });
         let mut next = Draft::from(&manager.state.snapshot());
         let mut ledger = manager
@@ -252,6 +269,11 @@ impl Manager {
     /// The state every connection routes with.
     pub fn state(&self) -> &Arc<State> {
         &self.state
+    }
+
+    /// The shared table, when the accounts live in one.
+    pub fn table(&self) -> Option<&Arc<Table>> {
+        self.table.as_ref()
     }
 
     /// Starts one generation of an account.
@@ -383,7 +405,11 @@ impl Manager {
         rules: &AccountRules,
         applied: &mut Applied,
     ) {
-        let scan = Self::scan(ledger, &next.config.accounts_dir, rules).await;
+        // The watcher runs for accounts_dir only; a table's changes come as notifications.
+        let AccountsFrom::Dir(dir) = next.config.accounts_from() else {
+            return;
+        };
+        let scan = Self::scan(ledger, dir, rules).await;
         self.apply_scan(ledger, next, scan, applied).await;
     }
 
@@ -394,7 +420,7 @@ impl Manager {
         ledger: &mut Ledger,
         dir: &Path,
         rules: &AccountRules,
-    ) -> Result<DirScan, crate::config::ConfigError> {
+    ) -> Result<Scan, crate::config::ConfigError> {
         let (dir, rules) = (dir.to_owned(), rules.clone());
         let seen = std::mem::take(&mut ledger.seen);
         let (seen, scan) = off_thread(move || {
@@ -412,10 +438,10 @@ impl Manager {
         &self,
         ledger: &mut Ledger,
         next: &mut Draft,
-        scan: Result<DirScan, crate::config::ConfigError>,
+        scan: Result<Scan, crate::config::ConfigError>,
         applied: &mut Applied,
     ) {
-        let DirScan { files, changed } = match scan {
+        let Scan { files, changed } = match scan {
             Ok(scan) => scan,
             Err(err) => {
                 next.refuse(applied, RefusedFile::of_file(err));
@@ -539,7 +565,13 @@ impl Manager {
         let text = request.file_text()?;
         let mut ledger = self.ledger.lock().await;
         let mut next = Draft::from(&self.state.snapshot());
-        let dir = next.config.accounts_dir.clone();
+        let dir = match (next.config.accounts_from(), &self.table) {
+            (AccountsFrom::Dir(dir), _) => dir.to_owned(),
+            (AccountsFrom::Table(_), Some(table)) => {
+                return self.add_row(table, &mut ledger, next, name, text).await;
+            }
+            (AccountsFrom::Table(_), None) => unreachable!("a registry config has its table"),
+        };
         let path = dir.join(format!("{name}.yaml"));
         if next.registry.contains(&name) {
             return Err(AccountsError::Exists { name, file: path });
@@ -555,7 +587,7 @@ impl Manager {
             let (dir, name, text) = (dir.clone(), name.to_string(), text.clone());
             off_thread(move || {
                 let path = write_atomically(&dir, &name, &text)?;
-                Ok::<_, AccountsError>(FileStamp::of(&path).ok())
+                Ok::<_, AccountsError>(Stamp::of(&path).ok())
             })
             .await?
         };
@@ -589,6 +621,9 @@ impl Manager {
         let name = AccountName::new(name)?;
         let mut ledger = self.ledger.lock().await;
         let mut next = Draft::from(&self.state.snapshot());
+        if let Some(table) = &self.table {
+            return self.remove_row(table, &mut ledger, next, name).await;
+        }
         let refused_file = || {
             let refusal = next
                 .refused
@@ -618,7 +653,14 @@ impl Manager {
         let mut ledger = self.ledger.lock().await;
         let mut next = Draft::from(&self.state.snapshot());
         let name = AccountName::new(name)?;
-        let file = next.config.accounts_dir.join(format!("{name}.yaml"));
+        let dir = match (next.config.accounts_from(), &self.table) {
+            (AccountsFrom::Dir(dir), _) => dir.to_owned(),
+            (AccountsFrom::Table(_), Some(table)) => {
+                return self.reload_row(table, &mut ledger, next, name).await;
+            }
+            (AccountsFrom::Table(_), None) => unreachable!("a registry config has its table"),
+        };
+        let file = dir.join(format!("{name}.yaml"));
         let known = next.registry.contains(&name);
         let rules = AccountRules::from_config(&next.config);
         let found = {
@@ -669,13 +711,24 @@ impl Manager {
         }
         let old_rules = AccountRules::from_config(&snapshot.config);
         let rules = AccountRules::from_config(&config);
-        // Files edited since they were applied (or gone) are the scan's to apply.
-        let scan = Self::scan(&mut ledger, &snapshot.config.accounts_dir, &rules).await;
+        // Files edited since they were applied (or gone) are the scan's to apply; so are the
+        // rows of a table, read again whole.
+        let scan = match (snapshot.config.accounts_from(), &self.table) {
+            (AccountsFrom::Table(_), Some(table)) => {
+                let rows = table.read_every_row().await?;
+                let (seen, known) = (ledger.seen.clone(), known_origins(&next));
+                let (table, rules) = (Arc::clone(table), rules.clone());
+                let read = TableRead::Whole(rows);
+                Ok(off_thread(move || scan_rows(&table, read, &seen, known, &rules)).await)
+            }
+            (AccountsFrom::Dir(dir), _) => Self::scan(&mut ledger, dir, &rules).await,
+            (AccountsFrom::Table(_), None) => unreachable!("a registry config has its table"),
+        };
         // Every other account is checked against the new config before anything is applied.
         let scan = off_thread({
             let (snapshot, rules) = (Arc::clone(&snapshot), rules.clone());
             move || {
-                let changed_files = scan.as_ref().ok().map(DirScan::changed_files);
+                let changed_files = scan.as_ref().ok().map(Scan::changed_files);
                 let skip = scan.as_ref().ok().zip(changed_files.as_ref());
                 let changed = changed_by_template(&snapshot, &old_rules, &rules, skip);
                 (scan, changed)
@@ -946,9 +999,14 @@ fn keep_what_needs_a_restart(old: &Config, new: &mut Config) -> Vec<&'static str
         new.runtime_dir = old.runtime_dir.clone();
         kept.push("runtime_dir");
     }
-    if new.accounts_dir != old.accounts_dir {
+    if new.accounts_dir != old.accounts_dir || new.registry != old.registry {
         new.accounts_dir = old.accounts_dir.clone();
-        kept.push("accounts_dir");
+        new.registry = old.registry.clone();
+        kept.push("accounts_dir and registry");
+    }
+    if new.node != old.node {
+        new.node = old.node.clone();
+        kept.push("node");
     }
     kept
 }
@@ -1004,11 +1062,11 @@ fn reread(
     file: &Path,
     known: bool,
     rules: &AccountRules,
-) -> Option<(Option<FileStamp>, Result<Account, RefusedFile>)> {
+) -> Option<(Option<Stamp>, Result<Account, RefusedFile>)> {
     if !known && !file.exists() {
         return None;
     }
-    let stamp = FileStamp::of(file).ok();
+    let stamp = Stamp::of(file).ok();
     let account = read_account_file(file)
         .and_then(|text| Registry::account(file, &text, rules))
         .map_err(RefusedFile::of_file);
@@ -1023,14 +1081,15 @@ async fn off_thread<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static
         .expect("file I/O does not panic")
 }
 
-/// What a pass over accounts_dir found: every account file there, and the stamp and account
-/// (or why it is refused) of each whose stamp differs from what was applied.
-struct DirScan {
+/// What a pass over accounts_dir (or a read of the table) found: every account file there
+/// (every row's origin), and the stamp and account (or why it is refused) of each whose stamp
+/// differs from what was applied.
+struct Scan {
     files: Vec<PathBuf>,
-    changed: Vec<(PathBuf, FileStamp, Result<Account, RefusedFile>)>,
+    changed: Vec<(PathBuf, Stamp, Result<Account, RefusedFile>)>,
 }
 
-impl DirScan {
+impl Scan {
     /// The files this scan applies itself: those changed since they were applied. (A file
     /// gone is not among `files`, which are sorted.)
     fn changed_files(&self) -> HashSet<PathBuf> {
@@ -1052,7 +1111,7 @@ fn changed_by_template(
     snapshot: &Snapshot,
     old: &AccountRules,
     new: &AccountRules,
-    scan: Option<(&DirScan, &HashSet<PathBuf>)>,
+    scan: Option<(&Scan, &HashSet<PathBuf>)>,
 ) -> Result<Vec<Account>, AccountsError> {
     let mut changed = Vec::new();
     for account in snapshot.registry.accounts() {
@@ -1074,9 +1133,9 @@ fn changed_by_template(
 /// Lists accounts_dir and reads and checks the files that changed since `seen` (blocking I/O).
 fn scan_dir(
     dir: &Path,
-    seen: &HashMap<PathBuf, FileStamp>,
+    seen: &HashMap<PathBuf, Stamp>,
     rules: &AccountRules,
-) -> Result<DirScan, crate::config::ConfigError> {
+) -> Result<Scan, crate::config::ConfigError> {
     let files = account_files(dir)?;
     let mut changed = Vec::new();
     for (looked_at, file) in files.iter().enumerate() {
@@ -1089,7 +1148,7 @@ fn scan_dir(
             );
         }
         // Stamped before it is read: an edit after the read is seen as a change later.
-        let Ok(stamp) = FileStamp::of(file) else {
+        let Ok(stamp) = Stamp::of(file) else {
             continue; // gone since the listing: the next event removes it
         };
         if seen.get(file) != Some(&stamp) {
@@ -1099,5 +1158,5 @@ fn scan_dir(
             changed.push((file.clone(), stamp, account));
         }
     }
-    Ok(DirScan { files, changed })
+    Ok(Scan { files, changed })
 }

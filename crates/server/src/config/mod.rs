@@ -8,6 +8,7 @@
 mod dump_command;
 mod duration;
 mod pool_keys;
+mod shared_registry;
 mod yaml;
 
 use std::net::IpAddr;
@@ -23,6 +24,7 @@ pub use dump_command::{DumpCommand, DumpCommandError};
 pub use duration::Span;
 pub use plexer_prefork::listen::parse_mode;
 pub use pool_keys::{AuditMode, DEFAULT_SLOW_REQUEST, PmKind, PoolKeys, PoolPlan};
+pub use shared_registry::{DEFAULT_TABLE, SharedRegistry, host_name, is_identifier};
 
 /// What went wrong with a config or account file.
 #[derive(Debug, thiserror::Error)]
@@ -168,6 +170,13 @@ fn default_cache_entries() -> usize {
     DEFAULT_CACHE_ENTRIES
 }
 
+/// Where a config's accounts live.
+#[derive(Clone, Copy, Debug)]
+pub enum AccountsFrom<'a> {
+    Dir(&'a Path),
+    Table(&'a SharedRegistry),
+}
+
 /// The main config file.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -182,7 +191,14 @@ pub struct Config {
     pub listen_group: Option<String>,
     #[serde(default, deserialize_with = "optional_address")]
     pub control: Option<Address>,
-    pub accounts_dir: PathBuf,
+    /// The accounts, one file each; or `registry:`, a PostgreSQL table many nodes share.
+    #[serde(default)]
+    pub accounts_dir: Option<PathBuf>,
+    #[serde(default)]
+    pub registry: Option<SharedRegistry>,
+    /// This node's name among the nodes of one registry; the host name by default.
+    #[serde(default)]
+    pub node: Option<String>,
     pub runtime_dir: PathBuf,
     pub secret_file: PathBuf,
     #[serde(default = "default_drain_timeout")]
@@ -398,18 +414,16 @@ impl Config {
     pub fn load(file: &Path) -> Result<Self, ConfigError> {
         let mut config = Self::parse(&read(file)?, file)?;
         let base = base_dir(file);
-        for path in [
-            &mut config.accounts_dir,
-            &mut config.runtime_dir,
-            &mut config.secret_file,
-        ]
-        .into_iter()
-        .chain(config.socket_dirs.iter_mut())
-        .chain(config.slowlog.as_mut())
-        .chain(match &mut config.access_log {
-            AccessLogTo::File(path) => Some(path),
-            _ => None,
-        }) {
+        for path in [&mut config.runtime_dir, &mut config.secret_file]
+            .into_iter()
+            .chain(config.accounts_dir.as_mut())
+            .chain(config.socket_dirs.iter_mut())
+            .chain(config.slowlog.as_mut())
+            .chain(match &mut config.access_log {
+                AccessLogTo::File(path) => Some(path),
+                _ => None,
+            })
+        {
             anchor(&base, path);
         }
         let addresses = [
@@ -510,11 +524,50 @@ impl Config {
     }
 
     fn check(&self, file: &Path) -> Result<(), ConfigError> {
+        self.check_accounts_from(file)?;
         self.check_sockets(file)?;
         self.check_routing(file)?;
         self.check_authorizer(file)?;
         self.check_bounds(file)?;
         self.check_template(file)
+    }
+
+    /// Exactly one of accounts_dir and registry, and a usable node name.
+    fn check_accounts_from(&self, file: &Path) -> Result<(), ConfigError> {
+        let invalid = |message: String| Err(ConfigError::invalid(file, message));
+        match (&self.accounts_dir, &self.registry) {
+            (Some(_), Some(_)) => {
+                return invalid(
+                    "both accounts_dir and registry are set: the accounts live in one of them                      (`plexer accounts import DIR` moves a directory into the table)"
+                        .into(),
+                );
+            }
+            (None, None) => {
+                return invalid(
+                    "neither accounts_dir nor registry is set: say where the accounts live".into(),
+                );
+            }
+            (None, Some(registry)) => registry.check().or_else(invalid)?,
+            (Some(_), None) => {}
+        }
+        if let Some(node) = &self.node {
+            shared_registry::check_node_name(node).or_else(invalid)?;
+        }
+        Ok(())
+    }
+
+    /// Where the accounts live.
+    pub fn accounts_from(&self) -> AccountsFrom<'_> {
+        match (&self.accounts_dir, &self.registry) {
+            (_, Some(registry)) => AccountsFrom::Table(registry),
+            (Some(dir), None) => AccountsFrom::Dir(dir),
+            (None, None) => unreachable!("a loaded config names accounts_dir or registry"),
+        }
+    }
+
+    /// This node's name: `node:`, or the host name.
+    pub fn node_name(&self) -> String {
+        self.node.clone().unwrap_or_else(host_name)
     }
 
     /// `control:`, the sockets' modes, and `status_listen` apart from `listen`.

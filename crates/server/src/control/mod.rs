@@ -142,6 +142,23 @@ async fn read_request(stream: &mut UnixStream) -> Result<Request, RequestError> 
     serde_json::from_slice(&buf).map_err(RequestError::NotJson)
 }
 
+/// `plexer status --cluster`: the nodes table, read through this node's connection.
+async fn cluster(manager: &Manager) -> Response {
+    let Some(table) = manager.table() else {
+        return Response::refused(
+            "this plexer reads accounts_dir: it is one node alone (registry: in the config \
+             makes nodes share a table)",
+        );
+    };
+    let this_node = manager.state().snapshot().config.node_name();
+    match table.nodes().await {
+        Ok(nodes) => {
+            Response::with_data("cluster", crate::cluster::nodes::report(&nodes, &this_node))
+        }
+        Err(err) => Response::refused(err.to_string()),
+    }
+}
+
 async fn carry_out(request: Request, manager: &Manager) -> Response {
     let result = match request {
         Request::List => return Response::with_data("accounts", manager.list()),
@@ -151,6 +168,7 @@ async fn carry_out(request: Request, manager: &Manager) -> Response {
             let report = status::report_with_state(snapshot, manager.state(), detail).await;
             return Response::with_data("status", report);
         }
+        Request::Cluster => return cluster(manager).await,
         Request::Add(add) => manager.add(&add).await.map(|changed| changed.to_string()),
         Request::Remove { name } => manager.remove(&name).await.map(|c| c.to_string()),
         Request::Reload { name: Some(name) } => manager.reload(&name).await.map(|c| c.to_string()),

@@ -19,6 +19,8 @@ pub enum Request {
     Reload { name: Option<String> },
     /// The status page's data.
     Status { full: bool },
+    /// Every node of the shared registry, as `plexer_nodes` has them.
+    Cluster,
 }
 
 impl Request {
@@ -30,6 +32,7 @@ impl Request {
             Self::Remove { .. } => "remove",
             Self::Reload { .. } => "reload",
             Self::Status { .. } => "status",
+            Self::Cluster => "cluster",
         }
     }
 
@@ -39,7 +42,7 @@ impl Request {
             Self::Add(add) => Some(&add.name),
             Self::Remove { name } => Some(name),
             Self::Reload { name } => name.as_deref(),
-            Self::List | Self::Status { .. } => None,
+            Self::List | Self::Status { .. } | Self::Cluster => None,
         }
     }
 }

@@ -1,0 +1,281 @@
+//! Accounts in a PostgreSQL table that two `plexer serve` nodes share (CONTRACT.md, "Many
+//! nodes, one registry"): a change made through one node, or by SQL, reaches the other
+//! within a second; a bad row is refused by every node, by name, and the rest serve on; an
+//! accounts_dir moves into the table with `plexer accounts import`; every node shows in
+//! `plexer status --cluster`. (Nodes in network namespaces behind nginx, and the faults, are
+//! tests/tests/cluster_*.rs.)
+
+use std::time::{Duration, Instant};
+
+use plexer_tests::postgres::Postgres;
+use plexer_tests::{PlexerServe, Scratch, build, wait_for};
+
+/// A node of the registry in `scratch`, named `node`, with `hello` as every account's app.
+fn node(scratch: &Scratch, postgres: &Postgres, node: &str) -> PlexerServe {
+    let config = format!(
+        "listen: unix:{}\nlisten_mode: \"0666\"\nnode: {node}\n\
+         registry:\n  postgres: \"host={} port={} user=postgres dbname=postgres\"\n  \
+         check_interval: 500ms\n\
+         runtime_dir: run\nsecret_file: secret\ndrain_timeout: 5s\n\
+         pool:\n  command: [{}]\n  pm: ondemand\n  max_children: 2\n  queue_timeout: 3s\n",
+        PlexerServe::socket_in(scratch).display(),
+        postgres.socket_dir().display(),
+        postgres.port(),
+        build::hello().display(),
+    );
+    PlexerServe::start_with_config(scratch, &config, &[])
+}
+
+/// The greeting `account`'s hello answers with through `plexer`, or `None` when the request
+/// does not reach that account.
+fn greeting(plexer: &PlexerServe, account: &str) -> Option<String> {
+    let cookie = plexer.cookie(account);
+    let (_, answer) = plexer.get(Some(&cookie), "/");
+    (answer.fields.get("account").map(String::as_str) == Some(account))
+        .then(|| answer.fields.get("greeting").cloned().unwrap_or_default())
+}
+
+/// Waits until `plexer` routes `account` with the greeting `wanted` (`None`: not at all);
+/// how long it took.
+fn until_greeting(plexer: &PlexerServe, account: &str, wanted: Option<&str>) -> Duration {
+    let started = Instant::now();
+    let reached = wait_for(
+        || greeting(plexer, account).as_deref() == wanted,
+        Duration::from_secs(5),
+    );
+    assert!(
+        reached,
+        "{account} never answered {wanted:?}: {:?}\n{}",
+        greeting(plexer, account),
+        plexer.log()
+    );
+    started.elapsed()
+}
+
+fn listed(plexer: &PlexerServe) -> serde_json::Value {
+    let list = plexer.accounts(&["list", "--json"]);
+    list.assert_success();
+    serde_json::from_slice::<serde_json::Value>(&list.stdout).unwrap()["data"].clone()
+}
+
+struct Cluster {
+    postgres: Postgres,
+    one: PlexerServe,
+    two: PlexerServe,
+    _scratches: [Scratch; 3],
+}
+
+fn cluster() -> Cluster {
+    let (db, a, b) = (Scratch::new(), Scratch::new(), Scratch::new());
+    let postgres = Postgres::start(&db);
+    let one = node(&a, &postgres, "one");
+    let two = node(&b, &postgres, "two");
+    Cluster {
+        postgres,
+        one,
+        two,
+        _scratches: [db, a, b],
+    }
+}
+
+#[test]
+fn a_change_through_one_node_reaches_the_other_within_a_second() {
+    let Cluster {
+        postgres,
+        one,
+        two,
+        _scratches: _kept,
+    } = cluster();
+    let added = one.accounts(&["add", "carol", "--env", "HELLO_GREETING=hi carol"]);
+    added.assert_success();
+    // Routable on the node that added it when the command returns.
+    assert_eq!(greeting(&one, "carol").as_deref(), Some("hi carol"));
+    let took = until_greeting(&two, "carol", Some("hi carol"));
+    assert!(
+        took < Duration::from_secs(1),
+        "reached node two after {took:?}"
+    );
+    let row = postgres.query("select name, spec from plexer_accounts");
+    assert!(
+        row.starts_with("carol|") && row.contains("hi carol"),
+        "{row}"
+    );
+
+    // Edited by SQL: both nodes start a new generation with the new spec.
+    postgres.query(
+        "update plexer_accounts set spec = 'env: { HELLO_GREETING: \"hello again\" }' \
+         where name = 'carol'",
+    );
+    for node in [&one, &two] {
+        let took = until_greeting(node, "carol", Some("hello again"));
+        assert!(took < Duration::from_secs(1), "an SQL edit took {took:?}");
+    }
+
+    // Removed through node two: node one stops routing it too.
+    two.accounts(&["remove", "carol"]).assert_success();
+    assert_eq!(greeting(&two, "carol"), None);
+    let took = until_greeting(&one, "carol", None);
+    assert!(took < Duration::from_secs(1), "a removal took {took:?}");
+    assert_eq!(postgres.query("select count(*) from plexer_accounts"), "0");
+
+    // A name the table has is refused, whichever node is asked.
+    one.accounts(&["add", "dave"]).assert_success();
+    let again = two.accounts(&["add", "dave"]);
+    assert_eq!(again.code(), Some(1), "{again}");
+    assert!(
+        again
+            .stderr_text()
+            .contains("exists in table plexer_accounts"),
+        "{again}"
+    );
+}
+
+#[test]
+fn a_bad_row_is_refused_by_every_node_by_name_and_the_rest_serve() {
+    let Cluster {
+        postgres,
+        one,
+        two,
+        _scratches: _kept,
+    } = cluster();
+    one.accounts(&["add", "good", "--env", "HELLO_GREETING=fine"])
+        .assert_success();
+    postgres.query("insert into plexer_accounts (name, spec) values ('broken', 'pm: [')");
+    postgres.query("insert into plexer_accounts (name, spec) values ('../evil', '{}')");
+    for node in [&one, &two] {
+        let refused = || {
+            let list = listed(node);
+            let names: Vec<String> = list
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|entry| entry["state"] == "refused")
+                .map(|entry| entry["file"].as_str().unwrap_or("").to_owned())
+                .collect();
+            names.len() == 2
+        };
+        assert!(
+            wait_for(refused, Duration::from_secs(3)),
+            "{}",
+            listed(node)
+        );
+        let list = listed(node).to_string();
+        assert!(list.contains("plexer_accounts/broken"), "{list}");
+        assert!(list.contains("bad account name"), "{list}");
+        // The row named ../evil is never taken for an account named evil.
+        assert_eq!(greeting(node, "evil"), None);
+        assert_eq!(greeting(node, "good").as_deref(), Some("fine"));
+    }
+    // A bad spec through `plexer accounts add` is refused before anything is written.
+    let bad = one.accounts(&["add", "worse", "--set", "pm=sometimes"]);
+    assert_eq!(bad.code(), Some(1), "{bad}");
+    assert_eq!(
+        postgres.query("select count(*) from plexer_accounts where name = 'worse'"),
+        "0"
+    );
+    // Fixing the row by SQL brings the account up on every node.
+    postgres.query("update plexer_accounts set spec = '{}' where name = 'broken'");
+    for node in [&one, &two] {
+        until_greeting(node, "broken", Some("-")); // hello's greeting when none is set
+    }
+}
+
+#[test]
+fn the_periodic_check_finds_a_change_whose_notification_never_came() {
+    let Cluster {
+        postgres,
+        one,
+        two,
+        _scratches: _kept,
+    } = cluster();
+    // As if LISTEN had silently stopped delivering (or a pooler ate the notifications).
+    postgres.query("alter table plexer_accounts disable trigger plexer_accounts_notify");
+    postgres.query(
+        "insert into plexer_accounts (name, spec) values \
+         ('quiet', 'env: { HELLO_GREETING: unannounced }')",
+    );
+    for node in [&one, &two] {
+        // check_interval is 500ms.
+        let took = until_greeting(node, "quiet", Some("unannounced"));
+        assert!(took < Duration::from_secs(2), "found after {took:?}");
+    }
+    postgres.query("delete from plexer_accounts where name = 'quiet'");
+    for node in [&one, &two] {
+        until_greeting(node, "quiet", None);
+    }
+}
+
+#[test]
+fn an_accounts_dir_is_imported_and_every_node_shows_in_the_cluster_status() {
+    let Cluster {
+        postgres,
+        one,
+        two,
+        _scratches: _kept,
+    } = cluster();
+    let dir = one.dir.join("old-accounts.d");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("ann.yaml"),
+        "env: { HELLO_GREETING: from a file }\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("ben.yaml"), "{}\n").unwrap();
+    std::fs::write(dir.join("bad.yaml"), "pm: [\n").unwrap();
+    let mut import = std::process::Command::new(build::plexer());
+    import
+        .args(["accounts", "import"])
+        .arg(&dir)
+        .arg("-c")
+        .arg(one.config_path());
+    let imported = plexer_tests::run(&mut import, b"", Duration::from_secs(30));
+    // A refused file makes the exit 1, after the others went in.
+    assert_eq!(imported.code(), Some(1), "{imported}");
+    assert!(
+        imported.stdout_text().contains("imported 2 accounts"),
+        "{imported}"
+    );
+    assert!(imported.stderr_text().contains("bad.yaml"), "{imported}");
+    assert_eq!(
+        postgres.query("select string_agg(name, ',' order by name) from plexer_accounts"),
+        "ann,ben"
+    );
+    until_greeting(&two, "ann", Some("from a file"));
+    // Again: the rows are kept as they are.
+    let again = plexer_tests::run(&mut import, b"", Duration::from_secs(30));
+    assert!(
+        again.stdout_text().contains("imported 0 accounts"),
+        "{again}"
+    );
+    assert!(again.stdout_text().contains("kept ann"), "{again}");
+
+    // Both nodes, each with its accounts and the workers that served.
+    let status = |plexer: &PlexerServe, json: bool| {
+        let mut command = std::process::Command::new(build::plexer());
+        command
+            .args(["status", "--cluster", "-c"])
+            .arg(plexer.config_path());
+        if json {
+            command.arg("--json");
+        }
+        plexer_tests::run(&mut command, b"", Duration::from_secs(10))
+    };
+    let serving_ann = || {
+        let shown = status(&two, true);
+        let json: serde_json::Value = serde_json::from_slice(&shown.stdout).unwrap_or_default();
+        let nodes = json["nodes"].as_array().cloned().unwrap_or_default();
+        nodes.len() == 2
+            && nodes
+                .iter()
+                .any(|n| n["node"] == "two" && n["status"]["serving"].to_string().contains("ann"))
+    };
+    assert!(
+        wait_for(serving_ann, Duration::from_secs(5)),
+        "{}",
+        status(&two, true)
+    );
+    let text = status(&one, false);
+    text.assert_success();
+    let text = text.stdout_text();
+    assert!(text.contains("one*") && text.contains("two"), "{text}");
+}
