@@ -318,46 +318,16 @@ fn row_of(row: &tokio_postgres::Row) -> Row {
 /// An advisory lock key of plexer's own ("plexer" in ASCII), held while the schema is made.
 const SCHEMA_LOCK: i64 = 0x706c_6578_6572;
 
-/// The schema, in one transaction under [`SCHEMA_LOCK`]. `version` comes from a sequence
-/// through a trigger, so rows changed by SQL get one too; the notify trigger names the
-/// account (the payload stays far under NOTIFY's 8000 bytes), the old name and the new when
-/// an update renames a row. CREATE OR REPLACE TRIGGER needs PostgreSQL 14.
+/// The schema as examples/cluster/schema.sql shows it (a test keeps the two equal), written
+/// for the table `plexer_accounts`.
+const SCHEMA: &str = include_str!("schema.sql");
+
+/// The schema for `table`, in one transaction under [`SCHEMA_LOCK`]: every name it creates
+/// (sequence, index, functions, triggers, channel) starts with the table's, so it is renamed
+/// whole.
 fn schema(table: &str) -> String {
-    format!(
-        "BEGIN;
-SELECT pg_advisory_xact_lock({SCHEMA_LOCK});
-CREATE SEQUENCE IF NOT EXISTS {table}_version;
-CREATE TABLE IF NOT EXISTS {table} (
-    name text PRIMARY KEY,
-    spec text NOT NULL,
-    version bigint NOT NULL DEFAULT nextval('{table}_version'),
-    updated_at timestamptz NOT NULL DEFAULT now()
-);
-CREATE INDEX IF NOT EXISTS {table}_version_idx ON {table} (version);
-CREATE OR REPLACE FUNCTION {table}_stamp() RETURNS trigger LANGUAGE plpgsql AS $plexer$
-BEGIN
-    NEW.version := nextval('{table}_version');
-    NEW.updated_at := now();
-    RETURN NEW;
-END $plexer$;
-CREATE OR REPLACE FUNCTION {table}_notify() RETURNS trigger LANGUAGE plpgsql AS $plexer$
-BEGIN
-    IF TG_OP <> 'INSERT' THEN PERFORM pg_notify('{table}', OLD.name); END IF;
-    IF TG_OP <> 'DELETE' THEN PERFORM pg_notify('{table}', NEW.name); END IF;
-    RETURN NULL;
-END $plexer$;
-CREATE OR REPLACE TRIGGER {table}_stamp BEFORE INSERT OR UPDATE ON {table}
-    FOR EACH ROW EXECUTE FUNCTION {table}_stamp();
-CREATE OR REPLACE TRIGGER {table}_notify AFTER INSERT OR UPDATE OR DELETE ON {table}
-    FOR EACH ROW EXECUTE FUNCTION {table}_notify();
-CREATE TABLE IF NOT EXISTS {NODES_TABLE} (
-    name text PRIMARY KEY,
-    listen text,
-    status text,
-    seen timestamptz
-);
-COMMIT;"
-    )
+    let body = SCHEMA.replace(crate::config::DEFAULT_TABLE, table);
+    format!("BEGIN;\nSELECT pg_advisory_xact_lock({SCHEMA_LOCK});\n{body}\nCOMMIT;")
 }
 
 #[cfg(test)]
@@ -395,6 +365,15 @@ mod tests {
         let sql = schema("t_1");
         assert!(sql.contains("CREATE TABLE IF NOT EXISTS t_1 ("));
         assert!(sql.contains("pg_notify('t_1', NEW.name)"));
+        assert!(sql.contains("CREATE TABLE IF NOT EXISTS plexer_nodes ("));
+        assert!(!sql.contains("plexer_accounts"));
         assert!(sql.starts_with("BEGIN;") && sql.ends_with("COMMIT;"));
+    }
+
+    #[test]
+    fn the_example_schema_is_the_one_plexer_creates() {
+        let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/cluster/schema.sql");
+        let example = std::fs::read_to_string(example).unwrap();
+        assert_eq!(example, SCHEMA, "copy crates/server/src/cluster/schema.sql to examples/cluster/");
     }
 }
