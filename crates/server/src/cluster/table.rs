@@ -372,8 +372,14 @@ mod tests {
 
     #[test]
     fn the_example_schema_is_the_one_plexer_creates() {
-        let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/cluster/schema.sql");
+        let example = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../examples/cluster/schema.sql"
+        );
         let example = std::fs::read_to_string(example).unwrap();
-        assert_eq!(example, SCHEMA, "copy crates/server/src/cluster/schema.sql to examples/cluster/");
+        assert_eq!(
+            example, SCHEMA,
+            "copy crates/server/src/cluster/schema.sql to examples/cluster/"
+        );
     }
 }
