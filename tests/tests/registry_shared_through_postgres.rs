@@ -166,6 +166,23 @@ fn a_bad_row_is_refused_by_every_node_by_name_and_the_rest_serve() {
         assert_eq!(greeting(node, "evil"), None);
         assert_eq!(greeting(node, "good").as_deref(), Some("fine"));
     }
+    // `serve --check` reads the table as a start would, and names the refused rows.
+    let mut check = std::process::Command::new(build::plexer());
+    check
+        .args(["serve", "--check", "--allow-root", "-c"])
+        .arg(one.config_path());
+    let checked = plexer_tests::run(&mut check, b"", Duration::from_secs(30));
+    assert_eq!(checked.code(), Some(1), "{checked}");
+    assert!(
+        checked.stderr_text().contains("plexer_accounts/broken"),
+        "{checked}"
+    );
+    assert!(
+        checked
+            .stderr_text()
+            .contains("2 account rows refused, 1 accounts ok in table plexer_accounts"),
+        "{checked}"
+    );
     // A bad spec through `plexer accounts add` is refused before anything is written.
     let bad = one.accounts(&["add", "worse", "--set", "pm=sometimes"]);
     assert_eq!(bad.code(), Some(1), "{bad}");

@@ -66,9 +66,9 @@ pub(crate) fn run(args: ServeArgs, log_format: super::LogFormat) -> anyhow::Resu
 /// one (a start would serve the others, but a check is asked whether everything is right).
 fn check(args: &ServeArgs) -> anyhow::Result<ExitCode> {
     let (config, _keys, loaded) = serve::check(&args.config, args.allow_root)?;
-    let dir = match config.accounts_from() {
-        AccountsFrom::Dir(dir) => dir.display().to_string(),
-        AccountsFrom::Table(registry) => format!("table {}", registry.table),
+    let (dir, entries) = match config.accounts_from() {
+        AccountsFrom::Dir(dir) => (dir.display().to_string(), "files"),
+        AccountsFrom::Table(registry) => (format!("table {}", registry.table), "rows"),
     };
     let accounts = loaded.registry.len();
     if loaded.refused.is_empty() {
@@ -85,8 +85,8 @@ fn check(args: &ServeArgs) -> anyhow::Result<ExitCode> {
     }
     writeln!(
         stderr,
-        "plexer: {} account files refused, {accounts} accounts ok in {dir}: fix or remove the \
-         refused files (a start would serve the others and refuse these)",
+        "plexer: {} account {entries} refused, {accounts} accounts ok in {dir}: fix or remove \
+         the refused {entries} (a start would serve the others and refuse these)",
         loaded.refused.len()
     )?;
     Ok(ExitCode::FAILURE)
