@@ -28,7 +28,7 @@
 //! ```
 
 use std::net::{SocketAddr, TcpStream};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
@@ -102,7 +102,7 @@ pub struct Node {
     name: String,
     files: ServeFiles,
     args: Vec<String>,
-    log: std::path::PathBuf,
+    log: PathBuf,
     /// `None` once [`kill`](Self::kill)ed.
     process: Option<Running>,
     netns: Netns,

@@ -43,8 +43,15 @@ pub const POOLS: [Subnet; 2] = [
 /// The prefix length of one namespace's link: two usable addresses, host side and inside.
 const LINK_PREFIX: u8 = 30;
 
-/// Serialises the choice of a /30 with its claim, across all test processes of the machine.
-const LOCK_FILE: &str = "/run/lock/plexer-tests-netns.lock";
+/// Serialises the choice of a /30 with its claim, across all test processes of the machine
+/// (whatever their `$TMPDIR`): in /run/lock, or /tmp where there is none.
+fn lock_file() -> &'static Path {
+    if Path::new("/run/lock").is_dir() {
+        Path::new("/run/lock/plexer-tests-netns.lock")
+    } else {
+        Path::new("/tmp/plexer-tests-netns.lock")
+    }
+}
 
 /// The name of the pair's end inside the namespace.
 const INSIDE_DEVICE: &str = "eth0";
@@ -186,14 +193,15 @@ impl Netns {
             "{host_device:?} is too long for an interface name"
         );
 
+        let lock_path = lock_file();
         let lock = File::options()
             .create(true)
             .truncate(false)
             .write(true)
-            .open(LOCK_FILE)
-            .unwrap_or_else(|err| panic!("open {LOCK_FILE}: {err}"));
-        let _lock = Flock::lock(lock, FlockArg::LockExclusive)
-            .unwrap_or_else(|(_, err)| panic!("lock {LOCK_FILE}: {err}"));
+            .open(lock_path)
+            .unwrap_or_else(|err| panic!("open {}: {err}", lock_path.display()));
+        let claim = Flock::lock(lock, FlockArg::LockExclusive)
+            .unwrap_or_else(|(_, err)| panic!("lock {}: {err}", lock_path.display()));
         let seed = pid.wrapping_mul(31).wrapping_add(n as u32);
         let link = free_link(&taken_subnets(), seed).unwrap_or_else(|| {
             panic!("no /30 in {POOLS:?} is free of the machine's addresses and routes")
@@ -221,7 +229,7 @@ impl Netns {
         let host = format!("{}/{LINK_PREFIX}", netns.host());
         netns.ip(&["addr", "add", &host, "dev", &netns.host_device]);
         // Claimed: the address is in `ip addr` for the next process that takes the lock.
-        drop(_lock);
+        drop(claim);
         netns.ip(&["link", "set", &netns.host_device, "up"]);
         let inside = format!("{}/{LINK_PREFIX}", netns.inside());
         netns.ip(&[
