@@ -104,13 +104,66 @@ pub fn exchange(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> Vec<u8> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect to the HTTP server");
+    let request = Request {
+        version,
+        method,
+        path,
+        headers,
+        body,
+    };
+    try_exchange(port, &request, IO_TIMEOUT).unwrap_or_else(|err| {
+        panic!("{method} {path} to the HTTP server on port {port} failed: {err}")
+    })
+}
+
+/// A GET of `path` as HTTP/1.0, as [`get`] sends it, that returns what went wrong instead of
+/// panicking, and gives up after `timeout` without a byte: for load loops that count failures
+/// while a server goes away.
+pub fn try_get(
+    port: u16,
+    path: &str,
+    headers: &[(&str, &str)],
+    timeout: Duration,
+) -> std::io::Result<HttpResponse> {
+    let request = Request {
+        version: "HTTP/1.0",
+        method: "GET",
+        path,
+        headers,
+        body: b"",
+    };
+    let raw = try_exchange(port, &request, timeout)?;
+    if !raw.windows(4).any(|w| w == b"\r\n\r\n") {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            format!("the response ended before its head did: {raw:?}"),
+        ));
+    }
+    Ok(parse(&raw))
+}
+
+#[derive(Clone, Copy)]
+struct Request<'a> {
+    version: &'a str,
+    method: &'a str,
+    path: &'a str,
+    headers: &'a [(&'a str, &'a str)],
+    body: &'a [u8],
+}
+
+fn try_exchange(port: u16, request: &Request<'_>, timeout: Duration) -> std::io::Result<Vec<u8>> {
+    let Request {
+        version,
+        method,
+        path,
+        headers,
+        body,
+    } = *request;
+    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
     // A server that stops reading (one that refused the body, say) must fail the write, not
     // hang it.
-    stream
-        .set_read_timeout(Some(IO_TIMEOUT))
-        .and_then(|()| stream.set_write_timeout(Some(IO_TIMEOUT)))
-        .expect("set the read and write timeouts");
+    stream.set_read_timeout(Some(timeout))?;
+    stream.set_write_timeout(Some(timeout))?;
     let mut head = format!("{method} {path} {version}\r\nHost: localhost\r\nConnection: close\r\n");
     for (name, value) in headers {
         head.push_str(&format!("{name}: {value}\r\n"));
@@ -122,13 +175,11 @@ pub fn exchange(
         head.push_str(&format!("Content-Length: {}\r\n", body.len()));
     }
     head.push_str("\r\n");
-    stream
-        .write_all(head.as_bytes())
-        .expect("send the request head");
-    stream.write_all(body).expect("send the request body");
+    stream.write_all(head.as_bytes())?;
+    stream.write_all(body)?;
     let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).expect("read the response");
-    raw
+    stream.read_to_end(&mut raw)?;
+    Ok(raw)
 }
 
 /// The data of a chunked body (RFC 9112 §7.1); panics on a malformed or unfinished one.

@@ -14,7 +14,8 @@
 //! ```
 //!
 //! The rules every helper keeps, so that tests can run in parallel and leave nothing behind:
-//! - sockets and files live under a [`Scratch`] directory; TCP only ever binds `127.0.0.1`;
+//! - sockets and files live under a [`Scratch`] directory; TCP only ever binds `127.0.0.1`, or
+//!   the ends of a test's own namespace links ([`netns`]);
 //! - every process a test starts is a [`Running`] guard in its own process group, killed with
 //!   its children and reaped on drop; its output goes to a log file that is printed when the
 //!   test fails;
@@ -45,7 +46,9 @@
 //! | [`django`] | the Django example behind plexer: its virtualenv, databases and config |
 //! | [`log_events`] | `--log-format json` lines read as events, for assertions on fields |
 //! | [`load`] | a bounded HTTP/1.1 load generator: N kept-alive connections on one thread, per-request timeouts (the front benchmark uses it too) |
-//! | [`postgres`] | a private PostgreSQL server on a unix socket in the scratch directory, and on loopback TCP when asked |
+//! | [`postgres`] | a private PostgreSQL server on a unix socket in the scratch directory, and on loopback TCP (and namespace links) when asked; stopped and started again |
+//! | [`netns`] | a network namespace per test, linked to the root namespace by a veth pair on a /30 of its own |
+//! | [`cluster`] | `plexer serve` nodes, each in its namespace on TCP, and the consistent-hashing nginx site in front of them |
 //! | [`redis`] | a private Redis server on loopback TCP and on a unix socket named `cache.sock` |
 //! | [`fake`] | a scripted FastCGI server that misbehaves on purpose |
 //! | [`procfs`] | what is read from `/proc`: liveness, children, descriptors, memory, CPU time |
@@ -58,6 +61,7 @@ pub mod browser;
 pub mod build;
 pub mod cgi;
 pub mod chromium;
+pub mod cluster;
 pub mod data;
 pub mod django;
 pub mod examples;
@@ -67,6 +71,7 @@ pub mod http;
 pub mod lighttpd;
 pub mod load;
 pub mod log_events;
+pub mod netns;
 pub mod nginx;
 pub mod ownership;
 pub mod php;

@@ -5,7 +5,8 @@
 //! /etc/nginx/nginx.conf: nginx listens on 127.0.0.1 on a free port, keeps every file and
 //! temp directory in the scratch directory, and stops with the guard. A test that needs server
 //! blocks of its own (several hosts, a closed location, `auth_basic`) gives the site file's
-//! text instead ([`Nginx::start_with_site`]).
+//! text instead ([`Nginx::start_with_site`]), and one with upstreams of its own (the cluster's
+//! nodes) gives it whole ([`Nginx::start_with_own_site`]).
 
 use std::path::Path;
 use std::process::Command;
@@ -33,6 +34,20 @@ impl Nginx {
     /// socket line `server unix:/run/plexer/plexer.sock;` are replaced as in the shipped one,
     /// and must occur.
     pub fn start_with_site(scratch: &Scratch, upstream: &Path, site: &str) -> Self {
+        assert!(
+            site.contains(SHIPPED_SOCKET),
+            "the site file has no {SHIPPED_SOCKET:?}"
+        );
+        let site = site.replace(
+            SHIPPED_SOCKET,
+            &format!("server unix:{};", upstream.display()),
+        );
+        Self::start_with_own_site(scratch, &site)
+    }
+
+    /// nginx on the site file text `site`, whose upstreams are the test's own (TCP nodes, say):
+    /// only every `listen 80;` is replaced, and must occur.
+    pub fn start_with_own_site(scratch: &Scratch, site: &str) -> Self {
         let dir = scratch.join("nginx");
         for sub in ["body", "fastcgi", "proxy", "uwsgi", "scgi"] {
             std::fs::create_dir_all(dir.join(sub)).expect("create nginx's temp dirs");
@@ -46,15 +61,11 @@ impl Nginx {
         // it does from /etc/nginx.
         std::fs::copy("/etc/nginx/fastcgi_params", dir.join("fastcgi_params"))
             .expect("copy /etc/nginx/fastcgi_params (package nginx-common)");
-        for shipped in [SHIPPED_SOCKET, SHIPPED_LISTEN] {
-            assert!(site.contains(shipped), "the site file has no {shipped:?}");
-        }
-        let site = site
-            .replace(
-                SHIPPED_SOCKET,
-                &format!("server unix:{};", upstream.display()),
-            )
-            .replace(SHIPPED_LISTEN, &format!("listen 127.0.0.1:{port};"));
+        assert!(
+            site.contains(SHIPPED_LISTEN),
+            "the site file has no {SHIPPED_LISTEN:?}"
+        );
+        let site = site.replace(SHIPPED_LISTEN, &format!("listen 127.0.0.1:{port};"));
         let site_path = dir.join("plexer-site.conf");
         std::fs::write(&site_path, site).expect("write the site file");
 

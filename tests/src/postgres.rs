@@ -1,15 +1,20 @@
 //! A real PostgreSQL server (Debian's package), private to one test: a fresh cluster in the
 //! scratch directory, listening on a unix socket there (`DIR/.s.PGSQL.5432`) and, when asked,
 //! on 127.0.0.1 at a free port (then the socket is `DIR/.s.PGSQL.PORT`), with trust
-//! authentication for the `postgres` user. It is killed with the guard.
+//! authentication for the `postgres` user. For the cluster tests it also listens on the
+//! root-side ends of test namespaces' links, and lets those links' clients in
+//! ([`Postgres::start_on_addresses`]); it can be stopped and started again on the same data
+//! ([`Postgres::stop`], [`Postgres::start_again`]). It is killed with the guard.
 //!
 //! initdb and postgres refuse to run as root, so as root (CI) they run as the `postgres` user
 //! the package creates, and the directory is handed to it.
 
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use crate::netns::Subnet;
 use crate::{Running, Scratch, run, wait};
 
 /// Where Debian installs the server programs.
@@ -30,8 +35,13 @@ const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
 /// A running PostgreSQL server.
 pub struct Postgres {
     dir: PathBuf,
+    data: PathBuf,
     port: u16,
-    _server: Running,
+    /// `listen_addresses`, as given to the server.
+    listen: String,
+    log: PathBuf,
+    /// `None` while stopped ([`Postgres::stop`]).
+    server: Option<Running>,
 }
 
 fn as_postgres(program: &Path) -> Command {
@@ -47,17 +57,39 @@ fn as_postgres(program: &Path) -> Command {
 impl Postgres {
     /// A server on its unix socket only, at PostgreSQL's default port number.
     pub fn start(scratch: &Scratch) -> Self {
-        Self::start_listening(scratch, None)
+        Self::start_listening(scratch, 5432, &[], &[])
     }
 
     /// A server on 127.0.0.1 at a free port (never 5432), and on its unix socket.
     pub fn start_on_tcp(scratch: &Scratch) -> Self {
-        Self::start_listening(scratch, Some(crate::addr::free_port()))
+        Self::start_on_addresses(scratch, &[], &[])
     }
 
-    fn start_listening(scratch: &Scratch, tcp_port: Option<u16>) -> Self {
-        let port = tcp_port.unwrap_or(5432);
-        let listen = if tcp_port.is_some() { "127.0.0.1" } else { "" };
+    /// A server on 127.0.0.1 and on `addresses` (the root-side ends of test namespaces'
+    /// links, [`crate::netns::Netns::host`]) at a free port, and on its unix socket; clients
+    /// from `clients` (the namespaces' links) may sign in as `postgres` without a password, as
+    /// local ones may. The addresses must exist when it starts, and when it starts again.
+    pub fn start_on_addresses(
+        scratch: &Scratch,
+        addresses: &[Ipv4Addr],
+        clients: &[Subnet],
+    ) -> Self {
+        let mut listen = vec![Ipv4Addr::LOCALHOST];
+        listen.extend_from_slice(addresses);
+        Self::start_listening(scratch, crate::addr::free_port(), &listen, clients)
+    }
+
+    fn start_listening(
+        scratch: &Scratch,
+        port: u16,
+        listen: &[Ipv4Addr],
+        clients: &[Subnet],
+    ) -> Self {
+        let listen = listen
+            .iter()
+            .map(Ipv4Addr::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
         let dir = scratch.join("postgres");
         std::fs::create_dir_all(&dir).expect("create the cluster directory");
         if nix::unistd::Uid::effective().is_root() {
@@ -76,24 +108,37 @@ impl Postgres {
             .arg(&data)
             .args(["-A", "trust", "-U", "postgres", "--no-sync"]);
         run(&mut initdb, b"", Duration::from_secs(60)).assert_success();
+        allow_clients(&data, clients);
+        let mut postgres = Self {
+            dir,
+            data,
+            port,
+            listen,
+            log: scratch.unique("postgres", "log"),
+            server: None,
+        };
+        postgres.start_again();
+        postgres
+    }
+
+    /// Starts the server again on the same data directory, addresses and port, after
+    /// [`stop`](Self::stop); returns once it answers queries.
+    pub fn start_again(&mut self) {
+        assert!(self.server.is_none(), "PostgreSQL is already running");
         let mut postgres = as_postgres(&pg_bin("postgres"));
         postgres
             .arg("-D")
-            .arg(&data)
+            .arg(&self.data)
             .arg("-k")
-            .arg(&dir)
+            .arg(&self.dir)
             .arg("-p")
-            .arg(port.to_string())
+            .arg(self.port.to_string())
             .arg("-c")
-            .arg(format!("listen_addresses={listen}"))
+            .arg(format!("listen_addresses={}", self.listen))
             .args(["-c", "fsync=off"]);
-        let mut server = Running::spawn(
-            "postgres",
-            &mut postgres,
-            &scratch.unique("postgres", "log"),
-        );
+        let mut server = Running::spawn("postgres", &mut postgres, &self.log);
         // A server that failed to start fails the wait at once, with its log.
-        let socket = dir.join(format!(".s.PGSQL.{port}"));
+        let socket = self.socket();
         wait::wait_until(
             "PostgreSQL listens",
             || {
@@ -108,15 +153,42 @@ impl Postgres {
             "PostgreSQL answers queries",
             || {
                 server.assert_running();
-                psql(&dir, port, "select 1").is_some()
+                psql(&self.dir, self.port, "select 1").is_some()
             },
             Duration::from_secs(30),
         );
-        Self {
-            dir,
-            port,
-            _server: server,
-        }
+        self.server = Some(server);
+    }
+
+    /// Stops the server as an operator would (`pg_ctl stop -m fast`: sessions are cut, the
+    /// data is kept) and waits until it has exited; [`start_again`](Self::start_again) brings
+    /// it back. Signalled through pg_ctl rather than the guard's process, since that is
+    /// runuser's, which would turn a SIGINT into a SIGTERM (a "smart" shutdown that waits for
+    /// every session to end).
+    pub fn stop(&mut self) {
+        let mut server = self.server.take().expect("PostgreSQL is running");
+        let mut pg_ctl = as_postgres(&pg_bin("pg_ctl"));
+        pg_ctl
+            .arg("stop")
+            .arg("-D")
+            .arg(&self.data)
+            .args(["-m", "fast", "-w", "-t", "30"]);
+        run(&mut pg_ctl, b"", Duration::from_secs(40)).assert_success();
+        assert!(
+            server.wait_exit(Duration::from_secs(10)).is_some(),
+            "PostgreSQL's runuser did not exit after pg_ctl stop"
+        );
+    }
+
+    /// Whether the server is running (not [`stop`](Self::stop)ped).
+    pub fn is_running(&self) -> bool {
+        self.server.is_some()
+    }
+
+    /// A libpq URL to this server through `host`, one of its TCP addresses, as user and
+    /// database `postgres`.
+    pub fn url(&self, host: Ipv4Addr) -> String {
+        format!("postgresql://postgres@{host}:{}/postgres", self.port)
     }
 
     /// The socket directory (`host` for libpq, `-h` for psql).
@@ -124,7 +196,8 @@ impl Postgres {
         &self.dir
     }
 
-    /// The port: 5432, or the TCP port of [`Postgres::start_on_tcp`].
+    /// The port: 5432, or the TCP port of [`Postgres::start_on_tcp`] and
+    /// [`Postgres::start_on_addresses`].
     pub fn port(&self) -> u16 {
         self.port
     }
@@ -182,6 +255,20 @@ impl Postgres {
 
     fn try_query(&self, sql: &str) -> Option<String> {
         psql(&self.dir, self.port, sql)
+    }
+}
+
+/// Appends `host` lines to the cluster's pg_hba.conf so that `postgres` may connect from
+/// `clients` without a password (initdb's `-A trust` only covers the loopback addresses).
+fn allow_clients(data: &Path, clients: &[Subnet]) {
+    use std::io::Write;
+    let hba = data.join("pg_hba.conf");
+    let mut file = std::fs::File::options()
+        .append(true)
+        .open(&hba)
+        .unwrap_or_else(|err| panic!("open {}: {err}", hba.display()));
+    for client in clients {
+        writeln!(file, "host all postgres {client} trust").expect("write pg_hba.conf");
     }
 }
 

@@ -69,7 +69,16 @@ impl ServeFiles {
     /// (name, account file text). Relative paths in the config are taken from its directory,
     /// which also holds `secret` (a key) and `accounts.d/`.
     pub fn with_config(scratch: &Scratch, config: &str, accounts: &[(&str, &str)]) -> Self {
-        let dir = scratch.join("plexer");
+        let mut files = Self::in_dir(&scratch.join("plexer"), config, accounts);
+        files.socket = PlexerServe::socket_in(scratch);
+        files
+    }
+
+    /// As [`with_config`](Self::with_config), in the directory `dir` (made if missing), for a
+    /// test that runs several plexers; `socket` is then `dir/plexer.sock`, which the config may
+    /// or may not use.
+    pub fn in_dir(dir: &Path, config: &str, accounts: &[(&str, &str)]) -> Self {
+        let dir = dir.to_path_buf();
         let accounts_dir = dir.join("accounts.d");
         std::fs::create_dir_all(&accounts_dir).expect("create accounts.d");
         std::fs::write(dir.join("secret"), format!("{}\n", "s3cret-".repeat(8)))
@@ -83,9 +92,9 @@ impl ServeFiles {
         let config_path = dir.join("plexer.yaml");
         std::fs::write(&config_path, config).expect("write the config");
         Self {
+            socket: dir.join("plexer.sock"),
             dir,
             config: config_path,
-            socket: PlexerServe::socket_in(scratch),
         }
     }
 }
@@ -177,13 +186,13 @@ impl PlexerServe {
 
     /// A valid routing cookie header value for `account` (the three-part form).
     pub fn cookie(&self, account: &str) -> String {
-        self.sign(&self.config, &[account])
+        sign_cookie(&self.config, &[account])
     }
 
     /// A valid routing cookie header value for `account` that signs `user` in (the four-part
     /// form, by `plexer cookie sign ACCOUNT --user USER`).
     pub fn cookie_for_user(&self, account: &str, user: &str) -> String {
-        self.sign(&self.config, &[account, "--user", user])
+        sign_cookie(&self.config, &[account, "--user", user])
     }
 
     /// A routing cookie header value signed with this plexer's key, for `account` (and `user`),
@@ -199,23 +208,7 @@ impl PlexerServe {
         .expect("write the config copy");
         let mut args = vec![account];
         args.extend(user.iter().flat_map(|user| ["--user", user]));
-        self.sign(&config, &args)
-    }
-
-    /// `plexer cookie sign ARGS… -c CONFIG`, as a `Cookie` header value.
-    fn sign(&self, config: &Path, args: &[&str]) -> String {
-        let mut command = Command::new(build::plexer());
-        command
-            .args(["cookie", "sign"])
-            .args(args)
-            .arg("-c")
-            .arg(config);
-        let finished = crate::run(&mut command, b"", Duration::from_secs(10));
-        finished.assert_success();
-        format!(
-            "plexer_account={}",
-            String::from_utf8_lossy(&finished.stdout).trim()
-        )
+        sign_cookie(&config, &args)
     }
 
     pub fn path(&self, name: &str) -> PathBuf {
@@ -236,21 +229,12 @@ impl PlexerServe {
 
     /// `plexer accounts ARGS… -c CONFIG`, finished.
     pub fn accounts(&self, args: &[&str]) -> crate::Finished {
-        let mut command = Command::new(build::plexer());
-        command
-            .arg("accounts")
-            .arg("-c")
-            .arg(&self.config)
-            .args(args);
-        crate::run(&mut command, b"", Duration::from_secs(60))
+        accounts(&self.config, args)
     }
 
     /// `plexer status --json`, or `null` when it gave no JSON.
     pub fn status_json(&self) -> serde_json::Value {
-        let mut command = Command::new(build::plexer());
-        command.args(["status", "--json", "-c"]).arg(&self.config);
-        let status = crate::run(&mut command, b"", Duration::from_secs(10));
-        serde_json::from_slice(&status.stdout).unwrap_or_default()
+        status_json(&self.config)
     }
 
     /// Waits until a request of `account` is being served (a worker busy), by
@@ -310,4 +294,36 @@ impl PlexerServe {
             .cloned()
             .unwrap_or_else(|| "-".into())
     }
+}
+
+/// `plexer cookie sign ARGS… -c CONFIG`, as a `Cookie` header value: a routing cookie signed
+/// with the key of the plexer whose config is `config`.
+pub fn sign_cookie(config: &Path, args: &[&str]) -> String {
+    let mut command = Command::new(build::plexer());
+    command
+        .args(["cookie", "sign"])
+        .args(args)
+        .arg("-c")
+        .arg(config);
+    let finished = crate::run(&mut command, b"", Duration::from_secs(10));
+    finished.assert_success();
+    format!(
+        "plexer_account={}",
+        String::from_utf8_lossy(&finished.stdout).trim()
+    )
+}
+
+/// `plexer accounts ARGS… -c CONFIG`, finished.
+pub fn accounts(config: &Path, args: &[&str]) -> crate::Finished {
+    let mut command = Command::new(build::plexer());
+    command.arg("accounts").arg("-c").arg(config).args(args);
+    crate::run(&mut command, b"", Duration::from_secs(60))
+}
+
+/// `plexer status --json -c CONFIG`, or `null` when it gave no JSON.
+pub fn status_json(config: &Path) -> serde_json::Value {
+    let mut command = Command::new(build::plexer());
+    command.args(["status", "--json", "-c"]).arg(config);
+    let status = crate::run(&mut command, b"", Duration::from_secs(10));
+    serde_json::from_slice(&status.stdout).unwrap_or_default()
 }
