@@ -230,15 +230,10 @@ impl Node {
     }
 }
 
-/// The variable nginx hashes on: the account part of the routing cookie. Not the whole
-/// cookie: its value also holds the expiry, the user and the signature, so two cookies of one
-/// account (signed at different times, or for different users) would hash apart and the
-/// account's workers would start on several nodes.
-pub const HASH_KEY: &str = "$plexer_account_name";
-
-/// An nginx site (with `listen 80;`, for [`crate::Nginx::start_with_own_site`]) in front of
-/// `nodes`: one upstream with consistent hashing on the routing cookie's account, and quick
-/// failover to the next node on the ring when a node is down.
+/// examples/cluster/nginx.conf as shipped (with `listen 80;`, for
+/// [`crate::Nginx::start_with_own_site`]), its three example nodes replaced by `nodes`: one
+/// upstream with consistent hashing on the routing cookie's account, and quick failover to
+/// the next node on the ring when a node is down.
 pub fn front_site(nodes: &[Node]) -> String {
     let addrs: Vec<SocketAddr> = nodes.iter().map(Node::addr).collect();
     front_site_for(&addrs)
@@ -250,40 +245,10 @@ pub fn front_site_for(nodes: &[SocketAddr]) -> String {
         .iter()
         .map(|addr| format!("    server {addr} max_fails=1 fail_timeout=5s;\n"))
         .collect();
-    format!(
-        r#"# Account names have no dot (crates/server/src/account.rs): the cookie's first part.
-map $cookie_plexer_account {HASH_KEY} {{
-    "~^(?<account>[^.]+)\." $account;
-    default "";
-}}
-
-upstream plexer_nodes {{
-    hash {HASH_KEY} consistent;
-{servers}    keepalive 16;
-}}
-
-server {{
-    listen 80;
-    server_name _;
-
-    location / {{
-        include fastcgi_params;
-        fastcgi_param SCRIPT_NAME "";
-        fastcgi_param PATH_INFO $fastcgi_script_name;
-        fastcgi_pass plexer_nodes;
-        fastcgi_keep_conn on;
-
-        # A node that is down refuses at once (its address stays, nothing listens) or, gone
-        # from the network, does not answer: a short connect timeout moves on within a second.
-        # Only requests not yet answered are retried elsewhere, and GETs only.
-        fastcgi_next_upstream error timeout;
-        fastcgi_next_upstream_tries 3;
-        fastcgi_next_upstream_timeout 10s;
-        fastcgi_connect_timeout 1s;
-        fastcgi_read_timeout 75s;
-        fastcgi_send_timeout 75s;
-    }}
-}}
-"#
+    let example = |n: u8| format!("    server 10.0.0.1{n}:9000 max_fails=1 fail_timeout=5s;\n");
+    let (first, second, third) = (example(1), example(2), example(3));
+    crate::examples::render(
+        "cluster/nginx.conf",
+        &[(&first, &servers), (&second, ""), (&third, "")],
     )
 }
