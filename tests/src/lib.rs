@@ -74,6 +74,7 @@ pub mod log_events;
 pub mod netns;
 pub mod nginx;
 pub mod ownership;
+pub mod pgbouncer;
 pub mod php;
 pub mod plexer;
 pub mod postgres;

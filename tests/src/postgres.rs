@@ -44,7 +44,7 @@ pub struct Postgres {
     server: Option<Running>,
 }
 
-fn as_postgres(program: &Path) -> Command {
+pub(crate) fn as_postgres(program: &Path) -> Command {
     if nix::unistd::Uid::effective().is_root() {
         let mut command = Command::new("runuser");
         command.args(["-u", "postgres", "--"]).arg(program);

@@ -7,6 +7,7 @@
 
 use std::time::{Duration, Instant};
 
+use plexer_tests::pgbouncer::PgBouncer;
 use plexer_tests::postgres::Postgres;
 use plexer_tests::{PlexerServe, Scratch, build, wait_for};
 
@@ -295,4 +296,40 @@ fn an_accounts_dir_is_imported_and_every_node_shows_in_the_cluster_status() {
     text.assert_success();
     let text = text.stdout_text();
     assert!(text.contains("one*") && text.contains("two"), "{text}");
+}
+
+#[test]
+fn a_node_behind_a_transaction_pooler_says_listen_cannot_work_and_follows_the_table_anyway() {
+    let (db, node_dir) = (Scratch::new(), Scratch::new());
+    let postgres = Postgres::start(&db);
+    let pooler = PgBouncer::start_in_transaction_mode(&db, &postgres);
+    let config = format!(
+        "listen: unix:{}\nlisten_mode: \"0666\"\nnode: pooled\n\
+         registry:\n  postgres: \"{}\"\n  check_interval: 500ms\n\
+         runtime_dir: run\nsecret_file: secret\ndrain_timeout: 5s\n\
+         pool:\n  command: [{}]\n  pm: ondemand\n  max_children: 2\n",
+        PlexerServe::socket_in(&node_dir).display(),
+        pooler.conninfo(),
+        build::hello().display(),
+    );
+    let node = PlexerServe::start_with_config(&node_dir, &config, &[]);
+    // Another client of the pooler takes the server session the node LISTENs on (the only
+    // idle one) for 3 s: the node's next check is answered by another server process.
+    std::thread::scope(|scope| {
+        scope.spawn(|| pooler.query("select pg_sleep(3)"));
+        let said = || node.log().contains("LISTEN cannot work on this connection");
+        assert!(wait_for(said, Duration::from_secs(10)), "{}", node.log());
+    });
+    assert!(
+        node.log().contains("pool_mode = transaction"),
+        "{}",
+        node.log()
+    );
+    // The check of the table's fingerprint brings a row in all the same.
+    postgres.query(
+        "insert into plexer_accounts (name, spec) values \
+         ('pooled', 'env: { HELLO_GREETING: through the pooler }')",
+    );
+    let took = until_greeting(&node, "pooled", Some("through the pooler"));
+    assert!(took < Duration::from_secs(2), "found after {took:?}");
 }

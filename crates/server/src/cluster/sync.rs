@@ -7,9 +7,11 @@
 //!   node sends itself now and then must come back, or the session is replaced;
 //! - networks drop idle connections (Hasura): TCP keepalives and a TCP user timeout, and every
 //!   query bounded in time;
-//! - a connection pooler in transaction mode cannot LISTEN (pgbouncer): the first
-//!   self-notification proves delivery, and when it never comes the node says why and lives on
-//!   the periodic check alone;
+//! - a connection pooler in transaction mode cannot LISTEN (pgbouncer): the LISTEN stays with
+//!   one server session, which the pooler then lends to other clients. A real session keeps
+//!   its server process for life, so a process id that changes under the connection (asked
+//!   with every check) gives the pooler away; so does a first self-notification that never
+//!   comes back. The node then says why and what to do, and lives on the periodic check alone;
 //! - notifications sent while a node was disconnected are lost: the whole table is read after
 //!   every (re)connection.
 
@@ -140,12 +142,16 @@ impl Sync {
         if let Err(err) = bounded(client.batch_execute(&listen)).await {
             return lost(err);
         }
+        let listening_pid = match bounded(self.table.backend_pid(&client)).await {
+            Ok(pid) => pid,
+            Err(err) => return lost(err),
+        };
         let delivers = match self.probe(&client, &mut notified, PROBE_TIMEOUT).await {
             Ok(delivers) => delivers,
             Err(err) => return lost(err),
         };
         if !delivers {
-            tracing::error!(table = self.table.name(), check_interval = ?self.check_interval, "registry: LISTEN delivers nothing on this connection (a pooler in transaction mode, such as pgbouncer, cannot LISTEN): point registry.postgres at PostgreSQL itself or at a session-mode pool; until then changes reach this node only through the check every check_interval");
+            self.listen_cannot_work("a notification this node sent itself never came back");
         }
         // Everything that changed while this node was not listening.
         let mut known = Known::default();
@@ -159,8 +165,12 @@ impl Sync {
         if let Some(since) = down_since {
             tracing::info!(table = self.table.name(), rows = known.0.len(), down_for = ?since.elapsed(), "registry: connected again, the table read whole");
         }
+        let listening = Listening {
+            pid: listening_pid,
+            delivers,
+        };
         let why = self
-            .follow(&client, &mut notified, &mut known, delivers)
+            .follow(&client, &mut notified, &mut known, listening)
             .await;
         Ended {
             why,
@@ -175,12 +185,12 @@ impl Sync {
         client: &Client,
         notified: &mut mpsc::UnboundedReceiver<Event>,
         known: &mut Known,
-        delivers: bool,
+        listening: Listening,
     ) -> String {
         let mut check = tokio::time::interval(self.check_interval);
         check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut heartbeat_due = Instant::now();
-        let mut probe = Probe::new(delivers);
+        let mut probe = Probe::new(listening.delivers);
         loop {
             tokio::select! {
                 event = notified.recv() => {
@@ -211,8 +221,17 @@ impl Sync {
                     }
                 }
                 _ = check.tick() => {
-                    if let Err(err) = self.check(client, known).await {
-                        return err;
+                    let pid = match self.check(client, known).await {
+                        Ok(pid) => pid,
+                        Err(err) => return err,
+                    };
+                    if pid != listening.pid && probe.delivers {
+                        probe.delivers = false;
+                        self.listen_cannot_work(&format!(
+                            "the server session changed under this connection (process {} \
+                             listens, process {pid} answered)",
+                            listening.pid
+                        ));
                     }
                     if heartbeat_due <= Instant::now() {
                         heartbeat_due = Instant::now() + HEARTBEAT_EVERY;
@@ -299,9 +318,10 @@ impl Sync {
         Ok(())
     }
 
-    /// The safety net: the table's fingerprint against what this node read.
-    async fn check(&self, client: &Client, known: &mut Known) -> Result<(), String> {
-        let there = bounded(self.table.fingerprint(client)).await?;
+    /// The safety net: the table's fingerprint against what this node read; the server
+    /// process that answered.
+    async fn check(&self, client: &Client, known: &mut Known) -> Result<i32, String> {
+        let (there, pid) = bounded(self.table.fingerprint(client)).await?;
         if there != known.fingerprint() {
             tracing::info!(
                 table = self.table.name(),
@@ -309,8 +329,20 @@ impl Sync {
             );
             self.read_whole(client, known).await?;
         }
-        Ok(())
+        Ok(pid)
     }
+
+    /// Says, once per connection, that LISTEN cannot work on it, why, and what to do.
+    fn listen_cannot_work(&self, sign: &str) {
+        tracing::error!(table = self.table.name(), check_interval = ?self.check_interval, "registry: LISTEN cannot work on this connection: {sign}. A pooler in transaction mode (pgbouncer's pool_mode = transaction) lends the listening session to other clients; point registry.postgres at PostgreSQL itself or at a pool in session mode. Until then changes reach this node only through the check every check_interval");
+    }
+}
+
+/// The server session that LISTENs, and whether its first self-notification came back.
+#[derive(Clone, Copy)]
+struct Listening {
+    pid: i32,
+    delivers: bool,
 }
 
 /// The periodic self-notification of a LISTEN session that delivered its first.

@@ -1,12 +1,15 @@
 //! The accounts table in PostgreSQL: its schema, created when missing, and the statements
 //! plexer runs on it. The table's name comes from the config, checked to be a plain SQL name
 //! (`config::is_identifier`), and is the only text ever written into SQL; every value is a
-//! parameter.
+//! parameter. Every statement is unnamed and sent in one round trip (`query_typed`): a named
+//! prepared statement lives in one server session, which a pooler in transaction mode does not
+//! keep between a statement's preparation and its execution.
 
 use std::sync::Arc;
 
 use arc_swap::ArcSwapOption;
 use tokio_postgres::Client;
+use tokio_postgres::types::Type;
 
 /// One row: `spec` is exactly what an account file holds; `version` is stamped by the
 /// table's trigger on every insert and update, from one sequence, so it only grows.
@@ -129,7 +132,8 @@ impl Table {
              RETURNING version",
             self.name
         );
-        let row = self.client()?.query_opt(&sql, &[&name, &spec]).await;
+        let params = [(&name as _, Type::TEXT), (&spec as _, Type::TEXT)];
+        let row = self.client()?.query_typed_opt(&sql, &params).await;
         Ok(row
             .map_err(Self::refused("add the account"))?
             .map(|row| row.get(0)))
@@ -137,17 +141,23 @@ impl Table {
 
     /// Deletes an account; whether there was one.
     pub async fn delete(&self, name: &str) -> Result<bool, TableError> {
-        let sql = format!("DELETE FROM {} WHERE name = $1", self.name);
-        let deleted = self.client()?.execute(&sql, &[&name]).await;
-        Ok(deleted.map_err(Self::refused("remove the account"))? > 0)
+        let sql = format!(
+            "DELETE FROM {} WHERE name = $1 RETURNING version",
+            self.name
+        );
+        let params = [(&name as _, Type::TEXT)];
+        let deleted = self.client()?.query_typed(&sql, &params).await;
+        Ok(!deleted
+            .map_err(Self::refused("remove the account"))?
+            .is_empty())
     }
 
     /// Deletes the row this node inserted, if nobody changed it since: an add that could not
     /// start takes back what it wrote.
     pub async fn delete_version(&self, name: &str, version: i64) -> Result<(), TableError> {
         let sql = format!("DELETE FROM {} WHERE name = $1 AND version = $2", self.name);
-        let client = self.client()?;
-        let deleted = client.execute(&sql, &[&name, &version]).await;
+        let params = [(&name as _, Type::TEXT), (&version as _, Type::INT8)];
+        let deleted = self.client()?.query_typed(&sql, &params).await;
         deleted.map_err(Self::refused("take back the account"))?;
         Ok(())
     }
@@ -157,7 +167,8 @@ impl Table {
             "SELECT name, spec, version FROM {} WHERE name = $1",
             self.name
         );
-        let row = self.client()?.query_opt(&sql, &[&name]).await;
+        let params = [(&name as _, Type::TEXT)];
+        let row = self.client()?.query_typed_opt(&sql, &params).await;
         Ok(row
             .map_err(Self::refused("read the account"))?
             .map(|r| row_of(&r)))
@@ -173,7 +184,9 @@ impl Table {
             "SELECT name, spec, version FROM {} WHERE name = ANY($1)",
             self.name
         );
-        let rows = client.query(&sql, &[&names]).await?;
+        let rows = client
+            .query_typed(&sql, &[(&names as _, Type::TEXT_ARRAY)])
+            .await?;
         Ok(rows.iter().map(row_of).collect())
     }
 
@@ -185,7 +198,7 @@ impl Table {
             "SELECT name, spec, version FROM {} ORDER BY name",
             self.name
         );
-        let rows = client.query(&sql, &[]).await?;
+        let rows = client.query_typed(&sql, &[]).await?;
         Ok(rows.iter().map(row_of).collect())
     }
 
@@ -197,20 +210,30 @@ impl Table {
     }
 
     /// The highest version and the number of rows: any insert, update or delete changes one
-    /// of them, so equal fingerprints mean nothing was missed.
+    /// of them, so equal fingerprints mean nothing was missed. With them, the server
+    /// session's process id, which a real session keeps and a transaction pooler changes.
     pub(crate) async fn fingerprint(
         &self,
         client: &Client,
-    ) -> Result<Fingerprint, tokio_postgres::Error> {
+    ) -> Result<(Fingerprint, i32), tokio_postgres::Error> {
         let sql = format!(
-            "SELECT coalesce(max(version), 0), count(*) FROM {}",
+            "SELECT coalesce(max(version), 0), count(*), pg_backend_pid() FROM {}",
             self.name
         );
-        let row = client.query_one(&sql, &[]).await?;
-        Ok(Fingerprint {
+        let row = client.query_typed_one(&sql, &[]).await?;
+        let fingerprint = Fingerprint {
             highest_version: row.get(0),
             rows: row.get(1),
-        })
+        };
+        Ok((fingerprint, row.get(2)))
+    }
+
+    /// The server session's process id.
+    pub(crate) async fn backend_pid(&self, client: &Client) -> Result<i32, tokio_postgres::Error> {
+        let row = client
+            .query_typed_one("SELECT pg_backend_pid()", &[])
+            .await?;
+        Ok(row.get(0))
     }
 
     /// Creates the table, its version sequence, its triggers and the node table when any is
@@ -218,15 +241,19 @@ impl Table {
     /// where they exist needs no rights beyond reading and writing the rows.
     pub(crate) async fn create_when_missing(&self, client: &Client) -> Result<(), TableError> {
         let refused = Self::refused("create the registry's table");
+        let (stamp, notify) = (
+            format!("{}_stamp", self.name),
+            format!("{}_notify", self.name),
+        );
         let present: i64 = client
-            .query_one(
+            .query_typed_one(
                 "SELECT count(*) FROM pg_trigger WHERE tgrelid = to_regclass($1) \
                  AND tgname IN ($2, $3) AND to_regclass($4) IS NOT NULL",
                 &[
-                    &self.name,
-                    &format!("{}_stamp", self.name),
-                    &format!("{}_notify", self.name),
-                    &NODES_TABLE,
+                    (&self.name as _, Type::TEXT),
+                    (&stamp as _, Type::TEXT),
+                    (&notify as _, Type::TEXT),
+                    (&NODES_TABLE as _, Type::TEXT),
                 ],
             )
             .await
@@ -248,7 +275,8 @@ impl Table {
         payload: &str,
     ) -> Result<(), tokio_postgres::Error> {
         let sql = "SELECT pg_notify($1, $2)";
-        client.execute(sql, &[&self.name, &payload]).await?;
+        let params = [(&self.name as _, Type::TEXT), (&payload as _, Type::TEXT)];
+        client.query_typed(sql, &params).await?;
         Ok(())
     }
 
@@ -265,7 +293,12 @@ impl Table {
              ON CONFLICT (name) DO UPDATE SET listen = EXCLUDED.listen, \
              status = EXCLUDED.status, seen = EXCLUDED.seen"
         );
-        client.execute(&sql, &[&node, &listen, &status]).await?;
+        let params = [
+            (&node as _, Type::TEXT),
+            (&listen as _, Type::TEXT),
+            (&status as _, Type::TEXT),
+        ];
+        client.query_typed(&sql, &params).await?;
         Ok(())
     }
 
@@ -276,7 +309,7 @@ impl Table {
             "SELECT name, coalesce(listen, ''), coalesce(status, '{{}}'), \
              extract(epoch FROM now() - seen)::float8 FROM {NODES_TABLE} ORDER BY name"
         );
-        let rows = self.client()?.query(&sql, &[]).await;
+        let rows = self.client()?.query_typed(&sql, &[]).await;
         let rows = rows.map_err(Self::refused("read the nodes"))?;
         Ok(rows
             .iter()
