@@ -162,6 +162,14 @@ bench: c-compiler
 	@# Live accounts (issue 5): add to first request, 1,000 files, 10,000 accounts beside 10.
 	$(CARGO) run --release -q -p plexer-bench --bin plexer-bench-accounts -- \
 		--plexer $(TARGET_DIR)/release/plexer --hello $(TARGET_DIR)/release/examples/hello
+	@# Many nodes, one registry (issue 14): propagation between two nodes through PostgreSQL,
+	@# and a node started with 10,000 accounts in the table beside 10,000 files.
+	@command -v psql >/dev/null && ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
+		echo "missing: PostgreSQL - installing postgresql"; \
+		$(SUDO) apt-get update && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y postgresql; }
+	$(CARGO) run --release -q -p plexer-bench --bin plexer-bench-cluster -- \
+		--plexer $(TARGET_DIR)/release/plexer --hello $(TARGET_DIR)/release/examples/hello
 
 # Remove build output.
 clean:

@@ -16,7 +16,8 @@
 //! every iteration, so no side can win by skipping work.
 //!
 //! The process benchmarks (`src/bin/plexer-bench-pool.rs`, `src/bin/plexer-bench-front.rs`,
-//! `src/bin/plexer-bench-accounts.rs`) run real servers instead:
+//! `src/bin/plexer-bench-accounts.rs`, `src/bin/plexer-bench-cluster.rs`) run real servers
+//! instead:
 //!
 //! | module | what it holds |
 //! |---|---|
@@ -26,13 +27,16 @@
 //! | [`guard`] | a server process (nginx, `plexer serve`, `plexer spawn`) stopped on drop |
 //! | [`timed_run`] | a command timed to its exit and killed at a deadline (`plexer accounts add`) |
 //! | [`plexer_cli`] | `plexer serve` and `plexer spawn` as processes, with their configs |
+//! | [`registry_node`] | `plexer serve` as a node of a registry in PostgreSQL, or with an accounts_dir |
+//! | [`routed`] | one GET routed by a signed cookie, answered with the account that served it |
 //! | [`nginx`] | nginx in front of one FastCGI socket, with or without upstream keepalive |
 //! | [`timing`] | medians and spreads, formatted |
 //! | [`machine`] | the machine a run was on: CPU, cores, kernel, load average |
 //! | [`binaries`] | `plexer` and `hello` as given, or next to the benchmark's binary |
 //!
-//! The HTTP/1.1 load generator and what is read from `/proc` are the tests' own:
-//! `plexer_tests::load` and `plexer_tests::procfs`.
+//! The HTTP/1.1 load generator, what is read from `/proc` and the private PostgreSQL server
+//! are the tests' own: `plexer_tests::load`, `plexer_tests::procfs` and
+//! `plexer_tests::postgres`.
 
 pub mod binaries;
 pub mod canned;
@@ -45,7 +49,9 @@ pub mod peers;
 pub mod php_fpm;
 pub mod pipe;
 pub mod plexer_cli;
+pub mod registry_node;
 pub mod relays;
+pub mod routed;
 pub mod supervised;
 pub mod timed_run;
 pub mod timing;

@@ -10,14 +10,12 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use fastcgi_client::{Client, Params, Request};
-use plexer_bench::binaries;
 use plexer_bench::guard::Server;
 use plexer_bench::timed_run::timed_run;
 use plexer_bench::timing::{Summary, human};
-use plexer_server::account::AccountName;
+use plexer_bench::{binaries, routed};
 use plexer_server::control::client;
 use plexer_server::control::protocol::Request as Control;
 use plexer_server::cookie::Keys;
@@ -36,8 +34,8 @@ const BATCH: usize = 200;
 const BATCHES: usize = 10;
 /// The longest a plexer may take to load its accounts (10,000 of them at the start).
 const LOAD_TIMEOUT: Duration = Duration::from_secs(120);
-/// The longest one request, or one `plexer accounts add`, may take.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// The longest one `plexer accounts add` may take.
+const ADD_TIMEOUT: Duration = Duration::from_secs(10);
 /// The longest until an added account serves its first request.
 const FIRST_SERVED_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -144,15 +142,7 @@ impl Plexer {
     }
 
     fn cookie(&self, account: &str) -> String {
-        let expiry = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_secs()
-            + 3600;
-        let value = self
-            .keys
-            .sign(&AccountName::new(account).unwrap(), None, expiry);
-        format!("plexer_account={value}")
+        routed::cookie(&self.keys, account)
     }
 
     fn rss_kib(&self) -> u64 {
@@ -168,35 +158,6 @@ fn write_account(root: &Path, name: &str) {
     .unwrap();
 }
 
-/// One GET through plexer with `cookie`, within REQUEST_TIMEOUT; the account hello says it
-/// served.
-async fn get(socket: &Path, cookie: &str) -> std::io::Result<String> {
-    tokio::time::timeout(REQUEST_TIMEOUT, get_unbounded(socket, cookie))
-        .await
-        .map_err(|_| std::io::Error::other(format!("no answer within {REQUEST_TIMEOUT:?}")))?
-}
-
-async fn get_unbounded(socket: &Path, cookie: &str) -> std::io::Result<String> {
-    let stream = tokio::net::UnixStream::connect(socket).await?;
-    let mut params = Params::default()
-        .request_method("GET")
-        .request_uri("/bench")
-        .script_name("/bench")
-        .server_name("localhost")
-        .remote_addr("127.0.0.1");
-    params.insert("HTTP_COOKIE".into(), cookie.to_owned().into());
-    let response = Client::new_keep_alive_tokio(stream)
-        .execute(Request::new(params, fastcgi_client::io::empty()))
-        .await
-        .map_err(std::io::Error::other)?;
-    let stdout = String::from_utf8_lossy(&response.stdout.unwrap_or_default()).into_owned();
-    Ok(stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("account: "))
-        .unwrap_or("-")
-        .to_owned())
-}
-
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -210,7 +171,12 @@ fn first_served(rt: &tokio::runtime::Runtime, plexer: &mut Plexer, account: &str
     let cookie = plexer.cookie(account);
     let socket = plexer.socket();
     let deadline = Instant::now() + FIRST_SERVED_TIMEOUT;
-    while rt.block_on(get(&socket, &cookie)).ok().as_deref() != Some(account) {
+    while rt
+        .block_on(routed::served_by(&socket, &cookie))
+        .ok()
+        .as_deref()
+        != Some(account)
+    {
         let what = format!("serving {account}");
         plexer
             .server
@@ -248,8 +214,7 @@ fn main() {
             .arg(plexer.control())
             .args(["add", &name, "--user", &name])
             .stdout(Stdio::null());
-        let (status, took) =
-            timed_run(&mut add, REQUEST_TIMEOUT).unwrap_or_else(|err| panic!("{err}"));
+        let (status, took) = timed_run(&mut add, ADD_TIMEOUT).unwrap_or_else(|err| panic!("{err}"));
         assert!(status.success(), "plexer accounts add {name}");
         command.push(took);
         first_served(&rt, &mut plexer, &name);
@@ -304,7 +269,9 @@ fn main() {
             let cookie = plexer.cookie("a7");
             for _ in 0..BATCH {
                 let started = Instant::now();
-                let account = rt.block_on(get(&plexer.socket(), &cookie)).unwrap();
+                let account = rt
+                    .block_on(routed::served_by(&plexer.socket(), &cookie))
+                    .unwrap();
                 samples.push(started.elapsed());
                 assert_eq!(account, "a7");
             }
@@ -351,7 +318,9 @@ fn requests_while_files_change(rt: &tokio::runtime::Runtime, plexer: &Plexer) {
         let started = Instant::now();
         while started.elapsed() < CHANGING_FOR {
             let sent = Instant::now();
-            let account = rt.block_on(get(&plexer.socket(), &cookie)).unwrap();
+            let account = rt
+                .block_on(routed::served_by(&plexer.socket(), &cookie))
+                .unwrap();
             samples.push(sent.elapsed());
             assert_eq!(account, "a7");
         }
