@@ -333,3 +333,57 @@ fn a_node_behind_a_transaction_pooler_says_listen_cannot_work_and_follows_the_ta
     let took = until_greeting(&node, "pooled", Some("through the pooler"));
     assert!(took < Duration::from_secs(2), "found after {took:?}");
 }
+
+#[test]
+fn nodes_starting_together_create_the_table_once() {
+    let (db, dir) = (Scratch::new(), Scratch::new());
+    let postgres = Postgres::start(&db);
+    // Four imports at once into a database without the table: each creates the schema when
+    // missing, under the advisory lock, as nodes starting together do.
+    let config = dir.write(
+        "node.yaml",
+        format!(
+            "listen: unix:{}\nregistry:\n  postgres: \"host={} port={} user=postgres \
+             dbname=postgres\"\nruntime_dir: run\nsecret_file: secret\npool:\n  command: [{}]\n",
+            dir.join("p.sock").display(),
+            postgres.socket_dir().display(),
+            postgres.port(),
+            build::hello().display(),
+        ),
+    );
+    let imports: Vec<std::process::Child> = (0..4)
+        .map(|i| {
+            let accounts = dir.join(format!("accounts{i}"));
+            std::fs::create_dir_all(&accounts).unwrap();
+            std::fs::write(accounts.join(format!("from{i}.yaml")), "{}\n").unwrap();
+            std::process::Command::new(build::plexer())
+                .args(["accounts", "import"])
+                .arg(&accounts)
+                .arg("-c")
+                .arg(&config)
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("start plexer accounts import")
+        })
+        .collect();
+    for import in imports {
+        let output = import.wait_with_output().unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    assert_eq!(
+        postgres.query("select string_agg(name, ',' order by name) from plexer_accounts"),
+        "from0,from1,from2,from3"
+    );
+    assert_eq!(
+        postgres.query(
+            "select count(*) from pg_trigger where tgrelid = 'plexer_accounts'::regclass \
+             and not tgisinternal"
+        ),
+        "2"
+    );
+}
