@@ -29,7 +29,7 @@ pub(crate) fn status(socket: &Path, json: bool) -> anyhow::Result<ExitCode> {
 /// accounts with workers there.
 fn table(data: &Value) -> String {
     let mut text = format!(
-        "{:<20} {:<24} {:>10} {:>9} {:>8}  SERVING\n",
+        "{:<20} {:<24} {:>12} {:>9} {:>8}  SERVING\n",
         "NODE", "LISTEN", "SEEN", "ACCOUNTS", "WORKERS"
     );
     let empty = Vec::new();
@@ -55,11 +55,14 @@ fn table(data: &Value) -> String {
         if more > 0 {
             serving.push_str(&format!(" (+{more})"));
         }
+        // Values as text first: a JSON value ignores width and alignment.
+        let (accounts, workers) = (
+            status["accounts"].to_string(),
+            status["workers"].to_string(),
+        );
         text.push_str(&format!(
-            "{name:<20} {:<24} {seen:>10} {:>9} {:>8}  {serving}\n",
+            "{name:<20} {:<24} {seen:>12} {accounts:>9} {workers:>8}  {serving}\n",
             node["listen"].as_str().unwrap_or(""),
-            status["accounts"],
-            status["workers"],
         ));
     }
     text
@@ -81,5 +84,10 @@ mod tests {
         assert!(text.contains("web1*"), "{text}");
         assert!(text.contains("a b"), "{text}");
         assert!(text.contains("NOT SEEN 42s"), "{text}");
+        // Numbers line up under their headings.
+        let heading = text.lines().next().unwrap();
+        let line = text.lines().nth(1).unwrap();
+        let column_end = heading.find("ACCOUNTS").unwrap() + "ACCOUNTS".len();
+        assert_eq!(&line[column_end - 3..column_end], "100", "{text}");
     }
 }
