@@ -15,8 +15,8 @@ HELLO := $(TARGET_DIR)/debug/examples/hello
 # The real peers the end-to-end tests talk to, from Debian's packages: a program missing from
 # the first list installs all of the second (nginx where a release has no nginx-light). `ip`
 # (iproute2) makes the cluster tests' network namespaces and veth pairs.
-DEB_PROGRAMS := cgi-fcgi php-cgi nginx lighttpd psql sqlite3 redis-server chromium ip pgbouncer
-DEB_PACKAGES := libfcgi-bin php-cgi nginx-light lighttpd postgresql sqlite3 redis-server chromium iproute2 pgbouncer
+DEB_PROGRAMS := cgi-fcgi php-cgi nginx lighttpd psql sqlite3 redis-server chromium ip pgbouncer haproxy
+DEB_PACKAGES := libfcgi-bin php-cgi nginx-light lighttpd postgresql sqlite3 redis-server chromium iproute2 pgbouncer haproxy
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
 .PHONY: test deps c-compiler build run lint bench clean

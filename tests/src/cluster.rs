@@ -34,6 +34,7 @@ use std::time::Duration;
 use nix::sys::signal::Signal;
 
 use crate::netns::Netns;
+use crate::postgres::Postgres;
 use crate::{Running, Scratch, ServeFiles, build, serve, wait};
 
 /// The port every node listens on, at its namespace's address.
@@ -228,6 +229,74 @@ impl Node {
             .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
             .unwrap_or_default()
     }
+}
+
+/// `count` nodes (`node1`…) in network namespaces of their own, sharing one registry in a
+/// PostgreSQL listening on the namespaces' links (checked every 500 ms behind LISTEN), with
+/// `accounts` accounts (`acct00`…, each `{}`) written by SQL as an operator would, and seen by
+/// every node when this returns. The namespaces are made first: PostgreSQL listens on their
+/// root-side addresses.
+pub fn registry_nodes(scratch: &Scratch, count: usize, accounts: usize) -> (Postgres, Vec<Node>) {
+    let spaces: Vec<Netns> = (0..count).map(|_| Netns::create()).collect();
+    let hosts: Vec<_> = spaces.iter().map(Netns::host).collect();
+    let links: Vec<_> = spaces.iter().map(Netns::link).collect();
+    let postgres = Postgres::start_on_addresses(scratch, &hosts, &links);
+    let nodes: Vec<Node> = spaces
+        .into_iter()
+        .enumerate()
+        .map(|(i, netns)| {
+            let name = format!("node{}", i + 1);
+            let registry = format!(
+                "registry: {{ postgres: \"{}\", check_interval: 500ms }}\nnode: {name}\n",
+                postgres.url(netns.host())
+            );
+            Node::start(scratch, netns, &NodeSetup::new(&name).config(&registry))
+        })
+        .collect();
+    postgres.query(&format!(
+        "insert into plexer_accounts (name, spec) \
+         select 'acct' || lpad(i::text, 2, '0'), '{{}}' from generate_series(0, {}) i",
+        accounts.saturating_sub(1)
+    ));
+    for node in &nodes {
+        let running = || {
+            let list = node.accounts(&["list", "--json"]);
+            let json: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap_or_default();
+            let entries = json["data"].as_array().cloned().unwrap_or_default();
+            entries.iter().filter(|e| e["state"] != "refused").count() == accounts
+        };
+        assert!(
+            wait::wait_for(running, Duration::from_secs(5)),
+            "{} never ran the {accounts} accounts: {}",
+            node.name(),
+            node.log()
+        );
+    }
+    (postgres, nodes)
+}
+
+/// examples/cluster/haproxy.cfg as shipped (with `bind :80`, for [`crate::haproxy::HaProxy`]),
+/// its three example nodes replaced by `nodes`.
+pub fn haproxy_front(nodes: &[Node]) -> String {
+    let servers: String = nodes
+        .iter()
+        .enumerate()
+        .map(|(i, node)| {
+            format!(
+                "    server web{} {} proto fcgi check inter 1s fall 1 rise 1\n",
+                i + 1,
+                node.addr()
+            )
+        })
+        .collect();
+    let example = |n: u8| {
+        format!("    server web{n} 10.0.0.1{n}:9000 proto fcgi check inter 1s fall 1 rise 1\n")
+    };
+    let (first, second, third) = (example(1), example(2), example(3));
+    crate::examples::render(
+        "cluster/haproxy.cfg",
+        &[(&first, &servers), (&second, ""), (&third, "")],
+    )
 }
 
 /// examples/cluster/nginx.conf as shipped (with `listen 80;`, for

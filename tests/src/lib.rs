@@ -66,6 +66,7 @@ pub mod data;
 pub mod django;
 pub mod examples;
 pub mod fake;
+pub mod haproxy;
 pub mod hello;
 pub mod http;
 pub mod lighttpd;

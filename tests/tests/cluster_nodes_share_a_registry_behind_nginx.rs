@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use plexer_tests::cluster::{self, Node, NodeSetup};
+use plexer_tests::cluster::{self, Node};
 use plexer_tests::netns::Netns;
 use plexer_tests::postgres::Postgres;
 use plexer_tests::{HelloAnswer, Nginx, Scratch, http, run, tools, wait_for};
@@ -46,33 +46,8 @@ impl Cluster {
     /// would, and seen by every node.
     fn start() -> Self {
         let scratch = Scratch::new();
-        // The namespaces first: PostgreSQL listens on their root-side addresses.
-        let spaces: Vec<Netns> = (0..NODES).map(|_| Netns::create()).collect();
-        let hosts: Vec<_> = spaces.iter().map(Netns::host).collect();
-        let links: Vec<_> = spaces.iter().map(Netns::link).collect();
-        let postgres = Postgres::start_on_addresses(&scratch, &hosts, &links);
-        let nodes: Vec<Node> = spaces
-            .into_iter()
-            .enumerate()
-            .map(|(i, netns)| {
-                let name = format!("node{}", i + 1);
-                let registry = format!(
-                    "registry: {{ postgres: \"{}\", check_interval: 500ms }}\nnode: {name}\n",
-                    postgres.url(netns.host())
-                );
-                Node::start(&scratch, netns, &NodeSetup::new(&name).config(&registry))
-            })
-            .collect();
+        let (postgres, nodes) = cluster::registry_nodes(&scratch, NODES, ACCOUNTS);
         let names: Vec<String> = (0..ACCOUNTS).map(|i| format!("acct{i:02}")).collect();
-        postgres.query(&format!(
-            "insert into plexer_accounts (name, spec) \
-             select 'acct' || lpad(i::text, 2, '0'), '{{}}' from generate_series(0, {}) i",
-            ACCOUNTS - 1
-        ));
-        for node in &nodes {
-            let all_there = || listed(node).len() == ACCOUNTS;
-            assert!(wait_for(all_there, PROPAGATION * 3), "{}", node.log());
-        }
         let front = Nginx::start_with_own_site(&scratch, &cluster::front_site(&nodes));
         let accounts = names
             .iter()
