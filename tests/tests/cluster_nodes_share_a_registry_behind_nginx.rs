@@ -536,6 +536,12 @@ fn postgres_stopped_under_load_costs_no_request_and_changes_wait_for_it() {
     thread::sleep(Duration::from_secs(10).saturating_sub(stopped.elapsed()));
     cluster.postgres.start_again();
     let back = Instant::now();
+    // Written before the nodes are connected again (they retry every 5 s at most): no node
+    // is listening, so only the whole read after the reconnection brings it.
+    cluster.postgres.query(
+        "insert into plexer_accounts (name, spec) values \
+         ('while_away', 'env: { HELLO_GREETING: read after the reconnection }')",
+    );
     // Accepted again once the node has reconnected (it retries every 5 s at most).
     let accepted = || node.accounts(&["add", "after"]).code() == Some(0);
     assert!(
@@ -548,6 +554,16 @@ fn postgres_stopped_under_load_costs_no_request_and_changes_wait_for_it() {
         back.elapsed()
     );
     until_served(&cluster, "after", Some(&placement_of(&cluster, "after")));
+    until_served(&cluster, "while_away", Some("read after the reconnection"));
+    for node in &cluster.nodes {
+        let all = || listed(node).len() == ACCOUNTS + 2;
+        assert!(
+            wait_for(all, PROPAGATION),
+            "{} lists {}",
+            node.name(),
+            listed(node).len()
+        );
+    }
     stop.store(true, Ordering::Relaxed);
     let (served, failures) = finish(clients);
     eprintln!(
