@@ -387,3 +387,75 @@ fn nodes_starting_together_create_the_table_once() {
         "2"
     );
 }
+
+/// The generation `plexer` runs of `account`, by `plexer accounts list --json`.
+fn generation(plexer: &PlexerServe, account: &str) -> Option<u64> {
+    let list = listed(plexer);
+    let entries = list.as_array()?;
+    let entry = entries.iter().find(|e| e["account"] == account)?;
+    entry["generation"].as_u64()
+}
+
+#[test]
+fn a_reload_through_one_node_starts_a_new_generation_on_every_node() {
+    // Every part bound: one left to `..` would be dropped (PostgreSQL stopped) at once.
+    let Cluster {
+        postgres: _postgres,
+        one,
+        two,
+        _scratches: _kept,
+    } = cluster();
+    one.accounts(&["add", "carol"]).assert_success();
+    until_greeting(&two, "carol", Some("-"));
+    let before = generation(&two, "carol").expect("carol runs on node two");
+    // As after an audit stop or a crash loop on node two, cleared from node one.
+    one.accounts(&["reload", "carol"]).assert_success();
+    let newer = || generation(&two, "carol").is_some_and(|now| now > before);
+    assert!(wait_for(newer, Duration::from_secs(2)), "{}", two.log());
+    assert_eq!(greeting(&two, "carol").as_deref(), Some("-"));
+    // A name with no row is refused, saying so.
+    let missing = one.accounts(&["reload", "nobody"]);
+    assert_eq!(missing.code(), Some(1), "{missing}");
+    assert!(
+        missing.stderr_text().contains("no row of that name"),
+        "{missing}"
+    );
+}
+
+#[test]
+fn a_change_stuck_behind_an_open_transaction_is_refused_and_never_commits_later() {
+    let Cluster {
+        postgres,
+        one,
+        two,
+        _scratches: _kept,
+    } = cluster();
+    one.accounts(&["add", "locked"]).assert_success();
+    until_greeting(&two, "locked", Some("-"));
+    std::thread::scope(|scope| {
+        // An operator's transaction holds the row for 6 s.
+        let holder = scope.spawn(|| {
+            postgres.query(
+                "update plexer_accounts set spec = spec where name = 'locked'; \
+                 select pg_sleep(6)",
+            )
+        });
+        std::thread::sleep(Duration::from_millis(500));
+        let started = Instant::now();
+        let remove = one.accounts(&["remove", "locked"]);
+        let took = started.elapsed();
+        assert_eq!(remove.code(), Some(1), "{remove}");
+        assert!(remove.stderr_text().contains("lock timeout"), "{remove}");
+        assert!(took < Duration::from_secs(4), "refused after {took:?}");
+        holder.join().unwrap();
+    });
+    // Nothing was removed when the lock went, and both nodes follow the table as before.
+    assert_eq!(
+        postgres.query("select count(*) from plexer_accounts where name = 'locked'"),
+        "1"
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(greeting(&one, "locked").as_deref(), Some("-"));
+    one.accounts(&["remove", "locked"]).assert_success();
+    until_greeting(&two, "locked", None);
+}

@@ -137,11 +137,12 @@ async fn read_the_table_first(
     registry: &crate::config::SharedRegistry,
     (node, listen): (String, String),
     manager: &Arc<Manager>,
-) -> Result<(), ServeError> {
-    let connection = registry
+) {
+    let base = registry
         .connection()
         .expect("the config checked the connection string");
-    let sync = crate::cluster::sync::Sync {
+    let connection = crate::cluster::connect::settings(&base, &format!("plexer node {node}"));
+    let follower = crate::cluster::sync::TableFollower {
         table: Arc::clone(table),
         connection,
         check_interval: registry.check_interval.0,
@@ -150,14 +151,13 @@ async fn read_the_table_first(
         manager: Arc::clone(manager),
     };
     let (first_read, read) = tokio::sync::oneshot::channel();
-    tokio::spawn(sync.run(Some(first_read)));
+    tokio::spawn(follower.run(Some(first_read)));
     if tokio::time::timeout(FIRST_READ_WAIT, read).await.is_err() {
         tracing::error!(
             table = table.name(),
             "registry: no first read of the table within {FIRST_READ_WAIT:?}; serving without its accounts until PostgreSQL answers"
         );
     }
-    Ok(())
 }
 
 /// Starts the pools and serves until SIGTERM/SIGINT (drain) or SIGQUIT (at once); SIGHUP
@@ -196,7 +196,7 @@ pub async fn run(config_file: &Path, options: ServeOptions) -> Result<(), ServeE
     let state = Arc::clone(manager.state());
     state.slowlog.use_sink(slowlog);
     if let (Some(table), Some(registry)) = (manager.table(), registry) {
-        read_the_table_first(table, &registry, node, &manager).await?;
+        read_the_table_first(table, &registry, node, &manager).await;
     }
     let access_log = state.snapshot().config.access_log.clone();
     state

@@ -714,13 +714,28 @@ impl Manager {
         // Files edited since they were applied (or gone) are the scan's to apply; so are the
         // rows of a table, read again whole.
         let scan = match (snapshot.config.accounts_from(), &self.table) {
-            (AccountsFrom::Table(_), Some(table)) => {
-                let rows = table.read_every_row().await?;
-                let (seen, known) = (ledger.seen.clone(), known_origins(&next));
-                let (table, rules) = (Arc::clone(table), rules.clone());
-                let read = TableRead::Whole(rows);
-                Ok(off_thread(move || scan_rows(&table, read, &seen, known, &rules)).await)
-            }
+            (AccountsFrom::Table(_), Some(table)) => match table.read_every_row().await {
+                Ok(rows) => {
+                    let (seen, known) = (ledger.seen.clone(), known_origins(&next));
+                    let (table, rules) = (Arc::clone(table), rules.clone());
+                    let read = TableRead::Whole(rows);
+                    Ok(off_thread(move || scan_rows(&table, read, &seen, known, &rules)).await)
+                }
+                // The config still applies to the accounts this node has; their rows are read
+                // again when the connection is back.
+                Err(err @ crate::cluster::TableError::Unreachable { .. }) => {
+                    tracing::warn!(error = %err, "reload: the config applies to the accounts this node has; the table is read again when PostgreSQL is back");
+                    Ok(Scan {
+                        files: {
+                            let mut files = known_origins(&next);
+                            files.sort();
+                            files
+                        },
+                        changed: Vec::new(),
+                    })
+                }
+                Err(err) => return Err(err.into()),
+            },
             (AccountsFrom::Dir(dir), _) => Self::scan(&mut ledger, dir, &rules).await,
             (AccountsFrom::Table(_), None) => unreachable!("a registry config has its table"),
         };

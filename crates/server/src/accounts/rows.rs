@@ -19,13 +19,19 @@ use crate::cluster::{Table, TableRead};
 use crate::registry::{AccountRules, Registry};
 
 impl Manager {
-    /// Applies what the sync task read from the table: a whole read removes the accounts
-    /// whose rows are gone; a read of named rows changes only those.
-    pub async fn apply_table(&self, read: TableRead) -> Applied {
+    /// Applies what the sync task reads from the table: a whole read removes the accounts
+    /// whose rows are gone; a read of named rows changes only those. `read` runs with the
+    /// manager's lock held, so a change made through this node's control socket is either in
+    /// the read or made after it is applied: an older read never undoes it.
+    pub async fn apply_table_read<E>(
+        &self,
+        read: impl Future<Output = Result<TableRead, E>>,
+    ) -> Result<Applied, E> {
         let Some(table) = &self.table else {
-            return Applied::default();
+            return Ok(Applied::default());
         };
         let mut ledger = self.ledger.lock().await;
+        let read = read.await?;
         let mut next = Draft::from(&self.state.snapshot());
         let mut applied = Applied::default();
         let rules = AccountRules::from_config(&next.config);
@@ -36,7 +42,7 @@ impl Manager {
             .await;
         self.publish(next);
         log_applied(&applied);
-        applied
+        Ok(applied)
     }
 
     /// `plexer accounts add` on a table: checked, inserted (refused if the name is taken, on
@@ -115,9 +121,10 @@ impl Manager {
         Ok(Changed::Removed { name, drain })
     }
 
-    /// `plexer accounts reload NAME` on a table: the row read again and started as a new
-    /// generation, whether or not its version changed (how a crash loop or an audit stop is
-    /// cleared); a row gone removes the account.
+    /// `plexer accounts reload NAME` on a table: the row stamped with a new version, so that
+    /// every node starts a new generation (how a crash loop or an audit stop is cleared,
+    /// wherever the front placed the account), then started here; a row gone removes the
+    /// account.
     pub(super) async fn reload_row(
         &self,
         table: &Arc<Table>,
@@ -126,7 +133,7 @@ impl Manager {
         name: AccountName,
     ) -> Result<Changed, AccountsError> {
         let origin = table.origin(name.as_str());
-        let row = table.read_one(name.as_str()).await?;
+        let row = table.touch(name.as_str()).await?;
         let Some(row) = row else {
             if !next.registry.contains(&name) && !next.refused.contains_key(&origin) {
                 return Err(AccountsError::NoRow {

@@ -3,8 +3,6 @@
 
 use std::path::Path;
 
-use tokio_postgres::NoTls;
-
 use super::table::{Row, Table, TableError, describe};
 use crate::account::AccountName;
 use crate::config::SharedRegistry;
@@ -34,17 +32,13 @@ pub(crate) fn load(registry: &SharedRegistry, rules: &AccountRules) -> Result<Lo
         })?;
     let table = Table::new(&registry.table);
     let rows = runtime.block_on(async {
-        let connection = registry
+        let base = registry
             .connection()
             .map_err(|why| TableError::Unreachable { why })?;
-        let (client, driven) =
-            connection
-                .connect(NoTls)
-                .await
-                .map_err(|err| TableError::Unreachable {
-                    why: describe(&err),
-                })?;
-        tokio::spawn(driven);
+        let settings = super::connect::settings(&base, "plexer serve --check");
+        let client = super::connect::connect(&settings)
+            .await
+            .map_err(|why| TableError::Unreachable { why })?;
         table
             .read_all(&client)
             .await

@@ -6,8 +6,6 @@
 
 use std::path::Path;
 
-use tokio_postgres::NoTls;
-
 use super::table::{Table, TableError, describe};
 use crate::account::AccountName;
 use crate::config::{AccountsFrom, Config, ConfigError};
@@ -77,12 +75,11 @@ pub async fn insert(config: &Config, read: DirRead) -> Result<Imported, ImportEr
     let AccountsFrom::Table(registry) = config.accounts_from() else {
         return Err(ImportError::NoRegistry);
     };
-    let connection = registry.connection().map_err(ImportError::Connect)?;
-    let (mut client, driven) = connection
-        .connect(NoTls)
+    let base = registry.connection().map_err(ImportError::Connect)?;
+    let settings = super::connect::settings(&base, "plexer accounts import");
+    let mut client = super::connect::connect(&settings)
         .await
-        .map_err(|err| ImportError::Connect(describe(&err)))?;
-    let driver = tokio::spawn(driven);
+        .map_err(ImportError::Connect)?;
     let table = Table::new(&registry.table);
     table.create_when_missing(&client).await?;
     let failed = |err: tokio_postgres::Error| ImportError::Insert(describe(&err));
@@ -108,7 +105,5 @@ pub async fn insert(config: &Config, read: DirRead) -> Result<Imported, ImportEr
         }
     }
     transaction.commit().await.map_err(failed)?;
-    drop(client);
-    let _ = driver.await;
     Ok(imported)
 }

@@ -2,11 +2,11 @@
 //! table's channel and reads the rows each notification names. What other projects learnt
 //! the hard way is designed in:
 //! - a LISTEN session can stop delivering without an error (PostgREST): every
-//!   `check_interval` the table's fingerprint (highest version, row count) is compared with
+//!   `check_interval` the table's fingerprint (row count, sum of versions) is compared with
 //!   what this node read, and a difference reads the whole table again; a notification this
 //!   node sends itself now and then must come back, or the session is replaced;
-//! - networks drop idle connections (Hasura): TCP keepalives and a TCP user timeout, and every
-//!   query bounded in time;
+//! - networks drop idle connections (Hasura): TCP keepalives and a TCP user timeout
+//!   ([`super::connect`]), and every query bounded in time;
 //! - a connection pooler in transaction mode cannot LISTEN (pgbouncer): the LISTEN stays with
 //!   one server session, which the pooler then lends to other clients. A real session keeps
 //!   its server process for life, so a process id that changes under the connection (asked
@@ -14,13 +14,17 @@
 //!   comes back. The node then says why and what to do, and lives on the periodic check alone;
 //! - notifications sent while a node was disconnected are lost: the whole table is read after
 //!   every (re)connection.
+//!
+//! Every read is applied under the accounts manager's lock, taken before the read: a change
+//! made through this node's control socket meanwhile is either in the read or after it, never
+//! undone by an older read.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
-use tokio_postgres::{AsyncMessage, Client, NoTls};
+use tokio_postgres::{AsyncMessage, Client};
 
 use super::nodes;
 use super::table::{Fingerprint, Table, TableRead, describe};
@@ -30,8 +34,7 @@ use crate::accounts::Manager;
 /// dead peer would otherwise hold a query until TCP gives up, many minutes later.
 const QUERY_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// How long the first self-notification may take to come back before LISTEN is called
-/// impossible on this connection.
+/// How long a self-notification may take to come back.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// How often a working LISTEN session is proved again with a self-notification.
@@ -53,10 +56,29 @@ enum Event {
     Lost(String),
 }
 
-/// The sync task's settings.
-pub struct Sync {
+/// Why a session with PostgreSQL ended (the node reconnects).
+#[derive(Debug, thiserror::Error)]
+enum Ended {
+    #[error("cannot connect: {0}")]
+    Connect(String),
+    #[error("cannot {doing}: {why}")]
+    Failed { doing: &'static str, why: String },
+    #[error("cannot {doing}: PostgreSQL did not answer within {QUERY_TIMEOUT:?}")]
+    NoAnswer { doing: &'static str },
+    #[error("the connection ended: {0}")]
+    Lost(String),
+    #[error(
+        "LISTEN stopped delivering: a notification this node sent itself did not come back \
+         within {PROBE_TIMEOUT:?}"
+    )]
+    ListenStopped,
+}
+
+/// The task that follows the table for this node.
+pub struct TableFollower {
     pub table: Arc<Table>,
-    pub connection: tokio_postgres::Config,
+    /// How to connect ([`super::connect::settings`]).
+    pub connection: super::connect::Settings,
     pub check_interval: Duration,
     pub node: String,
     /// `listen:` as the nodes table shows it.
@@ -71,93 +93,60 @@ struct Known(HashMap<String, i64>);
 impl Known {
     fn fingerprint(&self) -> Fingerprint {
         Fingerprint {
-            highest_version: self.0.values().copied().max().unwrap_or(0),
             rows: self.0.len() as i64,
+            version_sum: self.0.values().map(|&v| i128::from(v)).sum(),
         }
     }
 }
 
-/// Why a session ended, and whether it had connected (a session that did resets the wait).
-struct Ended {
-    why: String,
-    had_connected: bool,
+/// The server session that LISTENs, and whether LISTEN works on this connection.
+struct Listening {
+    pid: i32,
+    works: bool,
 }
 
-impl Sync {
+impl TableFollower {
     /// Connects, reads, listens, and again after every loss, until the task is dropped.
     /// `first_read` is told when the table was read the first time.
     pub async fn run(self, mut first_read: Option<oneshot::Sender<()>>) {
-        let mut connection = self.connection.clone();
-        connection
-            .application_name(format!("plexer node {}", self.node))
-            .keepalives(true)
-            .keepalives_idle(Duration::from_secs(30))
-            .keepalives_interval(Duration::from_secs(5))
-            .keepalives_retries(3)
-            .tcp_user_timeout(Duration::from_secs(15));
-        if connection.get_connect_timeout().is_none() {
-            connection.connect_timeout(QUERY_TIMEOUT);
-        }
         let mut wait = RECONNECT_FIRST;
         let mut down_since: Option<Instant> = None;
         loop {
-            let ended = self.session(&connection, &mut first_read, down_since).await;
-            self.table.disconnected(ended.why.clone());
-            if ended.had_connected {
+            let (ended, had_connected) = self.session(&mut first_read, down_since).await;
+            self.table.disconnected(ended.to_string());
+            if had_connected {
                 wait = RECONNECT_FIRST;
+                down_since = None;
             }
             if down_since.is_none() {
                 down_since = Some(Instant::now());
-                tracing::error!(table = self.table.name(), error = %ended.why, "registry: PostgreSQL is unreachable; this node serves the accounts it has and refuses changes until it is back");
+                tracing::error!(table = self.table.name(), error = %ended, "registry: no working session with PostgreSQL; this node serves the accounts it has and refuses changes until one works again (retrying)");
             } else {
-                tracing::debug!(error = %ended.why, "registry: still unreachable");
+                tracing::debug!(error = %ended, "registry: still no session");
             }
             tokio::time::sleep(wait).await;
             wait = (wait * 2).min(RECONNECT_LONGEST);
         }
     }
 
-    /// One connection, from connect to loss.
+    /// One connection, from connect to loss; whether it got as far as its first read.
     async fn session(
         &self,
-        connection: &tokio_postgres::Config,
         first_read: &mut Option<oneshot::Sender<()>>,
         down_since: Option<Instant>,
-    ) -> Ended {
-        let lost = |why: String| Ended {
-            why,
-            had_connected: false,
-        };
-        let (client, driven) = match connection.connect(NoTls).await {
+    ) -> (Ended, bool) {
+        let (client, driven) = match super::connect::open(&self.connection).await {
             Ok(connected) => connected,
-            Err(err) => return lost(describe(&err)),
+            Err(err) => return (Ended::Connect(describe(&err)), false),
         };
         let client = Arc::new(client);
         let (events, mut notified) = mpsc::unbounded_channel();
         let _driver = AbortOnDrop(tokio::spawn(drive(driven, events)));
-        if let Err(err) = bounded(self.table.create_when_missing(&client)).await {
-            return lost(err);
-        }
-        let listen = format!("LISTEN {}", self.table.name());
-        if let Err(err) = bounded(client.batch_execute(&listen)).await {
-            return lost(err);
-        }
-        let listening_pid = match bounded(self.table.backend_pid(&client)).await {
-            Ok(pid) => pid,
-            Err(err) => return lost(err),
-        };
-        let delivers = match self.probe(&client, &mut notified, PROBE_TIMEOUT).await {
-            Ok(delivers) => delivers,
-            Err(err) => return lost(err),
-        };
-        if !delivers {
-            self.listen_cannot_work("a notification this node sent itself never came back");
-        }
-        // Everything that changed while this node was not listening.
         let mut known = Known::default();
-        if let Err(err) = self.read_whole(&client, &mut known).await {
-            return lost(err);
-        }
+        let listening = match self.listen(&client, &mut notified, &mut known).await {
+            Ok(listening) => listening,
+            Err(ended) => return (ended, false),
+        };
         self.table.connected(Arc::clone(&client));
         if let Some(first) = first_read.take() {
             let _ = first.send(());
@@ -165,97 +154,140 @@ impl Sync {
         if let Some(since) = down_since {
             tracing::info!(table = self.table.name(), rows = known.0.len(), down_for = ?since.elapsed(), "registry: connected again, the table read whole");
         }
-        let listening = Listening {
-            pid: listening_pid,
-            delivers,
-        };
-        let why = self
+        let ended = self
             .follow(&client, &mut notified, &mut known, listening)
             .await;
-        Ended {
-            why,
-            had_connected: true,
-        }
+        (ended, true)
     }
 
-    /// Applies notifications as they come and checks the table every `check_interval`, until
-    /// the connection is lost; returns why.
+    /// Makes the schema when missing, LISTENs, proves delivery, and reads the whole table:
+    /// everything that changed while this node was not listening.
+    async fn listen(
+        &self,
+        client: &Client,
+        notified: &mut mpsc::UnboundedReceiver<Event>,
+        known: &mut Known,
+    ) -> Result<Listening, Ended> {
+        let creating = self.table.create_when_missing(client);
+        bounded("create the registry's table", creating).await?;
+        let listen = format!("LISTEN {}", self.table.name());
+        bounded("LISTEN", client.batch_execute(&listen)).await?;
+        let pid = bounded("ask the session's process", self.table.backend_pid(client)).await?;
+        let works = self.probe(client, notified).await?;
+        if !works {
+            self.listen_cannot_work("a notification this node sent itself never came back");
+        }
+        self.read_whole(client, known).await?;
+        Ok(Listening { pid, works })
+    }
+
+    /// Applies notifications as they come, checks the table every `check_interval` and
+    /// writes the heartbeat, until the connection is lost; returns why.
     async fn follow(
         &self,
         client: &Client,
         notified: &mut mpsc::UnboundedReceiver<Event>,
         known: &mut Known,
-        listening: Listening,
-    ) -> String {
+        mut listening: Listening,
+    ) -> Ended {
         let mut check = tokio::time::interval(self.check_interval);
         check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut heartbeat_due = Instant::now();
-        let mut probe = Probe::new(listening.delivers);
+        let mut heartbeat = tokio::time::interval(HEARTBEAT_EVERY);
+        heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut probe = Probe::new();
         loop {
-            tokio::select! {
-                event = notified.recv() => {
-                    let mut names = HashSet::new();
-                    let mut event = event;
-                    // Every notification already here is applied in one read.
-                    loop {
-                        match event {
-                            Some(Event::Notified(payload)) => {
-                                if payload.starts_with(PROBE_MARK) {
-                                    probe.returned(&payload);
-                                } else {
-                                    names.insert(payload);
-                                }
-                            }
-                            Some(Event::Lost(why)) => return why,
-                            None => return "the connection's driver stopped".into(),
-                        }
-                        match notified.try_recv() {
-                            Ok(more) => event = Some(more),
-                            Err(_) => break,
-                        }
-                    }
-                    if !names.is_empty()
-                        && let Err(err) = self.read_names(client, names.into_iter().collect(), known).await
-                    {
-                        return err;
-                    }
-                }
-                _ = check.tick() => {
-                    let pid = match self.check(client, known).await {
-                        Ok(pid) => pid,
-                        Err(err) => return err,
-                    };
-                    if pid != listening.pid && probe.delivers {
-                        probe.delivers = false;
-                        self.listen_cannot_work(&format!(
-                            "the server session changed under this connection (process {} \
-                             listens, process {pid} answered)",
-                            listening.pid
-                        ));
-                    }
-                    if heartbeat_due <= Instant::now() {
-                        heartbeat_due = Instant::now() + HEARTBEAT_EVERY;
-                        let status = nodes::status_of(&self.manager.state().snapshot());
-                        let status = status.to_string();
-                        let beat = self.table.heartbeat(client, &self.node, &self.listen, &status);
-                        if let Err(err) = bounded(beat).await {
-                            return err;
-                        }
-                    }
-                    match probe.due(&self.node) {
-                        ProbeDue::Nothing => {}
-                        ProbeDue::Send(payload) => {
-                            if let Err(err) = bounded(self.table.notify(client, &payload)).await {
-                                return err;
-                            }
-                        }
-                        ProbeDue::Overdue => {
-                            return "LISTEN stopped delivering: a notification this node sent itself did not come back".into();
-                        }
-                    }
-                }
+            // Notifications first: a self-notification waiting in the channel is not judged
+            // overdue by a check that happens to be due too.
+            let step = tokio::select! {
+                biased;
+                event = notified.recv() => self.on_notifications(client, notified, event, known, &mut probe).await,
+                _ = check.tick() => self.on_check(client, known, &mut listening, &mut probe).await,
+                _ = heartbeat.tick() => self.on_heartbeat(client).await,
+            };
+            if let Err(ended) = step {
+                return ended;
             }
         }
+    }
+
+    /// Applies `first` and every notification already waiting, in one read.
+    async fn on_notifications(
+        &self,
+        client: &Client,
+        notified: &mut mpsc::UnboundedReceiver<Event>,
+        first: Option<Event>,
+        known: &mut Known,
+        probe: &mut Probe,
+    ) -> Result<(), Ended> {
+        let mut names = HashSet::new();
+        let mut event = first;
+        loop {
+            match event {
+                Some(Event::Notified(payload)) if payload.starts_with(PROBE_MARK) => {
+                    probe.returned(&payload);
+                }
+                Some(Event::Notified(name)) => {
+                    names.insert(name);
+                }
+                Some(Event::Lost(why)) => return Err(Ended::Lost(why)),
+                None => return Err(Ended::Lost("the connection's driver stopped".into())),
+            }
+            match notified.try_recv() {
+                Ok(more) => event = Some(more),
+                Err(_) => break,
+            }
+        }
+        if names.is_empty() {
+            return Ok(());
+        }
+        self.read_names(client, names.into_iter().collect(), known)
+            .await
+    }
+
+    /// The safety net (the table's fingerprint against what this node read), the check of
+    /// the server session, and the self-notification when one is due.
+    async fn on_check(
+        &self,
+        client: &Client,
+        known: &mut Known,
+        listening: &mut Listening,
+        probe: &mut Probe,
+    ) -> Result<(), Ended> {
+        let fingerprint = self.table.fingerprint(client);
+        let (there, pid) = bounded("check the table", fingerprint).await?;
+        if there != known.fingerprint() {
+            tracing::info!(
+                table = self.table.name(),
+                "registry: the table changed without a notification this node saw; reading it whole"
+            );
+            self.read_whole(client, known).await?;
+        }
+        if pid != listening.pid && listening.works {
+            listening.works = false;
+            self.listen_cannot_work(&format!(
+                "the server session changed under this connection (process {} listens, process \
+                 {pid} answered)",
+                listening.pid
+            ));
+        }
+        if !listening.works {
+            return Ok(());
+        }
+        match probe.due(&self.node) {
+            ProbeDue::Nothing => Ok(()),
+            ProbeDue::Send(payload) => {
+                bounded("notify itself", self.table.notify(client, &payload)).await
+            }
+            ProbeDue::Overdue => Err(Ended::ListenStopped),
+        }
+    }
+
+    async fn on_heartbeat(&self, client: &Client) -> Result<(), Ended> {
+        let status = nodes::status_of(&self.manager.state().snapshot()).to_string();
+        let beat = self
+            .table
+            .heartbeat(client, &self.node, &self.listen, &status);
+        bounded("write the heartbeat", beat).await
     }
 
     /// Sends a self-notification and waits for it; whether it came. Notifications of
@@ -264,72 +296,64 @@ impl Sync {
         &self,
         client: &Client,
         notified: &mut mpsc::UnboundedReceiver<Event>,
-        timeout: Duration,
-    ) -> Result<bool, String> {
+    ) -> Result<bool, Ended> {
         let payload = probe_payload(&self.node);
-        bounded(self.table.notify(client, &payload)).await?;
-        let came = tokio::time::timeout(timeout, async {
+        bounded("notify itself", self.table.notify(client, &payload)).await?;
+        let came = tokio::time::timeout(PROBE_TIMEOUT, async {
             loop {
                 match notified.recv().await {
                     Some(Event::Notified(got)) if got == payload => return Ok(()),
                     Some(Event::Notified(_)) => {}
-                    Some(Event::Lost(why)) => return Err(why),
-                    None => return Err("the connection's driver stopped".to_owned()),
+                    Some(Event::Lost(why)) => return Err(Ended::Lost(why)),
+                    None => return Err(Ended::Lost("the connection's driver stopped".into())),
                 }
             }
         })
         .await;
         match came {
             Ok(Ok(())) => Ok(true),
-            Ok(Err(why)) => Err(why),
+            Ok(Err(ended)) => Err(ended),
             Err(_) => Ok(false),
         }
     }
 
-    async fn read_whole(&self, client: &Client, known: &mut Known) -> Result<(), String> {
-        let rows = bounded(self.table.read_all(client)).await?;
-        known.0 = rows
-            .iter()
-            .map(|row| (row.name.clone(), row.version))
-            .collect();
-        let applied = self.manager.apply_table(TableRead::Whole(rows)).await;
+    /// Reads every row and applies them, under the manager's lock.
+    async fn read_whole(&self, client: &Client, known: &mut Known) -> Result<(), Ended> {
+        let read = async {
+            let rows = bounded("read the accounts", self.table.read_all(client)).await?;
+            known.0 = rows
+                .iter()
+                .map(|row| (row.name.clone(), row.version))
+                .collect();
+            Ok(TableRead::Whole(rows))
+        };
+        let applied = self.manager.apply_table_read(read).await?;
         if !applied.is_empty() {
             tracing::debug!("registry: whole read applied: {}", applied.summary());
         }
         Ok(())
     }
 
+    /// Reads the rows of `asked` and applies them, under the manager's lock.
     async fn read_names(
         &self,
         client: &Client,
         asked: Vec<String>,
         known: &mut Known,
-    ) -> Result<(), String> {
-        let found = bounded(self.table.read_names(client, &asked)).await?;
-        for name in &asked {
-            known.0.remove(name);
-        }
-        known
-            .0
-            .extend(found.iter().map(|row| (row.name.clone(), row.version)));
-        self.manager
-            .apply_table(TableRead::Names { asked, found })
-            .await;
+    ) -> Result<(), Ended> {
+        let read = async {
+            let found = self.table.read_names(client, &asked);
+            let found = bounded("read the changed accounts", found).await?;
+            for name in &asked {
+                known.0.remove(name);
+            }
+            known
+                .0
+                .extend(found.iter().map(|row| (row.name.clone(), row.version)));
+            Ok(TableRead::Names { asked, found })
+        };
+        self.manager.apply_table_read(read).await?;
         Ok(())
-    }
-
-    /// The safety net: the table's fingerprint against what this node read; the server
-    /// process that answered.
-    async fn check(&self, client: &Client, known: &mut Known) -> Result<i32, String> {
-        let (there, pid) = bounded(self.table.fingerprint(client)).await?;
-        if there != known.fingerprint() {
-            tracing::info!(
-                table = self.table.name(),
-                "registry: the table changed without a notification this node saw; reading it whole"
-            );
-            self.read_whole(client, known).await?;
-        }
-        Ok(pid)
     }
 
     /// Says, once per connection, that LISTEN cannot work on it, why, and what to do.
@@ -338,16 +362,8 @@ impl Sync {
     }
 }
 
-/// The server session that LISTENs, and whether its first self-notification came back.
-#[derive(Clone, Copy)]
-struct Listening {
-    pid: i32,
-    delivers: bool,
-}
-
-/// The periodic self-notification of a LISTEN session that delivered its first.
+/// The periodic self-notification of a LISTEN session that works.
 struct Probe {
-    delivers: bool,
     outstanding: Option<(String, Instant)>,
     next_at: Instant,
 }
@@ -359,9 +375,8 @@ enum ProbeDue {
 }
 
 impl Probe {
-    fn new(delivers: bool) -> Self {
+    fn new() -> Self {
         Self {
-            delivers,
             outstanding: None,
             next_at: Instant::now() + PROBE_EVERY,
         }
@@ -378,9 +393,6 @@ impl Probe {
     }
 
     fn due(&mut self, node: &str) -> ProbeDue {
-        if !self.delivers {
-            return ProbeDue::Nothing;
-        }
         let now = Instant::now();
         match &self.outstanding {
             Some((_, sent_at)) if now.duration_since(*sent_at) > PROBE_TIMEOUT => ProbeDue::Overdue,
@@ -405,15 +417,17 @@ fn probe_payload(node: &str) -> String {
 }
 
 /// Runs a query of the sync within [`QUERY_TIMEOUT`]; any failure ends the session.
-async fn bounded<T, E: std::fmt::Display>(
+async fn bounded<T, E: std::error::Error + 'static>(
+    doing: &'static str,
     query: impl Future<Output = Result<T, E>>,
-) -> Result<T, String> {
+) -> Result<T, Ended> {
     match tokio::time::timeout(QUERY_TIMEOUT, query).await {
         Ok(Ok(value)) => Ok(value),
-        Ok(Err(err)) => Err(err.to_string()),
-        Err(_) => Err(format!(
-            "PostgreSQL did not answer within {QUERY_TIMEOUT:?}"
-        )),
+        Ok(Err(err)) => Err(Ended::Failed {
+            doing,
+            why: describe(&err),
+        }),
+        Err(_) => Err(Ended::NoAnswer { doing }),
     }
 }
 
@@ -444,5 +458,48 @@ struct AbortOnDrop(tokio::task::JoinHandle<()>);
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
         self.0.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_fingerprint_changes_with_any_row_in_any_commit_order() {
+        let known = |rows: &[(&str, i64)]| {
+            Known(rows.iter().map(|(n, v)| (n.to_string(), *v)).collect()).fingerprint()
+        };
+        let before = known(&[("alice", 3), ("bob", 12)]);
+        // alice's update took version 11 and committed after bob's 12: the highest version
+        // and the count stay, the sum does not.
+        assert_ne!(before, known(&[("alice", 11), ("bob", 12)]));
+        // A row gone, a row renamed (a new version), a row added.
+        assert_ne!(before, known(&[("bob", 12)]));
+        assert_ne!(before, known(&[("alicia", 13), ("bob", 12)]));
+        assert_ne!(before, known(&[("alice", 3), ("bob", 12), ("carol", 14)]));
+        assert_eq!(before, known(&[("bob", 12), ("alice", 3)]));
+    }
+
+    #[test]
+    fn a_self_notification_is_sent_every_so_often_and_overdue_if_it_never_returns() {
+        let mut probe = Probe::new();
+        assert!(matches!(probe.due("web1"), ProbeDue::Nothing));
+        probe.next_at = Instant::now();
+        let ProbeDue::Send(payload) = probe.due("web1") else {
+            panic!("a probe is due");
+        };
+        assert!(payload.starts_with("?probe web1 "));
+        assert!(crate::account::AccountName::new(&payload).is_err());
+        assert!(matches!(probe.due("web1"), ProbeDue::Nothing));
+        probe.returned(&payload);
+        assert!(probe.outstanding.is_none());
+        probe.next_at = Instant::now();
+        let ProbeDue::Send(_) = probe.due("web1") else {
+            panic!("a probe is due");
+        };
+        let sent = Instant::now() - PROBE_TIMEOUT - Duration::from_millis(1);
+        probe.outstanding.as_mut().unwrap().1 = sent;
+        assert!(matches!(probe.due("web1"), ProbeDue::Overdue));
     }
 }

@@ -31,26 +31,52 @@ pub enum TableRead {
 }
 
 /// The node table of CONTRACT.md: one row per node, its heartbeat in `seen`.
-pub const NODES_TABLE: &str = "plexer_nodes";
+pub use crate::config::NODES_TABLE;
 
 /// Why the table could not be read or changed.
 #[derive(Debug, thiserror::Error)]
 pub enum TableError {
+    /// Not connected: nothing was sent.
     #[error(
         "the registry's PostgreSQL is unreachable ({why}): this node serves the accounts it \
          has, and changes are refused until the connection is back"
     )]
     Unreachable { why: String },
+    /// Sent, and the connection failed before the answer: PostgreSQL may have committed it.
+    #[error(
+        "the connection to the registry's PostgreSQL failed while it was asked to {doing} \
+         ({why}): the change may or may not have been made; `plexer accounts list` shows which \
+         once the connection is back"
+    )]
+    Interrupted { doing: &'static str, why: String },
     #[error("PostgreSQL refused to {doing}: {why}")]
     Refused { doing: &'static str, why: String },
 }
 
-/// What PostgreSQL said, rather than tokio-postgres's bare "db error".
-pub fn describe(error: &tokio_postgres::Error) -> String {
-    match error.as_db_error() {
-        Some(db) => format!("{}: {}", db.severity(), db.message()),
-        None => error.to_string(),
+/// What PostgreSQL said (severity, message, hint), rather than tokio-postgres's bare "db
+/// error"; for any other error its whole chain of causes ("error connecting to server:
+/// Connection refused").
+pub fn describe(error: &(dyn std::error::Error + 'static)) -> String {
+    if let Some(db) = error
+        .downcast_ref::<tokio_postgres::Error>()
+        .and_then(tokio_postgres::Error::as_db_error)
+    {
+        let hint = db
+            .hint()
+            .map(|hint| format!(" ({hint})"))
+            .unwrap_or_default();
+        return format!("{}: {}{hint}", db.severity(), db.message());
     }
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(next) = cause {
+        let more = next.to_string();
+        if !text.contains(&more) {
+            text = format!("{text}: {more}");
+        }
+        cause = next.source();
+    }
+    text
 }
 
 /// The accounts table, and the connection to it while there is one.
@@ -78,21 +104,15 @@ impl Table {
     }
 
     /// Where an account of the table is said to come from, in refusals and `accounts list`:
-    /// `TABLE/NAME`. Only a checked name is used; any other becomes a name with `!` for each
-    /// character outside an account name, which no account can have, so a row named
-    /// `../alice` never passes for alice.
+    /// `TABLE/NAME`. Only a checked name is used; any other becomes `!` and its bytes in hex,
+    /// which no account can have, so a row named `../alice` never passes for alice.
     pub fn origin(&self, name: &str) -> std::path::PathBuf {
-        let plain: String = name
-            .chars()
-            .take(80)
-            .map(|c| match c {
-                'a'..='z' | '0'..='9' | '_' | '-' => c,
-                _ => '!',
-            })
-            .collect();
-        // A bad name is either empty, too long (80 > 63) or rewritten with a '!'.
-        let plain = if plain.is_empty() { "!".into() } else { plain };
-        std::path::PathBuf::from(format!("{}/{plain}", self.name))
+        if crate::account::AccountName::new(name).is_ok() {
+            return std::path::PathBuf::from(format!("{}/{name}", self.name));
+        }
+        // Any other name as `!` and its bytes in hex: one origin per name, none an account's.
+        let hex: String = name.bytes().take(40).map(|b| format!("{b:02x}")).collect();
+        std::path::PathBuf::from(format!("{}/!{hex}", self.name))
     }
 
     pub(crate) fn connected(&self, client: Arc<Client>) {
@@ -113,12 +133,15 @@ impl Table {
         }
     }
 
+    /// A failed statement: refused by PostgreSQL (nothing changed), or cut off on the way
+    /// (which may have changed something).
     fn refused(doing: &'static str) -> impl Fn(tokio_postgres::Error) -> TableError {
-        move |error| match error.is_closed() || error.as_db_error().is_none() {
-            true => TableError::Unreachable {
+        move |error| match error.as_db_error() {
+            Some(_) => TableError::Refused {
+                doing,
                 why: describe(&error),
             },
-            false => TableError::Refused {
+            None => TableError::Interrupted {
                 doing,
                 why: describe(&error),
             },
@@ -162,15 +185,18 @@ impl Table {
         Ok(())
     }
 
-    pub async fn read_one(&self, name: &str) -> Result<Option<Row>, TableError> {
+    /// Stamps an account's row with a new version, its spec as it is: the trigger notifies
+    /// every node, which starts a new generation (`plexer accounts reload NAME` through any
+    /// node). The row as it is now, or `None` when there is none.
+    pub async fn touch(&self, name: &str) -> Result<Option<Row>, TableError> {
         let sql = format!(
-            "SELECT name, spec, version FROM {} WHERE name = $1",
+            "UPDATE {} SET spec = spec WHERE name = $1 RETURNING name, spec, version",
             self.name
         );
         let params = [(&name as _, Type::TEXT)];
         let row = self.client()?.query_typed_opt(&sql, &params).await;
         Ok(row
-            .map_err(Self::refused("read the account"))?
+            .map_err(Self::refused("reload the account"))?
             .map(|r| row_of(&r)))
     }
 
@@ -209,21 +235,25 @@ impl Table {
         rows.map_err(Self::refused("read the accounts"))
     }
 
-    /// The highest version and the number of rows: any insert, update or delete changes one
-    /// of them, so equal fingerprints mean nothing was missed. With them, the server
-    /// session's process id, which a real session keeps and a transaction pooler changes.
+    /// The number of rows and the sum of their versions: versions only grow and a new row's
+    /// is above every other, so any insert, update, rename or delete changes one of them, in
+    /// whatever order the transactions commit; equal fingerprints mean nothing was missed.
+    /// With them, the server session's process id, which a real session keeps and a
+    /// transaction pooler changes.
     pub(crate) async fn fingerprint(
         &self,
         client: &Client,
     ) -> Result<(Fingerprint, i32), tokio_postgres::Error> {
         let sql = format!(
-            "SELECT coalesce(max(version), 0), count(*), pg_backend_pid() FROM {}",
+            "SELECT count(*), coalesce(sum(version), 0)::text, pg_backend_pid() FROM {}",
             self.name
         );
         let row = client.query_typed_one(&sql, &[]).await?;
+        let sum: String = row.get(1);
         let fingerprint = Fingerprint {
-            highest_version: row.get(0),
-            rows: row.get(1),
+            rows: row.get(0),
+            // A sum of bigints is numeric in SQL; as text it always parses.
+            version_sum: sum.parse().unwrap_or(-1),
         };
         Ok((fingerprint, row.get(2)))
     }
@@ -336,8 +366,8 @@ pub struct NodeRow {
 /// See [`Table::fingerprint`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Fingerprint {
-    pub highest_version: i64,
     pub rows: i64,
+    pub version_sum: i128,
 }
 
 fn row_of(row: &tokio_postgres::Row) -> Row {
@@ -374,16 +404,11 @@ mod tests {
             table.origin("alice"),
             std::path::PathBuf::from("plexer_accounts/alice")
         );
-        let (long, long_shown) = (
-            "a".repeat(90),
-            format!("plexer_accounts/{}", "a".repeat(80)),
-        );
         let cases = [
-            ("../alice", "plexer_accounts/!!!alice"),
-            ("Alice", "plexer_accounts/!lice"),
+            ("../alice", "plexer_accounts/!2e2e2f616c696365"),
+            ("Alice", "plexer_accounts/!416c696365"),
+            ("Blice", "plexer_accounts/!426c696365"),
             ("", "plexer_accounts/!"),
-            ("_x", "plexer_accounts/_x"),
-            (long.as_str(), long_shown.as_str()),
         ];
         for (bad, shown) in cases {
             let origin = table.origin(bad);

@@ -24,7 +24,7 @@ pub use dump_command::{DumpCommand, DumpCommandError};
 pub use duration::Span;
 pub use plexer_prefork::listen::parse_mode;
 pub use pool_keys::{AuditMode, DEFAULT_SLOW_REQUEST, PmKind, PoolKeys, PoolPlan};
-pub use shared_registry::{DEFAULT_TABLE, SharedRegistry, host_name, is_identifier};
+pub use shared_registry::{DEFAULT_TABLE, NODES_TABLE, SharedRegistry, host_name, is_identifier};
 
 /// What went wrong with a config or account file.
 #[derive(Debug, thiserror::Error)]
@@ -538,7 +538,8 @@ impl Config {
         match (&self.accounts_dir, &self.registry) {
             (Some(_), Some(_)) => {
                 return invalid(
-                    "both accounts_dir and registry are set: the accounts live in one of them                      (`plexer accounts import DIR` moves a directory into the table)"
+                    "both accounts_dir and registry are set: the accounts live in one of them \
+                     (`plexer accounts import DIR` moves a directory into the table)"
                         .into(),
                 );
             }

@@ -26,6 +26,9 @@ pub struct SharedRegistry {
 /// CONTRACT.md's table name.
 pub const DEFAULT_TABLE: &str = "plexer_accounts";
 
+/// The table of nodes and their heartbeats (CONTRACT.md), beside the accounts' table.
+pub const NODES_TABLE: &str = "plexer_nodes";
+
 fn default_table() -> String {
     DEFAULT_TABLE.into()
 }
@@ -51,12 +54,25 @@ impl SharedRegistry {
     }
 
     pub(super) fn check(&self) -> Result<(), String> {
-        self.connection()?;
+        if self.connection()?.get_ssl_mode() == tokio_postgres::config::SslMode::Require {
+            return Err(
+                "registry.postgres asks for TLS (sslmode=require), which plexer does not speak \
+                 yet: reach PostgreSQL over a unix socket, a private network or a tunnel, and \
+                 leave sslmode out (or write sslmode=disable)"
+                    .into(),
+            );
+        }
         if !is_identifier(&self.table) {
             return Err(format!(
                 "registry.table {:?} is not a plain SQL name: use 1 to 63 of a-z, 0-9 and '_', \
                  starting with a letter or '_' (it is written into SQL, so nothing else is taken)",
                 self.table
+            ));
+        }
+        if self.table == NODES_TABLE {
+            return Err(format!(
+                "registry.table {NODES_TABLE:?} is the nodes' table: name the accounts' table \
+                 otherwise (the default is {DEFAULT_TABLE:?})"
             ));
         }
         // The trigger's function and the version sequence are named after the table.
@@ -157,6 +173,12 @@ mod tests {
         );
         let bad = registry("postgresql://[").check().unwrap_err();
         assert!(bad.contains("registry.postgres"), "{bad}");
+        let tls = registry("host=db sslmode=require").check().unwrap_err();
+        assert!(tls.contains("sslmode=require"), "{tls}");
+        assert!(registry("host=db sslmode=prefer").check().is_ok());
+        let mut nodes = registry("host=db");
+        nodes.table = NODES_TABLE.into();
+        assert!(nodes.check().unwrap_err().contains("nodes' table"));
     }
 
     #[test]
