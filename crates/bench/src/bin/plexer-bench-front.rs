@@ -349,11 +349,15 @@ async fn start(backend: Backend, args: &Args, dir: &Path) -> Result<Running> {
             (WORKERS, 2),
             &[],
         )?),
-        Backend::SpawnHello => {
-            Running::Plexer(plexer_cli::spawn(&args.plexer, dir, &[hello], WORKERS)?)
-        }
+        Backend::SpawnHello => Running::Plexer(plexer_cli::spawn(
+            &args.plexer,
+            dir,
+            &[hello],
+            WORKERS,
+            &[],
+        )?),
         Backend::NginxStreamHello | Backend::HaproxyHello => {
-            let behind = plexer_cli::spawn(&args.plexer, dir, &[hello], WORKERS)?;
+            let behind = plexer_cli::spawn(&args.plexer, dir, &[hello], WORKERS, &[])?;
             let relay_dir = dir.join("relay");
             let relay = match backend {
                 Backend::NginxStreamHello => {

@@ -1,13 +1,17 @@
 //! `plexer-bench-pages [--plexer PATH] [--php-fpm PATH] [--php-cgi PATH] [--nginx PATH]
-//! [--python PATH] [--seconds N] [--rounds N] [--page php|django]`: plexer's hop on real pages (issue 15), printed
+//! [--python PATH] [--seconds N] [--rounds N] [--page php|django] [--php-ini NAME=VALUE]...`:
+//! plexer's hop on real pages (issue 15), printed
 //! as the markdown tables of docs/benchmarks.md ("Real pages").
 //!
-//! Four servers behind the same nginx, each with the same number of workers:
+//! Five servers behind the same nginx, each with the same number of workers:
 //! 1. php-fpm (`pm = static`) running `pages/table.php`, an HTML table of 3,000 rows;
 //! 2. `plexer serve` → php-cgi running the same page;
-//! 3. `plexer spawn` → Django's hello view under flup: nginx reaches flup's workers on their
+//! 3. `plexer spawn` → php-cgi: nginx reaches the same php-cgi workers on their shared socket
+//!    itself, no hop. Not a goal's side: it splits the gap between 1 and 2 into what php-cgi
+//!    costs beside php-fpm and what the hop costs;
+//! 4. `plexer spawn` → Django's hello view under flup: nginx reaches flup's workers on their
 //!    shared socket itself, no hop;
-//! 4. `plexer serve` → the same flup workers.
+//! 5. `plexer serve` → the same flup workers.
 //!
 //! OPcache is on for both PHP sides (Debian's php.ini and conf.d are the same for php-cgi and
 //! php-fpm). Before the rounds, every server is warmed and asked for its page's `?check`, whose
@@ -21,7 +25,9 @@
 //! request given a deadline (`plexer_bench::nginx_cell`). The goals are judged on the medians
 //! of the rounds, and each round's ratio is printed beside them.
 //!
-//! `--page` measures one page's two servers only (to profile them, say).
+//! `--page` measures one page's servers only (to profile them, say). `--php-ini` overrides a
+//! php.ini setting for every PHP side alike (`-d NAME=VALUE`), to see what a setting changes:
+//! `output_buffering=65536` makes PHP write its output in records of 64 KiB rather than 8 KiB.
 //!
 //! `plexer` should be a release build; by default it is looked for next to this binary.
 //! Progress goes to stderr, the tables to stdout.
@@ -70,7 +76,7 @@ fn main() -> ExitCode {
 
 const USAGE: &str = "usage: plexer-bench-pages [--plexer PATH] [--php-fpm PATH] [--php-cgi PATH] \
                      [--nginx PATH] [--python PATH] [--seconds N] [--rounds N] \
-                     [--page php|django]";
+                     [--page php|django] [--php-ini NAME=VALUE]...";
 
 struct Args {
     plexer: PathBuf,
@@ -83,12 +89,15 @@ struct Args {
     rounds: usize,
     /// Only this page's servers, when given.
     only: Option<Page>,
+    /// php.ini settings given to every PHP side alike, as `NAME=VALUE`.
+    php_ini: Vec<String>,
 }
 
 fn parse_args() -> Result<Args> {
     let mut paths: [Option<PathBuf>; 5] = Default::default();
     let (mut seconds, mut rounds) = (5u64, 5usize);
     let mut only = None;
+    let mut php_ini = Vec::new();
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let slot = match arg.as_str() {
@@ -97,6 +106,11 @@ fn parse_args() -> Result<Args> {
             "--php-cgi" => 2,
             "--nginx" => 3,
             "--python" => 4,
+            "--php-ini" => {
+                let setting = args.next().filter(|s| s.contains('='));
+                php_ini.push(setting.ok_or("--php-ini takes NAME=VALUE")?);
+                continue;
+            }
             "--page" => {
                 only = match args.next().as_deref() {
                     Some("php") => Some(Page::Php),
@@ -139,6 +153,7 @@ fn parse_args() -> Result<Args> {
         cell: Duration::from_secs(seconds),
         rounds,
         only,
+        php_ini,
     })
 }
 
@@ -147,14 +162,16 @@ fn parse_args() -> Result<Args> {
 enum Backend {
     PhpFpm,
     ServePhpCgi,
+    SpawnPhpCgi,
     SpawnDjango,
     ServeDjango,
 }
 
 impl Backend {
-    const ALL: [Self; 4] = [
+    const ALL: [Self; 5] = [
         Self::PhpFpm,
         Self::ServePhpCgi,
+        Self::SpawnPhpCgi,
         Self::SpawnDjango,
         Self::ServeDjango,
     ];
@@ -163,6 +180,7 @@ impl Backend {
         match self {
             Self::PhpFpm => "nginx → php-fpm → table.php",
             Self::ServePhpCgi => "nginx → plexer serve → php-cgi → table.php",
+            Self::SpawnPhpCgi => "nginx → php-cgi (shared socket) → table.php",
             Self::SpawnDjango => "nginx → flup (Django hello), shared socket",
             Self::ServeDjango => "nginx → plexer serve → flup (Django hello)",
         }
@@ -170,7 +188,7 @@ impl Backend {
 
     fn page(self) -> Page {
         match self {
-            Self::PhpFpm | Self::ServePhpCgi => Page::Php,
+            Self::PhpFpm | Self::ServePhpCgi | Self::SpawnPhpCgi => Page::Php,
             Self::SpawnDjango | Self::ServeDjango => Page::Django,
         }
     }
@@ -292,6 +310,13 @@ async fn measure_all(args: &Args, dir: &Path) -> Result<()> {
             php_fpm::version(cgi)
         )?;
     }
+    if !args.php_ini.is_empty() {
+        writeln!(
+            out,
+            "php.ini overridden for every PHP side: {}",
+            args.php_ini.join(", ")
+        )?;
+    }
 
     let mut servers = Vec::new();
     for backend in Backend::ALL {
@@ -378,6 +403,23 @@ async fn measure_all(args: &Args, dir: &Path) -> Result<()> {
 
 async fn start(backend: Backend, args: &Args, scripts: &Scripts, dir: &Path) -> Result<Running> {
     let python = || args.python.as_deref().map_err(|why| why.clone());
+    // php-cgi, with `-d NAME=VALUE` for each --php-ini.
+    let ini_args: Vec<PathBuf> = args
+        .php_ini
+        .iter()
+        .flat_map(|setting| [PathBuf::from("-d"), PathBuf::from(setting)])
+        .collect();
+    let php_cgi_command = || {
+        let program = args
+            .php_cgi
+            .as_deref()
+            .ok_or("php-cgi is not installed: `apt-get install php-cgi`")?;
+        Ok::<_, &str>(
+            std::iter::once(program)
+                .chain(ini_args.iter().map(PathBuf::as_path))
+                .collect::<Vec<_>>(),
+        )
+    };
     Ok(match backend {
         Backend::PhpFpm => {
             let program = args.php_fpm.as_deref().ok_or(
@@ -387,26 +429,38 @@ async fn start(backend: Backend, args: &Args, scripts: &Scripts, dir: &Path) -> 
             let pm = FpmPm::Static {
                 max_children: WORKERS,
             };
-            Running::Fpm(PhpFpm::start(program, dir, "pages", pm).await?)
+            Running::Fpm(PhpFpm::start_with_ini(program, dir, "pages", pm, &args.php_ini).await?)
         }
         Backend::ServePhpCgi => {
-            let program = args
-                .php_cgi
-                .as_deref()
-                .ok_or("php-cgi is not installed: `apt-get install php-cgi`")?;
             // php-cgi's own recycling (500 requests by default) off, as php-fpm's is.
             let env = [("PHP_FCGI_MAX_REQUESTS", "0")];
             Running::Plexer(plexer_cli::serve(
                 &args.plexer,
                 dir,
-                &[program],
+                &php_cgi_command()?,
                 (WORKERS, 1),
+                &env,
+            )?)
+        }
+        Backend::SpawnPhpCgi => {
+            let env = [("PHP_FCGI_MAX_REQUESTS", "0")];
+            Running::Plexer(plexer_cli::spawn(
+                &args.plexer,
+                dir,
+                &php_cgi_command()?,
+                WORKERS,
                 &env,
             )?)
         }
         Backend::SpawnDjango => {
             let command = [python()?, scripts.django.as_path()];
-            Running::Plexer(plexer_cli::spawn(&args.plexer, dir, &command, WORKERS)?)
+            Running::Plexer(plexer_cli::spawn(
+                &args.plexer,
+                dir,
+                &command,
+                WORKERS,
+                &[],
+            )?)
         }
         Backend::ServeDjango => {
             let command = [python()?, scripts.django.as_path()];
@@ -539,6 +593,76 @@ impl Goal {
     }
 }
 
+/// Two setups side by side: the first's requests/s over the second's, with one keepalive
+/// setting; `goal: None` for a row that only explains another.
+struct Comparison {
+    what: &'static str,
+    ours: Backend,
+    theirs: Backend,
+    keepalive: bool,
+    goal: Option<Goal>,
+}
+
+const COMPARISONS: [Comparison; 8] = [
+    Comparison {
+        what: "PHP table: plexer serve → php-cgi ÷ php-fpm",
+        ours: Backend::ServePhpCgi,
+        theirs: Backend::PhpFpm,
+        keepalive: false,
+        goal: Some(Goal::AtLeast(GOAL_AT_LEAST)),
+    },
+    Comparison {
+        what: "PHP table: plexer serve → php-cgi ÷ php-fpm",
+        ours: Backend::ServePhpCgi,
+        theirs: Backend::PhpFpm,
+        keepalive: true,
+        goal: Some(Goal::AboveWithoutTimeouts),
+    },
+    Comparison {
+        what: "Django hello: plexer serve → flup ÷ flup",
+        ours: Backend::ServeDjango,
+        theirs: Backend::SpawnDjango,
+        keepalive: false,
+        goal: Some(Goal::AtLeast(GOAL_AT_LEAST)),
+    },
+    Comparison {
+        what: "Django hello: plexer serve → flup ÷ flup",
+        ours: Backend::ServeDjango,
+        theirs: Backend::SpawnDjango,
+        keepalive: true,
+        goal: Some(Goal::AtLeast(GOAL_AT_LEAST)),
+    },
+    // Where the PHP gap comes from: php-cgi beside php-fpm, and the hop alone.
+    Comparison {
+        what: "PHP table: php-cgi (shared socket) ÷ php-fpm",
+        ours: Backend::SpawnPhpCgi,
+        theirs: Backend::PhpFpm,
+        keepalive: false,
+        goal: None,
+    },
+    Comparison {
+        what: "PHP table: php-cgi (shared socket) ÷ php-fpm",
+        ours: Backend::SpawnPhpCgi,
+        theirs: Backend::PhpFpm,
+        keepalive: true,
+        goal: None,
+    },
+    Comparison {
+        what: "PHP table: plexer serve → php-cgi ÷ php-cgi (shared socket)",
+        ours: Backend::ServePhpCgi,
+        theirs: Backend::SpawnPhpCgi,
+        keepalive: false,
+        goal: None,
+    },
+    Comparison {
+        what: "PHP table: plexer serve → php-cgi ÷ php-cgi (shared socket)",
+        ours: Backend::ServePhpCgi,
+        theirs: Backend::SpawnPhpCgi,
+        keepalive: true,
+        goal: None,
+    },
+];
+
 fn print_goals(
     out: &mut impl Write,
     servers: &[(Backend, Option<Running>)],
@@ -546,81 +670,61 @@ fn print_goals(
 ) -> io::Result<()> {
     writeln!(
         out,
-        "\n### Real pages against the goals (requests/s, plexer's side ÷ the direct side)\n"
+        "\n### Real pages against the goals (medians over the rounds; each round's ratio is \
+         of the cells of one round)\n"
     )?;
     writeln!(
         out,
-        "| page | upstream keepalive | ratio of the medians | each round's ratio | timeouts: plexer / direct | errors: plexer / direct | goal | verdict |"
+        "| comparison | upstream keepalive | requests/s ratio | each round's ratio | CPU per \
+         request, whole run: added | timeouts: first / second | errors: first / second | goal \
+         | verdict |"
     )?;
-    writeln!(out, "|---|---|---:|---|---:|---:|---|---|")?;
-    let comparisons = [
-        (
-            "PHP table",
-            Backend::ServePhpCgi,
-            Backend::PhpFpm,
-            false,
-            Goal::AtLeast(GOAL_AT_LEAST),
-        ),
-        (
-            "PHP table",
-            Backend::ServePhpCgi,
-            Backend::PhpFpm,
-            true,
-            Goal::AboveWithoutTimeouts,
-        ),
-        (
-            "Django hello",
-            Backend::ServeDjango,
-            Backend::SpawnDjango,
-            false,
-            Goal::AtLeast(GOAL_AT_LEAST),
-        ),
-        (
-            "Django hello",
-            Backend::ServeDjango,
-            Backend::SpawnDjango,
-            true,
-            Goal::AtLeast(GOAL_AT_LEAST),
-        ),
-    ];
+    writeln!(out, "|---|---|---:|---|---:|---:|---:|---|---|")?;
     let index = |b: Backend| {
         Backend::ALL
             .iter()
             .position(|&x| x == b)
             .filter(|&i| servers[i].1.is_some())
     };
-    for (page, plexer, direct, keepalive, goal) in comparisons {
-        let (Some(p), Some(d)) = (index(plexer), index(direct)) else {
+    for c in &COMPARISONS {
+        let (Some(o), Some(t)) = (index(c.ours), index(c.theirs)) else {
             continue;
         };
-        let k = usize::from(keepalive);
-        let (pc, dc) = (&results[p][k], &results[d][k]);
+        let k = usize::from(c.keepalive);
+        let (oc, tc) = (&results[o][k], &results[t][k]);
         let rate = |cells: &[Cell]| Medians::of(cells.iter()).per_second;
-        let ratio = rate(pc).zip(rate(dc)).map(|(a, b)| a / b);
-        let each: Vec<String> = pc
+        let ratio = rate(oc).zip(rate(tc)).map(|(a, b)| a / b);
+        let each: Vec<String> = oc
             .iter()
-            .zip(dc)
+            .zip(tc)
             .map(|(a, b)| format!("{:.3}", a.per_second / b.per_second))
             .collect();
+        let cpu = |cells: &[Cell]| {
+            nginx_cell::median_duration(cells.iter().map(Cell::total_cpu_per_request))
+        };
+        let added = cpu(oc)
+            .zip(cpu(tc))
+            .map(|(a, b)| (a.as_secs_f64() - b.as_secs_f64()) * 1e6);
         let sum = |cells: &[Cell], f: fn(&Cell) -> u64| cells.iter().map(f).sum::<u64>();
-        let plexer_timeouts = sum(pc, |c| c.timeouts);
-        let verdict = ratio.map_or("—", |r| {
-            if goal.met(r, plexer_timeouts) {
-                "met"
-            } else {
-                "missed"
-            }
-        });
+        let our_timeouts = sum(oc, |c| c.timeouts);
+        let verdict = match (c.goal, ratio) {
+            (Some(goal), Some(r)) if goal.met(r, our_timeouts) => "met",
+            (Some(_), Some(_)) => "missed",
+            _ => "—",
+        };
         writeln!(
             out,
-            "| {page} | {} | {} | {} | {plexer_timeouts} / {} | {} / {} | {} | {verdict} |",
-            on_off(keepalive),
+            "| {} | {} | {} | {} | {} | {our_timeouts} / {} | {} / {} | {} | {verdict} |",
+            c.what,
+            on_off(c.keepalive),
             ratio.map_or("—".into(), |r| format!("{r:.3}×")),
             each.join(" / "),
-            sum(dc, |c| c.timeouts),
-            sum(pc, |c| c.errors),
-            sum(dc, |c| c.errors),
-            goal.describe(),
+            added.map_or("—".into(), |a| format!("{a:+.0} µs")),
+            sum(tc, |c| c.timeouts),
+            sum(oc, |c| c.errors),
+            sum(tc, |c| c.errors),
+            c.goal
+                .map_or("none: where the PHP gap comes from".into(), Goal::describe),
         )?;
     }
     Ok(())
