@@ -16,7 +16,8 @@
 //! every iteration, so no side can win by skipping work.
 //!
 //! The process benchmarks (`src/bin/plexer-bench-pool.rs`, `src/bin/plexer-bench-front.rs`,
-//! `src/bin/plexer-bench-accounts.rs`) run real servers instead:
+//! `src/bin/plexer-bench-pages.rs`, `src/bin/plexer-bench-accounts.rs`, …) run real servers
+//! instead:
 //!
 //! | module | what it holds |
 //! |---|---|
@@ -27,6 +28,9 @@
 //! | [`timed_run`] | a command timed to its exit and killed at a deadline (`plexer accounts add`) |
 //! | [`plexer_cli`] | `plexer serve` and `plexer spawn` as processes, with their configs |
 //! | [`nginx`] | nginx in front of one FastCGI socket, with or without upstream keepalive |
+//! | [`nginx_cell`] | one measured cell behind a fresh nginx (load, CPU from `/proc`), and medians over rounds |
+//! | [`relays`] | nginx's stream module and HAProxy as byte relays between two unix sockets |
+//! | [`pages`] | the real pages (a PHP table, Django's hello view) and their checks |
 //! | [`timing`] | medians and spreads, formatted |
 //! | [`machine`] | the machine a run was on: CPU, cores, kernel, load average |
 //! | [`binaries`] | `plexer` and `hello` as given, or next to the benchmark's binary |
