@@ -287,62 +287,8 @@ async fn measure_all(args: &Args, dir: &Path) -> Result<()> {
     std::fs::write(&scripts.php, pages::TABLE_PHP)?;
     std::fs::write(&scripts.django, pages::DJANGO_HELLO)?;
     let out = &mut io::stdout().lock();
-    writeln!(
-        out,
-        "Machine: {}, load average {} at start",
-        machine::describe(),
-        machine::load_average()
-    )?;
-    writeln!(out, "plexer: {}", args.plexer.display())?;
-    if let Some(fpm) = &args.php_fpm {
-        writeln!(
-            out,
-            "php-fpm: {} ({})",
-            fpm.display(),
-            php_fpm::version(fpm)
-        )?;
-    }
-    if let Some(cgi) = &args.php_cgi {
-        writeln!(
-            out,
-            "php-cgi: {} ({})",
-            cgi.display(),
-            php_fpm::version(cgi)
-        )?;
-    }
-    if !args.php_ini.is_empty() {
-        writeln!(
-            out,
-            "php.ini overridden for every PHP side: {}",
-            args.php_ini.join(", ")
-        )?;
-    }
-
-    let mut servers = Vec::new();
-    for backend in Backend::ALL {
-        if args.only.is_some_and(|page| page != backend.page()) {
-            servers.push((backend, None));
-            continue;
-        }
-        eprintln!("starting: {}", backend.label());
-        let started = match start(backend, args, &scripts, &dir.join(format!("{backend:?}"))).await
-        {
-            Ok(server) => check(backend, args, &server, &scripts, dir)
-                .await
-                .map(|said| (server, said)),
-            Err(why) => Err(why),
-        };
-        match started {
-            Ok((server, said)) => {
-                writeln!(out, "{}: check: {said}", backend.label())?;
-                servers.push((backend, Some(server)));
-            }
-            Err(why) => {
-                writeln!(out, "{}: not measured: {why}", backend.label())?;
-                servers.push((backend, None));
-            }
-        }
-    }
+    print_header(out, args)?;
+    let servers = start_all(out, args, &scripts, dir).await?;
     writeln!(
         out,
         "Every server: {WORKERS} workers, never recycled. Load: {CONNECTIONS} kept-alive \
@@ -353,8 +299,83 @@ async fn measure_all(args: &Args, dir: &Path) -> Result<()> {
         human(REQUEST_TIMEOUT),
         args.rounds
     )?;
+    let results = run_rounds(args, &servers, &scripts, dir).await?;
+    print_cells(out, &servers, &results)?;
+    print_goals(out, &servers, &results)?;
+    // Other work on a shared machine shows here: the figures are only as good as this is low.
+    writeln!(
+        out,
+        "\nLoad average at the end: {}",
+        machine::load_average()
+    )?;
+    Ok(())
+}
 
-    // results[backend][keepalive][round]
+fn print_header(out: &mut impl Write, args: &Args) -> io::Result<()> {
+    writeln!(
+        out,
+        "Machine: {}, load average {} at start",
+        machine::describe(),
+        machine::load_average()
+    )?;
+    writeln!(out, "plexer: {}", args.plexer.display())?;
+    for (name, program) in [("php-fpm", &args.php_fpm), ("php-cgi", &args.php_cgi)] {
+        if let Some(program) = program {
+            let version = php_fpm::version(program);
+            writeln!(out, "{name}: {} ({version})", program.display())?;
+        }
+    }
+    if !args.php_ini.is_empty() {
+        writeln!(
+            out,
+            "php.ini overridden for every PHP side: {}",
+            args.php_ini.join(", ")
+        )?;
+    }
+    Ok(())
+}
+
+/// Starts and checks every server the run measures, in the order of [`Backend::ALL`]; one
+/// that cannot start or fails its check is printed as not measured and left out (`None`).
+async fn start_all(
+    out: &mut impl Write,
+    args: &Args,
+    scripts: &Scripts,
+    dir: &Path,
+) -> Result<Vec<(Backend, Option<Running>)>> {
+    let mut servers = Vec::new();
+    for backend in Backend::ALL {
+        if args.only.is_some_and(|page| page != backend.page()) {
+            servers.push((backend, None));
+            continue;
+        }
+        eprintln!("starting: {}", backend.label());
+        let started = async {
+            let server = start(backend, args, scripts, &dir.join(format!("{backend:?}"))).await?;
+            let said = check(backend, args, &server, scripts, dir).await?;
+            Ok::<_, Box<dyn Error>>((server, said))
+        };
+        match started.await {
+            Ok((server, said)) => {
+                writeln!(out, "{}: check: {said}", backend.label())?;
+                servers.push((backend, Some(server)));
+            }
+            Err(why) => {
+                writeln!(out, "{}: not measured: {why}", backend.label())?;
+                servers.push((backend, None));
+            }
+        }
+    }
+    Ok(servers)
+}
+
+/// Every cell of every round: `results[backend][keepalive][round]`.
+async fn run_rounds(
+    args: &Args,
+    servers: &[(Backend, Option<Running>)],
+    scripts: &Scripts,
+    dir: &Path,
+) -> Result<Vec<[Vec<Cell>; 2]>> {
     let mut results: Vec<[Vec<Cell>; 2]> =
         Backend::ALL.iter().map(|_| Default::default()).collect();
     for round in 0..args.rounds {
@@ -390,15 +411,7 @@ async fn measure_all(args: &Args, dir: &Path) -> Result<()> {
             }
         }
     }
-    print_cells(out, &servers, &results)?;
-    print_goals(out, &servers, &results)?;
-    // Other work on a shared machine shows here: the figures are only as good as this is low.
-    writeln!(
-        out,
-        "\nLoad average at the end: {}",
-        machine::load_average()
-    )?;
-    Ok(())
+    Ok(results)
 }
 
 async fn start(backend: Backend, args: &Args, scripts: &Scripts, dir: &Path) -> Result<Running> {
