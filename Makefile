@@ -121,14 +121,16 @@ lint: c-compiler
 
 # Benchmarks beside the peers, printed as markdown tables for docs/benchmarks.md: once as
 # installed, once with glibc's rep-movsb copy path off (docs/benchmarks.md says why).
+# The Django page of the real-pages benchmark runs in the virtualenv `make deps` makes.
 NO_REP_MOVSB := GLIBC_TUNABLES=glibc.cpu.x86_rep_movsb_threshold=4294967295
-bench: c-compiler
+bench: c-compiler $(VENV_STAMP)
 	$(CARGO) bench -p plexer-bench --bench codec_round_trip
 	$(CARGO) run -q -p plexer-bench --bin plexer-bench-table
 	CRITERION_HOME=$(TARGET_DIR)/criterion-no-rep-movsb $(NO_REP_MOVSB) \
 		$(CARGO) bench -p plexer-bench --bench codec_round_trip
 	$(CARGO) run -q -p plexer-bench --bin plexer-bench-table $(TARGET_DIR)/criterion-no-rep-movsb
-	@# The supervisor beside php-fpm (issue 3): Debian's php-fpm, installed when missing.
+	@# The supervisor beside php-fpm (issue 3), and the real pages (issue 15): Debian's php-fpm,
+	@# installed when missing.
 	@PATH="$$PATH:/usr/local/sbin:/usr/sbin:/sbin" command -v php-fpm8.2 >/dev/null || \
 		ls /usr/sbin/php-fpm* >/dev/null 2>&1 || { \
 		echo "missing: php-fpm - installing php-fpm"; \
@@ -153,6 +155,10 @@ bench: c-compiler
 	$(CARGO) build --release -q -p plexer --bin plexer
 	$(CARGO) run --release -q -p plexer-bench --bin plexer-bench-front -- \
 		--plexer $(TARGET_DIR)/release/plexer --hello $(TARGET_DIR)/release/examples/hello
+	@# Real pages (issue 15): a PHP table of 3,000 rows under php-fpm and under plexer serve
+	@# with php-cgi, OPcache on for both; Django's hello view under flup, with plexer and without.
+	$(CARGO) run --release -q -p plexer-bench --bin plexer-bench-pages -- \
+		--plexer $(TARGET_DIR)/release/plexer --python $(VENV)/bin/python
 	@# 1 GiB bodies through nginx, with plexer and without (issue 15).
 	$(CARGO) run --release -q -p plexer-bench --bin plexer-bench-bodies -- \
 		--plexer $(TARGET_DIR)/release/plexer --hello $(TARGET_DIR)/release/examples/hello

@@ -16,7 +16,7 @@
 //! every iteration, so no side can win by skipping work.
 //!
 //! The process benchmarks (`src/bin/plexer-bench-pool.rs`, `src/bin/plexer-bench-front.rs`,
-//! `src/bin/plexer-bench-accounts.rs`, `src/bin/plexer-bench-cluster.rs`) run real servers
+//! `src/bin/plexer-bench-pages.rs`, `src/bin/plexer-bench-accounts.rs`, `src/bin/plexer-bench-cluster.rs`, …) run real servers
 //! instead:
 //!
 //! | module | what it holds |
@@ -30,6 +30,9 @@
 //! | [`registry_node`] | `plexer serve` as a node of a registry in PostgreSQL, or with an accounts_dir |
 //! | [`routed`] | one GET routed by a signed cookie, answered with the account that served it |
 //! | [`nginx`] | nginx in front of one FastCGI socket, with or without upstream keepalive |
+//! | [`nginx_cell`] | one measured cell behind a fresh nginx (load, CPU from `/proc`), and medians over rounds |
+//! | [`relays`] | nginx's stream module and HAProxy as byte relays between two unix sockets |
+//! | [`pages`] | the real pages (a PHP table, Django's hello view) and their checks |
 //! | [`timing`] | medians and spreads, formatted |
 //! | [`machine`] | the machine a run was on: CPU, cores, kernel, load average |
 //! | [`binaries`] | `plexer` and `hello` as given, or next to the benchmark's binary |
@@ -44,7 +47,9 @@ pub mod fcgi_get;
 pub mod guard;
 pub mod machine;
 pub mod nginx;
+pub mod nginx_cell;
 pub mod ours;
+pub mod pages;
 pub mod peers;
 pub mod php_fpm;
 pub mod pipe;

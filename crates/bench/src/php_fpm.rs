@@ -115,6 +115,18 @@ impl PhpFpm {
     /// Writes a configuration for one pool named `name` under `dir` (created), starts
     /// `program -F -y CONF -p DIR` (`-R` when root) and waits for php-fpm's "ready" line.
     pub async fn start(program: &Path, dir: &Path, name: &str, pm: FpmPm) -> io::Result<Self> {
+        Self::start_with_ini(program, dir, name, pm, &[]).await
+    }
+
+    /// [`PhpFpm::start`] with php.ini settings overridden on the command line (`-d NAME=VALUE`
+    /// for each of `ini`), as php-cgi takes them.
+    pub async fn start_with_ini(
+        program: &Path,
+        dir: &Path,
+        name: &str,
+        pm: FpmPm,
+        ini: &[String],
+    ) -> io::Result<Self> {
         fs::create_dir_all(dir)?;
         let socket = dir.join(format!("{name}.sock"));
         let log = dir.join(format!("{name}.log"));
@@ -135,6 +147,9 @@ impl PhpFpm {
             // Its own process group, so that the guard can stop the master and its children
             // together.
             .process_group(0);
+        for setting in ini {
+            command.arg("-d").arg(setting);
+        }
         if root {
             command.arg("-R");
         }

@@ -69,12 +69,14 @@ pub fn serve(
     start("plexer serve", cmd, dir, socket)
 }
 
-/// `plexer spawn -s dir/app.sock -F workers --audit off -- command`.
+/// `plexer spawn -s dir/app.sock -F workers --audit off -- command`, with `env` added to the
+/// environment, which `plexer spawn` passes on to its workers as spawn-fcgi does.
 pub fn spawn(
     plexer: &Path,
     dir: &Path,
     command: &[&Path],
     workers: usize,
+    env: &[(&str, &str)],
 ) -> io::Result<PlexerProcess> {
     fs::create_dir_all(dir)?;
     let socket = dir.join("app.sock");
@@ -85,7 +87,8 @@ pub fn spawn(
         .arg("-F")
         .arg(workers.to_string())
         .args(["--audit", "off", "--"])
-        .args(command);
+        .args(command)
+        .envs(env.iter().copied());
     start("plexer spawn", cmd, dir, socket)
 }
 

@@ -53,7 +53,7 @@ fn run() -> Result<()> {
         (WORKERS, 1),
         &[],
     )?;
-    let direct = plexer_cli::spawn(&plexer, &dir.path().join("spawn"), &[&hello], WORKERS)?;
+    let direct = plexer_cli::spawn(&plexer, &dir.path().join("spawn"), &[&hello], WORKERS, &[])?;
     let script = dir.path().join("none.php");
     let paths: [(&str, &PlexerProcess); 2] = [("plexer serve", &served), ("direct", &direct)];
     let mut fronts = Vec::new();

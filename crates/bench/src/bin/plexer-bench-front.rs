@@ -1,5 +1,5 @@
 //! `plexer-bench-front [--plexer PATH] [--hello PATH] [--php-fpm PATH] [--php-cgi PATH]
-//! [--nginx PATH] [--seconds N] [--rounds N]`: what the plexer's hop costs behind nginx, in one
+//! [--nginx PATH] [--seconds N] [--rounds N] [--relays-only]`: what the plexer's hop costs behind nginx, in one
 //! run, printed as the markdown tables of docs/benchmarks.md ("The plexer's hop").
 //!
 //! Four servers behind the same nginx, each with the same number of workers:
@@ -15,6 +15,10 @@
 //! of the load generator (this process), of nginx and of the server with its workers is read
 //! from `/proc` around each cell.
 //!
+//! `--relays-only` measures only what the relay table needs (plexer serve, the shared socket,
+//! the nginx stream relay, HAProxy): more rounds of those in the same time, for a quieter
+//! comparison on a shared machine.
+//!
 //! `plexer` and `hello` should be release builds; by default they are looked for next to this
 //! binary. Progress goes to stderr, the tables to stdout.
 
@@ -24,14 +28,13 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use plexer_bench::nginx::{self, Nginx};
+use plexer_bench::nginx;
+use plexer_bench::nginx_cell::{self, Cell, CellPlan, Medians, median, on_off};
 use plexer_bench::php_fpm::{self, FpmPm, PhpFpm};
 use plexer_bench::plexer_cli::{self, PlexerProcess};
 use plexer_bench::relays::{self, Relay};
 use plexer_bench::timing::human;
 use plexer_bench::{binaries, machine};
-use plexer_tests::load::{self, LoadPlan, LoadReport};
-use plexer_tests::procfs;
 
 type Result<T, E = Box<dyn Error>> = std::result::Result<T, E>;
 
@@ -60,7 +63,7 @@ fn main() -> ExitCode {
 }
 
 const USAGE: &str = "usage: plexer-bench-front [--plexer PATH] [--hello PATH] [--php-fpm PATH] \
-                     [--php-cgi PATH] [--nginx PATH] [--seconds N] [--rounds N]";
+                     [--php-cgi PATH] [--nginx PATH] [--seconds N] [--rounds N] [--relays-only]";
 
 struct Args {
     plexer: PathBuf,
@@ -70,11 +73,13 @@ struct Args {
     nginx: PathBuf,
     cell: Duration,
     rounds: usize,
+    relays_only: bool,
 }
 
 fn parse_args() -> Result<Args> {
     let mut paths: [Option<PathBuf>; 5] = Default::default();
     let (mut seconds, mut rounds) = (5u64, 3usize);
+    let mut relays_only = false;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let slot = match arg.as_str() {
@@ -83,6 +88,10 @@ fn parse_args() -> Result<Args> {
             "--php-fpm" => 2,
             "--php-cgi" => 3,
             "--nginx" => 4,
+            "--relays-only" => {
+                relays_only = true;
+                continue;
+            }
             "--seconds" | "--rounds" => {
                 let value = args.next().and_then(|v| v.parse().ok()).filter(|&v| v > 0);
                 let value = value.ok_or_else(|| format!("{arg} takes a whole number above 0"))?;
@@ -118,6 +127,7 @@ fn parse_args() -> Result<Args> {
         nginx,
         cell: Duration::from_secs(seconds),
         rounds,
+        relays_only,
     })
 }
 
@@ -154,6 +164,14 @@ impl Backend {
             Self::PhpFpm => "nginx → php-fpm → PHP script",
             Self::ServePhpCgi => "nginx → plexer serve → php-cgi → PHP script",
         }
+    }
+
+    /// Whether the relay table (`print_relays`) needs this setup.
+    fn in_relay_table(self) -> bool {
+        matches!(
+            self,
+            Self::ServeHello | Self::SpawnHello | Self::NginxStreamHello | Self::HaproxyHello
+        )
     }
 }
 
@@ -218,22 +236,6 @@ async fn interrupted() -> &'static str {
     }
 }
 
-/// Every figure of one cell: one setup, one keepalive setting, one round.
-#[derive(Clone, Debug)]
-struct Cell {
-    per_second: f64,
-    p50: Option<Duration>,
-    p99: Option<Duration>,
-    timeouts: u64,
-    errors: u64,
-    first_error: Option<String>,
-    progressed: usize,
-    /// CPU time per answered request: the load generator, nginx, the server and its workers.
-    cpu_per_request: [Option<Duration>; 3],
-    /// CPU used by all three over the cell, in cores.
-    cores: f64,
-}
-
 async fn measure_all(args: &Args, dir: &Path) -> Result<()> {
     let script = dir.join("bench.php");
     std::fs::write(&script, php_fpm::SCRIPT)?;
@@ -258,6 +260,10 @@ async fn measure_all(args: &Args, dir: &Path) -> Result<()> {
 
     let mut servers = Vec::new();
     for backend in Backend::ALL {
+        if args.relays_only && !backend.in_relay_table() {
+            servers.push((backend, None));
+            continue;
+        }
         eprintln!("starting: {}", backend.label());
         let started = start(backend, args, &dir.join(format!("{backend:?}"))).await;
         match &started {
@@ -307,26 +313,10 @@ async fn measure_all(args: &Args, dir: &Path) -> Result<()> {
                     on_off(keepalive)
                 );
                 let cell_dir = dir.join(format!("nginx-{round}-{index}-{keepalive}"));
-                let loaded = cell(
-                    args,
-                    server,
-                    &script,
-                    &cell_dir,
-                    keepalive,
-                    CONNECTIONS,
-                    args.cell,
-                )
-                .await?;
-                let alone = cell(
-                    args,
-                    server,
-                    &script,
-                    &cell_dir.with_extension("alone"),
-                    keepalive,
-                    1,
-                    ALONE,
-                )
-                .await?;
+                let loaded = cell(args, server, &script, keepalive, CONNECTIONS, args.cell);
+                let loaded = nginx_cell::measure(&loaded, &cell_dir).await?;
+                let alone = cell(args, server, &script, keepalive, 1, ALONE);
+                let alone = nginx_cell::measure(&alone, &cell_dir.with_extension("alone")).await?;
                 results[index][usize::from(keepalive)].push((loaded, alone));
             }
         }
@@ -359,11 +349,15 @@ async fn start(backend: Backend, args: &Args, dir: &Path) -> Result<Running> {
             (WORKERS, 2),
             &[],
         )?),
-        Backend::SpawnHello => {
-            Running::Plexer(plexer_cli::spawn(&args.plexer, dir, &[hello], WORKERS)?)
-        }
+        Backend::SpawnHello => Running::Plexer(plexer_cli::spawn(
+            &args.plexer,
+            dir,
+            &[hello],
+            WORKERS,
+            &[],
+        )?),
         Backend::NginxStreamHello | Backend::HaproxyHello => {
-            let behind = plexer_cli::spawn(&args.plexer, dir, &[hello], WORKERS)?;
+            let behind = plexer_cli::spawn(&args.plexer, dir, &[hello], WORKERS, &[])?;
             let relay_dir = dir.join("relay");
             let relay = match backend {
                 Backend::NginxStreamHello => {
@@ -401,107 +395,27 @@ async fn start(backend: Backend, args: &Args, dir: &Path) -> Result<Running> {
     })
 }
 
-/// One cell: a fresh nginx in front of `server`, a warm-up, then `connections` clients for
-/// `duration`, with the CPU time of each party read around it.
-async fn cell(
-    args: &Args,
-    server: &Running,
-    script: &Path,
-    dir: &Path,
+/// One cell's plan: `connections` clients for `duration` through a fresh nginx in front of
+/// `server`.
+fn cell<'a>(
+    args: &'a Args,
+    server: &'a Running,
+    script: &'a Path,
     keepalive: bool,
     connections: usize,
     duration: Duration,
-) -> Result<Cell> {
-    let nginx = Nginx::start(&args.nginx, dir, server.socket(), script, keepalive)?;
-    let mut plan = LoadPlan {
-        port: nginx.port,
-        path: "/bench.php?page=2".into(),
-        headers: Vec::new(),
+) -> CellPlan<'a> {
+    CellPlan {
+        nginx: &args.nginx,
+        upstream: server.socket(),
+        script,
+        path: "/bench.php?page=2",
+        keepalive,
         connections,
-        duration: WARM_UP,
+        warm_up: WARM_UP,
+        duration,
         request_timeout: REQUEST_TIMEOUT,
-    };
-    let warm = load::drive(&plan).await;
-    if warm.ok() == 0 {
-        return Err(format!(
-            "no request was answered during the warm-up: {:?}\nnginx's error log:\n{}",
-            warm.first_error(),
-            std::fs::read_to_string(dir.join("error.log")).unwrap_or_default()
-        )
-        .into());
-    }
-    plan.duration = duration;
-    let me = std::process::id();
-    let cpu = || {
-        [
-            procfs::cpu_ticks(me).unwrap_or(0),
-            procfs::tree_cpu_ticks(nginx.server.pid()),
-            server.pids().into_iter().map(procfs::tree_cpu_ticks).sum(),
-        ]
-    };
-    let before = cpu();
-    let report = load::drive(&plan).await;
-    let after = cpu();
-    drop(nginx);
-    Ok(summarise(&report, before, after))
-}
-
-fn summarise(report: &LoadReport, before: [u64; 3], after: [u64; 3]) -> Cell {
-    let ok = report.ok();
-    let spent: Vec<Duration> = (0..3)
-        .map(|i| procfs::ticks_to_duration(after[i].saturating_sub(before[i])))
-        .collect();
-    let per_request = |d: Duration| (ok > 0).then(|| d / ok as u32);
-    Cell {
-        per_second: report.per_second(),
-        p50: report.latency(0.5),
-        p99: report.latency(0.99),
-        timeouts: report.timeouts(),
-        errors: report.errors(),
-        first_error: report.first_error().map(str::to_owned),
-        progressed: report.progressed(),
-        cpu_per_request: [
-            per_request(spent[0]),
-            per_request(spent[1]),
-            per_request(spent[2]),
-        ],
-        cores: spent.iter().sum::<Duration>().as_secs_f64() / report.elapsed.as_secs_f64(),
-    }
-}
-
-/// The median of some figures (the mean of the middle two for an even count).
-fn median<T: Copy + PartialOrd + Into<f64>>(values: impl Iterator<Item = T>) -> Option<f64> {
-    let mut v: Vec<f64> = values.map(Into::into).collect();
-    if v.is_empty() {
-        return None;
-    }
-    v.sort_by(|a, b| a.partial_cmp(b).expect("no NaN among the figures"));
-    let n = v.len();
-    Some(if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    })
-}
-
-fn median_duration(values: impl Iterator<Item = Option<Duration>>) -> Option<Duration> {
-    median(values.flatten().map(|d| d.as_secs_f64())).map(Duration::from_secs_f64)
-}
-
-/// The medians over the rounds of one setup with one keepalive setting.
-struct Medians {
-    per_second: Option<f64>,
-    p50: Option<Duration>,
-    p99: Option<Duration>,
-}
-
-impl Medians {
-    fn of<'a>(cells: impl Iterator<Item = &'a Cell> + Clone) -> Self {
-        Self {
-            per_second: median(cells.clone().map(|c| c.per_second)),
-            p50: median_duration(cells.clone().map(|c| c.p50)),
-            p99: median_duration(cells.map(|c| c.p99)),
-        }
+        server_pids: server.pids(),
     }
 }
 
@@ -514,13 +428,7 @@ fn print_tables(
         out,
         "### {CONNECTIONS} clients, {WORKERS} workers (medians over the rounds)\n"
     )?;
-    writeln!(
-        out,
-        "| setup | upstream keepalive | requests/s | each round | p50 | p99 | timeouts | errors \
-         | clients served (fewest in a round) | CPU per request: load generator / nginx / \
-         server + workers | CPU used (cores) |"
-    )?;
-    writeln!(out, "|---|---|---:|---|---:|---:|---:|---:|---:|---|---:|")?;
+    writeln!(out, "{}", nginx_cell::TABLE_HEAD)?;
     for (index, (backend, server)) in servers.iter().enumerate() {
         if server.is_none() {
             continue;
@@ -530,29 +438,8 @@ fn print_tables(
                 .iter()
                 .map(|(loaded, _)| loaded)
                 .collect();
-            let m = Medians::of(cells.iter().copied());
-            let rounds: Vec<String> = cells
-                .iter()
-                .map(|c| format!("{:.0}", c.per_second))
-                .collect();
-            let cpu: Vec<String> = (0..3)
-                .map(|i| opt(median_duration(cells.iter().map(|c| c.cpu_per_request[i]))))
-                .collect();
-            writeln!(
-                out,
-                "| {} | {} | {} | {} | {} | {} | {} | {} | {}/{CONNECTIONS} | {} | {} |",
-                backend.label(),
-                on_off(keepalive),
-                m.per_second.map_or("—".into(), |r| format!("{r:.0}")),
-                rounds.join(" / "),
-                opt(m.p50),
-                opt(m.p99),
-                cells.iter().map(|c| c.timeouts).sum::<u64>(),
-                cells.iter().map(|c| c.errors).sum::<u64>(),
-                cells.iter().map(|c| c.progressed).min().unwrap_or(0),
-                cpu.join(" / "),
-                median(cells.iter().map(|c| c.cores)).map_or("—".into(), |c| format!("{c:.2}")),
-            )?;
+            let row = nginx_cell::table_row(backend.label(), keepalive, &cells, CONNECTIONS);
+            writeln!(out, "{row}")?;
         }
     }
     for (index, (backend, _)) in servers.iter().enumerate() {
@@ -710,10 +597,7 @@ fn print_relays(
     writeln!(out, "|---|---|---:|---:|---:|---:|")?;
     let total = |i: usize, k: usize| {
         let cells = results[i][k].iter().map(|(loaded, _)| loaded);
-        median(cells.filter_map(|c| {
-            let parts: Option<Vec<Duration>> = c.cpu_per_request.iter().copied().collect();
-            parts.map(|p| p.iter().sum::<Duration>().as_secs_f64() * 1e6)
-        }))
+        median(cells.filter_map(|c| c.total_cpu_per_request().map(|d| d.as_secs_f64() * 1e6)))
     };
     let hops = [
         Backend::ServeHello,
@@ -767,10 +651,6 @@ fn print_relays(
 
 fn opt(d: Option<Duration>) -> String {
     d.map_or("—".into(), human)
-}
-
-fn on_off(on: bool) -> &'static str {
-    if on { "on" } else { "off" }
 }
 
 /// The first line a program prints for `flag` (nginx prints its version on stderr).
