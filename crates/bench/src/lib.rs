@@ -16,7 +16,8 @@
 //! every iteration, so no side can win by skipping work.
 //!
 //! The process benchmarks (`src/bin/plexer-bench-pool.rs`, `src/bin/plexer-bench-front.rs`,
-//! `src/bin/plexer-bench-pages.rs`, `src/bin/plexer-bench-accounts.rs`, `src/bin/plexer-bench-cluster.rs`, …) run real servers
+//! `src/bin/plexer-bench-pages.rs`, `src/bin/plexer-bench-accounts.rs`,
+//! `src/bin/plexer-bench-cluster.rs`, …) run real servers
 //! instead:
 //!
 //! | module | what it holds |
