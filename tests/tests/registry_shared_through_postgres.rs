@@ -459,3 +459,40 @@ fn a_change_stuck_behind_an_open_transaction_is_refused_and_never_commits_later(
     one.accounts(&["remove", "locked"]).assert_success();
     until_greeting(&two, "locked", None);
 }
+
+#[test]
+fn a_node_restarted_while_postgres_is_down_serves_the_accounts_it_had() {
+    let Cluster {
+        mut postgres,
+        one,
+        two: _two,
+        _scratches: [_db, first, _second],
+    } = cluster();
+    one.accounts(&["add", "kept", "--env", "HELLO_GREETING=still here"])
+        .assert_success();
+    assert_eq!(greeting(&one, "kept").as_deref(), Some("still here"));
+    // The node keeps what it read in runtime_dir, at its next check (every 500 ms).
+    let cache = one.dir.join("run").join("plexer_accounts.rows.json");
+    let written = || std::fs::read_to_string(&cache).is_ok_and(|text| text.contains("kept"));
+    assert!(wait_for(written, Duration::from_secs(3)), "{}", one.log());
+    let config = std::fs::read_to_string(one.config_path()).unwrap();
+    drop(one);
+    postgres.stop();
+    let one = PlexerServe::start_with_config(&first, &config, &[]);
+    assert_eq!(
+        greeting(&one, "kept").as_deref(),
+        Some("still here"),
+        "{}",
+        one.log()
+    );
+    let refused = one.accounts(&["add", "newcomer"]);
+    assert_eq!(refused.code(), Some(1), "{refused}");
+    assert!(refused.stderr_text().contains("unreachable"), "{refused}");
+    let before = generation(&one, "kept");
+    // PostgreSQL back: the whole read finds the same version and leaves the account running.
+    postgres.start_again();
+    let accepted = || one.accounts(&["add", "newcomer"]).code() == Some(0);
+    assert!(wait_for(accepted, Duration::from_secs(10)), "{}", one.log());
+    assert_eq!(generation(&one, "kept"), before);
+    assert_eq!(greeting(&one, "kept").as_deref(), Some("still here"));
+}

@@ -130,6 +130,9 @@ pub fn check(config_file: &Path, allow_root: bool) -> Result<(Config, Keys, Load
 /// with no accounts, which come when PostgreSQL answers).
 const FIRST_READ_WAIT: Duration = Duration::from_secs(10);
 
+/// The same, for a node that started from the rows it kept.
+const KEPT_FIRST_READ_WAIT: Duration = Duration::from_secs(2);
+
 /// Starts the task that keeps the accounts equal to the table, and waits (bounded) for its
 /// first read, so that a node starts serving with its accounts.
 async fn read_the_table_first(
@@ -142,6 +145,9 @@ async fn read_the_table_first(
         .connection()
         .expect("the config checked the connection string");
     let connection = crate::cluster::connect::settings(&base, &format!("plexer node {node}"));
+    let runtime_dir = manager.state().snapshot().config.runtime_dir.clone();
+    let cache = crate::cluster::cache::RowCache::in_dir(&runtime_dir, table.name());
+    let kept = start_from_the_rows_kept(&cache, manager).await;
     let follower = crate::cluster::sync::TableFollower {
         table: Arc::clone(table),
         connection,
@@ -149,15 +155,58 @@ async fn read_the_table_first(
         node,
         listen,
         manager: Arc::clone(manager),
+        cache,
     };
     let (first_read, read) = tokio::sync::oneshot::channel();
     tokio::spawn(follower.run(Some(first_read)));
-    if tokio::time::timeout(FIRST_READ_WAIT, read).await.is_err() {
+    // With the rows kept, the node has its accounts already: it waits less for the table.
+    let wait = if kept {
+        KEPT_FIRST_READ_WAIT
+    } else {
+        FIRST_READ_WAIT
+    };
+    if tokio::time::timeout(wait, read).await.is_err() {
+        let with = if kept {
+            "the rows kept at its last read"
+        } else {
+            "no accounts"
+        };
         tracing::error!(
             table = table.name(),
-            "registry: no first read of the table within {FIRST_READ_WAIT:?}; serving without its accounts until PostgreSQL answers"
+            "registry: no first read of the table within {wait:?}; serving with {with} until PostgreSQL answers"
         );
     }
+}
+
+/// Applies the rows this node kept at its last read, before the table is read: a node
+/// restarted while PostgreSQL is down serves the accounts it had. The first read of the table
+/// reconciles (rows of the same version are left running).
+async fn start_from_the_rows_kept(
+    cache: &crate::cluster::cache::RowCache,
+    manager: &Manager,
+) -> bool {
+    let kept = {
+        let cache = cache.clone();
+        tokio::task::spawn_blocking(move || cache.load()).await
+    };
+    let rows = match kept {
+        Ok(Ok(Some(rows))) => rows,
+        Ok(Ok(None)) | Err(_) => return false,
+        Ok(Err(err)) => {
+            tracing::warn!("registry: {err}");
+            return false;
+        }
+    };
+    let count = rows.len();
+    let read = async { Ok::<_, std::convert::Infallible>(crate::cluster::TableRead::Whole(rows)) };
+    let Ok(applied) = manager.apply_table_read(read).await;
+    tracing::info!(
+        rows = count,
+        file = %cache.path().display(),
+        "registry: started from the rows kept at the last read ({}); the table is read next",
+        applied.summary()
+    );
+    true
 }
 
 /// Starts the pools and serves until SIGTERM/SIGINT (drain) or SIGQUIT (at once); SIGHUP

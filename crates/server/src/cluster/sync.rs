@@ -26,8 +26,9 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::{AsyncMessage, Client};
 
+use super::cache::RowCache;
 use super::nodes;
-use super::table::{Fingerprint, Table, TableRead, describe};
+use super::table::{Fingerprint, Row, Table, TableRead, describe};
 use crate::accounts::Manager;
 
 /// The longest any one query of the sync may take before the connection is called lost: a
@@ -84,18 +85,40 @@ pub struct TableFollower {
     /// `listen:` as the nodes table shows it.
     pub listen: String,
     pub manager: Arc<Manager>,
+    /// Where the rows read are kept for a start while PostgreSQL is down.
+    pub cache: RowCache,
 }
 
-/// What this node read of the table: each row's version.
+/// What this node read of the table, by name, and whether the cache has it yet.
 #[derive(Default)]
-struct Known(HashMap<String, i64>);
+struct Known {
+    rows: HashMap<String, Row>,
+    unsaved: bool,
+}
 
 impl Known {
     fn fingerprint(&self) -> Fingerprint {
         Fingerprint {
-            rows: self.0.len() as i64,
-            version_sum: self.0.values().map(|&v| i128::from(v)).sum(),
+            rows: self.rows.len() as i64,
+            version_sum: self.rows.values().map(|r| i128::from(r.version)).sum(),
         }
+    }
+
+    fn replace(&mut self, rows: &[Row]) {
+        self.rows = rows
+            .iter()
+            .map(|row| (row.name.clone(), row.clone()))
+            .collect();
+        self.unsaved = true;
+    }
+
+    fn update(&mut self, asked: &[String], found: &[Row]) {
+        for name in asked {
+            self.rows.remove(name);
+        }
+        let found = found.iter().map(|row| (row.name.clone(), row.clone()));
+        self.rows.extend(found);
+        self.unsaved = true;
     }
 }
 
@@ -152,7 +175,7 @@ impl TableFollower {
             let _ = first.send(());
         }
         if let Some(since) = down_since {
-            tracing::info!(table = self.table.name(), rows = known.0.len(), down_for = ?since.elapsed(), "registry: connected again, the table read whole");
+            tracing::info!(table = self.table.name(), rows = known.rows.len(), down_for = ?since.elapsed(), "registry: connected again, the table read whole");
         }
         let ended = self
             .follow(&client, &mut notified, &mut known, listening)
@@ -262,6 +285,10 @@ impl TableFollower {
             );
             self.read_whole(client, known).await?;
         }
+        if known.unsaved {
+            known.unsaved = false;
+            self.keep(known).await;
+        }
         if pid != listening.pid && listening.works {
             listening.works = false;
             self.listen_cannot_work(&format!(
@@ -321,10 +348,7 @@ impl TableFollower {
     async fn read_whole(&self, client: &Client, known: &mut Known) -> Result<(), Ended> {
         let read = async {
             let rows = bounded("read the accounts", self.table.read_all(client)).await?;
-            known.0 = rows
-                .iter()
-                .map(|row| (row.name.clone(), row.version))
-                .collect();
+            known.replace(&rows);
             Ok(TableRead::Whole(rows))
         };
         let applied = self.manager.apply_table_read(read).await?;
@@ -344,16 +368,22 @@ impl TableFollower {
         let read = async {
             let found = self.table.read_names(client, &asked);
             let found = bounded("read the changed accounts", found).await?;
-            for name in &asked {
-                known.0.remove(name);
-            }
-            known
-                .0
-                .extend(found.iter().map(|row| (row.name.clone(), row.version)));
+            known.update(&asked, &found);
             Ok(TableRead::Names { asked, found })
         };
         self.manager.apply_table_read(read).await?;
         Ok(())
+    }
+
+    /// Writes the rows read to the cache, off the runtime's thread; a failure is logged and
+    /// costs only the next start's head start.
+    async fn keep(&self, known: &Known) {
+        let rows: Vec<Row> = known.rows.values().cloned().collect();
+        let cache = self.cache.clone();
+        let stored = tokio::task::spawn_blocking(move || cache.store(&rows)).await;
+        if let Ok(Err(err)) = stored {
+            tracing::warn!(file = %self.cache.path().display(), error = %err, "registry: cannot keep the rows read for a start while PostgreSQL is down");
+        }
     }
 
     /// Says, once per connection, that LISTEN cannot work on it, why, and what to do.
@@ -468,7 +498,17 @@ mod tests {
     #[test]
     fn the_fingerprint_changes_with_any_row_in_any_commit_order() {
         let known = |rows: &[(&str, i64)]| {
-            Known(rows.iter().map(|(n, v)| (n.to_string(), *v)).collect()).fingerprint()
+            let rows: Vec<Row> = rows
+                .iter()
+                .map(|(name, version)| Row {
+                    name: name.to_string(),
+                    spec: "{}".into(),
+                    version: *version,
+                })
+                .collect();
+            let mut known = Known::default();
+            known.replace(&rows);
+            known.fingerprint()
         };
         let before = known(&[("alice", 3), ("bob", 12)]);
         // alice's update took version 11 and committed after bob's 12: the highest version

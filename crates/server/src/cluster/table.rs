@@ -13,7 +13,7 @@ use tokio_postgres::types::Type;
 
 /// One row: `spec` is exactly what an account file holds; `version` is stamped by the
 /// table's trigger on every insert and update, from one sequence, so it only grows.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Row {
     pub name: String,
     pub spec: String,
