@@ -80,8 +80,15 @@ pub struct Manager {
     /// Who may connect to `listen:`: an account whose workers could is warned about, or
     /// refused where the route trusts a param they could send.
     listen_access: ListenAccess,
-    /// `registry:`: the accounts live in a PostgreSQL table rather than accounts_dir.
-    table: Option<Arc<Table>>,
+    /// Where the accounts live, fixed at start (a reload keeps accounts_dir and registry).
+    source: Source,
+}
+
+/// Where the accounts live: files in accounts_dir, or rows of a PostgreSQL table
+/// (`registry:`).
+enum Source {
+    Dir(PathBuf),
+    Table(Arc<Table>),
 }
 
 /// What the manager remembers between changes.
@@ -184,19 +191,19 @@ impl Manager {
         let rules = AccountRules::from_config(&config);
         let mut seen = HashMap::new();
         let mut loaded = Loaded::default();
-        // A table's rows come with the sync task's first read (crate::cluster).
-        let table = config
-            .registry
-            .as_ref()
-            .map(|r| Arc::new(Table::new(&r.table)));
-        if let AccountsFrom::Dir(dir) = config.accounts_from() {
-            // In sorted file order, so a user claimed twice stays with the same file every
-            // start.
-            for (file, stamp, account) in scan_dir(dir, &seen, &rules)?.changed {
-                seen.insert(file, stamp);
-                loaded.take(account);
+        let source = match config.accounts_from() {
+            AccountsFrom::Dir(dir) => {
+                // In sorted file order, so a user claimed twice stays with the same file every
+                // start.
+                for (file, stamp, account) in scan_dir(dir, &seen, &rules)?.changed {
+                    seen.insert(file, stamp);
+                    loaded.take(account);
+                }
+                Source::Dir(dir.to_owned())
             }
-        }
+            // A table's rows come with the sync task's first read (crate::cluster).
+            AccountsFrom::Table(registry) => Source::Table(Arc::new(Table::new(&registry.table))),
+        };
         let state = Arc::new(State::new(Snapshot {
             config: Arc::new(config),
             keys: Arc::new(keys),
@@ -215,7 +222,7 @@ impl Manager {
             retiring: TaskTracker::new(),
             allow_root,
             listen_access,
-            table,
+            source,
         });
         let mut next = Draft::from(&manager.state.snapshot());
         let mut ledger = manager
@@ -273,7 +280,10 @@ impl Manager {
 
     /// The shared table, when the accounts live in one.
     pub fn table(&self) -> Option<&Arc<Table>> {
-        self.table.as_ref()
+        match &self.source {
+            Source::Table(table) => Some(table),
+            Source::Dir(_) => None,
+        }
     }
 
     /// Starts one generation of an account.
@@ -406,7 +416,7 @@ impl Manager {
         applied: &mut Applied,
     ) {
         // The watcher runs for accounts_dir only; a table's changes come as notifications.
-        let AccountsFrom::Dir(dir) = next.config.accounts_from() else {
+        let Source::Dir(dir) = &self.source else {
             return;
         };
         let scan = Self::scan(ledger, dir, rules).await;
@@ -565,12 +575,11 @@ impl Manager {
         let text = request.file_text()?;
         let mut ledger = self.ledger.lock().await;
         let mut next = Draft::from(&self.state.snapshot());
-        let dir = match (next.config.accounts_from(), &self.table) {
-            (AccountsFrom::Dir(dir), _) => dir.to_owned(),
-            (AccountsFrom::Table(_), Some(table)) => {
+        let dir = match &self.source {
+            Source::Dir(dir) => dir.clone(),
+            Source::Table(table) => {
                 return self.add_row(table, &mut ledger, next, name, text).await;
             }
-            (AccountsFrom::Table(_), None) => unreachable!("a registry config has its table"),
         };
         let path = dir.join(format!("{name}.yaml"));
         if next.registry.contains(&name) {
@@ -621,7 +630,7 @@ impl Manager {
         let name = AccountName::new(name)?;
         let mut ledger = self.ledger.lock().await;
         let mut next = Draft::from(&self.state.snapshot());
-        if let Some(table) = &self.table {
+        if let Source::Table(table) = &self.source {
             return self.remove_row(table, &mut ledger, next, name).await;
         }
         let refused_file = || {
@@ -653,12 +662,9 @@ impl Manager {
         let mut ledger = self.ledger.lock().await;
         let mut next = Draft::from(&self.state.snapshot());
         let name = AccountName::new(name)?;
-        let dir = match (next.config.accounts_from(), &self.table) {
-            (AccountsFrom::Dir(dir), _) => dir.to_owned(),
-            (AccountsFrom::Table(_), Some(table)) => {
-                return self.reload_row(table, &mut ledger, next, name).await;
-            }
-            (AccountsFrom::Table(_), None) => unreachable!("a registry config has its table"),
+        let dir = match &self.source {
+            Source::Dir(dir) => dir.clone(),
+            Source::Table(table) => return self.reload_row(table, &mut ledger, next, name).await,
         };
         let file = dir.join(format!("{name}.yaml"));
         let known = next.registry.contains(&name);
@@ -713,8 +719,8 @@ impl Manager {
         let rules = AccountRules::from_config(&config);
         // Files edited since they were applied (or gone) are the scan's to apply; so are the
         // rows of a table, read again whole.
-        let scan = match (snapshot.config.accounts_from(), &self.table) {
-            (AccountsFrom::Table(_), Some(table)) => match table.read_every_row().await {
+        let scan = match &self.source {
+            Source::Table(table) => match table.read_every_row().await {
                 Ok(rows) => {
                     let (seen, known) = (ledger.seen.clone(), known_origins(&next));
                     let (table, rules) = (Arc::clone(table), rules.clone());
@@ -736,8 +742,7 @@ impl Manager {
                 }
                 Err(err) => return Err(err.into()),
             },
-            (AccountsFrom::Dir(dir), _) => Self::scan(&mut ledger, dir, &rules).await,
-            (AccountsFrom::Table(_), None) => unreachable!("a registry config has its table"),
+            Source::Dir(dir) => Self::scan(&mut ledger, dir, &rules).await,
         };
         // Every other account is checked against the new config before anything is applied.
         let scan = off_thread({

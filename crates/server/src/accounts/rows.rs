@@ -27,7 +27,7 @@ impl Manager {
         &self,
         read: impl Future<Output = Result<TableRead, E>>,
     ) -> Result<Applied, E> {
-        let Some(table) = &self.table else {
+        let Some(table) = self.table() else {
             return Ok(Applied::default());
         };
         let mut ledger = self.ledger.lock().await;
@@ -74,7 +74,9 @@ impl Manager {
             .insert_new(name.as_str(), &text)
             .await?
             .ok_or_else(exists)?;
-        ledger.seen.insert(origin.clone(), Stamp::Row { version });
+        ledger
+            .seen
+            .insert(origin.clone(), Stamp::of_row(version, &text));
         let running = match self.launch(ledger, &account, &next.config, Arc::default()) {
             Ok(running) => running,
             Err(why) => {
@@ -149,9 +151,7 @@ impl Manager {
             return Ok(Changed::Removed { name, drain });
         };
         let rules = AccountRules::from_config(&next.config);
-        let stamp = Stamp::Row {
-            version: row.version,
-        };
+        let stamp = Stamp::of_row(row.version, &row.spec);
         let account = {
             let origin = origin.clone();
             off_thread(move || account_of_row(&origin, &row, &rules)).await
@@ -203,9 +203,7 @@ pub(super) fn scan_rows(
     for row in rows {
         let origin = table.origin(&row.name);
         files.push(origin.clone());
-        let stamp = Stamp::Row {
-            version: row.version,
-        };
+        let stamp = Stamp::of_row(row.version, &row.spec);
         if seen.get(&origin) != Some(&stamp) {
             let account = account_of_row(&origin, &row, rules);
             changed.push((origin, stamp, account));
