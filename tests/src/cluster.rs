@@ -275,6 +275,29 @@ pub fn registry_nodes(scratch: &Scratch, count: usize, accounts: usize) -> (Post
     (postgres, nodes)
 }
 
+/// The node (hello's greeting, which each node's pool sets to its name) that answered a GET
+/// of `account` with `cookie` through the front listening on `port`; an error for anything but
+/// a 200 from that account's worker.
+pub fn served_by(port: u16, account: &str, cookie: &str) -> Result<String, String> {
+    let response = crate::http::try_get(port, "/which", &[("Cookie", cookie)], REQUEST_TIMEOUT)
+        .map_err(|err| format!("GET for {account}: {err}"))?;
+    if response.status != 200 {
+        return Err(format!(
+            "GET for {account}: status {}: {}",
+            response.status,
+            response.text()
+        ));
+    }
+    let answer = crate::HelloAnswer::parse(&response.body);
+    if answer.fields.get("account").map(String::as_str) != Some(account) {
+        return Err(format!("GET for {account} answered by {:?}", answer.fields));
+    }
+    Ok(answer.get("greeting").to_owned())
+}
+
+/// How long a front may take to answer one request of [`served_by`].
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// examples/cluster/haproxy.cfg as shipped (with `bind :80`, for [`crate::haproxy::HaProxy`]),
 /// its three example nodes replaced by `nodes`.
 pub fn haproxy_front(nodes: &[Node]) -> String {

@@ -11,15 +11,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use plexer_tests::cluster::{self, Node};
+use plexer_tests::cluster::{self, Node, served_by};
 use plexer_tests::haproxy::HaProxy;
 use plexer_tests::postgres::Postgres;
-use plexer_tests::{HelloAnswer, Scratch, http, wait_for};
+use plexer_tests::{Scratch, wait_for};
 
 const NODES: usize = 3;
 /// As for nginx: a node left without accounts has odds under 1/5000.
 const ACCOUNTS: usize = 24;
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Fields drop in order: HAProxy, the nodes, PostgreSQL, the directory of their logs.
 struct Cluster {
@@ -61,25 +60,6 @@ impl Cluster {
             })
             .collect()
     }
-}
-
-/// The node (hello's greeting) that answered a GET of `account` through HAProxy; an error
-/// for anything but a 200 from that account's worker.
-fn served_by(port: u16, account: &str, cookie: &str) -> Result<String, String> {
-    let response = http::try_get(port, "/which", &[("Cookie", cookie)], REQUEST_TIMEOUT)
-        .map_err(|err| format!("GET for {account}: {err}"))?;
-    if response.status != 200 {
-        return Err(format!(
-            "GET for {account}: status {}: {}",
-            response.status,
-            response.text()
-        ));
-    }
-    let answer = HelloAnswer::parse(&response.body);
-    if answer.fields.get("account").map(String::as_str) != Some(account) {
-        return Err(format!("GET for {account} answered by {:?}", answer.fields));
-    }
-    Ok(answer.get("greeting").to_owned())
 }
 
 #[test]

@@ -15,17 +15,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use plexer_tests::cluster::{self, Node};
+use plexer_tests::cluster::{self, Node, served_by};
 use plexer_tests::netns::Netns;
 use plexer_tests::postgres::Postgres;
-use plexer_tests::{HelloAnswer, Nginx, Scratch, http, run, tools, wait_for};
+use plexer_tests::{Nginx, Scratch, run, tools, wait_for};
 
 const NODES: usize = 3;
 /// Enough that, wherever the hash puts the nodes' addresses, every node gets one: a node left
 /// out has odds of about 3 × (2/3)^24 < 1/5000.
 const ACCOUNTS: usize = 24;
-/// How long the front may take to answer one request.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// How soon a change made through one node must be routed through the front (CONTRACT.md).
 const PROPAGATION: Duration = Duration::from_secs(1);
 
@@ -79,25 +77,6 @@ impl Cluster {
             })
             .collect()
     }
-}
-
-/// The node (hello's greeting) that answered a GET of `account` with `cookie` through nginx
-/// on `port`; an error for anything but a 200 from that account's worker.
-fn served_by(port: u16, account: &str, cookie: &str) -> Result<String, String> {
-    let response = http::try_get(port, "/which", &[("Cookie", cookie)], REQUEST_TIMEOUT)
-        .map_err(|err| format!("GET for {account}: {err}"))?;
-    if response.status != 200 {
-        return Err(format!(
-            "GET for {account}: status {}: {}",
-            response.status,
-            response.text()
-        ));
-    }
-    let answer = HelloAnswer::parse(&response.body);
-    if answer.fields.get("account").map(String::as_str) != Some(account) {
-        return Err(format!("GET for {account} answered by {:?}", answer.fields));
-    }
-    Ok(answer.get("greeting").to_owned())
 }
 
 #[test]

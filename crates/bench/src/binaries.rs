@@ -29,6 +29,34 @@ pub const BUILD_PLEXER: &str = "cargo build --release -p plexer --bin plexer";
 /// How `cargo` builds `hello` for a benchmark.
 pub const BUILD_HELLO: &str = "cargo build --release -p plexer-fcgi --example hello";
 
+/// The two binaries most process benchmarks run: `plexer` and the `hello` example.
+pub struct PlexerAndHello {
+    pub plexer: PathBuf,
+    pub hello: PathBuf,
+}
+
+impl PlexerAndHello {
+    /// From `--plexer PATH --hello PATH` on the command line, each looked for next to this
+    /// binary when not given; panics with what to build when one is missing.
+    pub fn from_args() -> Self {
+        let (mut plexer, mut hello) = (None, None);
+        let mut argv = std::env::args().skip(1);
+        while let Some(arg) = argv.next() {
+            match arg.as_str() {
+                "--plexer" => plexer = Some(argv.next().expect("--plexer PATH").into()),
+                "--hello" => hello = Some(argv.next().expect("--hello PATH").into()),
+                other => panic!("unknown argument {other:?}: use --plexer PATH --hello PATH"),
+            }
+        }
+        let found =
+            |given, name, build| find(given, name, build).unwrap_or_else(|why| panic!("{why}"));
+        Self {
+            plexer: found(plexer, "plexer", BUILD_PLEXER),
+            hello: found(hello, "examples/hello", BUILD_HELLO),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -39,29 +39,8 @@ const ADD_TIMEOUT: Duration = Duration::from_secs(10);
 /// The longest until an added account serves its first request.
 const FIRST_SERVED_TIMEOUT: Duration = Duration::from_secs(30);
 
-struct Args {
-    plexer: PathBuf,
-    hello: PathBuf,
-}
-
-fn args() -> Args {
-    let (mut plexer, mut hello) = (None, None);
-    let mut argv = std::env::args().skip(1);
-    while let Some(arg) = argv.next() {
-        match arg.as_str() {
-            "--plexer" => plexer = Some(argv.next().expect("--plexer PATH").into()),
-            "--hello" => hello = Some(argv.next().expect("--hello PATH").into()),
-            other => panic!("unknown argument {other:?}: use --plexer PATH --hello PATH"),
-        }
-    }
-    let found = |given, name, build| {
-        binaries::find(given, name, build).unwrap_or_else(|why| panic!("{why}"))
-    };
-    Args {
-        plexer: found(plexer, "plexer", binaries::BUILD_PLEXER),
-        hello: found(hello, "examples/hello", binaries::BUILD_HELLO),
-    }
-}
+/// `--plexer PATH --hello PATH`.
+type Args = binaries::PlexerAndHello;
 
 /// A `plexer serve` in a directory of its own, stopped on drop (its log is in that directory).
 struct Plexer {
@@ -200,7 +179,7 @@ fn row(what: &str, summary: Option<Summary>) -> String {
 }
 
 fn main() {
-    let args = args();
+    let args = Args::from_args();
     let rt = runtime();
 
     // 1. `plexer accounts add` to the first request served, and the command alone.

@@ -13,7 +13,6 @@
 //! looked for next to this binary.
 
 use std::io::Write;
-use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use plexer_bench::registry_node::{Node, Registry, TABLE};
@@ -48,32 +47,11 @@ const ROUNDS: usize = 4;
 /// The longest a node may take to list its accounts.
 const LOAD_TIMEOUT: Duration = Duration::from_secs(120);
 
-struct Args {
-    plexer: PathBuf,
-    hello: PathBuf,
-}
-
-fn args() -> Args {
-    let (mut plexer, mut hello) = (None, None);
-    let mut argv = std::env::args().skip(1);
-    while let Some(arg) = argv.next() {
-        match arg.as_str() {
-            "--plexer" => plexer = Some(argv.next().expect("--plexer PATH").into()),
-            "--hello" => hello = Some(argv.next().expect("--hello PATH").into()),
-            other => panic!("unknown argument {other:?}: use --plexer PATH --hello PATH"),
-        }
-    }
-    let found = |given, name, build| {
-        binaries::find(given, name, build).unwrap_or_else(|why| panic!("{why}"))
-    };
-    Args {
-        plexer: found(plexer, "plexer", binaries::BUILD_PLEXER),
-        hello: found(hello, "examples/hello", binaries::BUILD_HELLO),
-    }
-}
+/// `--plexer PATH --hello PATH`.
+type Args = binaries::PlexerAndHello;
 
 fn main() {
-    let args = args();
+    let args = Args::from_args();
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());

@@ -616,11 +616,35 @@ impl Manager {
                 });
             }
         };
-        let starts = starts_how(&account);
+        Ok(self.publish_added(next, &account, running))
+    }
+
+    /// Publishes `next` with `account` running `running`: the end of every add.
+    fn publish_added(&self, mut next: Draft, account: &Account, running: Generation) -> Changed {
+        let name = account.name.clone();
+        let starts = starts_how(account);
         next.running.insert(name.clone(), Arc::new(running));
         self.publish(next);
         tracing::info!(account = %name, "account added");
-        Ok(Changed::Added { name, starts })
+        Changed::Added { name, starts }
+    }
+
+    /// Forgets account `name`, whose source `origin` is gone, and publishes: the end of every
+    /// removal. Its requests in flight finish within drain_timeout.
+    fn publish_removed(
+        &self,
+        ledger: &mut Ledger,
+        mut next: Draft,
+        name: AccountName,
+        origin: &Path,
+    ) -> Changed {
+        ledger.seen.remove(origin);
+        next.refused.remove(origin);
+        next.remove(&name);
+        let drain = next.config.drain_timeout;
+        self.publish(next);
+        tracing::info!(account = %name, "account removed");
+        Changed::Removed { name, drain }
     }
 
     /// `plexer accounts remove`: the file goes first, then the routes; requests in flight
@@ -629,7 +653,7 @@ impl Manager {
     pub async fn remove(&self, name: &str) -> Result<Changed, AccountsError> {
         let name = AccountName::new(name)?;
         let mut ledger = self.ledger.lock().await;
-        let mut next = Draft::from(&self.state.snapshot());
+        let next = Draft::from(&self.state.snapshot());
         if let Source::Table(table) = &self.source {
             return self.remove_row(table, &mut ledger, next, name).await;
         }
@@ -646,13 +670,7 @@ impl Manager {
         };
         let removed = file.clone();
         off_thread(move || remove_durably(&removed)).await?;
-        ledger.seen.remove(&file);
-        next.refused.remove(&file);
-        next.remove(&name);
-        let drain = next.config.drain_timeout;
-        self.publish(next);
-        tracing::info!(account = %name, "account removed");
-        Ok(Changed::Removed { name, drain })
+        Ok(self.publish_removed(&mut ledger, next, name, &file))
     }
 
     /// `plexer accounts reload NAME`: the account from its file again, as a new generation;

@@ -11,7 +11,6 @@ use std::sync::Arc;
 use super::stamp::Stamp;
 use super::{
     AccountsError, Applied, Changed, Draft, Ledger, Manager, Scan, log_applied, off_thread,
-    starts_how,
 };
 use crate::account::AccountName;
 use crate::cluster::check::account_of_row;
@@ -92,11 +91,7 @@ impl Manager {
                 });
             }
         };
-        let starts = starts_how(&account);
-        next.running.insert(name.clone(), Arc::new(running));
-        self.publish(next);
-        tracing::info!(account = %name, "account added");
-        Ok(Changed::Added { name, starts })
+        Ok(self.publish_added(next, &account, running))
     }
 
     /// `plexer accounts remove` on a table: the row goes first (every node removes the
@@ -105,7 +100,7 @@ impl Manager {
         &self,
         table: &Arc<Table>,
         ledger: &mut Ledger,
-        mut next: Draft,
+        next: Draft,
         name: AccountName,
     ) -> Result<Changed, AccountsError> {
         let origin = table.origin(name.as_str());
@@ -114,13 +109,7 @@ impl Manager {
         if !deleted && !here {
             return Err(AccountsError::Missing { name });
         }
-        ledger.seen.remove(&origin);
-        next.refused.remove(&origin);
-        next.remove(&name);
-        let drain = next.config.drain_timeout;
-        self.publish(next);
-        tracing::info!(account = %name, "account removed");
-        Ok(Changed::Removed { name, drain })
+        Ok(self.publish_removed(ledger, next, name, &origin))
     }
 
     /// `plexer accounts reload NAME` on a table: the row stamped with a new version, so that
@@ -143,12 +132,7 @@ impl Manager {
                     table: table.name().to_owned(),
                 });
             }
-            ledger.seen.remove(&origin);
-            next.refused.remove(&origin);
-            next.remove(&name);
-            let drain = next.config.drain_timeout;
-            self.publish(next);
-            return Ok(Changed::Removed { name, drain });
+            return Ok(self.publish_removed(ledger, next, name, &origin));
         };
         let rules = AccountRules::from_config(&next.config);
         let stamp = Stamp::of_row(row.version, &row.spec);
