@@ -295,6 +295,21 @@ pub fn served_by(port: u16, account: &str, cookie: &str) -> Result<String, Strin
     Ok(answer.get("greeting").to_owned())
 }
 
+/// Where each of `accounts` (name, cookie) lands through the front on `port` now, asked once
+/// each; panics with what went wrong when one is not served.
+pub fn placement(
+    port: u16,
+    accounts: &[(String, String)],
+) -> std::collections::BTreeMap<String, String> {
+    accounts
+        .iter()
+        .map(|(account, cookie)| {
+            let node = served_by(port, account, cookie).unwrap_or_else(|err| panic!("{err}"));
+            (account.clone(), node)
+        })
+        .collect()
+}
+
 /// How long a front may take to answer one request of [`served_by`].
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 

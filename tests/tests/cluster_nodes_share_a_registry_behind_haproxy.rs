@@ -50,15 +50,9 @@ impl Cluster {
         }
     }
 
+    /// Where each account lands now, asked once each.
     fn placement(&self) -> BTreeMap<String, String> {
-        self.accounts
-            .iter()
-            .map(|(account, cookie)| {
-                let node =
-                    served_by(self.front.port, account, cookie).unwrap_or_else(|e| panic!("{e}"));
-                (account.clone(), node)
-            })
-            .collect()
+        cluster::placement(self.front.port, &self.accounts)
     }
 }
 
@@ -128,19 +122,17 @@ fn haproxy_moves_a_killed_nodes_accounts_to_the_others() {
                         break;
                     }
                     let began = start.elapsed();
-                    samples.push((
-                        account.clone(),
-                        began,
-                        start.elapsed(),
-                        served_by(port, account, cookie),
-                    ));
+                    let served = served_by(port, account, cookie);
+                    samples.push((account.clone(), began, start.elapsed(), served));
                 }
                 samples
             })
         })
         .collect();
     thread::sleep(Duration::from_millis(1500));
+    let kill_sent = start.elapsed();
     cluster.nodes[index].kill();
+    // The node is gone (reaped) from here on.
     let killed = start.elapsed();
     thread::sleep(Duration::from_secs(6));
     stop.store(true, Ordering::Relaxed);
@@ -149,18 +141,24 @@ fn haproxy_moves_a_killed_nodes_accounts_to_the_others() {
         .flat_map(|c| c.join().expect("a client"))
         .collect();
     let failures: Vec<_> = samples.iter().filter(|s| s.3.is_err()).collect();
+    for (account, began, ended, served) in &failures {
+        eprintln!("failed: {account} {began:?}..{ended:?}: {served:?}");
+    }
     eprintln!(
         "{} requests through HAProxy, {} failed; {victim} killed at {killed:?}",
         samples.len(),
         failures.len()
     );
-    // HAProxy retries a refused connection elsewhere, but not a request whose connection the
-    // dead node dropped mid-answer: those in flight at the kill may fail, one per client.
-    assert!(failures.len() <= CLIENTS, "failures: {failures:#?}");
-    for (account, began, _, served) in &failures {
+    // HAProxy retries a refused connection elsewhere, but not a request sent on a kept
+    // connection the dying node then dropped: those may fail, and only those. A client's
+    // requests take a fraction of a millisecond, so while the node dies (between the SIGKILL
+    // and its reaping, a few ms) one client may lose more than one (5 of 4 clients seen);
+    // every failure is of the killed node's accounts and in flight during its death.
+    for (account, began, ended, served) in &failures {
         assert!(
-            placement[account] == victim && *began <= killed,
-            "{account} failed: {served:?}"
+            placement[account] == victim && *began <= killed && *ended >= kill_sent,
+            "{account} failed outside {victim}'s death ({kill_sent:?}..{killed:?}): \
+             {began:?}..{ended:?}: {served:?}"
         );
     }
     for (account, node) in &placement {

@@ -67,15 +67,7 @@ impl Cluster {
 
     /// Where each account lands now, asked once each.
     fn placement(&self) -> BTreeMap<String, String> {
-        self.accounts
-            .iter()
-            .map(|(account, cookie)| {
-                let node = self
-                    .node_of(account, cookie)
-                    .unwrap_or_else(|err| panic!("{err}"));
-                (account.clone(), node)
-            })
-            .collect()
+        cluster::placement(self.front.port, &self.accounts)
     }
 }
 

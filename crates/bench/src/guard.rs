@@ -118,3 +118,21 @@ impl Drop for Server {
         let _ = self.child.wait();
     }
 }
+
+/// Waits for SIGINT or SIGTERM and names it: a benchmark selects on this beside its work, so
+/// that an interrupted run unwinds and every [`Server`] it started is stopped by its guard
+/// (they run in process groups of their own, which a terminal's Ctrl-C does not reach).
+pub async fn interrupted() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        // Without handlers the default action (exit) stays; nothing to wait for here.
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = int.recv() => "SIGINT",
+        _ = term.recv() => "SIGTERM",
+    }
+}

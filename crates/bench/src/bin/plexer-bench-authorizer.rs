@@ -45,17 +45,8 @@ struct Setup {
 }
 
 fn run() -> Result<()> {
-    let mut args = std::env::args().skip(1);
-    let (mut plexer, mut hello) = (None, None);
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--plexer" => plexer = args.next().map(PathBuf::from),
-            "--hello" => hello = args.next().map(PathBuf::from),
-            other => return Err(format!("unexpected argument {other:?}").into()),
-        }
-    }
-    let plexer = plexer.ok_or("usage: plexer-bench-authorizer --plexer PATH --hello PATH")?;
-    let hello = hello.ok_or("usage: plexer-bench-authorizer --plexer PATH --hello PATH")?;
+    let plexer_bench::binaries::PlexerAndHello { plexer, hello } =
+        plexer_bench::binaries::PlexerAndHello::from_args();
     let dir = tempfile::tempdir()?;
     let modes: [(&str, &str); 3] = [
         ("cookie", "route: { by: cookie }\n"),

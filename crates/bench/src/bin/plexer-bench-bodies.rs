@@ -9,7 +9,6 @@
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{Ipv4Addr, TcpStream};
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -33,17 +32,8 @@ fn main() -> ExitCode {
 }
 
 fn run() -> Result<()> {
-    let mut args = std::env::args().skip(1);
-    let (mut plexer, mut hello) = (None, None);
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--plexer" => plexer = args.next().map(PathBuf::from),
-            "--hello" => hello = args.next().map(PathBuf::from),
-            other => return Err(format!("unexpected argument {other:?}").into()),
-        }
-    }
-    let usage = "usage: plexer-bench-bodies --plexer PATH --hello PATH";
-    let (plexer, hello) = (plexer.ok_or(usage)?, hello.ok_or(usage)?);
+    let plexer_bench::binaries::PlexerAndHello { plexer, hello } =
+        plexer_bench::binaries::PlexerAndHello::from_args();
     let nginx_program = nginx::find().ok_or("nginx is not installed")?;
     let dir = tempfile::tempdir()?;
     let served = plexer_cli::serve(

@@ -215,25 +215,9 @@ fn run() -> Result<()> {
         // they run in process groups of their own, which a terminal's Ctrl-C does not reach.
         tokio::select! {
             done = measure_all(&args, dir.path()) => done,
-            signal = interrupted() => Err(format!("stopped by {signal}; servers stopped").into()),
+            signal = plexer_bench::guard::interrupted() => Err(format!("stopped by {signal}; servers stopped").into()),
         }
     })
-}
-
-/// Waits for SIGINT or SIGTERM and names it.
-async fn interrupted() -> &'static str {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut int), Ok(mut term)) = (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-    ) else {
-        // Without handlers the default action (exit) stays; nothing to wait for here.
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = int.recv() => "SIGINT",
-        _ = term.recv() => "SIGTERM",
-    }
 }
 
 async fn measure_all(args: &Args, dir: &Path) -> Result<()> {

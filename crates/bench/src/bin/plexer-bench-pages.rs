@@ -259,24 +259,9 @@ fn run() -> Result<()> {
         // Interrupted, the run unwinds so that every server it started is stopped by its guard.
         tokio::select! {
             done = measure_all(&args, dir.path()) => done,
-            signal = interrupted() => Err(format!("stopped by {signal}; servers stopped").into()),
+            signal = plexer_bench::guard::interrupted() => Err(format!("stopped by {signal}; servers stopped").into()),
         }
     })
-}
-
-/// Waits for SIGINT or SIGTERM and names it.
-async fn interrupted() -> &'static str {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut int), Ok(mut term)) = (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-    ) else {
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = int.recv() => "SIGINT",
-        _ = term.recv() => "SIGTERM",
-    }
 }
 
 async fn measure_all(args: &Args, dir: &Path) -> Result<()> {

@@ -294,6 +294,12 @@ impl PoolHandle {
         }
     }
 
+    /// How many workers the pool has now, in any state (cheaper than [`status`](Self::status),
+    /// which copies every worker and the settings: a node's heartbeat asks every pool).
+    pub fn worker_count(&self) -> usize {
+        lock(&self.shared.core).pool.workers().len()
+    }
+
     /// How many workers failed so far (cheaper than [`status`](Self::status) for one number).
     pub fn failures(&self) -> u64 {
         lock(&self.shared.core).pool.stats().failures

@@ -21,7 +21,7 @@ pub fn status_of(snapshot: &Snapshot) -> Value {
     let mut serving = Vec::new();
     for (name, running) in &snapshot.running {
         if let Target::Pool(pool) = &running.target {
-            let count = pool.status().workers.len();
+            let count = pool.worker_count();
             if count > 0 {
                 workers += count;
                 serving.push(name.as_str());
