@@ -22,15 +22,52 @@ pub struct PlexerProcess {
     pub socket: PathBuf,
 }
 
-/// `plexer serve` under `dir` (created), with `threads` threads relaying: one account whose
-/// pool runs `command` with `pm: static` and `workers` workers that are never recycled.
+/// How a bench's `plexer serve` relays: its workers, `threads:` and `scheduling:`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ServeShape {
+    pub workers: usize,
+    pub threads: usize,
+    /// `scheduling: normal` rather than the default `batch`.
+    pub normal_scheduling: bool,
+}
+
+impl ServeShape {
+    /// `workers` workers, plexer's defaults otherwise.
+    pub fn workers(workers: usize) -> Self {
+        Self {
+            workers,
+            threads: 1,
+            normal_scheduling: false,
+        }
+    }
+
+    pub fn threads(self, threads: usize) -> Self {
+        Self { threads, ..self }
+    }
+
+    pub fn normal_scheduling(self) -> Self {
+        Self {
+            normal_scheduling: true,
+            ..self
+        }
+    }
+}
+
+/// `plexer serve` under `dir` (created), shaped by `shape`: one account whose pool runs
+/// `command` with `pm: static` and workers that are never recycled.
 pub fn serve(
     plexer: &Path,
     dir: &Path,
     command: &[&Path],
-    (workers, threads): (usize, usize),
+    shape: ServeShape,
     env: &[(&str, &str)],
 ) -> io::Result<PlexerProcess> {
+    let ServeShape {
+        workers,
+        threads,
+        normal_scheduling,
+    } = shape;
+    let scheduling = if normal_scheduling { "normal" } else { "batch" };
     fs::create_dir_all(dir.join("accounts.d"))?;
     fs::write(dir.join("accounts.d/app.yaml"), "{}\n")?;
     fs::write(
@@ -50,7 +87,7 @@ pub fn serve(
     let mut config = format!(
         "listen: unix:{socket}\nlisten_mode: \"0666\"\naccounts_dir: accounts.d\n\
          runtime_dir: run\nsecret_file: secret\ndrain_timeout: 5s\nlogin: {{ account: app }}\n\
-         threads: {threads}\n\
+         threads: {threads}\nscheduling: {scheduling}\n\
          pool:\n  command: [{argv}]\n  pm: static\n  max_children: {workers}\n  \
          max_requests: 0\n  queue_timeout: 10s\n  request_timeout: 30s\n",
         socket = socket.display(),

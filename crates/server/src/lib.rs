@@ -47,6 +47,7 @@ mod relay;
 mod request;
 mod responses;
 mod router;
+pub mod scheduling;
 pub mod serve;
 pub mod signals;
 mod slow_watch;

@@ -30,6 +30,7 @@ use crate::live::State;
 use crate::registry::{AccountRules, Backend, Loaded, RefusedFile, Registry};
 use crate::relay::{self, Entry, Front, FrontTimeouts};
 use crate::request::{self, AfterRequest};
+use crate::scheduling::Scheduling;
 use crate::signals::{Asked, Signals};
 use crate::systemd::{self, Activated};
 use crate::{audit_watch, control, http_front, slow_watch, watch};
@@ -214,6 +215,9 @@ async fn start_from_the_rows_kept(
 pub async fn run(config_file: &Path, options: ServeOptions) -> Result<(), ServeError> {
     let config = Config::load(config_file)?;
     let keys = Keys::load(&config.secret_file)?;
+    // This thread relays, and the workers are cloned from it (they start under the normal
+    // policy again: SCHED_RESET_ON_FORK).
+    crate::scheduling::apply_and_log(config.scheduling, "plexer");
     // Bound first: a socket another plexer serves refuses the start before any worker runs.
     let listener = bind(&config, options.activated).await?;
     let status_listener = bind_status(&config).await?;
@@ -274,13 +278,17 @@ pub async fn run(config_file: &Path, options: ServeOptions) -> Result<(), ServeE
         state.snapshot().registry.len()
     ));
     let mut accepting = Accepting::new(Arc::clone(&state));
-    let threads = state.snapshot().config.threads;
-    let more = MoreThreads::start(threads - 1, &listener, &accepting).map_err(|source| {
-        ServeError::Listen {
-            address: "a duplicate of the listen socket, for threads:".into(),
-            source,
-        }
-    })?;
+    let (threads, scheduling) = {
+        let config = &state.snapshot().config;
+        (config.threads, config.scheduling)
+    };
+    let more =
+        MoreThreads::start(threads - 1, scheduling, &listener, &accepting).map_err(|source| {
+            ServeError::Listen {
+                address: "a duplicate of the listen socket, for threads:".into(),
+                source,
+            }
+        })?;
     let sockets = (&listener, status_listener.as_ref());
     let timeout = serve_until_stopped(sockets, &mut accepting, &mut signals, &manager).await;
     tracing::info!(
@@ -316,16 +324,25 @@ struct MoreThreads {
 }
 
 impl MoreThreads {
-    fn start(count: usize, listener: &Listener, accepting: &Accepting) -> std::io::Result<Self> {
+    fn start(
+        count: usize,
+        scheduling: Scheduling,
+        listener: &Listener,
+        accepting: &Accepting,
+    ) -> std::io::Result<Self> {
         let (stop, stopped) = tokio::sync::watch::channel(None);
         let mut threads = Vec::with_capacity(count);
         for n in 1..=count {
             let listener = listener.duplicate()?;
             let accepting = accepting.sharing();
             let stopped = stopped.clone();
+            let name = format!("plexer-{n}");
             let thread = std::thread::Builder::new()
-                .name(format!("plexer-{n}"))
-                .spawn(move || serve_thread(listener, accepting, stopped))?;
+                .name(name.clone())
+                .spawn(move || {
+                    crate::scheduling::apply_and_log(scheduling, &name);
+                    serve_thread(listener, accepting, stopped)
+                })?;
             threads.push(thread);
         }
         Ok(Self { threads, stop })
@@ -651,15 +668,17 @@ fn from_systemd(activated: Activated) -> std::io::Result<Listener> {
     })
 }
 
+/// Borrowed halves, not `into_split`'s owned ones: an owned write half shuts the socket down
+/// when dropped, one syscall per connection that the close right after does anyway.
 async fn serve_connection(stream: Stream, state: Arc<State>, busy: Busy, entry: Entry) {
     match stream {
-        Stream::Unix(s) => {
-            let (rd, wr) = s.into_split();
+        Stream::Unix(mut s) => {
+            let (rd, wr) = s.split();
             serve_front(rd, wr, state, busy, entry).await;
         }
-        Stream::Tcp(s) => {
+        Stream::Tcp(mut s) => {
             let _ = s.set_nodelay(true);
-            let (rd, wr) = s.into_split();
+            let (rd, wr) = s.split();
             serve_front(rd, wr, state, busy, entry).await;
         }
     }

@@ -13,7 +13,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use plexer_bench::nginx::{self, Nginx};
-use plexer_bench::plexer_cli::{self, PlexerProcess};
+use plexer_bench::plexer_cli::{self, PlexerProcess, ServeShape};
 
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
 
@@ -40,7 +40,7 @@ fn run() -> Result<()> {
         &plexer,
         &dir.path().join("serve"),
         &[&hello],
-        (WORKERS, 1),
+        ServeShape::workers(WORKERS),
         &[],
     )?;
     let direct = plexer_cli::spawn(&plexer, &dir.path().join("spawn"), &[&hello], WORKERS, &[])?;

@@ -2,11 +2,15 @@
 //! [--nginx PATH] [--seconds N] [--rounds N] [--relays-only]`: what the plexer's hop costs behind nginx, in one
 //! run, printed as the markdown tables of docs/benchmarks.md ("The plexer's hop").
 //!
-//! Four servers behind the same nginx, each with the same number of workers:
+//! The servers behind the same nginx, each with the same number of workers:
 //! 1. `plexer serve` → `hello`: nginx → plexer → a worker, one hop more;
 //! 2. `plexer spawn` → `hello`: nginx → the workers' shared socket, spawn-fcgi's model;
 //! 3. php-fpm (`pm = static`) running a tiny PHP script;
-//! 4. `plexer serve` → `php-cgi` running the same script.
+//! 4. `plexer serve` → `php-cgi` running the same script;
+//! 5. `plexer serve` → `hello` with `threads: 2`, and with `scheduling: normal` (what the
+//!    default, `batch`, changes);
+//! 6. nginx's stream module and HAProxy (tcp) as generic relays in front of the shared
+//!    socket of 2, the hop's reference.
 //!
 //! Each with and without nginx's upstream keepalive, in interleaved rounds (every cell once per
 //! round, the order rotated each round), a fresh nginx per cell. A cell is a closed loop of
@@ -15,9 +19,9 @@
 //! of the load generator (this process), of nginx and of the server with its workers is read
 //! from `/proc` around each cell.
 //!
-//! `--relays-only` measures only what the relay table needs (plexer serve, the shared socket,
-//! the nginx stream relay, HAProxy): more rounds of those in the same time, for a quieter
-//! comparison on a shared machine.
+//! `--relays-only` measures only what the relay table needs (plexer serve with either
+//! scheduling, the shared socket, the nginx stream relay, HAProxy): more rounds of those in
+//! the same time, for a quieter comparison on a shared machine.
 //!
 //! `plexer` and `hello` should be release builds; by default they are looked for next to this
 //! binary. Progress goes to stderr, the tables to stdout.
@@ -31,7 +35,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use plexer_bench::nginx;
 use plexer_bench::nginx_cell::{self, Cell, CellPlan, Medians, median, on_off};
 use plexer_bench::php_fpm::{self, FpmPm, PhpFpm};
-use plexer_bench::plexer_cli::{self, PlexerProcess};
+use plexer_bench::plexer_cli::{self, PlexerProcess, ServeShape};
 use plexer_bench::relays::{self, Relay};
 use plexer_bench::timing::human;
 use plexer_bench::{binaries, machine};
@@ -135,6 +139,8 @@ fn parse_args() -> Result<Args> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Backend {
     ServeHello,
+    /// `scheduling: normal`: what `batch` (the default) changes.
+    ServeHelloNormal,
     ServeHelloTwoThreads,
     SpawnHello,
     NginxStreamHello,
@@ -144,8 +150,9 @@ enum Backend {
 }
 
 impl Backend {
-    const ALL: [Self; 7] = [
+    const ALL: [Self; 8] = [
         Self::ServeHello,
+        Self::ServeHelloNormal,
         Self::ServeHelloTwoThreads,
         Self::SpawnHello,
         Self::NginxStreamHello,
@@ -157,6 +164,7 @@ impl Backend {
     fn label(self) -> &'static str {
         match self {
             Self::ServeHello => "nginx → plexer serve → hello",
+            Self::ServeHelloNormal => "nginx → plexer serve (scheduling: normal) → hello",
             Self::ServeHelloTwoThreads => "nginx → plexer serve (threads: 2) → hello",
             Self::SpawnHello => "nginx → plexer spawn → hello (shared socket)",
             Self::NginxStreamHello => "nginx → nginx stream relay → plexer spawn → hello",
@@ -170,7 +178,11 @@ impl Backend {
     fn in_relay_table(self) -> bool {
         matches!(
             self,
-            Self::ServeHello | Self::SpawnHello | Self::NginxStreamHello | Self::HaproxyHello
+            Self::ServeHello
+                | Self::ServeHelloNormal
+                | Self::SpawnHello
+                | Self::NginxStreamHello
+                | Self::HaproxyHello
         )
     }
 }
@@ -323,14 +335,21 @@ async fn start(backend: Backend, args: &Args, dir: &Path) -> Result<Running> {
             &args.plexer,
             dir,
             &[hello],
-            (WORKERS, 1),
+            ServeShape::workers(WORKERS),
+            &[],
+        )?),
+        Backend::ServeHelloNormal => Running::Plexer(plexer_cli::serve(
+            &args.plexer,
+            dir,
+            &[hello],
+            ServeShape::workers(WORKERS).normal_scheduling(),
             &[],
         )?),
         Backend::ServeHelloTwoThreads => Running::Plexer(plexer_cli::serve(
             &args.plexer,
             dir,
             &[hello],
-            (WORKERS, 2),
+            ServeShape::workers(WORKERS).threads(2),
             &[],
         )?),
         Backend::SpawnHello => Running::Plexer(plexer_cli::spawn(
@@ -372,7 +391,7 @@ async fn start(backend: Backend, args: &Args, dir: &Path) -> Result<Running> {
                 &args.plexer,
                 dir,
                 &[program],
-                (WORKERS, 1),
+                ServeShape::workers(WORKERS),
                 &env,
             )?)
         }
@@ -488,6 +507,11 @@ fn print_tables(
     let pairs = [
         ("hello", Backend::ServeHello, Backend::SpawnHello),
         (
+            "hello, scheduling: normal",
+            Backend::ServeHelloNormal,
+            Backend::SpawnHello,
+        ),
+        (
             "hello, threads: 2",
             Backend::ServeHelloTwoThreads,
             Backend::SpawnHello,
@@ -585,6 +609,7 @@ fn print_relays(
     };
     let hops = [
         Backend::ServeHello,
+        Backend::ServeHelloNormal,
         Backend::NginxStreamHello,
         Backend::HaproxyHello,
     ];

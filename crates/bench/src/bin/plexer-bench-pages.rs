@@ -11,7 +11,9 @@
 //!    costs beside php-fpm and what the hop costs;
 //! 4. `plexer spawn` → Django's hello view under flup: nginx reaches flup's workers on their
 //!    shared socket itself, no hop;
-//! 5. `plexer serve` → the same flup workers.
+//! 5. `plexer serve` → the same flup workers;
+//! 6. and 7. `plexer serve` → php-cgi and → flup again with `scheduling: normal`: what the
+//!    default, `batch`, changes (crates/server/src/scheduling.rs).
 //!
 //! OPcache is on for both PHP sides (Debian's php.ini and conf.d are the same for php-cgi and
 //! php-fpm). Before the rounds, every server is warmed and asked for its page's `?check`, whose
@@ -42,7 +44,7 @@ use plexer_bench::nginx::{self, Nginx};
 use plexer_bench::nginx_cell::{self, Cell, CellPlan, Medians, on_off};
 use plexer_bench::pages::{self, PhpCheck};
 use plexer_bench::php_fpm::{self, FpmPm, PhpFpm};
-use plexer_bench::plexer_cli::{self, PlexerProcess};
+use plexer_bench::plexer_cli::{self, PlexerProcess, ServeShape};
 use plexer_bench::timing::human;
 use plexer_bench::{binaries, machine};
 use plexer_tests::load::{self, LoadPlan};
@@ -163,17 +165,22 @@ enum Backend {
     PhpFpm,
     ServePhpCgi,
     SpawnPhpCgi,
+    /// `plexer serve` with `scheduling: normal`: what `batch` (the default) changes.
+    ServePhpCgiNormal,
     SpawnDjango,
     ServeDjango,
+    ServeDjangoNormal,
 }
 
 impl Backend {
-    const ALL: [Self; 5] = [
+    const ALL: [Self; 7] = [
         Self::PhpFpm,
         Self::ServePhpCgi,
         Self::SpawnPhpCgi,
+        Self::ServePhpCgiNormal,
         Self::SpawnDjango,
         Self::ServeDjango,
+        Self::ServeDjangoNormal,
     ];
 
     fn label(self) -> &'static str {
@@ -181,15 +188,33 @@ impl Backend {
             Self::PhpFpm => "nginx → php-fpm → table.php",
             Self::ServePhpCgi => "nginx → plexer serve → php-cgi → table.php",
             Self::SpawnPhpCgi => "nginx → php-cgi (shared socket) → table.php",
+            Self::ServePhpCgiNormal => {
+                "nginx → plexer serve (scheduling: normal) → php-cgi → table.php"
+            }
             Self::SpawnDjango => "nginx → flup (Django hello), shared socket",
             Self::ServeDjango => "nginx → plexer serve → flup (Django hello)",
+            Self::ServeDjangoNormal => {
+                "nginx → plexer serve (scheduling: normal) → flup (Django hello)"
+            }
+        }
+    }
+
+    /// How a `plexer serve` of this setup relays.
+    fn shape(self) -> ServeShape {
+        match self {
+            Self::ServePhpCgiNormal | Self::ServeDjangoNormal => {
+                ServeShape::workers(WORKERS).normal_scheduling()
+            }
+            _ => ServeShape::workers(WORKERS),
         }
     }
 
     fn page(self) -> Page {
         match self {
-            Self::PhpFpm | Self::ServePhpCgi | Self::SpawnPhpCgi => Page::Php,
-            Self::SpawnDjango | Self::ServeDjango => Page::Django,
+            Self::PhpFpm | Self::ServePhpCgi | Self::SpawnPhpCgi | Self::ServePhpCgiNormal => {
+                Page::Php
+            }
+            Self::SpawnDjango | Self::ServeDjango | Self::ServeDjangoNormal => Page::Django,
         }
     }
 }
@@ -429,14 +454,14 @@ async fn start(backend: Backend, args: &Args, scripts: &Scripts, dir: &Path) -> 
             };
             Running::Fpm(PhpFpm::start_with_ini(program, dir, "pages", pm, &args.php_ini).await?)
         }
-        Backend::ServePhpCgi => {
+        Backend::ServePhpCgi | Backend::ServePhpCgiNormal => {
             // php-cgi's own recycling (500 requests by default) off, as php-fpm's is.
             let env = [("PHP_FCGI_MAX_REQUESTS", "0")];
             Running::Plexer(plexer_cli::serve(
                 &args.plexer,
                 dir,
                 &php_cgi_command()?,
-                (WORKERS, 1),
+                backend.shape(),
                 &env,
             )?)
         }
@@ -460,13 +485,13 @@ async fn start(backend: Backend, args: &Args, scripts: &Scripts, dir: &Path) -> 
                 &[],
             )?)
         }
-        Backend::ServeDjango => {
+        Backend::ServeDjango | Backend::ServeDjangoNormal => {
             let command = [python()?, scripts.django.as_path()];
             Running::Plexer(plexer_cli::serve(
                 &args.plexer,
                 dir,
                 &command,
-                (WORKERS, 1),
+                backend.shape(),
                 &[],
             )?)
         }
@@ -592,43 +617,46 @@ impl Goal {
 }
 
 /// Two setups side by side: the first's requests/s over the second's, with one keepalive
-/// setting; `goal: None` for a row that only explains another.
+/// setting; `goal: Err(why)` for a row that only explains another.
 struct Comparison {
     what: &'static str,
     ours: Backend,
     theirs: Backend,
     keepalive: bool,
-    goal: Option<Goal>,
+    goal: Result<Goal, &'static str>,
 }
 
-const COMPARISONS: [Comparison; 8] = [
+const GAP: &str = "where the PHP gap comes from";
+const SCHEDULING: &str = "what scheduling: batch gives";
+
+const COMPARISONS: [Comparison; 12] = [
     Comparison {
         what: "PHP table: plexer serve → php-cgi ÷ php-fpm",
         ours: Backend::ServePhpCgi,
         theirs: Backend::PhpFpm,
         keepalive: false,
-        goal: Some(Goal::AtLeast(GOAL_AT_LEAST)),
+        goal: Ok(Goal::AtLeast(GOAL_AT_LEAST)),
     },
     Comparison {
         what: "PHP table: plexer serve → php-cgi ÷ php-fpm",
         ours: Backend::ServePhpCgi,
         theirs: Backend::PhpFpm,
         keepalive: true,
-        goal: Some(Goal::AboveWithoutTimeouts),
+        goal: Ok(Goal::AboveWithoutTimeouts),
     },
     Comparison {
         what: "Django hello: plexer serve → flup ÷ flup",
         ours: Backend::ServeDjango,
         theirs: Backend::SpawnDjango,
         keepalive: false,
-        goal: Some(Goal::AtLeast(GOAL_AT_LEAST)),
+        goal: Ok(Goal::AtLeast(GOAL_AT_LEAST)),
     },
     Comparison {
         what: "Django hello: plexer serve → flup ÷ flup",
         ours: Backend::ServeDjango,
         theirs: Backend::SpawnDjango,
         keepalive: true,
-        goal: Some(Goal::AtLeast(GOAL_AT_LEAST)),
+        goal: Ok(Goal::AtLeast(GOAL_AT_LEAST)),
     },
     // Where the PHP gap comes from: php-cgi beside php-fpm, and the hop alone.
     Comparison {
@@ -636,28 +664,57 @@ const COMPARISONS: [Comparison; 8] = [
         ours: Backend::SpawnPhpCgi,
         theirs: Backend::PhpFpm,
         keepalive: false,
-        goal: None,
+        goal: Err(GAP),
     },
     Comparison {
         what: "PHP table: php-cgi (shared socket) ÷ php-fpm",
         ours: Backend::SpawnPhpCgi,
         theirs: Backend::PhpFpm,
         keepalive: true,
-        goal: None,
+        goal: Err(GAP),
     },
     Comparison {
         what: "PHP table: plexer serve → php-cgi ÷ php-cgi (shared socket)",
         ours: Backend::ServePhpCgi,
         theirs: Backend::SpawnPhpCgi,
         keepalive: false,
-        goal: None,
+        goal: Err(GAP),
     },
     Comparison {
         what: "PHP table: plexer serve → php-cgi ÷ php-cgi (shared socket)",
         ours: Backend::ServePhpCgi,
         theirs: Backend::SpawnPhpCgi,
         keepalive: true,
-        goal: None,
+        goal: Err(GAP),
+    },
+    // What `scheduling: batch` (the default) gives over the kernel's normal policy.
+    Comparison {
+        what: "PHP table: plexer serve ÷ plexer serve (scheduling: normal)",
+        ours: Backend::ServePhpCgi,
+        theirs: Backend::ServePhpCgiNormal,
+        keepalive: false,
+        goal: Err(SCHEDULING),
+    },
+    Comparison {
+        what: "PHP table: plexer serve ÷ plexer serve (scheduling: normal)",
+        ours: Backend::ServePhpCgi,
+        theirs: Backend::ServePhpCgiNormal,
+        keepalive: true,
+        goal: Err(SCHEDULING),
+    },
+    Comparison {
+        what: "Django hello: plexer serve ÷ plexer serve (scheduling: normal)",
+        ours: Backend::ServeDjango,
+        theirs: Backend::ServeDjangoNormal,
+        keepalive: false,
+        goal: Err(SCHEDULING),
+    },
+    Comparison {
+        what: "Django hello: plexer serve ÷ plexer serve (scheduling: normal)",
+        ours: Backend::ServeDjango,
+        theirs: Backend::ServeDjangoNormal,
+        keepalive: true,
+        goal: Err(SCHEDULING),
     },
 ];
 
@@ -706,8 +763,8 @@ fn print_goals(
         let sum = |cells: &[Cell], f: fn(&Cell) -> u64| cells.iter().map(f).sum::<u64>();
         let our_timeouts = sum(oc, |c| c.timeouts);
         let verdict = match (c.goal, ratio) {
-            (Some(goal), Some(r)) if goal.met(r, our_timeouts) => "met",
-            (Some(_), Some(_)) => "missed",
+            (Ok(goal), Some(r)) if goal.met(r, our_timeouts) => "met",
+            (Ok(_), Some(_)) => "missed",
             _ => "—",
         };
         writeln!(
@@ -722,7 +779,7 @@ fn print_goals(
             sum(oc, |c| c.errors),
             sum(tc, |c| c.errors),
             c.goal
-                .map_or("none: where the PHP gap comes from".into(), Goal::describe),
+                .map_or_else(|why| format!("none: {why}"), Goal::describe),
         )?;
     }
     Ok(())

@@ -322,6 +322,8 @@ struct ChildSetup {
     chroot: Option<CString>,
     chdir: Option<CString>,
     identity: Option<Identity>,
+    /// The worker starts under SCHED_OTHER: see [`asks_its_children_not_to_inherit_its_policy`].
+    normal_policy: bool,
 }
 
 impl ChildSetup {
@@ -356,6 +358,7 @@ impl ChildSetup {
                 .transpose()?,
             chdir,
             identity,
+            normal_policy: asks_its_children_not_to_inherit_its_policy(),
         })
     }
 
@@ -376,6 +379,13 @@ impl ChildSetup {
         }
         // A supervisor that blocks signals for its own handling must not pass that mask on.
         sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)?;
+        if self.normal_policy {
+            let param = libc::sched_param { sched_priority: 0 };
+            // SAFETY: a plain syscall on the calling thread; `param` is on this stack.
+            if unsafe { libc::sched_setscheduler(0, libc::SCHED_OTHER, &param) } != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+        }
         for &(resource, limit) in &self.rlimits {
             setrlimit(resource, limit, limit)?;
         }
@@ -392,6 +402,23 @@ impl ChildSetup {
         }
         close_other_descriptors_at_exec()
     }
+}
+
+/// Whether the calling (spawning) thread runs under SCHED_BATCH or SCHED_IDLE and asked, with
+/// SCHED_RESET_ON_FORK, that what it starts not inherit that: the kernel resets only real-time
+/// policies and a negative nice at fork, so the worker does it itself before exec. plexer's
+/// relaying threads run so under `scheduling: batch`, and a worker must keep preempting on
+/// wakeup as any program does. A policy given without the flag (`chrt -b plexer …`, systemd's
+/// `CPUSchedulingPolicy=batch`) is the operator's for the whole service, and is inherited.
+fn asks_its_children_not_to_inherit_its_policy() -> bool {
+    // SAFETY: a plain syscall on the calling thread.
+    let policy = unsafe { libc::sched_getscheduler(0) };
+    policy >= 0
+        && policy & libc::SCHED_RESET_ON_FORK != 0
+        && matches!(
+            policy & !libc::SCHED_RESET_ON_FORK,
+            libc::SCHED_BATCH | libc::SCHED_IDLE
+        )
 }
 
 /// Marks every descriptor from 3 up close-on-exec, so the worker starts with 0, 1 and 2 only.
@@ -452,6 +479,39 @@ mod tests {
             args: vec!["-c".into(), script.into()],
             ..WorkerCommand::default()
         }
+    }
+
+    /// The policy of the worker `run` starts from a thread set to `policy` (field 41 of its
+    /// stat: `sh` has no space in its name).
+    fn worker_policy_from_a_thread_under(policy: libc::c_int) -> String {
+        std::thread::spawn(move || {
+            let param = libc::sched_param { sched_priority: 0 };
+            // SAFETY: a plain syscall on this test's own thread; batch and idle need no
+            // privilege.
+            assert_eq!(unsafe { libc::sched_setscheduler(0, policy, &param) }, 0);
+            run(sh("cut -d' ' -f41 /proc/self/stat"))
+                .0
+                .trim()
+                .to_owned()
+        })
+        .join()
+        .unwrap()
+    }
+
+    #[test]
+    fn a_worker_started_under_batch_with_reset_on_fork_runs_normal() {
+        let batch = libc::SCHED_BATCH.to_string();
+        let other = libc::SCHED_OTHER.to_string();
+        assert_eq!(
+            worker_policy_from_a_thread_under(libc::SCHED_BATCH | libc::SCHED_RESET_ON_FORK),
+            other,
+            "scheduling: batch is plexer's own, not its workers'"
+        );
+        assert_eq!(
+            worker_policy_from_a_thread_under(libc::SCHED_BATCH),
+            batch,
+            "a policy plexer was started with (chrt -b) is the whole service's"
+        );
     }
 
     #[test]

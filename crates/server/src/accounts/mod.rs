@@ -1020,6 +1020,10 @@ fn keep_what_needs_a_restart(old: &Config, new: &mut Config) -> Vec<&'static str
         new.threads = old.threads;
         kept.push("threads");
     }
+    if new.scheduling != old.scheduling {
+        new.scheduling = old.scheduling;
+        kept.push("scheduling");
+    }
     if new.access_log != old.access_log {
         new.access_log = old.access_log.clone();
         kept.push("access_log");

@@ -254,6 +254,10 @@ pub struct Config {
     /// Threads that accept on `listen:` and relay, each with a runtime of its own.
     #[serde(default = "default_threads")]
     pub threads: usize,
+    /// How the kernel schedules the relaying threads (`batch`: no wakeup preemption of the
+    /// workers whose output wakes them; see crate::scheduling).
+    #[serde(default)]
+    pub scheduling: crate::scheduling::Scheduling,
     /// The longest the web server may pause while it sends a request (its params, its body),
     /// nginx's `client_body_timeout` idea: a slow body never holds a worker to the end of
     /// `request_timeout`.

@@ -357,3 +357,19 @@ fn access_log_is_stderr_off_or_a_path_taken_from_the_configs_directory() {
     let err = load("access_log: \"\"\n").unwrap_err().to_string();
     assert!(err.contains("access_log is empty"), "{err}");
 }
+
+#[test]
+fn scheduling_is_batch_unless_the_config_says_normal() {
+    let base = "listen: unix:/p.sock\naccounts_dir: /a\nruntime_dir: /r\nsecret_file: /s\n";
+    let scheduling = |line: &str| parse(&format!("{base}{line}")).map(|c| c.scheduling);
+    assert_eq!(
+        scheduling("").unwrap(),
+        crate::scheduling::Scheduling::Batch
+    );
+    assert_eq!(
+        scheduling("scheduling: normal\n").unwrap(),
+        crate::scheduling::Scheduling::Normal
+    );
+    let err = scheduling("scheduling: fifo\n").unwrap_err().to_string();
+    assert!(err.contains("scheduling") && err.contains("batch"), "{err}");
+}
