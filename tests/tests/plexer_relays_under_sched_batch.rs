@@ -1,6 +1,6 @@
-//! `scheduling:`: plexer's relaying threads run under SCHED_BATCH (no wakeup preemption of the
-//! workers whose output wakes them), its workers under the normal policy, and `normal` leaves
-//! every thread as it started.
+//! `scheduling:`: plexer's relaying threads run under SCHED_BATCH (a worker's output makes them
+//! runnable without taking the worker's core), its workers under the normal policy, and
+//! `normal` leaves every thread and worker under the policy plexer was started with.
 
 use plexer_tests::{PlexerServe, Scratch, ServeSetup};
 
@@ -69,15 +69,49 @@ fn the_relaying_threads_run_batch_and_the_workers_normal() {
 }
 
 #[test]
-fn normal_leaves_every_thread_under_the_normal_policy() {
+fn normal_leaves_every_thread_and_worker_under_the_policy_plexer_started_with() {
     let scratch = Scratch::new();
     let plexer = start(&scratch, "scheduling: normal\n");
     let cookie = plexer.cookie("bob");
     let (_, answer) = plexer.get(Some(&cookie), "/");
+    // plexer inherits this test's policy (the normal one, unless the tests run under chrt).
+    let ours = policy(std::process::id(), std::process::id());
+    let all = threads(plexer.pid());
+    assert!(all.iter().all(|(_, policy)| *policy == ours), "{all:?}");
+    assert_eq!(policy(answer.pid(), answer.pid()), ours);
+}
+
+#[test]
+fn a_policy_plexer_was_started_with_is_kept_for_it_and_its_workers() {
+    // The test's thread starts plexer, which inherits its policy as from `chrt -b`.
+    set_this_threads_policy_to_batch();
+    let scratch = Scratch::new();
+    let plexer = start(&scratch, "");
+    let cookie = plexer.cookie("bob");
+    let (_, answer) = plexer.get(Some(&cookie), "/");
     let all = threads(plexer.pid());
     assert!(
-        all.iter().all(|(_, policy)| *policy == SCHED_OTHER),
+        all.iter().all(|(_, policy)| *policy == SCHED_BATCH),
         "{all:?}"
     );
-    assert_eq!(policy(answer.pid(), answer.pid()), SCHED_OTHER);
+    assert_eq!(
+        policy(answer.pid(), answer.pid()),
+        SCHED_BATCH,
+        "the operator's policy is the whole service's, workers included"
+    );
+    assert!(
+        plexer.log().contains("scheduling: batch not applied"),
+        "{}",
+        plexer.log()
+    );
+}
+
+/// `chrt -b -p 0` on the calling thread (Linux lets any thread choose SCHED_BATCH).
+fn set_this_threads_policy_to_batch() {
+    let status = std::process::Command::new("chrt")
+        .args(["-b", "-p", "0"])
+        .arg(nix::unistd::gettid().to_string())
+        .status()
+        .expect("chrt (util-linux) runs");
+    assert!(status.success());
 }

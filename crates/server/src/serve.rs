@@ -30,7 +30,7 @@ use crate::live::State;
 use crate::registry::{AccountRules, Backend, Loaded, RefusedFile, Registry};
 use crate::relay::{self, Entry, Front, FrontTimeouts};
 use crate::request::{self, AfterRequest};
-use crate::scheduling::Scheduling;
+use crate::scheduling::Relaying;
 use crate::signals::{Asked, Signals};
 use crate::systemd::{self, Activated};
 use crate::{audit_watch, control, http_front, slow_watch, watch};
@@ -215,9 +215,9 @@ async fn start_from_the_rows_kept(
 pub async fn run(config_file: &Path, options: ServeOptions) -> Result<(), ServeError> {
     let config = Config::load(config_file)?;
     let keys = Keys::load(&config.secret_file)?;
-    // This thread relays, and the workers are cloned from it (they start under the normal
-    // policy again: SCHED_RESET_ON_FORK).
-    crate::scheduling::apply_and_log(config.scheduling, "plexer");
+    // Before any other thread exists: they inherit this thread's policy.
+    let relaying = Relaying::decide(config.scheduling);
+    relaying.apply_to_this_thread("plexer");
     // Bound first: a socket another plexer serves refuses the start before any worker runs.
     let listener = bind(&config, options.activated).await?;
     let status_listener = bind_status(&config).await?;
@@ -235,7 +235,7 @@ pub async fn run(config_file: &Path, options: ServeOptions) -> Result<(), ServeE
     let registry = config.registry.clone();
     // Opened before any worker starts: a path that cannot be written refuses the start.
     let slowlog = crate::slowlog::Sink::open(config.slowlog.as_deref())?;
-    let supervisor = Supervisor::start()?;
+    let supervisor = Supervisor::start_with(relaying.workers())?;
     let dumpers = supervisor.clone();
     let listen_access = listener.access();
     let manager = Manager::start(
@@ -278,12 +278,9 @@ pub async fn run(config_file: &Path, options: ServeOptions) -> Result<(), ServeE
         state.snapshot().registry.len()
     ));
     let mut accepting = Accepting::new(Arc::clone(&state));
-    let (threads, scheduling) = {
-        let config = &state.snapshot().config;
-        (config.threads, config.scheduling)
-    };
+    let threads = state.snapshot().config.threads;
     let more =
-        MoreThreads::start(threads - 1, scheduling, &listener, &accepting).map_err(|source| {
+        MoreThreads::start(threads - 1, relaying, &listener, &accepting).map_err(|source| {
             ServeError::Listen {
                 address: "a duplicate of the listen socket, for threads:".into(),
                 source,
@@ -326,7 +323,7 @@ struct MoreThreads {
 impl MoreThreads {
     fn start(
         count: usize,
-        scheduling: Scheduling,
+        relaying: Relaying,
         listener: &Listener,
         accepting: &Accepting,
     ) -> std::io::Result<Self> {
@@ -340,7 +337,7 @@ impl MoreThreads {
             let thread = std::thread::Builder::new()
                 .name(name.clone())
                 .spawn(move || {
-                    crate::scheduling::apply_and_log(scheduling, &name);
+                    relaying.apply_to_this_thread(&name);
                     serve_thread(listener, accepting, stopped)
                 })?;
             threads.push(thread);

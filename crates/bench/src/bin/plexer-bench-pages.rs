@@ -27,6 +27,11 @@
 //! request given a deadline (`plexer_bench::nginx_cell`). The goals are judged on the medians
 //! of the rounds, and each round's ratio is printed beside them.
 //!
+//! Last, a small request beside the page: the PHP page with 16 clients and, at the same time,
+//! Django's hello view with one client, through plexer with either scheduling and through
+//! php-fpm and flup without plexer, in interleaved rounds: the latency `scheduling: batch`
+//! costs a request that waits for a busy core, beside what it gains the page.
+//!
 //! `--page` measures one page's servers only (to profile them, say). `--php-ini` overrides a
 //! php.ini setting for every PHP side alike (`-d NAME=VALUE`), to see what a setting changes:
 //! `output_buffering=65536` makes PHP write its output in records of 64 KiB rather than 8 KiB.
@@ -312,6 +317,8 @@ async fn measure_all(args: &Args, dir: &Path) -> Result<()> {
     let results = run_rounds(args, &servers, &scripts, dir).await?;
     print_cells(out, &servers, &results)?;
     print_goals(out, &servers, &results)?;
+    let beside = run_beside(args, &servers, &scripts, dir).await?;
+    print_beside(out, &beside)?;
     // Other work on a shared machine shows here: the figures are only as good as this is low.
     writeln!(
         out,
@@ -422,6 +429,144 @@ async fn run_rounds(
         }
     }
     Ok(results)
+}
+
+/// A small request's latency while the page takes every core: the PHP page with
+/// [`CONNECTIONS`] clients and, at the same time, Django's hello view with one client, through
+/// the servers of one setup. What `scheduling: batch` costs a request that must wait for a
+/// core, beside what it gains the page.
+struct Beside {
+    what: &'static str,
+    page: Backend,
+    small: Backend,
+}
+
+const BESIDE: [Beside; 3] = [
+    Beside {
+        what: "plexer serve (scheduling: batch, the default)",
+        page: Backend::ServePhpCgi,
+        small: Backend::ServeDjango,
+    },
+    Beside {
+        what: "plexer serve (scheduling: normal)",
+        page: Backend::ServePhpCgiNormal,
+        small: Backend::ServeDjangoNormal,
+    },
+    Beside {
+        what: "php-fpm and flup, no plexer",
+        page: Backend::PhpFpm,
+        small: Backend::SpawnDjango,
+    },
+];
+
+/// Each setup of [`BESIDE`] whose servers run, with its (page, small request) cells, one per
+/// round, upstream keepalive off, the order rotated each round.
+async fn run_beside<'a>(
+    args: &Args,
+    servers: &[(Backend, Option<Running>)],
+    scripts: &Scripts,
+    dir: &Path,
+) -> Result<Vec<(&'a Beside, Vec<(Cell, Cell)>)>> {
+    let running = |b: Backend| {
+        servers
+            .iter()
+            .find(|(backend, _)| *backend == b)
+            .and_then(|(_, server)| server.as_ref())
+    };
+    let setups: Vec<_> = BESIDE
+        .iter()
+        .filter_map(|setup| Some((setup, running(setup.page)?, running(setup.small)?)))
+        .collect();
+    let mut results: Vec<_> = setups
+        .iter()
+        .map(|(setup, ..)| (*setup, Vec::new()))
+        .collect();
+    for round in 0..args.rounds {
+        for k in 0..setups.len() {
+            let index = (k + round) % setups.len();
+            let (setup, page, small) = setups[index];
+            eprintln!(
+                "round {}/{}: beside each other, {}",
+                round + 1,
+                args.rounds,
+                setup.what
+            );
+            let (page_plan, small_plan) = (
+                beside_plan(args, scripts, (setup.page, page), CONNECTIONS),
+                beside_plan(args, scripts, (setup.small, small), 1),
+            );
+            let (page_dir, small_dir) = (
+                dir.join(format!("beside-{round}-{index}-page")),
+                dir.join(format!("beside-{round}-{index}-small")),
+            );
+            let (page_cell, small_cell) = tokio::join!(
+                nginx_cell::measure(&page_plan, &page_dir),
+                nginx_cell::measure(&small_plan, &small_dir)
+            );
+            results[index].1.push((page_cell?, small_cell?));
+        }
+    }
+    Ok(results)
+}
+
+/// A cell of [`run_beside`]: `connections` clients of `server`, upstream keepalive off.
+fn beside_plan<'p>(
+    args: &'p Args,
+    scripts: &'p Scripts,
+    (backend, server): (Backend, &'p Running),
+    connections: usize,
+) -> CellPlan<'p> {
+    CellPlan {
+        nginx: &args.nginx,
+        upstream: server.socket(),
+        script: scripts.of(backend.page()),
+        path: backend.page().path(),
+        keepalive: false,
+        connections,
+        warm_up: WARM_UP,
+        duration: args.cell,
+        request_timeout: REQUEST_TIMEOUT,
+        server_pids: vec![server.pid()],
+    }
+}
+
+fn print_beside(out: &mut impl Write, beside: &[(&Beside, Vec<(Cell, Cell)>)]) -> io::Result<()> {
+    if beside.is_empty() {
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "\n### A small request beside the page (medians over the rounds; upstream keepalive \
+         off)\n\nThe PHP page with {CONNECTIONS} clients and, at the same time, Django's hello \
+         view with one client, through the servers of one setup.\n"
+    )?;
+    writeln!(
+        out,
+        "| setup | PHP page: requests/s | Django hello beside it: p50 | p99 | each round's p99 | \
+         timeouts (page / hello) |"
+    )?;
+    writeln!(out, "|---|---:|---:|---:|---|---:|")?;
+    for (setup, cells) in beside {
+        let pages = Medians::of(cells.iter().map(|(page, _)| page));
+        let small = Medians::of(cells.iter().map(|(_, small)| small));
+        let each: Vec<String> = cells
+            .iter()
+            .map(|(_, small)| small.p99.map_or("—".into(), human))
+            .collect();
+        let timeouts = |f: fn(&(Cell, Cell)) -> u64| cells.iter().map(f).sum::<u64>();
+        writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {} / {} |",
+            setup.what,
+            pages.per_second.map_or("—".into(), |r| format!("{r:.0}")),
+            small.p50.map_or("—".into(), human),
+            small.p99.map_or("—".into(), human),
+            each.join(" / "),
+            timeouts(|(page, _)| page.timeouts),
+            timeouts(|(_, small)| small.timeouts),
+        )?;
+    }
+    Ok(())
 }
 
 async fn start(backend: Backend, args: &Args, scripts: &Scripts, dir: &Path) -> Result<Running> {

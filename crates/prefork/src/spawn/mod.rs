@@ -120,6 +120,19 @@ pub struct WorkerCommand {
     pub rlimits: Vec<(Resource, rlim_t)>,
 }
 
+/// Under which scheduling policy a worker starts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum WorkerScheduling {
+    /// The spawning thread's, as fork and exec pass it on: the policy plexer was started with
+    /// (systemd's `CPUSchedulingPolicy=`, `chrt`) is the whole service's.
+    #[default]
+    Inherited,
+    /// `SCHED_OTHER`, the kernel's normal policy, whatever the spawning thread runs under:
+    /// plexer's relaying threads may run under `SCHED_BATCH` (`scheduling: batch`), which is
+    /// theirs and not their workers'.
+    Normal,
+}
+
 /// A started worker: its pid and the pipes of its stdout and stderr. The caller reaps the pid
 /// with `waitpid` (the supervisor is its children's subreaper).
 #[derive(Debug)]
@@ -180,12 +193,13 @@ pub(crate) const SUPERVISOR_ONLY_ENV: [&str; 6] = [
 pub fn spawn_worker(
     command: &WorkerCommand,
     listener: OwnedFd,
+    scheduling: WorkerScheduling,
 ) -> Result<SpawnedWorker, SpawnError> {
     let exec_failed = |error: std::io::Error| SpawnError::Exec {
         program: command.program.clone(),
         error,
     };
-    let setup = ChildSetup::prepare(command)?;
+    let setup = ChildSetup::prepare(command, scheduling)?;
     let program = find_program(command).map_err(exec_failed)?;
     let args = std::iter::once(command.program.as_os_str())
         .chain(command.args.iter().map(OsString::as_os_str))
@@ -322,12 +336,12 @@ struct ChildSetup {
     chroot: Option<CString>,
     chdir: Option<CString>,
     identity: Option<Identity>,
-    /// The worker starts under SCHED_OTHER: see [`asks_its_children_not_to_inherit_its_policy`].
+    /// [`WorkerScheduling::Normal`]: the worker puts itself under SCHED_OTHER before exec.
     normal_policy: bool,
 }
 
 impl ChildSetup {
-    fn prepare(command: &WorkerCommand) -> Result<Self, SpawnError> {
+    fn prepare(command: &WorkerCommand, scheduling: WorkerScheduling) -> Result<Self, SpawnError> {
         let c_path = |what, path: &Path| {
             CString::new(path.as_os_str().as_bytes()).map_err(|_| SpawnError::NulInPath {
                 what,
@@ -358,7 +372,7 @@ impl ChildSetup {
                 .transpose()?,
             chdir,
             identity,
-            normal_policy: asks_its_children_not_to_inherit_its_policy(),
+            normal_policy: scheduling == WorkerScheduling::Normal,
         })
     }
 
@@ -380,11 +394,7 @@ impl ChildSetup {
         // A supervisor that blocks signals for its own handling must not pass that mask on.
         sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)?;
         if self.normal_policy {
-            let param = libc::sched_param { sched_priority: 0 };
-            // SAFETY: a plain syscall on the calling thread; `param` is on this stack.
-            if unsafe { libc::sched_setscheduler(0, libc::SCHED_OTHER, &param) } != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
+            normal_policy()?;
         }
         for &(resource, limit) in &self.rlimits {
             setrlimit(resource, limit, limit)?;
@@ -404,21 +414,24 @@ impl ChildSetup {
     }
 }
 
-/// Whether the calling (spawning) thread runs under SCHED_BATCH or SCHED_IDLE and asked, with
-/// SCHED_RESET_ON_FORK, that what it starts not inherit that: the kernel resets only real-time
-/// policies and a negative nice at fork, so the worker does it itself before exec. plexer's
-/// relaying threads run so under `scheduling: batch`, and a worker must keep preempting on
-/// wakeup as any program does. A policy given without the flag (`chrt -b plexer …`, systemd's
-/// `CPUSchedulingPolicy=batch`) is the operator's for the whole service, and is inherited.
-fn asks_its_children_not_to_inherit_its_policy() -> bool {
-    // SAFETY: a plain syscall on the calling thread.
-    let policy = unsafe { libc::sched_getscheduler(0) };
-    policy >= 0
-        && policy & libc::SCHED_RESET_ON_FORK != 0
-        && matches!(
-            policy & !libc::SCHED_RESET_ON_FORK,
-            libc::SCHED_BATCH | libc::SCHED_IDLE
-        )
+/// Puts the calling thread under SCHED_OTHER. From SCHED_BATCH that needs no privilege, and
+/// the nice value is kept. Async-signal-safe: one syscall, `param` on the caller's stack.
+pub fn normal_policy() -> std::io::Result<()> {
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: a plain syscall on the calling thread; it only reads `param`.
+    match unsafe { libc::sched_setscheduler(0, libc::SCHED_OTHER, &param) } {
+        0 => Ok(()),
+        _ => Err(std::io::Error::last_os_error()),
+    }
+}
+
+/// Makes `command`'s child put itself under SCHED_OTHER before exec, as a worker does with
+/// [`WorkerScheduling::Normal`].
+pub(crate) fn start_under_normal_policy(command: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the hook runs in the forked child before exec and makes one syscall, which
+    // allocates nothing and takes no lock.
+    unsafe { command.pre_exec(normal_policy) };
 }
 
 /// Marks every descriptor from 3 up close-on-exec, so the worker starts with 0, 1 and 2 only.
@@ -463,7 +476,8 @@ mod tests {
 
     fn run(command: WorkerCommand) -> (String, String) {
         let dir = tempfile::tempdir().unwrap();
-        let worker = spawn_worker(&command, listener(dir.path())).unwrap();
+        let worker =
+            spawn_worker(&command, listener(dir.path()), WorkerScheduling::Inherited).unwrap();
         let (pid, mut stdout, mut stderr) = worker.into_parts();
         let mut out = String::new();
         let mut err = String::new();
@@ -481,35 +495,39 @@ mod tests {
         }
     }
 
-    /// The policy of the worker `run` starts from a thread set to `policy` (field 41 of its
-    /// stat: `sh` has no space in its name).
-    fn worker_policy_from_a_thread_under(policy: libc::c_int) -> String {
+    /// The policy of a worker started as `scheduling` says from a thread under SCHED_BATCH
+    /// (field 41 of the stat of `cut`, which the worker's shell execs last).
+    fn worker_policy_from_a_batch_thread(scheduling: WorkerScheduling) -> String {
         std::thread::spawn(move || {
             let param = libc::sched_param { sched_priority: 0 };
-            // SAFETY: a plain syscall on this test's own thread; batch and idle need no
-            // privilege.
-            assert_eq!(unsafe { libc::sched_setscheduler(0, policy, &param) }, 0);
-            run(sh("cut -d' ' -f41 /proc/self/stat"))
-                .0
-                .trim()
-                .to_owned()
+            // SAFETY: a plain syscall on this test's own thread; batch needs no privilege.
+            assert_eq!(
+                unsafe { libc::sched_setscheduler(0, libc::SCHED_BATCH, &param) },
+                0
+            );
+            let dir = tempfile::tempdir().unwrap();
+            let command = sh("exec cut -d' ' -f41 /proc/self/stat");
+            let worker = spawn_worker(&command, listener(dir.path()), scheduling).unwrap();
+            let (pid, mut stdout, _) = worker.into_parts();
+            let mut out = String::new();
+            stdout.read_to_string(&mut out).unwrap();
+            nix::sys::wait::waitpid(pid, None).unwrap();
+            out.trim().to_owned()
         })
         .join()
         .unwrap()
     }
 
     #[test]
-    fn a_worker_started_under_batch_with_reset_on_fork_runs_normal() {
-        let batch = libc::SCHED_BATCH.to_string();
-        let other = libc::SCHED_OTHER.to_string();
+    fn a_worker_starts_under_the_normal_policy_when_asked_and_inherits_otherwise() {
         assert_eq!(
-            worker_policy_from_a_thread_under(libc::SCHED_BATCH | libc::SCHED_RESET_ON_FORK),
-            other,
-            "scheduling: batch is plexer's own, not its workers'"
+            worker_policy_from_a_batch_thread(WorkerScheduling::Normal),
+            libc::SCHED_OTHER.to_string(),
+            "scheduling: batch is plexer's relaying threads', not their workers'"
         );
         assert_eq!(
-            worker_policy_from_a_thread_under(libc::SCHED_BATCH),
-            batch,
+            worker_policy_from_a_batch_thread(WorkerScheduling::Inherited),
+            libc::SCHED_BATCH.to_string(),
             "a policy plexer was started with (chrt -b) is the whole service's"
         );
     }
@@ -564,7 +582,8 @@ mod tests {
             program: "/nonexistent/app.fcgi".into(),
             ..WorkerCommand::default()
         };
-        let err = spawn_worker(&command, listener(dir.path())).unwrap_err();
+        let err =
+            spawn_worker(&command, listener(dir.path()), WorkerScheduling::Inherited).unwrap_err();
         assert!(
             err.to_string()
                 .starts_with("cannot start \"/nonexistent/app.fcgi\": No such file"),

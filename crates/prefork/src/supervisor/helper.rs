@@ -22,7 +22,7 @@ use tokio::sync::oneshot;
 
 use super::{Owner, Supervisor, lock};
 use crate::pool::Exit;
-use crate::spawn::SUPERVISOR_ONLY_ENV;
+use crate::spawn::{self, SUPERVISOR_ONLY_ENV, WorkerScheduling};
 
 /// A helper process the supervisor started; see the module documentation.
 #[derive(Debug)]
@@ -47,6 +47,9 @@ impl Supervisor {
         // systemd's variables address the supervisor, as for a worker (spawn.rs).
         for name in SUPERVISOR_ONLY_ENV {
             command.env_remove(name);
+        }
+        if self.inner.scheduling == WorkerScheduling::Normal {
+            spawn::start_under_normal_policy(&mut command);
         }
         let (exit_tx, exit_rx) = oneshot::channel();
         // Locked from the fork until the pid is known: the reaper takes this lock before it

@@ -46,7 +46,7 @@ use crate::pool::{
     Acquire, Action, Exit, Outcome, Pool, PoolSettings, PoolState, PoolStats, Refusal,
     SettingsError, WaiterId, Worker, WorkerId,
 };
-use crate::spawn::{WorkerCommand, spawn_worker};
+use crate::spawn::{WorkerCommand, WorkerScheduling, spawn_worker};
 
 pub use helper::Helper;
 pub use output::{MAX_LOG_LINE, printable_line};
@@ -69,6 +69,8 @@ pub struct Supervisor {
 
 struct SupervisorInner {
     by_pid: Mutex<HashMap<Pid, Owner>>,
+    /// Under which policy workers and helpers start.
+    scheduling: WorkerScheduling,
 }
 
 /// Whose a child process is, for its exit.
@@ -100,10 +102,17 @@ pub enum SupervisorError {
 
 impl Supervisor {
     /// Starts reaping. Must be called inside a tokio runtime with signal and time enabled.
+    /// Workers and helpers inherit the spawning thread's scheduling policy.
     pub fn start() -> Result<Self, SupervisorError> {
+        Self::start_with(WorkerScheduling::Inherited)
+    }
+
+    /// [`start`](Self::start), with workers and helpers started under `scheduling`.
+    pub fn start_with(scheduling: WorkerScheduling) -> Result<Self, SupervisorError> {
         nix::sys::prctl::set_child_subreaper(true).map_err(SupervisorError::Subreaper)?;
         let inner = Arc::new(SupervisorInner {
             by_pid: Mutex::new(HashMap::new()),
+            scheduling,
         });
         reaper::spawn(Arc::downgrade(&inner)).map_err(SupervisorError::Signal)?;
         Ok(Self { inner })
@@ -468,8 +477,12 @@ impl PoolShared {
         // reaped, then looked up, and never lost in between.
         let supervisor = self.supervisor.upgrade();
         let mut by_pid = supervisor.as_ref().map(|s| lock(&s.by_pid));
+        let scheduling = supervisor
+            .as_ref()
+            .map_or_else(Default::default, |s| s.scheduling);
         let started = listener.and_then(|fd| {
-            spawn_worker(&self.command, fd).map_err(|err| io::Error::other(err.to_string()))
+            spawn_worker(&self.command, fd, scheduling)
+                .map_err(|err| io::Error::other(err.to_string()))
         });
         let now = Instant::now();
         let (pid, stdout, stderr) = match started {
