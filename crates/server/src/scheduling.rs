@@ -15,8 +15,9 @@
 //! policy before they exec ([`WorkerScheduling::Normal`]). No `SCHED_RESET_ON_FORK`: it would
 //! also reset a negative nice the operator gave plexer, in every thread it starts.
 //!
-//! Decided once, on the first thread before any other exists: batch only when plexer was
-//! started under the normal policy. Another one (systemd's `CPUSchedulingPolicy=`, `chrt`) is
+//! Decided once, on the first thread, before it starts the supervisor and the other relaying
+//! threads (which inherit its policy): batch only when plexer was started under the normal
+//! policy. Another one (systemd's `CPUSchedulingPolicy=`, `chrt`) is
 //! the operator's for the whole service, and stays, workers included.
 
 use std::io;
@@ -48,7 +49,7 @@ pub enum Relaying {
 
 impl Relaying {
     /// Decides from the config and the calling thread's policy, and logs a policy kept over
-    /// `batch`. Call it on the first thread, before any other thread exists: they inherit it.
+    /// `batch`. Call it on the first thread, before it starts the threads that relay with it.
     pub fn decide(scheduling: Scheduling) -> Self {
         let started = policy_of_this_thread();
         let relaying = Self::decide_from(scheduling, started);

@@ -215,7 +215,7 @@ async fn start_from_the_rows_kept(
 pub async fn run(config_file: &Path, options: ServeOptions) -> Result<(), ServeError> {
     let config = Config::load(config_file)?;
     let keys = Keys::load(&config.secret_file)?;
-    // Before any other thread exists: they inherit this thread's policy.
+    // Before the supervisor and the other relaying threads start: they inherit this policy.
     let relaying = Relaying::decide(config.scheduling);
     relaying.apply_to_this_thread("plexer");
     // Bound first: a socket another plexer serves refuses the start before any worker runs.
