@@ -410,18 +410,7 @@ async fn run_rounds(
                     backend.label(),
                     on_off(keepalive)
                 );
-                let plan = CellPlan {
-                    nginx: &args.nginx,
-                    upstream: server.socket(),
-                    script: scripts.of(backend.page()),
-                    path: backend.page().path(),
-                    keepalive,
-                    connections: CONNECTIONS,
-                    warm_up: WARM_UP,
-                    duration: args.cell,
-                    request_timeout: REQUEST_TIMEOUT,
-                    server_pids: vec![server.pid()],
-                };
+                let plan = cell_plan(args, scripts, (*backend, server), CONNECTIONS, keepalive);
                 let cell_dir = dir.join(format!("nginx-{round}-{index}-{keepalive}"));
                 let cell = nginx_cell::measure(&plan, &cell_dir).await?;
                 results[index][usize::from(keepalive)].push(cell);
@@ -492,8 +481,8 @@ async fn run_beside<'a>(
                 setup.what
             );
             let (page_plan, small_plan) = (
-                beside_plan(args, scripts, (setup.page, page), CONNECTIONS),
-                beside_plan(args, scripts, (setup.small, small), 1),
+                cell_plan(args, scripts, (setup.page, page), CONNECTIONS, false),
+                cell_plan(args, scripts, (setup.small, small), 1, false),
             );
             let (page_dir, small_dir) = (
                 dir.join(format!("beside-{round}-{index}-page")),
@@ -509,19 +498,20 @@ async fn run_beside<'a>(
     Ok(results)
 }
 
-/// A cell of [`run_beside`]: `connections` clients of `server`, upstream keepalive off.
-fn beside_plan<'p>(
+/// A cell: `connections` clients of `backend`'s page on `server`, behind a fresh nginx.
+fn cell_plan<'p>(
     args: &'p Args,
     scripts: &'p Scripts,
     (backend, server): (Backend, &'p Running),
     connections: usize,
+    keepalive: bool,
 ) -> CellPlan<'p> {
     CellPlan {
         nginx: &args.nginx,
         upstream: server.socket(),
         script: scripts.of(backend.page()),
         path: backend.page().path(),
-        keepalive: false,
+        keepalive,
         connections,
         warm_up: WARM_UP,
         duration: args.cell,
