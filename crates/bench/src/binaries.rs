@@ -57,6 +57,15 @@ impl PlexerAndHello {
     }
 }
 
+/// The value of a count option (`--seconds N`, `--rounds N`): a whole number above 0, or an
+/// error naming the option.
+pub fn count_option(option: &str, value: Option<String>) -> Result<u64, String> {
+    value
+        .and_then(|v| v.parse().ok())
+        .filter(|&v| v > 0)
+        .ok_or_else(|| format!("{option} takes a whole number above 0"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -67,5 +76,21 @@ mod tests {
         assert_eq!(find(Some(me.clone()), "x", "make x"), Ok(me));
         let err = find(None, "no-such-binary", "make it").unwrap_err();
         assert!(err.contains("no-such-binary does not exist: build it with `make it`"));
+    }
+
+    #[test]
+    fn a_count_option_is_a_whole_number_above_zero_or_an_error_naming_it() {
+        assert_eq!(count_option("--rounds", Some("5".into())), Ok(5));
+        for bad in [
+            None,
+            Some("0".into()),
+            Some("-1".into()),
+            Some("five".into()),
+        ] {
+            assert_eq!(
+                count_option("--rounds", bad),
+                Err("--rounds takes a whole number above 0".into())
+            );
+        }
     }
 }

@@ -26,6 +26,14 @@ pub struct Nginx {
     pub port: u16,
 }
 
+/// The nginx a benchmark runs: `given` (its `--nginx`), else [`find`]'s, else why there is none
+/// and how to install it.
+pub fn given_or_found(given: Option<PathBuf>) -> Result<PathBuf, &'static str> {
+    given.or_else(find).ok_or(
+        "nginx is not installed (none on the PATH or in /usr/sbin): `apt-get install nginx-light`",
+    )
+}
+
 /// The nginx binary: on the PATH, else in /usr/sbin.
 pub fn find() -> Option<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_default();

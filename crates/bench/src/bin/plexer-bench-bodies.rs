@@ -34,7 +34,7 @@ fn main() -> ExitCode {
 fn run() -> Result<()> {
     let plexer_bench::binaries::PlexerAndHello { plexer, hello } =
         plexer_bench::binaries::PlexerAndHello::from_args();
-    let nginx_program = nginx::find().ok_or("nginx is not installed")?;
+    let nginx_program = nginx::given_or_found(None)?;
     let dir = tempfile::tempdir()?;
     let served = plexer_cli::serve(
         &plexer,

@@ -97,8 +97,7 @@ fn parse_args() -> Result<Args> {
                 continue;
             }
             "--seconds" | "--rounds" => {
-                let value = args.next().and_then(|v| v.parse().ok()).filter(|&v| v > 0);
-                let value = value.ok_or_else(|| format!("{arg} takes a whole number above 0"))?;
+                let value = binaries::count_option(&arg, args.next())?;
                 if arg == "--seconds" {
                     seconds = value;
                 } else {
@@ -116,9 +115,7 @@ fn parse_args() -> Result<Args> {
     let plexer = binaries::find(plexer, "plexer", binaries::BUILD_PLEXER).map_err(with_usage)?;
     let hello =
         binaries::find(hello, "examples/hello", binaries::BUILD_HELLO).map_err(with_usage)?;
-    let nginx = nginx.or_else(nginx::find).ok_or(
-        "nginx is not installed (none on the PATH or in /usr/sbin): `apt-get install nginx-light`",
-    )?;
+    let nginx = nginx::given_or_found(nginx)?;
     let php_cgi = php_cgi.or_else(|| {
         let path = PathBuf::from("/usr/bin/php-cgi");
         path.is_file().then_some(path)

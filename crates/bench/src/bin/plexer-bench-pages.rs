@@ -127,8 +127,7 @@ fn parse_args() -> Result<Args> {
                 continue;
             }
             "--seconds" | "--rounds" => {
-                let value = args.next().and_then(|v| v.parse().ok()).filter(|&v| v > 0);
-                let value = value.ok_or_else(|| format!("{arg} takes a whole number above 0"))?;
+                let value = binaries::count_option(&arg, args.next())?;
                 if arg == "--seconds" {
                     seconds = value;
                 } else {
@@ -144,9 +143,7 @@ fn parse_args() -> Result<Args> {
     let [plexer, php_fpm, php_cgi, nginx, python] = paths;
     let plexer = binaries::find(plexer, "plexer", binaries::BUILD_PLEXER)
         .map_err(|why| format!("{why}\n{USAGE}"))?;
-    let nginx = nginx.or_else(nginx::find).ok_or(
-        "nginx is not installed (none on the PATH or in /usr/sbin): `apt-get install nginx-light`",
-    )?;
+    let nginx = nginx::given_or_found(nginx)?;
     let php_cgi = php_cgi.or_else(|| {
         let path = PathBuf::from("/usr/bin/php-cgi");
         path.is_file().then_some(path)

@@ -337,7 +337,7 @@ struct ChildSetup {
     chdir: Option<CString>,
     identity: Option<Identity>,
     /// [`WorkerScheduling::Normal`]: the worker puts itself under SCHED_OTHER before exec.
-    normal_policy: bool,
+    scheduling: WorkerScheduling,
 }
 
 impl ChildSetup {
@@ -372,7 +372,7 @@ impl ChildSetup {
                 .transpose()?,
             chdir,
             identity,
-            normal_policy: scheduling == WorkerScheduling::Normal,
+            scheduling,
         })
     }
 
@@ -393,7 +393,7 @@ impl ChildSetup {
         }
         // A supervisor that blocks signals for its own handling must not pass that mask on.
         sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)?;
-        if self.normal_policy {
+        if self.scheduling == WorkerScheduling::Normal {
             normal_policy()?;
         }
         for &(resource, limit) in &self.rlimits {
